@@ -1,0 +1,194 @@
+"""The embedded cloud: every service behind one loopback port, devstack-style paths.
+
+    /identity      Keystone v3          /compute/v2.1  Nova
+    /image         Glance v2            /volume/v3     Cinder v3
+    /networking    Neutron v2.0         /placement     Placement
+    /fakecloud     ground truth and fault controls (admin token)
+"""
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+import traceback
+import uuid
+
+import gevent
+
+from .config import CloudConfig
+from .faults import Faults
+from .http import HTTPServer, MalformedJSON, Request, Response
+from .identity import Identity
+from .logs import LogSet
+from .service import GLOBAL_REQUEST_ID_RE, ApiError, Call, Service
+
+LOG = logging.getLogger("novastress.fakecloud")
+
+
+class Control(Service):
+    """`/fakecloud`: what fired (ground truth) and runtime fault settings; admin only."""
+
+    name = "fakecloud"
+    prefix = "/fakecloud"
+    log_name = "nova-api"
+
+    def setup(self) -> None:
+        self.router.add("GET", "", self.info, auth=False)
+        self.router.add("GET", "/faults", self.list_faults)
+        self.router.add("PUT", "/faults/{fault_id}", self.set_fault)
+        self.router.add("POST", "/expire-tokens", self.expire_tokens)
+
+    def info(self, call: Call) -> Response:
+        return Response.json(200, {"fakecloud": {"auth_url": self.cloud.auth_url,
+                                                 "log_dir": str(self.cloud.logs.directory),
+                                                 "compute_hosts": self.cloud.compute_hosts}})
+
+    def list_faults(self, call: Call) -> Response:
+        self.require_admin(call)
+        since = float(call.request.arg("since") or 0)
+        fired = [f.as_dict() for f in self.cloud.faults.fired_faults if f.time >= since]
+        return Response.json(200, {"faults": self.cloud.faults.catalogue(), "fired": fired})
+
+    def set_fault(self, call: Call, fault_id: str) -> Response:
+        self.require_admin(call)
+        spec = call.body() or {}
+        try:
+            self.cloud.faults.configure(fault_id, spec.get("armed"), spec.get("probability"))
+        except KeyError:
+            raise ApiError(404, f"Unknown fault {fault_id}") from None
+        return Response.json(200, {"faults": self.cloud.faults.catalogue()})
+
+    def expire_tokens(self, call: Call) -> Response:
+        self.require_admin(call)
+        return Response.json(200, {"expired": self.cloud.identity.expire_tokens()})
+
+
+class Cloud:
+    """All services, their shared state, logs and faults; callable as the HTTP app."""
+
+    def __init__(self, config: CloudConfig | None = None) -> None:
+        self.config = config or CloudConfig()
+        self.rng = random.Random(self.config.seed)
+        self.compute_hosts = [f"compute-{n}" for n in range(1, self.config.compute_hosts + 1)]
+        self.logs = LogSet(self.config.log_dir, self.compute_hosts)
+        self.faults = Faults.from_selection(self.config.faults, self.config.fault_probability,
+                                            self.config.seed)
+        self.base_url = f"http://{self.config.host}:{self.config.port}"
+        self.member_password = self.config.member_password or secrets.token_urlsafe(18)
+        self.admin_password = self.config.admin_password or secrets.token_urlsafe(18)
+        self.server: HTTPServer | None = None
+
+        from .compute import Compute
+        from .image import Image
+        from .network import Network
+        from .placement import Placement
+        from .volume import Volume
+
+        self.identity = Identity(self)
+        self.image = Image(self)
+        self.network = Network(self)
+        self.volume = Volume(self)
+        self.placement = Placement(self)
+        self.compute = Compute(self)
+        self.control = Control(self)
+        self.services: dict[str, Service] = {
+            svc.prefix.strip("/"): svc for svc in (self.identity, self.image, self.network,
+                                                   self.volume, self.placement, self.compute,
+                                                   self.control)}
+        self._bootstrap()
+
+    # -- set-up ------------------------------------------------------------
+    def _bootstrap(self) -> None:
+        identity = self.identity
+        self.admin_project = identity.add_project("admin", "Bootstrap project for the admin user")
+        self.demo_project = identity.add_project("demo", "Project of the member user")
+        identity.add_project("service", "Project of the service users")
+        self.admin_user = identity.add_user("admin", self.admin_password, self.admin_project,
+                                            ("admin", "member", "reader"))
+        identity.assignments.add((self.demo_project.id, self.admin_user.id,
+                                  identity.role_named("admin").id))
+        self.demo_user = identity.add_user("demo", self.member_password, self.demo_project,
+                                           ("member", "reader"))
+        for project in (self.admin_project, self.demo_project):
+            self.on_project_created(project)
+
+    def on_project_created(self, project) -> None:
+        for service in (self.network, self.compute, self.volume):
+            hook = getattr(service, "on_project_created", None)
+            if hook:
+                hook(project)
+
+    @property
+    def auth_url(self) -> str:
+        return f"{self.base_url}/identity"
+
+    def catalog_entries(self) -> list[tuple[str, str, str]]:
+        return [("identity", "keystone", f"{self.base_url}/identity"),
+                ("compute", "nova", f"{self.base_url}/compute/v2.1"),
+                ("placement", "placement", f"{self.base_url}/placement"),
+                ("image", "glance", f"{self.base_url}/image"),
+                ("volumev3", "cinderv3", f"{self.base_url}/volume/v3"),
+                ("block-storage", "cinder", f"{self.base_url}/volume/v3"),
+                ("network", "neutron", f"{self.base_url}/networking")]
+
+    # -- timing helpers for the asynchronous state machines ---------------
+    def delay(self, kind: str) -> float:
+        low, high = getattr(self.config.delays, kind)
+        return low if high <= low else self.rng.uniform(low, high)
+
+    def later(self, seconds: float, function, *args) -> gevent.Greenlet:
+        """Run a state transition after `seconds`; its crash is logged, never lost."""
+        def run() -> None:
+            try:
+                function(*args)
+            except Exception:  # a bug in the cloud itself: say so loudly in its log
+                self.logs.conductor.write("ERROR", "novastress.fakecloud", "state transition failed",
+                                          traceback=traceback.format_exc().rstrip().splitlines())
+        return gevent.spawn_later(max(0.0, seconds), run)
+
+    # -- HTTP --------------------------------------------------------------
+    def __call__(self, request: Request) -> Response:
+        started = time.monotonic()
+        path = request.path
+        first, _, rest = path.lstrip("/").partition("/")
+        service = self.services.get(first)
+        if service is None:
+            return Response.json(404, {"error": {"code": 404, "message": f"No service at {path}"}})
+        inbound = request.header("x-openstack-request-id")
+        global_id = inbound if inbound and GLOBAL_REQUEST_ID_RE.match(inbound) else None
+        call = Call(request, f"req-{uuid.uuid4()}", global_id, started)
+        try:
+            response = service.dispatch(call, "/" + rest if rest else "")
+        except ApiError as error:
+            response = service.error(call, error)
+        except MalformedJSON as exc:
+            response = service.error(call, ApiError(400, f"Malformed request body: {exc}", "malformed"))
+        except Exception as exc:
+            service.log(call, "ERROR", f"{service.log_name.replace('-', '.')}.wsgi",
+                        f"Unexpected exception in API method: {exc}",
+                        traceback=traceback.format_exc().rstrip().splitlines())
+            response = service.error(call, ApiError(
+                500, "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ "
+                     f"and attach the Nova API log if possible.\n{type(exc)}", "internal"))
+        service.decorate(call, response)
+        service.finished(call, response)
+        return response
+
+    # -- lifetime ----------------------------------------------------------
+    def bind(self, host: str | None = None, port: int | None = None) -> HTTPServer:
+        self.server = HTTPServer(self, host or self.config.host,
+                                 self.config.port if port is None else port)
+        self.server.server.init_socket()
+        bound_host, bound_port = self.server.address
+        self.base_url = f"http://{_url_host(bound_host)}:{bound_port}"
+        return self.server
+
+    def close(self) -> None:
+        if self.server:
+            self.server.stop()
+        self.logs.close()
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

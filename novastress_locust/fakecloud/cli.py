@@ -1,0 +1,135 @@
+"""`novastress-fakecloud`: run the embedded cloud in the foreground until SIGINT/SIGTERM."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from .config import CloudConfig, Delays
+from .faults import CATALOGUE
+
+DELAY_KINDS = tuple(vars(Delays()))
+
+
+def _delay(value: str) -> tuple[str, tuple[float, float]]:
+    kind, _, span = value.partition("=")
+    low, _, high = span.partition(":")
+    if kind not in DELAY_KINDS:
+        raise argparse.ArgumentTypeError(f"unknown delay {kind!r}; use one of {', '.join(DELAY_KINDS)}")
+    try:
+        return kind, (float(low), float(high or low))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--delay {value!r}: use KIND=LOW:HIGH seconds, e.g. build=0.5:1.5") from None
+
+
+def _probability(value: str) -> tuple[str, float]:
+    fault, _, chance = value.partition("=")
+    if fault not in CATALOGUE:
+        raise argparse.ArgumentTypeError(f"unknown fault {fault!r}; known: {', '.join(sorted(CATALOGUE))}")
+    try:
+        return fault, float(chance)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fault-probability {value!r}: use FAULT=0..1") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="novastress-fakecloud",
+        description="Run the embedded OpenStack cloud (Keystone, Nova, Glance, Cinder, Neutron, "
+                    "Placement) on loopback.")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    parser.add_argument("--log-dir", default="novastress-logs", help="directory of the Nova-style logs")
+    parser.add_argument("--compute-hosts", type=int, default=3, help="simulated compute hosts (default 3)")
+    parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same fault decisions")
+    parser.add_argument("--faults", default="all",
+                        help=f"planted race bugs to arm: all, none or a comma list of "
+                             f"{', '.join(sorted(CATALOGUE))}")
+    parser.add_argument("--fault-probability", type=_probability, action="append", default=[],
+                        metavar="FAULT=P", help="override one fault's probability (repeatable)")
+    parser.add_argument("--delay-scale", type=float, default=1.0,
+                        help="multiply every state-transition delay (0 = immediate)")
+    parser.add_argument("--delay", type=_delay, action="append", default=[], metavar="KIND=LOW:HIGH",
+                        help=f"one transition's delay range in seconds; KIND is one of {', '.join(DELAY_KINDS)}")
+    parser.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds")
+    parser.add_argument("--clouds-yaml", type=Path, help="write clouds 'embedded' and 'embedded-admin' here")
+    parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--member-password", help=argparse.SUPPRESS)
+    parser.add_argument("--admin-password", help=argparse.SUPPRESS)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> CloudConfig:
+    delays = Delays.scaled(args.delay_scale)
+    for kind, span in args.delay:
+        setattr(delays, kind, span)
+    return CloudConfig(host=args.host, port=args.port, log_dir=args.log_dir,
+                       compute_hosts=max(1, args.compute_hosts), seed=args.seed, faults=args.faults,
+                       fault_probability=dict(args.fault_probability), delays=delays,
+                       token_ttl=args.token_ttl, member_password=args.member_password,
+                       admin_password=args.admin_password)
+
+
+def clouds_document(cloud) -> dict:
+    def entry(user: str, password: str, project: str) -> dict:
+        return {"auth": {"auth_url": cloud.auth_url, "username": user, "password": password,
+                         "project_name": project, "user_domain_name": "Default",
+                         "project_domain_name": "Default"},
+                "region_name": cloud.config.region, "interface": "public",
+                "identity_api_version": 3}
+    return {"clouds": {"embedded": entry("demo", cloud.member_password, "demo"),
+                       "embedded-admin": entry("admin", cloud.admin_password, "admin")}}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write a file only its owner can read: it holds passwords."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from gevent import monkey
+    monkey.patch_all()
+    import gevent
+    import yaml
+
+    from .app import Cloud
+
+    args = build_parser().parse_args(argv)
+    try:
+        cloud = Cloud(config_from_args(args))
+        server = cloud.bind()
+    except (OSError, ValueError) as exc:
+        print(f"novastress-fakecloud: cannot start: {exc}", file=sys.stderr)
+        return 2
+    server.start()
+    info = {"auth_url": cloud.auth_url, "base_url": cloud.base_url,
+            "log_dir": str(Path(cloud.config.log_dir).resolve()), "pid": os.getpid(),
+            "member": {"username": "demo", "password": cloud.member_password, "project_name": "demo"},
+            "admin": {"username": "admin", "password": cloud.admin_password, "project_name": "admin"}}
+    if args.clouds_yaml:
+        write_private(args.clouds_yaml, yaml.safe_dump(clouds_document(cloud), sort_keys=False))
+    if args.ready_file:
+        write_private(args.ready_file, json.dumps(info))
+    else:
+        print(f"Embedded cloud listening: auth URL {cloud.auth_url}", flush=True)
+        print(f"  member: user demo / project demo / password {cloud.member_password}", flush=True)
+        print(f"  admin:  user admin / project admin / password {cloud.admin_password}", flush=True)
+        print(f"  logs:   {info['log_dir']}", flush=True)
+        if args.clouds_yaml:
+            print(f"  clouds.yaml: {args.clouds_yaml} (OS_CLOUD=embedded or embedded-admin)", flush=True)
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
+    stop.wait()
+    cloud.close()
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

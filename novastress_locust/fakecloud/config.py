@@ -1,0 +1,47 @@
+"""Settings of one embedded cloud."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Delays:
+    """Seconds each asynchronous transition takes: a random value in [low, high]."""
+
+    build: tuple[float, float] = (0.5, 1.5)
+    delete: tuple[float, float] = (0.2, 0.6)
+    action: tuple[float, float] = (0.2, 0.8)
+    volume: tuple[float, float] = (0.2, 0.6)
+    network: tuple[float, float] = (0.05, 0.2)
+
+    @classmethod
+    def scaled(cls, factor: float) -> "Delays":
+        """Every delay multiplied by factor (0 makes every transition immediate)."""
+        base = cls()
+        return cls(**{name: (low * factor, high * factor)
+                      for name, (low, high) in vars(base).items()})
+
+
+@dataclass
+class CloudConfig:
+    host: str = "127.0.0.1"
+    port: int = 0
+    log_dir: str = "novastress-logs"
+    compute_hosts: int = 3
+    seed: int | None = None
+    # fault ids to arm, "all" or "none"; probabilities override the catalogue's defaults
+    faults: list[str] | str = "all"
+    fault_probability: dict[str, float] = field(default_factory=dict)
+    delays: Delays = field(default_factory=Delays)
+    token_ttl: float = 3600.0
+    region: str = "RegionOne"
+    member_password: str | None = None
+    admin_password: str | None = None
+    # per-project quotas (Nova's defaults are 10 instances, 20 cores, 50 GiB RAM)
+    quota_instances: int = 1000
+    quota_cores: int = 4000
+    quota_ram: int = 4096000
+    quota_volumes: int = 1000
+    quota_floating_ips: int = 1000
+    host_capacity_vcpus: int = 4000
+    host_capacity_ram_mb: int = 4096000
