@@ -37,11 +37,12 @@ class CloudConfig:
     region: str = "RegionOne"
     member_password: str | None = None
     admin_password: str | None = None
-    # per-project quotas (Nova's defaults are 10 instances, 20 cores, 50 GiB RAM)
-    quota_instances: int = 1000
-    quota_cores: int = 4000
-    quota_ram: int = 4096000
-    quota_volumes: int = 1000
-    quota_floating_ips: int = 1000
-    host_capacity_vcpus: int = 4000
-    host_capacity_ram_mb: int = 4096000
+    # per-project quotas: generous so that stress runs and benchmarks (10,000 live servers)
+    # fit; tests lower them through the quota API (Nova's own defaults are 10 instances)
+    quota_instances: int = 20000
+    quota_cores: int = 100000
+    quota_ram: int = 51200000
+    quota_volumes: int = 20000
+    quota_floating_ips: int = 20000
+    host_capacity_vcpus: int = 100000
+    host_capacity_ram_mb: int = 102400000
