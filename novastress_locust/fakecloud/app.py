@@ -17,6 +17,7 @@ import uuid
 import gevent
 
 from .config import CloudConfig
+from .chaos import Chaos
 from .faults import Faults
 from .http import HTTPServer, MalformedJSON, Request, Response
 from .identity import Identity
@@ -38,6 +39,10 @@ class Control(Service):
         self.router.add("GET", "/faults", self.list_faults)
         self.router.add("PUT", "/faults/{fault_id}", self.set_fault)
         self.router.add("POST", "/expire-tokens", self.expire_tokens)
+        self.router.add("GET", "/chaos", self.list_chaos)
+        self.router.add("POST", "/chaos", self.add_chaos)
+        self.router.add("DELETE", "/chaos", self.clear_chaos)
+        self.router.add("DELETE", "/chaos/{rule_id}", self.remove_chaos)
 
     def info(self, call: Call) -> Response:
         return Response.json(200, {"fakecloud": {"auth_url": self.cloud.auth_url,
@@ -64,6 +69,32 @@ class Control(Service):
         return Response.json(200, {"expired": self.cloud.identity.expire_tokens()})
 
 
+    def list_chaos(self, call: Call) -> Response:
+        self.require_admin(call)
+        return Response.json(200, {"rules": [r.as_dict() for r in self.cloud.chaos.rules]})
+
+    def add_chaos(self, call: Call) -> Response:
+        self.require_admin(call)
+        spec = (call.body() or {}).get("rule")
+        if not isinstance(spec, dict):
+            raise ApiError(400, 'Expected {"rule": {...}}')
+        try:
+            rule = self.cloud.chaos.add(spec)
+        except (TypeError, ValueError) as exc:
+            raise ApiError(400, f"Invalid chaos rule: {exc}") from None
+        return Response.json(201, {"rule": rule.as_dict()})
+
+    def clear_chaos(self, call: Call) -> Response:
+        self.require_admin(call)
+        return Response.json(200, {"removed": self.cloud.chaos.remove()})
+
+    def remove_chaos(self, call: Call, rule_id: str) -> Response:
+        self.require_admin(call)
+        if not self.cloud.chaos.remove(rule_id):
+            raise ApiError(404, f"No chaos rule {rule_id}")
+        return Response(204)
+
+
 class Cloud:
     """All services, their shared state, logs and faults; callable as the HTTP app."""
 
@@ -78,6 +109,7 @@ class Cloud:
         self.member_password = self.config.member_password or secrets.token_urlsafe(18)
         self.admin_password = self.config.admin_password or secrets.token_urlsafe(18)
         self.server: HTTPServer | None = None
+        self.chaos = Chaos(self.config.seed)
 
         from .compute import Compute
         from .image import Image
@@ -158,7 +190,15 @@ class Cloud:
         inbound = request.header("x-openstack-request-id")
         global_id = inbound if inbound and GLOBAL_REQUEST_ID_RE.match(inbound) else None
         call = Call(request, f"req-{uuid.uuid4()}", global_id, started)
+        rule = self.chaos.pick(first, request.method, path) if service is not self.control else None
+        if rule is not None:
+            if rule.kind == "reset":
+                return Response(abort=True)
+            if rule.kind == "delay":
+                gevent.sleep(rule.delay)
         try:
+            if rule is not None and rule.kind == "status":
+                raise RuntimeError(f"injected fault {rule.id}: HTTP {rule.status}")
             response = service.dispatch(call, "/" + rest if rest else "")
         except ApiError as error:
             response = service.error(call, error)
@@ -169,7 +209,8 @@ class Cloud:
                         f"Unexpected exception in API method: {exc}",
                         traceback=traceback.format_exc().rstrip().splitlines())
             response = service.error(call, ApiError(
-                500, "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ "
+                rule.status if rule is not None and rule.kind == "status" else 500,
+                "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ "
                      f"and attach the Nova API log if possible.\n{type(exc)}", "internal"))
         service.decorate(call, response)
         service.finished(call, response)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import time
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -69,6 +70,8 @@ class Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = "application/json"
+    # fault injection: drop the connection with a TCP reset instead of answering
+    abort: bool = False
 
     @classmethod
     def json(cls, status: int, payload, headers=None,
@@ -145,6 +148,9 @@ class HTTPServer:
                     response = self.app(request)
                 except Exception:  # the app logs its own errors; never drop the connection silently
                     response = Response.json(500, {"error": {"code": 500, "message": "internal error"}})
+                if response.abort:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    return
                 keep_alive = request.header("connection", "").lower() != "close"
                 sock.sendall(_encode(response, keep_alive, self.server_name))
                 if not keep_alive:
