@@ -199,7 +199,7 @@ class Cloud:
         try:
             if rule is not None and rule.kind == "status":
                 raise RuntimeError(f"injected fault {rule.id}: HTTP {rule.status}")
-            response = service.dispatch(call, "/" + rest if rest else "")
+            response = service.dispatch(call, "/" + rest)
         except ApiError as error:
             response = service.error(call, error)
         except MalformedJSON as exc:
@@ -222,7 +222,7 @@ class Cloud:
                                  self.config.port if port is None else port)
         self.server.server.init_socket()
         bound_host, bound_port = self.server.address
-        self.base_url = f"http://{_url_host(bound_host)}:{bound_port}"
+        self.base_url = f"http://{_url_host(self.config.public_host or bound_host)}:{bound_port}"
         return self.server
 
     def close(self) -> None:

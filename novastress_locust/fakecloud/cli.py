@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "Placement) on loopback.")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port (default: any free port)")
+    parser.add_argument("--public-host", help="host name clients use in URLs when it is not --host "
+                                              "(e.g. a container name while listening on 0.0.0.0)")
     parser.add_argument("--log-dir", default="novastress-logs", help="directory of the Nova-style logs")
     parser.add_argument("--compute-hosts", type=int, default=3, help="simulated compute hosts (default 3)")
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same fault decisions")
@@ -66,7 +68,7 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
     delays = Delays.scaled(args.delay_scale)
     for kind, span in args.delay:
         setattr(delays, kind, span)
-    return CloudConfig(host=args.host, port=args.port, log_dir=args.log_dir,
+    return CloudConfig(host=args.host, port=args.port, public_host=args.public_host, log_dir=args.log_dir,
                        compute_hosts=max(1, args.compute_hosts), seed=args.seed, faults=args.faults,
                        fault_probability=dict(args.fault_probability), delays=delays,
                        token_ttl=args.token_ttl, member_password=args.member_password,

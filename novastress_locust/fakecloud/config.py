@@ -26,6 +26,9 @@ class Delays:
 class CloudConfig:
     host: str = "127.0.0.1"
     port: int = 0
+    # the host name clients use in URLs (catalog, links) when it differs from the
+    # listening address, e.g. a container name while listening on 0.0.0.0
+    public_host: str | None = None
     log_dir: str = "novastress-logs"
     compute_hosts: int = 3
     seed: int | None = None
