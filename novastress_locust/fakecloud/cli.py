@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"novastress-fakecloud: cannot start: {exc}", file=sys.stderr)
         return 2
     server.start()
+    # handlers first: a supervisor may signal as soon as it sees the banner
+    stop = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stop.set)
+    gevent.signal_handler(signal.SIGINT, stop.set)
     info = {"auth_url": cloud.auth_url, "base_url": cloud.base_url,
             "log_dir": str(Path(cloud.config.log_dir).resolve()), "pid": os.getpid(),
             "member": {"username": "demo", "password": cloud.member_password, "project_name": "demo"},
@@ -125,9 +129,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  logs:   {info['log_dir']}", flush=True)
         if args.clouds_yaml:
             print(f"  clouds.yaml: {args.clouds_yaml} (OS_CLOUD=embedded or embedded-admin)", flush=True)
-    stop = gevent.event.Event()
-    gevent.signal_handler(signal.SIGTERM, stop.set)
-    gevent.signal_handler(signal.SIGINT, stop.set)
     stop.wait()
     cloud.close()
     return 0
