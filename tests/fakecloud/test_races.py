@@ -1,0 +1,257 @@
+"""The planted race bugs compute owns: each made to fire (probability 1), then disarmed.
+
+Every test drives the racing calls over real HTTP, finds the ERROR record in the log
+file the fault names, sees the wrong state through the API and the record in
+`/fakecloud/faults`; then disarms the fault and checks the same sequence is clean.
+"""
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+COMPUTE = {"service_type": "compute"}
+VOLUME = {"service_type": "block-storage"}
+# oslo.log's record start (log-format.md): traceback lines carry no context bracket
+RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ [A-Z]+ \S+ \[(None req-|req-|-\])")
+
+
+def start(cloud_factory, fault: str, *delays: str):
+    extra = ["--fault-probability", f"{fault}=1"]
+    for delay in delays:
+        extra += ["--delay", delay]
+    embedded = cloud_factory(faults=fault, seed=11, extra_args=extra)
+    return embedded, embedded.session(), embedded.session(admin=True)
+
+
+def nova(session, method: str, path: str, global_id: str | None = None, **kwargs):
+    headers = {"X-OpenStack-Request-ID": global_id} if global_id else {}
+    return session.request(path, method, endpoint_filter=COMPUTE, microversion="latest", headers=headers,
+                           raise_exc=False, **kwargs)
+
+
+def boot(session, name: str, global_id: str | None = None):
+    images = session.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
+    response = nova(session, "POST", "/servers", global_id, json={"server": {
+        "name": name, "imageRef": images[0]["id"], "flavorRef": "42", "networks": "none"}})
+    assert response.status_code == 202, response.text
+    return response.json()["server"]["id"], response.headers["x-openstack-request-id"]
+
+
+def poll(check, timeout: float = 15.0, what: str = "condition"):
+    """Call `check` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"{what} never happened")
+
+
+def server_in(session, server_id: str, *statuses: str):
+    def check():
+        response = nova(session, "GET", f"/servers/{server_id}")
+        if response.status_code == 200:
+            server = response.json()["server"]
+            if server["status"] in statuses and server["OS-EXT-STS:task_state"] is None:
+                return server
+        return None
+    return poll(check, what=f"{server_id} in {statuses}")
+
+
+def gone(session, server_id: str) -> None:
+    poll(lambda: nova(session, "GET", f"/servers/{server_id}").status_code == 404, what=f"{server_id} gone")
+
+
+def fired(embedded, admin_session, fault: str) -> list[dict]:
+    response = requests.get(f"{embedded.base_url}/fakecloud/faults",
+                            headers={"X-Auth-Token": admin_session.get_token()}, timeout=10)
+    assert response.status_code == 200
+    return [record for record in response.json()["fired"] if record["fault"] == fault]
+
+
+def disarm(embedded, admin_session, fault: str) -> None:
+    response = requests.put(f"{embedded.base_url}/fakecloud/faults/{fault}", json={"armed": False},
+                            headers={"X-Auth-Token": admin_session.get_token()}, timeout=10)
+    assert response.status_code == 200
+
+
+def records(log: Path) -> list[list[str]]:
+    """The log's records, a multi-line record (traceback) grouped under its first line."""
+    grouped: list[list[str]] = []
+    for line in log.read_text().splitlines():
+        if RECORD_START.match(line) or not grouped:
+            grouped.append([line])
+        else:
+            grouped[-1].append(line)
+    return grouped
+
+
+def errors(log_dir: str) -> list[str]:
+    return [line for path in Path(log_dir).glob("*.log") for line in path.read_text().splitlines()
+            if " ERROR " in line]
+
+
+def test_delete_during_build(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "delete-during-build", "build=0.6:0.6")
+    boot_global, delete_global = f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"
+    server_id, boot_local = boot(member, "race-ddb", boot_global)
+    deleted = nova(member, "DELETE", f"/servers/{server_id}", delete_global)
+    assert deleted.status_code == 204
+    delete_local = deleted.headers["x-openstack-request-id"]
+
+    # the wrong state: ERROR with a fault instead of gone
+    server = server_in(member, server_id, "ERROR")
+    assert server["fault"]["code"] == 500 and server["fault"]["message"] == "UnexpectedDeletingTaskStateError"
+    host = nova(admin, "GET", f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+    (record,) = fired(embedded, admin, "delete-during-build")
+    assert record["resource_id"] == server_id and record["log"] == f"nova-compute-{host}.log"
+    assert {boot_global, boot_local, delete_global, delete_local} <= set(record["request_ids"])
+
+    log = records(Path(embedded.log_dir) / record["log"])
+    (spawn,) = [r for r in log if "Instance failed to spawn" in r[0]]
+    assert f"[{boot_global} {boot_local} " in spawn[0] and f"[instance: {server_id}]" in spawn[0]
+    assert " ERROR nova.compute.manager " in spawn[0]
+    assert spawn[1].endswith("Traceback (most recent call last):")
+    assert "nova.exception.UnexpectedDeletingTaskStateError: Conflict updating instance" in spawn[-2]
+    assert all(" ERROR nova.compute.manager [instance: " in line for line in spawn[1:])
+    assert any(f"[{delete_global} {delete_local} " in r[0] and " ERROR " in r[0] for r in log)
+
+    # a second DELETE removes it
+    assert nova(member, "DELETE", f"/servers/{server_id}").status_code == 204
+    gone(member, server_id)
+
+    disarm(embedded, admin, "delete-during-build")
+    before = len(errors(embedded.log_dir))
+    clean_id, _ = boot(member, "race-ddb-clean")
+    assert nova(member, "DELETE", f"/servers/{clean_id}").status_code == 204
+    gone(member, clean_id)
+    assert len(errors(embedded.log_dir)) == before
+    assert len(fired(embedded, admin, "delete-during-build")) == 1
+
+
+def test_scheduler_capacity_race(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "scheduler-capacity-race", "build=1:1")
+    first, first_local = boot(member, "race-sched-a")
+    second, second_local = boot(member, "race-sched-b")  # accepted while the first is scheduling
+    loser = server_in(member, first, "ERROR", "ACTIVE")
+    winner = server_in(member, second, "ERROR", "ACTIVE")
+    assert sorted([loser["status"], winner["status"]]) == ["ACTIVE", "ERROR"]
+    failed = loser if loser["status"] == "ERROR" else winner
+    failed_local = first_local if failed is loser else second_local
+    assert failed["fault"]["code"] == 500
+    assert failed["fault"]["message"].startswith("No valid host was found.")
+    assert "details" not in failed["fault"]  # a member does not see a 500 fault's details
+    assert nova(admin, "GET", f"/servers/{failed['id']}").json()["server"]["fault"]["details"]
+
+    (record,) = fired(embedded, admin, "scheduler-capacity-race")
+    assert record["resource_id"] == failed["id"] and record["log"] == "nova-conductor.log"
+    assert {first_local, second_local} <= set(record["request_ids"])
+    log = records(Path(embedded.log_dir) / "nova-conductor.log")
+    (failure,) = [r for r in log if "Failed to schedule instances" in r[0]]
+    assert f" {failed_local} " in failure[0] and " ERROR nova.conductor.manager " in failure[0]
+    assert "nova.exception.NoValidHost: No valid host was found." in "\n".join(failure)
+    # the local traceback ends with the remote one and two prefix-only lines, as recorded
+    assert failure[-3].endswith("nova.exception.NoValidHost: No valid host was found. "
+                                "There are not enough hosts available.")
+    assert failure[-2].endswith(" ERROR nova.conductor.manager ") and failure[-1] == failure[-2]
+
+    disarm(embedded, admin, "scheduler-capacity-race")
+    before = len(errors(embedded.log_dir))
+    third, _ = boot(member, "race-sched-c")
+    fourth, _ = boot(member, "race-sched-d")
+    assert server_in(member, third, "ERROR", "ACTIVE")["status"] == "ACTIVE"
+    assert server_in(member, fourth, "ERROR", "ACTIVE")["status"] == "ACTIVE"
+    assert len(errors(embedded.log_dir)) == before
+
+
+def in_use_and_real(member) -> tuple[int, int]:
+    project_id = member.get_project_id()
+    detail = nova(member, "GET", f"/os-quota-sets/{project_id}/detail").json()["quota_set"]
+    return detail["instances"]["in_use"], len(nova(member, "GET", "/servers").json()["servers"])
+
+
+def test_quota_usage_drift(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "quota-usage-drift", "delete=0.6:0.6")
+    victim, _ = boot(member, "race-quota-a")
+    server_in(member, victim, "ACTIVE")
+    delete_global = f"req-{uuid.uuid4()}"
+    deleted = nova(member, "DELETE", f"/servers/{victim}", delete_global)
+    delete_local = deleted.headers["x-openstack-request-id"]
+    newcomer, boot_local = boot(member, "race-quota-b")  # lands while the delete is still pending
+    gone(member, victim)
+    in_use, real = in_use_and_real(member)
+    assert (in_use, real) == (2, 1)  # the wrong state: one instance counted that does not exist
+    (record,) = fired(embedded, admin, "quota-usage-drift")
+    assert record["resource_id"] == victim
+    assert {delete_global, delete_local, boot_local} <= set(record["request_ids"])
+    log = records(Path(embedded.log_dir) / record["log"])
+    (failure,) = [r for r in log if "Failed to commit reservations" in r[0]]
+    assert f"[{delete_global} {delete_local} " in failure[0] and " ERROR nova.quota " in failure[0]
+    assert failure[1].endswith("Traceback (most recent call last):")
+    assert "oslo_db.exception.DBDeadlock" in failure[-2]
+
+    disarm(embedded, admin, "quota-usage-drift")
+    server_in(member, newcomer, "ACTIVE")
+    nova(member, "DELETE", f"/servers/{newcomer}")
+    another, _ = boot(member, "race-quota-c")
+    gone(member, newcomer)
+    in_use, real = in_use_and_real(member)
+    assert in_use - real == 1  # the earlier drift stays; the clean sequence added none
+    assert len(fired(embedded, admin, "quota-usage-drift")) == 1
+    nova(member, "DELETE", f"/servers/{another}")
+
+
+def volume_status(member, volume_id: str) -> dict:
+    return member.get(f"/volumes/{volume_id}", endpoint_filter=VOLUME).json()["volume"]
+
+
+def attach_then_delete(member, name: str, attach_global: str | None = None,
+                       delete_global: str | None = None) -> tuple[str, str, str, str]:
+    volume_id = member.post("/volumes", json={"volume": {"size": 1, "name": name}},
+                            endpoint_filter=VOLUME).json()["volume"]["id"]
+    poll(lambda: volume_status(member, volume_id)["status"] == "available", what="volume available")
+    server_id, _ = boot(member, name)
+    server_in(member, server_id, "ACTIVE")
+    attached = nova(member, "POST", f"/servers/{server_id}/os-volume_attachments", attach_global,
+                    json={"volumeAttachment": {"volumeId": volume_id}})
+    assert attached.status_code == 200, attached.text
+    deleted = nova(member, "DELETE", f"/servers/{server_id}", delete_global)  # the attach is in flight
+    assert deleted.status_code == 204
+    gone(member, server_id)
+    return (volume_id, server_id, attached.headers["x-openstack-request-id"],
+            deleted.headers["x-openstack-request-id"])
+
+
+def test_attach_during_delete(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "attach-during-delete", "volume=0.8:0.8",
+                                    "delete=0.2:0.2")
+    attach_global, delete_global = f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"
+    volume_id, server_id, attach_local, delete_local = attach_then_delete(
+        member, "race-attach", attach_global, delete_global)
+
+    # the wrong state: the volume ends up in-use, attached to a server that is gone
+    volume = poll(lambda: (v := volume_status(member, volume_id))["status"] == "in-use" and v,
+                  what="volume in-use")
+    assert [a["server_id"] for a in volume["attachments"]] == [server_id]
+    (record,) = poll(lambda: fired(embedded, admin, "attach-during-delete"), what="fault record")
+    assert record["resource_id"] == server_id
+    assert {attach_global, attach_local, delete_global, delete_local} <= set(record["request_ids"])
+    log = records(Path(embedded.log_dir) / record["log"])
+    (failure,) = [r for r in log if "Failed to attach" in r[0]]
+    assert f"[{attach_global} {attach_local} " in failure[0] and f"[instance: {server_id}]" in failure[0]
+    assert failure[-2].endswith(f"nova.exception.InstanceNotFound: Instance {server_id} could not be found.")
+    assert any(f"[{delete_global} {delete_local} " in r[0] and " ERROR " in r[0] for r in log)
+
+    disarm(embedded, admin, "attach-during-delete")
+    before = len(errors(embedded.log_dir))
+    clean_volume, _, _, _ = attach_then_delete(member, "race-attach-clean")
+    volume = poll(lambda: (v := volume_status(member, clean_volume))["status"] == "available" and v,
+                  timeout=5, what="clean volume available")
+    assert volume["attachments"] == []
+    assert len(errors(embedded.log_dir)) == before
+    assert len(fired(embedded, admin, "attach-during-delete")) == 1
