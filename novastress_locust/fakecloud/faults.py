@@ -29,7 +29,7 @@ CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
               "UnexpectedDeletingTaskStateError with a traceback", 0.5),
     FaultSpec("scheduler-capacity-race",
               "two boots race for the last capacity of a host: the loser goes to ERROR "
-              "with a NoValidHost fault", 0.5),
+              "with a NoValidHost fault", 0.05),
     FaultSpec("attach-during-delete",
               "volume attach racing a server delete: the volume stays 'in-use' attached "
               "to a server that is gone", 0.5),
@@ -38,7 +38,7 @@ CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
               "pointing at a port that no longer exists", 0.5),
     FaultSpec("quota-usage-drift",
               "concurrent create/delete in one project: the instance usage counter drifts "
-              "from the real count", 0.5),
+              "from the real count", 0.2),
 )}
 
 

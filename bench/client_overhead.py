@@ -1,0 +1,96 @@
+"""Client CPU per API call: NovaUser's client vs Locust's HttpUser and FastHttpUser clients.
+
+    .venv/bin/python bench/client_overhead.py [--calls 3000] [--rounds 5]
+
+Same run, same embedded endpoint (`GET /compute/v2.1/flavors` with a token), one greenlet
+per client, blocks interleaved round by round so drift hits every client alike. CPU is
+this process's (the cloud runs in its own process); each call fires its Locust request
+event, as it would under load. Also shown: keystoneauth over Locust's HttpSession as the
+transport (HttpSession fires the events), the other way to build NovaUser.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from locust import events  # noqa: E402  (patches with gevent first)
+from locust.argument_parser import get_parser  # noqa: E402
+from locust.clients import HttpSession  # noqa: E402
+from locust.contrib.fasthttp import FastHttpSession  # noqa: E402
+from locust.env import Environment  # noqa: E402
+
+from novastress_locust.fakecloud import EmbeddedCloud  # noqa: E402
+from novastress_locust.plugin import run_state  # noqa: E402
+from novastress_locust.user import NovaUser, OpenStackClient  # noqa: E402
+
+PATH = "/flavors"
+
+
+class Idle(NovaUser):
+    tasks = []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=3000, help="calls per client per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+
+    with EmbeddedCloud(faults="none", delay_scale=0.0, seed=7) as cloud:
+        creds = cloud.credentials()
+        options = get_parser().parse_args([
+            "-f", __file__, "--headless", f"--os-auth-url={creds['auth_url']}",
+            f"--os-username={creds['username']}", f"--os-password={creds['password']}",
+            f"--os-project-name={creds['project_name']}"])
+        environment = Environment(user_classes=[Idle], events=events, parsed_options=options)
+        runner = environment.create_local_runner()
+        events.init.fire(environment=environment, runner=runner, web_ui=None)
+        state = run_state(environment)
+
+        nova = OpenStackClient(state, state.target, "bench")
+        compute = nova.compute
+        token = nova.session.get_token()
+        url = compute.endpoint + PATH
+        headers = {"X-Auth-Token": token, **compute.headers}
+        http = HttpSession(base_url=cloud.base_url, request_event=events.request, user=None)
+        fast = FastHttpSession(base_url=cloud.base_url, request_event=events.request, user=None)
+        ks_over_http = state.target.session(state.auth(state.target),
+                                            transport=HttpSession(base_url=cloud.base_url,
+                                                                  request_event=events.request, user=None))
+
+        clients = {
+            "NovaUser (keystoneauth, own events)": lambda: compute.get(PATH),
+            "keystoneauth over HttpSession": lambda: ks_over_http.get(url, headers=compute.headers,
+                                                                     raise_exc=False),
+            "HttpUser (HttpSession)": lambda: http.get(url, headers=headers, name="flavors"),
+            "FastHttpUser (FastHttpSession)": lambda: fast.get(url, headers=headers, name="flavors"),
+        }
+        samples: dict[str, list[float]] = {name: [] for name in clients}
+        for call in clients.values():  # warm connections and caches
+            for _ in range(50):
+                call()
+        for _ in range(args.rounds):
+            for name, call in clients.items():
+                started = time.process_time()
+                for _ in range(args.calls):
+                    call()
+                samples[name].append((time.process_time() - started) / args.calls * 1e6)
+        failures = sum(entry.num_failures for entry in environment.stats.entries.values())
+        print(f"client CPU per call, median of {args.rounds} rounds x {args.calls} calls "
+              f"(GET {PATH}, {failures} failures):")
+        medians = {name: statistics.median(values) for name, values in samples.items()}
+        for name, value in medians.items():
+            print(f"  {name:36s} {value:7.1f} us")
+        ours, baseline = medians["NovaUser (keystoneauth, own events)"], medians["HttpUser (HttpSession)"]
+        print(f"  (NovaUser / FastHttpUser: {ours / medians['FastHttpUser (FastHttpSession)']:.2f})")
+        print(f"ratio: {ours / baseline:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Every novastress option: name, default, help.
+
+Options added here appear in `locust --help`, in `locust.conf` (`os-cloud = mycloud`), in
+the web UI and in `environment.parsed_options`. Tempest's `[stress]` option names are
+kept where they apply (`--leave-dirty-stack`, `--full-clean-stack`,
+`--default-thread-number-per-action`); a `tempest.conf` given with `--tempest-conf`
+fills any option still at its default from its `[stress]` section.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Option:
+    flag: str
+    default: Any
+    help: str
+    type: Any = None
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+    # store_true flags have no type and no value
+    switch: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+
+def _positive(kind):
+    def convert(text: str):
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than zero, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+CLOUD = "OpenStack cloud (precedence: these options > clouds.yaml > OS_* environment > --tempest-conf)"
+CLOUD_OPTIONS: tuple[Option, ...] = (
+    Option("--os-cloud", None, "cloud name in clouds.yaml (standard search paths; also OS_CLOUD)"),
+    Option("--os-auth-url", None, "Keystone URL, e.g. https://keystone.example.com/v3"),
+    Option("--os-auth-type", None, "any keystoneauth auth type: password (default), "
+           "v3applicationcredential, token, v3oidcpassword..."),
+    Option("--os-username", None, "user name"),
+    Option("--os-user-id", None, "user id"),
+    Option("--os-password", None, "password", secret=True),
+    Option("--os-project-name", None, "project name"),
+    Option("--os-project-id", None, "project id"),
+    Option("--os-user-domain-name", None, "user domain name (default Default)"),
+    Option("--os-user-domain-id", None, "user domain id"),
+    Option("--os-project-domain-name", None, "project domain name (default Default)"),
+    Option("--os-project-domain-id", None, "project domain id"),
+    Option("--os-application-credential-id", None, "application credential id"),
+    Option("--os-application-credential-name", None, "application credential name"),
+    Option("--os-application-credential-secret", None, "application credential secret", secret=True),
+    Option("--os-token", None, "an existing token (auth type token)", secret=True),
+    Option("--os-auth-option", [], "any other option of the auth type, KEY=VALUE (repeatable)",
+           extra={"action": "append"}),
+    Option("--os-region-name", None, "region of the endpoints to use"),
+    Option("--os-interface", None, "endpoint interface: public (default), internal or admin",
+           choices=("public", "internal", "admin")),
+    Option("--os-cacert", None, "CA bundle to verify TLS certificates"),
+    Option("--insecure", False, "do not verify TLS certificates", switch=True),
+    Option("--tempest-conf", None, "a tempest.conf: its identity/auth admin credentials, "
+           "compute image_ref/flavor_ref and [stress] section"),
+)
+
+TARGET = "What to boot"
+TARGET_OPTIONS: tuple[Option, ...] = (
+    Option("--image", None, "image name or id (default: the first active image)"),
+    Option("--flavor", None, "flavor name or id (default: the smallest flavor)"),
+    Option("--network", None, "network name or id (default: the project's only network, "
+           "or no network when it has none)"),
+    Option("--compute-microversion", "2.37", "compute API microversion sent on every call "
+           "(2.37 or later allows booting with no network)"),
+)
+
+RUN = "novastress run control"
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("--prefix", "ns", "name prefix of every resource: <prefix>-<run id>-..."),
+    Option("--run-id", None, "run id in resource names (default: generated, printed at start)"),
+    Option("--max-runs", 0, "at most N actions per user, then the user is done; the test ends "
+           "when every user is done (0 = no limit; Tempest's -n)", type=int),
+    Option("--stop-on-error", False, "end the whole run at the first failed action or logged "
+           "error (Tempest's -S)", switch=True),
+    Option("--build-timeout", 300.0, "seconds a server may take to become ACTIVE", type=_positive(float)),
+    Option("--delete-timeout", 120.0, "seconds a server may take to disappear after DELETE",
+           type=_positive(float)),
+    Option("--status-poll-interval", 1.0, "seconds between status polls", type=_positive(float)),
+    Option("--waiter", "batched", "batched: one changes-since list per interval serves every "
+           "waiting user of a credential; per-server: one GET per waiting server",
+           choices=("batched", "per-server")),
+    Option("--default-thread-number-per-action", 0, "users per action when -u is not given "
+           "(Tempest [stress] name; 0 = the locustfile's own default)", type=int),
+    Option("--leave-dirty-stack", False, "do not delete what the run created (Tempest [stress] "
+           "name); every resource is still named <prefix>-<run id>-...", switch=True),
+    Option("--full-clean-stack", False, "after the run, also delete every server named "
+           "<prefix>-* left by earlier runs of this credential (Tempest [stress] name)", switch=True),
+)
+
+EMBEDDED = "Embedded cloud (used when no cloud is configured)"
+EMBEDDED_OPTIONS: tuple[Option, ...] = (
+    Option("--embedded-log-dir", "novastress-logs", "directory of the embedded cloud's Nova-style logs"),
+    Option("--embedded-delay-scale", float(os.environ.get("NOVASTRESS_DELAY_SCALE", "1.0")),
+           "multiply the embedded cloud's state-transition delays (env NOVASTRESS_DELAY_SCALE)",
+           type=float),
+    Option("--embedded-faults", os.environ.get("NOVASTRESS_FAULTS", "all"),
+           "planted race bugs of the embedded cloud: all, none or a comma list "
+           "(env NOVASTRESS_FAULTS)"),
+    Option("--embedded-seed", None, "seed of the embedded cloud's dice", type=int),
+    Option("--embedded-clouds-yaml", os.environ.get("NOVASTRESS_EMBEDDED_CLOUDS_YAML"),
+           "write clouds 'embedded' and 'embedded-admin' of the embedded cloud to this file, to "
+           "look at it with the openstack CLI (env NOVASTRESS_EMBEDDED_CLOUDS_YAML)"),
+    Option("--embedded-keep", os.environ.get("NOVASTRESS_EMBEDDED_KEEP", "") not in ("", "0"),
+           "leave the embedded cloud running after Locust exits, to inspect it; its pid is "
+           "logged (env NOVASTRESS_EMBEDDED_KEEP=1)", switch=True),
+)
+
+GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
+    (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS))
+ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
+
+
+def add_arguments(parser) -> None:
+    """Add every option to Locust's parser (an `init_command_line_parser` listener calls this)."""
+    for title, group_options in GROUPS:
+        group = parser.add_argument_group(title)
+        for opt in group_options:
+            kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "dest": opt.dest}
+            kwargs.update(opt.extra)
+            if opt.switch:
+                kwargs["action"] = "store_true"
+            else:
+                if opt.type is not None:
+                    kwargs["type"] = opt.type
+                if opt.choices:
+                    kwargs["choices"] = opt.choices
+            action = group.add_argument(opt.flag, **kwargs)
+            # what LocustArgumentParser.add_argument sets; argument groups do not take these kwargs
+            action.include_in_web_ui = True
+            action.is_secret = opt.secret
+            action.is_required = False
+            action.is_multiple = False
+
+
+def is_default(options, dest: str) -> bool:
+    """True when an option still holds its default (so a lower-precedence source may set it)."""
+    if dest not in ALL:
+        return getattr(options, dest, None) in (None, False, "", [], 0)
+    return getattr(options, dest, None) == ALL[dest].default
+
+
+def convert(dest: str, text: str, current: Any) -> Any:
+    """A config-file string converted to the type of option `dest` (used for tempest.conf)."""
+    opt = ALL.get(dest)
+    sample = opt.default if opt else current
+    if (opt and opt.switch) or isinstance(sample, bool):
+        return text.strip().lower() in ("1", "true", "yes", "on")
+    if opt and opt.type is not None:
+        return opt.type(text)
+    if isinstance(sample, int):
+        return int(text)
+    if isinstance(sample, float):
+        return float(text)
+    return text

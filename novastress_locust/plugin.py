@@ -1,0 +1,411 @@
+"""The one module that wires novastress into Locust: options, events, run state.
+
+Importing it (the locustfiles do, through `novastress_locust.user`) registers listeners on
+`locust.events`:
+
+* `init_command_line_parser` — every option of `options.py` (and the log watcher's, when
+  `novastress_locust.watch` exists);
+* `init` (local runner or master) — resolve the cloud, start the embedded cloud when none is
+  configured, authenticate, resolve image/flavor/network; any problem is one clear line and
+  exit code 2 before a user spawns;
+* `test_start` / `test_stop` — workers build their shared auth; at the end a run-scoped sweep
+  deletes anything named `<prefix>-<run id>-` a user could not;
+* `report_to_master` / `worker_report` — per-user action counts, action records, leaks;
+* `quitting` — Tempest's summary and the exit code.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import logging
+import re
+import secrets
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import gevent
+from locust import events
+from locust.runners import WorkerRunner
+
+from . import credentials, options, summary
+from .credentials import CloudTarget, CredentialsError
+from .requestlog import ActionRecord, request_index
+
+LOG = logging.getLogger("novastress")
+MSG_USER_DONE = "novastress_user_done"
+MSG_STOP = "novastress_stop"
+
+
+class PreflightError(Exception):
+    """The run cannot start; str() is one clear line."""
+
+
+@dataclass
+class BootArgs:
+    """What every server of the run boots from: ids, resolved once before the load."""
+
+    image_id: str
+    flavor_id: str
+    networks: Any          # "none", "auto" or [{"uuid": ...}]
+
+
+@dataclass
+class Leak:
+    kind: str
+    name: str
+    resource_id: str | None
+    error: str
+
+
+@dataclass
+class RunState:
+    """Everything novastress keeps per Locust Environment (no module-level mutable state)."""
+
+    environment: Any
+    run_id: str = ""
+    prefix: str = "ns"
+    process_tag: str = field(default_factory=lambda: secrets.token_hex(2))
+    target: CloudTarget | None = None
+    boot: BootArgs | None = None
+    embedded: Any = None
+    auths: dict[str, Any] = field(default_factory=dict)          # credential key -> auth plugin
+    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
+    waiters: dict[str, Any] = field(default_factory=dict)        # credential key -> waiter
+    user_numbers: dict[str, int] = field(default_factory=dict)
+    tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
+    worker_tallies: dict[str, dict] = field(default_factory=dict)
+    interrupted: int = 0
+    leaks: list[Leak] = field(default_factory=list)
+    swept: list[str] = field(default_factory=list)
+    users_done: int = 0
+    unreported: list[ActionRecord] = field(default_factory=list)
+    stopping_reason: str | None = None
+    summary_printed: bool = False
+    _names: re.Pattern | None = None
+    _names_key: tuple[str, str] | None = None
+
+    @property
+    def options(self):
+        return self.environment.parsed_options
+
+    @property
+    def names(self) -> re.Pattern:
+        """Matches the names this run gives its resources."""
+        if self._names is None or self._names_key != (self.prefix, self.run_id):
+            self._names_key = (self.prefix, self.run_id)
+            self._names = re.compile(rf"\b{re.escape(self.prefix)}-{re.escape(self.run_id)}-[\w-]+")
+        return self._names
+
+    @property
+    def worker(self) -> str:
+        runner = self.environment.runner
+        return runner.client_id if isinstance(runner, WorkerRunner) else "local"
+
+    def next_user_name(self, class_name: str) -> str:
+        number = self.user_numbers.get(class_name, 0) + 1
+        self.user_numbers[class_name] = number
+        return f"{class_name}-{number}"
+
+    def count(self, user: str, action: str, failed: bool) -> None:
+        runs = self.tally.setdefault(user, {}).setdefault(action, [0, 0])
+        runs[0] += 1
+        runs[1] += int(failed)
+
+    # -- credentials and shared auth ---------------------------------------
+    def ensure_target(self) -> CloudTarget:
+        if self.target is None:
+            target = credentials.resolve(self.options)
+            if target is None:
+                raise CredentialsError("no cloud configured (set --os-cloud, OS_* variables or "
+                                       "--tempest-conf)")
+            self.target = target
+        return self.target
+
+    def auth(self, target: CloudTarget):
+        """One auth plugin per credential per process: every user of it shares one token."""
+        plugin = self.auths.get(target.key)
+        if plugin is None:
+            plugin = target.plugin()
+            _share_auth(plugin, self.environment)
+            self.auths[target.key] = plugin
+        return plugin
+
+    def token_rejected(self, target: CloudTarget, token: str | None) -> None:
+        """A call got 401 with `token`: drop it unless another user already replaced it.
+
+        When a token expires every user in flight gets a 401 at once; only the first drops
+        the token, the next call of each fetches (under the plugin's lock) or reuses the new one.
+        """
+        plugin = self.auths.get(target.key)
+        current = getattr(getattr(plugin, "auth_ref", None), "auth_token", None)
+        if plugin is not None and (current is None or current == token):
+            plugin.invalidate()
+
+    def endpoint(self, session, target: CloudTarget, service_type: str) -> str:
+        key = (target.key, service_type)
+        if key not in self.endpoints:
+            url = session.get_endpoint(**target.endpoint_filter(service_type))
+            if not url:
+                raise PreflightError(f"no {service_type} endpoint in the catalog of {target.who} "
+                                     f"(interface {target.interface}, region {target.region_name or 'any'})")
+            self.endpoints[key] = url.rstrip("/")
+        return self.endpoints[key]
+
+    def boot_args(self) -> BootArgs:
+        if self.boot is None:
+            opts = self.options
+            networks: Any = opts.network or "none"
+            if networks not in ("none", "auto"):
+                networks = [{"uuid": networks}]
+            self.boot = BootArgs(opts.image, opts.flavor, networks)
+        return self.boot
+
+    def waiter(self, client, kind: str | None = None) -> Any:
+        """The waiter of this process for the client's credential (`kind` overrides --waiter)."""
+        from .waiter import BatchedServerWaiter, PerServerWaiter
+        kind = kind or self.options.waiter
+        key = f"{client.target.key}/{kind}"
+        waiter = self.waiters.get(key)
+        if waiter is None:
+            interval = self.options.status_poll_interval
+            if kind == "per-server":
+                waiter = PerServerWaiter(client.compute, interval)
+            else:
+                waiter = BatchedServerWaiter(client.compute, interval)
+            self.waiters[key] = waiter
+        return waiter
+
+    def stop_waiters(self) -> None:
+        # stopped waiters start again on the next wait (a new test from the web UI)
+        for waiter in self.waiters.values():
+            waiter.stop()
+
+    # -- run control ---------------------------------------------------------
+    def user_done(self) -> None:
+        """A user finished its --max-runs; the test ends when every user has."""
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(MSG_USER_DONE, {"worker": runner.client_id})
+            return
+        self.users_done += 1
+        if self.users_done >= runner.target_user_count:
+            self.stop_run(f"every user finished its {self.options.max_runs} runs")
+
+    def stop_run(self, reason: str) -> None:
+        """End the whole run (from any greenlet; a worker asks the master)."""
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message(MSG_STOP, {"reason": reason})
+            return
+        if self.stopping_reason is None:
+            self.stopping_reason = reason
+            LOG.info("novastress: %s, stopping the run", reason)
+            gevent.spawn(runner.quit)
+
+
+def run_state(environment) -> RunState:
+    """The RunState of this Environment, created on first use."""
+    state = getattr(environment, "novastress", None)
+    if state is None:
+        state = RunState(environment)
+        environment.novastress = state
+    return state
+
+
+def _share_auth(plugin, environment) -> None:
+    """Every token request of a shared auth plugin fires `identity POST /v3/auth/tokens`."""
+    get_auth_ref = plugin.get_auth_ref
+
+    def timed_get_auth_ref(session, **kwargs):
+        started = time.perf_counter()
+        error = None
+        try:
+            return get_auth_ref(session, **kwargs)
+        except Exception as exc:
+            error = exc
+            raise
+        finally:
+            environment.events.request.fire(
+                request_type="POST", name="identity POST /v3/auth/tokens",
+                response_time=(time.perf_counter() - started) * 1000, response_length=0,
+                exception=error, context={})
+
+    plugin.get_auth_ref = timed_get_auth_ref
+
+
+# -- listeners ---------------------------------------------------------------
+@events.init_command_line_parser.add_listener
+def _add_options(parser) -> None:
+    options.add_arguments(parser)
+
+
+# the log watcher adds its own option group and master-side listeners; registered here, at
+# import, so its parser listener is in place before Locust builds the parser
+if importlib.util.find_spec("novastress_locust.watch") is not None:
+    from . import watch as _watch
+    _watch.register(events)
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    if environment.parsed_options is None or not hasattr(environment.parsed_options, "prefix"):
+        return  # Locust used as a library without our options
+    state = run_state(environment)
+    opts = environment.parsed_options
+    environment.events.quit.add_listener(lambda **kw: _stop_embedded(state))
+    if isinstance(runner, WorkerRunner):
+        environment.events.report_to_master.add_listener(
+            lambda client_id, data, **kw: _report_to_master(environment, client_id, data))
+        return
+    environment.events.worker_report.add_listener(
+        lambda client_id, data, **kw: _worker_report(environment, client_id, data))
+    try:
+        preflight(state)
+    except (CredentialsError, PreflightError) as exc:
+        print(f"novastress: {exc}", file=sys.stderr, flush=True)
+        _stop_embedded(state, force=True)
+        sys.exit(2)
+    if opts.num_users is None:
+        # Tempest's "threads" of each entry: the user classes' `threads`, unless [stress] says otherwise
+        opts.num_users = opts.default_thread_number_per_action or \
+            sum(getattr(cls, "threads", 0) for cls in environment.user_classes or []) or 1
+    if opts.spawn_rate is None:
+        # Tempest started every worker at once
+        opts.spawn_rate = float(opts.num_users)
+    if runner is not None:
+        runner.register_message(MSG_STOP, lambda environment, msg, **kw: state.stop_run(msg.data["reason"]))
+        runner.register_message(MSG_USER_DONE, lambda environment, msg, **kw: _worker_user_done(state))
+
+
+def _worker_user_done(state: RunState) -> None:
+    state.users_done += 1
+    if state.users_done >= state.environment.runner.target_user_count:
+        state.stop_run(f"every user finished its {state.options.max_runs} runs")
+
+
+def preflight(state: RunState) -> None:
+    """Before any load: find the cloud, authenticate, resolve what to boot. Raises one-line errors."""
+    from .user import OpenStackClient
+    opts = state.options
+    state.prefix = opts.prefix
+    state.run_id = opts.run_id or uuid.uuid4().hex[:6]
+    opts.run_id = state.run_id
+    target = credentials.resolve(opts)
+    if target is None:
+        target = _start_embedded(state)
+    credentials.apply_tempest_stress(opts, target)
+    state.target = target
+    LOG.info("novastress: run id %s; every resource is named %s-%s-... (target: %s, from %s)",
+             state.run_id, state.prefix, state.run_id, target.who, target.source)
+    client = OpenStackClient(state, target, user_name="preflight")
+    client.authenticate()
+    opts.image = client.find_image(opts.image)
+    opts.flavor = client.find_flavor(opts.flavor)
+    opts.network = client.find_network(opts.network)
+    # workers receive parsed_options at test start: hand them the resolved credentials
+    if state.embedded is not None or not (opts.os_auth_url or opts.os_cloud):
+        credentials.export_to_options(opts, target.auth)
+        opts.os_auth_type = target.auth_type
+
+
+def _start_embedded(state: RunState) -> CloudTarget:
+    from .fakecloud import EmbeddedCloud, EmbeddedCloudError
+    opts = state.options
+    extra = ["--clouds-yaml", opts.embedded_clouds_yaml] if opts.embedded_clouds_yaml else []
+    cloud = EmbeddedCloud(log_dir=opts.embedded_log_dir, faults=opts.embedded_faults,
+                          delay_scale=opts.embedded_delay_scale, seed=opts.embedded_seed,
+                          extra_args=extra)
+    try:
+        cloud.start()
+    except EmbeddedCloudError as exc:
+        raise PreflightError(str(exc)) from None
+    state.embedded = cloud
+    if opts.embedded_keep:
+        LOG.info("novastress: the embedded cloud will keep running after Locust exits (pid %s)",
+                 cloud.process.pid)
+    else:
+        atexit.register(cloud.stop)
+    print(f"novastress: no cloud configured, started the embedded cloud at {cloud.auth_url} "
+          f"(logs in {cloud.log_dir}); to target a real cloud set --os-cloud/OS_CLOUD, "
+          f"OS_* variables or --tempest-conf", file=sys.stderr, flush=True)
+    return CloudTarget(auth_type="password", auth=cloud.credentials(), source="embedded cloud",
+                       region_name="RegionOne")
+
+
+def _stop_embedded(state: RunState, force: bool = False) -> None:
+    if state.embedded is not None and (force or not state.options.embedded_keep):
+        state.embedded.stop()
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    if not hasattr(environment.parsed_options, "prefix"):
+        return
+    state = run_state(environment)
+    opts = environment.parsed_options
+    state.prefix = opts.prefix
+    state.run_id = opts.run_id or state.run_id
+    state.users_done = 0
+    state.stopping_reason = None
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    if not hasattr(environment.parsed_options, "prefix"):
+        return
+    state = run_state(environment)
+    state.stop_waiters()
+    if not isinstance(environment.runner, WorkerRunner) and not environment.parsed_options.leave_dirty_stack:
+        from .user import sweep
+        sweep(state)
+
+
+def _worker_report(environment, client_id: str, data: dict) -> None:
+    """Master: merge a worker's action counts, records and leaks."""
+    report = data.get("novastress")
+    if not report:
+        return
+    state = run_state(environment)
+    state.worker_tallies[client_id] = report["tally"]
+    state.interrupted += report.get("interrupted", 0)
+    index = request_index(environment)
+    for raw in report.get("records", []):
+        record = ActionRecord.from_dict(raw)
+        known = index.lookup(record.global_request_id)
+        if known is not None:
+            known.__dict__.update(record.__dict__)
+            index.touch(known)
+        else:
+            index.add(record)
+    state.leaks += [Leak(**leak) for leak in report.get("leaks", [])]
+
+
+def _report_to_master(environment, client_id: str, data: dict) -> None:
+    """Worker: send what changed since the last report (the tally whole: it is small)."""
+    state = run_state(environment)
+    records, state.unreported = state.unreported, []
+    leaks, state.leaks = state.leaks, []
+    interrupted, state.interrupted = state.interrupted, 0
+    data["novastress"] = {"tally": state.tally, "records": [r.as_dict() for r in records],
+                          "leaks": [leak.__dict__ for leak in leaks], "interrupted": interrupted}
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kwargs) -> None:
+    if not hasattr(environment.parsed_options, "prefix") or isinstance(environment.runner, WorkerRunner):
+        return
+    state = run_state(environment)
+    runner = environment.runner
+    if runner is not None and runner.state in ("spawning", "running"):
+        # Ctrl-C / SIGTERM: stop the users first, so their resources are deleted before we report
+        runner.stop()
+    if not state.summary_printed:
+        state.summary_printed = True
+        text, failed = summary.render(state)
+        print(text, flush=True)
+        summary.set_exit_code(environment, state, failed)
+
+

@@ -1,0 +1,98 @@
+"""Which action sent which request: the index the log watcher uses to pin a trace on an action.
+
+    index = request_index(environment)
+    record = index.lookup("req-0f4c...")      # global id, any local id, or a resource id
+    print(record.action, record.user, record.global_request_id)
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class ActionRecord:
+    action: str                 # e.g. "server_create_destroy"
+    user: str                   # e.g. "ServerCreateDestroy-3"
+    worker: str                 # runner client id or "local"
+    global_request_id: str      # the one X-OpenStack-Request-ID sent on all the action's calls
+    request_ids: list[str] = field(default_factory=list)   # every x-openstack-request-id seen
+    resource_ids: list[str] = field(default_factory=list)  # server/volume/... ids it touched
+    started: float = field(default_factory=time.time)
+    ended: float | None = None
+    failed: bool = False
+    error: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ActionRecord":
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+class RequestIndex:
+    """Recent action records, found by global request id, local request id or resource id.
+
+    Bounded: the oldest records are forgotten past `capacity`, so a long run does not grow
+    without limit. Records are indexed when added and again when `touch()`ed, because an
+    action learns its request ids as it runs.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._records: deque[ActionRecord] = deque()
+        self._by_id: dict[str, ActionRecord] = {}
+        self._lock = threading.Lock()
+
+    def add(self, record: ActionRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+            self._index(record)
+            while len(self._records) > self.capacity:
+                old = self._records.popleft()
+                for key in self._keys(old):
+                    if self._by_id.get(key) is old:
+                        del self._by_id[key]
+
+    def touch(self, record: ActionRecord) -> None:
+        """Index ids the record learned since it was added."""
+        with self._lock:
+            self._index(record)
+
+    def note(self, record: ActionRecord, key: str) -> None:
+        """Index one id the record just learned (cheaper than touch() on every response)."""
+        with self._lock:
+            self._by_id[key] = record
+
+    def lookup(self, request_id: str) -> ActionRecord | None:
+        with self._lock:
+            return self._by_id.get(request_id)
+
+    def recent(self, since: float) -> list[ActionRecord]:
+        with self._lock:
+            return [r for r in self._records if (r.ended or r.started) >= since or r.ended is None]
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    @staticmethod
+    def _keys(record: ActionRecord) -> list[str]:
+        return [record.global_request_id, *record.request_ids, *record.resource_ids]
+
+    def _index(self, record: ActionRecord) -> None:
+        for key in self._keys(record):
+            if key:
+                self._by_id[key] = record
+
+
+def request_index(environment) -> RequestIndex:
+    """The RequestIndex of this Environment, created on first use."""
+    index = getattr(environment, "novastress_request_index", None)
+    if index is None:
+        index = RequestIndex()
+        environment.novastress_request_index = index
+    return index

@@ -1,0 +1,61 @@
+"""Tempest's end-of-run summary, and the exit code that tells the truth.
+
+    Statistics (per process):
+    ServerCreateDestroy-1 (server_create_destroy): Run 12 actions (0 failed)
+    Summary:
+    Run 96 actions (1 failed)
+"""
+from __future__ import annotations
+
+from typing import Any
+
+
+def collect(state) -> dict[str, dict[str, list[int]]]:
+    """user -> action -> [runs, failed], this process's users and every worker's."""
+    tally: dict[str, dict[str, list[int]]] = {user: dict(actions) for user, actions in state.tally.items()}
+    for client_id, worker_tally in state.worker_tallies.items():
+        tag = client_id.rsplit("_", 1)[-1][:8]
+        for user, actions in worker_tally.items():
+            tally[f"{tag}/{user}"] = {action: list(counts) for action, counts in actions.items()}
+    return tally
+
+
+def _user_order(name: str) -> tuple[str, int]:
+    base, _, number = name.rpartition("-")
+    return (base, int(number)) if number.isdigit() else (name, 0)
+
+
+def render(state) -> tuple[str, bool]:
+    """The summary text and whether the run failed (a failed action or a leaked resource)."""
+    tally = collect(state)
+    lines = ["Statistics (per process):"]
+    total_runs = total_failed = 0
+    for user in sorted(tally, key=_user_order):
+        for action, (runs, failed) in sorted(tally[user].items()):
+            lines.append(f"{user} ({action}): Run {runs} actions ({failed} failed)")
+            total_runs += runs
+            total_failed += failed
+    lines += ["Summary:", f"Run {total_runs} actions ({total_failed} failed)"]
+    if state.interrupted:
+        lines.append(f"Interrupted {state.interrupted} actions at stop (not counted; their "
+                     f"resources were deleted)")
+    if state.swept:
+        lines.append(f"Swept {len(state.swept)} resources named {state.prefix}-{state.run_id}-* "
+                     f"that no user had deleted: {', '.join(state.swept[:5])}")
+    for leak in state.leaks:
+        lines.append(f"LEAKED {leak.kind} {leak.name} ({leak.resource_id or 'id unknown'}): {leak.error}")
+    return "\n".join(lines), bool(total_failed or state.leaks)
+
+
+def set_exit_code(environment: Any, state, failed: bool) -> None:
+    """1 (or --exit-code-on-error) when an action failed, something leaked or the logs held errors."""
+    code_on_error = getattr(environment.parsed_options, "exit_code_on_error", 1)
+    if failed:
+        environment.process_exit_code = max(environment.process_exit_code or 0, code_on_error)
+    elif environment.process_exit_code is None:
+        # errors found in the cloud's logs fail the run as Tempest's did; a failed status poll
+        # inside an action that succeeded does not
+        runner = environment.runner
+        errors = runner.stats.errors.values() if runner is not None else []
+        logged = any(error.method == "LOG" for error in errors)
+        environment.process_exit_code = code_on_error if logged else 0

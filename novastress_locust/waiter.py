@@ -1,0 +1,262 @@
+"""Waiting for servers to reach a status: batched (one list serves everyone) or one GET each.
+
+    waiter = BatchedServerWaiter(compute, interval=1.0)
+    server = waiter.wait(server_id, "ns-1a2b-3-server", "ACTIVE", timeout=300)   # or WaitError
+    waiter.wait(server_id, "ns-1a2b-3-server", "DELETED", timeout=120)
+
+The batched waiter keeps one greenlet per process and credential: every interval it sends
+one `GET /servers/detail?changes-since=<t>` and wakes every waiting user whose server
+changed, instead of one `GET /servers/{id}` per waiting server. Nova lists deleted servers
+(status DELETED) under changes-since, so deletions are seen in the same list; a server the
+list has not shown for a long while gets one direct GET, in case a cloud purges deleted rows.
+"""
+from __future__ import annotations
+
+import email.utils
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Protocol
+
+import gevent
+from gevent.event import AsyncResult
+
+ACTIVE = "ACTIVE"
+DELETED = "DELETED"
+# Nova compares changes-since with updated_at, stored by the cloud's clock to the second:
+# look back this far more than strictly needed so clock steps and rounding never hide a change
+SINCE_MARGIN = 2.0
+MAX_PAGES = 50
+
+
+class WaitError(Exception):
+    """A server did not reach the status; str() says what happened in one line."""
+
+
+class ComputeCalls(Protocol):
+    def get(self, path: str, *, params: dict | None = None, expect: tuple[int, ...] = (200,),
+            name: str | None = None) -> Any: ...
+
+
+@dataclass
+class _Wait:
+    server_id: str
+    name: str
+    target: str
+    deadline: float
+    timeout: float
+    since: float                      # local time before the change we wait for could happen
+    result: AsyncResult = field(default_factory=AsyncResult)
+    last: dict | None = None          # the server as last seen
+    last_seen: float = field(default_factory=time.monotonic)
+    deleting_seen: bool = False
+    # was the server in ERROR before the wait began? None: not known
+    was_error: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.last is not None and "status" in self.last:
+            self.was_error = self.last["status"] == "ERROR"
+
+
+def describe(server: dict | None) -> str:
+    """`BUILD (spawning)`, `ACTIVE (deleting)`, `ERROR`…"""
+    if server is None:
+        return "gone"
+    task = server.get("OS-EXT-STS:task_state")
+    return f"{server.get('status')} ({task})" if task else str(server.get("status"))
+
+
+def verdict(wait: _Wait, server: dict | None) -> tuple[bool, str | None]:
+    """(finished, error) for a wait given the server as seen now (None: 404)."""
+    who = f"server {wait.name} ({wait.server_id})"
+    status = None if server is None else server.get("status")
+    if wait.target == DELETED:
+        if server is None or status in (DELETED, "SOFT_DELETED"):
+            return True, None
+        if server.get("OS-EXT-STS:task_state") == "deleting":
+            wait.deleting_seen = True
+        elif status == "ERROR" and (wait.deleting_seen or wait.was_error is False):
+            # an ERROR from before the DELETE (a failed build, still within the changes-since
+            # look-back) is not a failed delete: only one after the delete started is
+            return True, f"{who} went to ERROR while deleting{_fault(server)}"
+        return False, None
+    if status == wait.target:
+        return True, None
+    if status == "ERROR":
+        return True, f"{who} went to ERROR{_fault(server)}"
+    if server is None or status == DELETED:
+        return True, f"{who} disappeared while waiting for {wait.target}"
+    return False, None
+
+
+def _fault(server: dict) -> str:
+    fault = server.get("fault") or {}
+    message = str(fault.get("message") or "").splitlines()
+    return f": {message[0]}" if message and message[0] else ""
+
+
+def _timed_out(wait: _Wait) -> str:
+    state = describe(wait.last)
+    if wait.last and wait.target == DELETED and wait.last.get("OS-EXT-STS:task_state"):
+        state = str(wait.last["OS-EXT-STS:task_state"]).upper()
+    return f"server {wait.name} ({wait.server_id}) still {state} after {wait.timeout:g} s"
+
+
+class PerServerWaiter:
+    """The classic way: each waiting user polls `GET /servers/{id}` every interval."""
+
+    def __init__(self, compute: ComputeCalls, interval: float) -> None:
+        self.compute = compute
+        self.interval = interval
+        self.polls = 0
+        self.waits = 0            # waits that ended, however
+
+    def wait(self, server_id: str, name: str, target: str, timeout: float,
+             initial: dict | None = None, since: float | None = None) -> dict | None:
+        wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
+                     since or time.time(), last=initial)
+        try:
+            return self._poll_until(wait)
+        finally:
+            self.waits += 1
+
+    def _poll_until(self, wait: _Wait) -> dict | None:
+        server_id = wait.server_id
+        while True:
+            gevent.sleep(self.interval)
+            self.polls += 1
+            response = self.compute.get(f"/servers/{server_id}", expect=(200, 404))
+            server = None if response.status_code == 404 else response.json()["server"]
+            wait.last = server
+            finished, error = verdict(wait, server)
+            if error:
+                raise WaitError(error)
+            if finished:
+                return server
+            if time.monotonic() >= wait.deadline:
+                raise WaitError(_timed_out(wait))
+
+    def stop(self) -> None:
+        pass
+
+
+class BatchedServerWaiter:
+    """One changes-since list per interval for every server any user of a credential waits for."""
+
+    def __init__(self, compute: ComputeCalls, interval: float, fallback_after: float | None = None) -> None:
+        self.compute = compute
+        self.interval = interval
+        self.fallback_after = fallback_after if fallback_after is not None else max(10 * interval, 30.0)
+        self.polls = 0            # list calls and fallback GETs: what the cloud had to answer
+        self.fallback_gets = 0
+        self.waits = 0            # waits that ended, however
+        self._waits: list[_Wait] = []
+        self._watermark: float | None = None   # local time of the last poll's start
+        self._clock_offset = 0.0               # cloud clock minus ours, from Date headers
+        self._greenlet: gevent.Greenlet | None = None
+
+    def wait(self, server_id: str, name: str, target: str, timeout: float,
+             initial: dict | None = None, since: float | None = None) -> dict | None:
+        wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
+                     since or time.time(), last=initial)
+        self._waits.append(wait)
+        if self._greenlet is None or self._greenlet.dead:
+            self._greenlet = gevent.spawn(self._run)
+        try:
+            return wait.result.get()
+        finally:
+            self.waits += 1
+            # a user killed while waiting must not leave its wait behind
+            if wait in self._waits:
+                self._waits.remove(wait)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+            self._greenlet = None
+        for wait in self._waits:
+            wait.result.set_exception(WaitError(f"stopped while waiting for server {wait.name}"))
+        self._waits.clear()
+
+    # -- the polling greenlet ----------------------------------------------
+    def _run(self) -> None:
+        while self._waits:
+            gevent.sleep(self.interval)
+            if not self._waits:
+                break
+            try:
+                self._poll()
+            except Exception as exc:  # a failed list is retried next interval; waits keep their deadlines
+                self._expire(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+
+    def _poll(self) -> None:
+        waits = list(self._waits)
+        started = time.time()
+        earliest = min(w.since for w in waits)
+        since_local = earliest if self._watermark is None else min(earliest, self._watermark)
+        since = since_local + self._clock_offset - SINCE_MARGIN
+        servers = self._list_changed(since)
+        self._watermark = started
+        by_id: dict[str, dict] = {server["id"]: server for server in servers}
+        now = time.monotonic()
+        for wait in waits:
+            if wait.result.ready():
+                continue
+            server = by_id.get(wait.server_id)
+            if server is not None:
+                wait.last, wait.last_seen = server, now
+                self._settle(wait, server)
+            elif now - wait.last_seen >= self.fallback_after:
+                self._fallback(wait)
+        self._expire()
+
+    def _list_changed(self, since: float) -> list[dict]:
+        stamp = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        params: dict[str, str] = {"changes-since": stamp}
+        servers: list[dict] = []
+        for _ in range(MAX_PAGES):
+            self.polls += 1
+            response = self.compute.get("/servers/detail", params=params)
+            self._learn_clock(response)
+            body = response.json()
+            servers += body.get("servers", [])
+            following = [link for link in body.get("servers_links", []) if link.get("rel") == "next"]
+            if not following or not body.get("servers"):
+                break
+            params = {"changes-since": stamp, "marker": body["servers"][-1]["id"]}
+        return servers
+
+    def _learn_clock(self, response) -> None:
+        date = response.headers.get("Date")
+        if not date:
+            return
+        try:
+            cloud_time = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        self._clock_offset = cloud_time - time.time()
+
+    def _fallback(self, wait: _Wait) -> None:
+        self.polls += 1
+        self.fallback_gets += 1
+        response = self.compute.get(f"/servers/{wait.server_id}", expect=(200, 404))
+        server = None if response.status_code == 404 else response.json()["server"]
+        wait.last, wait.last_seen = server, time.monotonic()
+        self._settle(wait, server)
+
+    @staticmethod
+    def _settle(wait: _Wait, server: dict | None) -> None:
+        finished, error = verdict(wait, server)
+        if error:
+            wait.result.set_exception(WaitError(error))
+        elif finished:
+            wait.result.set(server)
+
+    def _expire(self, poll_error: str | None = None) -> None:
+        now = time.monotonic()
+        for wait in list(self._waits):
+            if not wait.result.ready() and now >= wait.deadline:
+                message = _timed_out(wait)
+                if poll_error:
+                    message += f" (last status poll failed: {poll_error})"
+                wait.result.set_exception(WaitError(message))

@@ -1,0 +1,357 @@
+"""Locust glue for `logwatch`: options, a watcher on the master, LOG failures naming the action.
+
+    locust -f locustfiles/create_destroy.py --target-logfiles '/opt/stack/logs/*.log' \\
+        --target-ssh-user stack --target-private-key-path ~/.ssh/id_ed25519 --target-controller ctl
+
+Every new error record on any watched host fires a `request` event of type `LOG`
+named `<host>:<file>`: it counts in failures, the exit code and the UI. When the
+record carries a request id (or instance id) that an action recorded, the failure
+names that action. `--stop-on-error` ends the run on the first one. With the
+embedded cloud and no `--target-*` option its log directory is watched locally.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger("novastress.logwatch")
+
+DEFAULT_INTERVAL = 60.0
+EMBEDDED_INTERVAL = 1.0
+TITLE = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"
+
+
+@dataclass(frozen=True)
+class _Opt:
+    flag: str
+    help: str
+    type: type | None = None
+    switch: bool = False
+    web_ui: bool = True
+    secret: bool = False
+    choices: tuple[str, ...] | None = None
+    default: object = None
+
+
+OPTIONS: tuple[_Opt, ...] = (
+    _Opt("--target-logfiles", "shell glob(s) of the log files on every watched host, e.g. "
+         "'/opt/stack/logs/*.log' (Tempest [stress] target_logfiles); none: the embedded cloud's logs"),
+    _Opt("--target-ssh-user", "SSH user on the controller and compute nodes (default: ~/.ssh/config, "
+         "then the local user)"),
+    _Opt("--target-private-key-path", "SSH private key (default: ssh-agent and ~/.ssh keys)", secret=True),
+    _Opt("--target-controller", "controller host[:port]: watched too, and where "
+         "`nova-manage service list` runs with --log-discovery nova-manage"),
+    _Opt("--log-check-interval", f"seconds between log checks in poll mode (default {DEFAULT_INTERVAL:g}; "
+         f"{EMBEDDED_INTERVAL:g} for the embedded cloud's local logs)", type=float),
+    _Opt("--log-hosts", "more hosts to watch, comma-separated host[:port] (added to discovery)"),
+    _Opt("--log-host-map", "service host name -> SSH address: name=host[:port],... for clouds whose "
+         "os-services host names are not SSH addresses"),
+    _Opt("--log-discovery", "how to find the compute nodes: os-services (Compute API, admin), "
+         "nova-manage (over SSH on the controller), none (only --target-controller/--log-hosts); "
+         "default os-services when a cloud is configured", choices=("os-services", "nova-manage", "none")),
+    _Opt("--log-pattern", "regular expression of an error line (default 'ERROR|TRACE', like Tempest's egrep)"),
+    _Opt("--log-ignore", "regular expression: records with a matching line are not errors"),
+    _Opt("--log-follow", "stream the logs (tail -F over one SSH channel per file set) for sub-second "
+         "detection instead of polling every --log-check-interval", switch=True),
+    _Opt("--log-from-start", "also report errors already in the files when the run starts", switch=True),
+    _Opt("--known-hosts", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)"),
+    _Opt("--log-auto-add-host-keys", "accept unknown SSH host keys (first seen wins; a changed key is "
+         "still refused)", switch=True, web_ui=False),
+    _Opt("--ssh-port", "SSH port of hosts given without one (default: ~/.ssh/config, then 22)", type=int),
+)
+
+
+def add_arguments(parser) -> None:
+    """The log-watching argument group (an `init_command_line_parser` listener calls this)."""
+    group = parser.add_argument_group(TITLE)
+    for opt in OPTIONS:
+        kwargs: dict = {"default": False if opt.switch else opt.default, "help": opt.help,
+                        "dest": opt.flag.lstrip("-").replace("-", "_")}
+        if opt.switch:
+            kwargs["action"] = "store_true"
+        elif opt.type is not None:
+            kwargs["type"] = opt.type
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+        action = group.add_argument(opt.flag, **kwargs)
+        # what LocustArgumentParser.add_argument sets; argument groups do not take these kwargs
+        action.include_in_web_ui = opt.web_ui
+        action.is_secret = opt.secret
+        action.is_required = False
+        action.is_multiple = False
+
+
+class LogError(Exception):
+    """A logged error record; str is one line, `.lines` the whole record."""
+
+    def __init__(self, summary: str, lines: list[str], action=None) -> None:
+        super().__init__(summary)
+        self.lines = lines
+        self.action = action
+
+
+class SetupError(Exception):
+    """A log-watching option the user must fix; str is one line."""
+
+
+class LogWatch:
+    """Drives a logwatch.LogWatcher from the master (or local) runner, from test start to test stop."""
+
+    def __init__(self, environment) -> None:
+        self.environment = environment
+        self.watcher = None
+        self.findings: deque = deque(maxlen=1000)     # the latest, for reports and the web UI
+        self._stopping = threading.Event()
+        self._greenlet = None
+        self._quit_requested = False
+
+    # -- configuration --------------------------------------------------------------------------
+    def build(self):
+        """A LogWatcher for the options, or None when nothing is to be watched."""
+        # paramiko is imported by logwatch only when connecting, after Locust's gevent patching
+        from logwatch import LogWatcher, Target, TargetError, WatchConfig, parse_host_map, parse_hosts, resolve
+        options = self.environment.parsed_options
+        config_kwargs = dict(
+            patterns=_value(options, "log_pattern") or None, ignore=_value(options, "log_ignore") or None,
+            interval=float(_value(options, "log_check_interval") or DEFAULT_INTERVAL),
+            follow=bool(_value(options, "log_follow")), from_start=bool(_value(options, "log_from_start")))
+        if config_kwargs["interval"] <= 0:
+            raise SetupError("--log-check-interval must be greater than zero")
+        logfiles = _value(options, "target_logfiles")
+        remote = any(_value(options, name) for name in
+                     ("target_controller", "log_hosts", "target_ssh_user", "target_private_key_path"))
+        if not logfiles:
+            log_dir = embedded_log_dir(self.environment)
+            if log_dir is None:
+                if remote:
+                    raise SetupError("--target-logfiles is not set: give the log files' glob, "
+                                     "e.g. --target-logfiles '/opt/stack/logs/*.log'")
+                return None
+            if _value(options, "log_check_interval") is None:
+                config_kwargs["interval"] = EMBEDDED_INTERVAL   # local reads cost a stat per file
+            config = WatchConfig(logfiles=str(Path(log_dir) / "*.log"), **config_kwargs)
+            logger.info("log watch: embedded cloud logs in %s", log_dir)
+            return LogWatcher.build(config, [Target("embedded", "localhost")], local=True)
+        config = WatchConfig(logfiles=logfiles, **config_kwargs)
+        try:
+            host_map = parse_host_map(_value(options, "log_host_map"))
+            names: list[str] = []
+            controller = _value(options, "target_controller")
+            if controller:
+                names.append(controller)
+            names += [t.name for t in parse_hosts(_value(options, "log_hosts"))]
+            names += self.discover(controller, host_map)
+            targets = resolve(names, host_map)
+        except TargetError as error:
+            raise SetupError(str(error)) from None
+        if not targets:
+            # Tempest's defaults assume remote nodes; with none given the files are on this machine
+            logger.info("log watch: no hosts given, watching %s on this machine", logfiles)
+            return LogWatcher.build(config, [Target("localhost", "localhost")], local=True)
+        for path, flag in ((_value(options, "target_private_key_path"), "--target-private-key-path"),
+                           (_value(options, "known_hosts"), "--known-hosts")):
+            if path and not Path(path).expanduser().is_file():
+                raise SetupError(f"{flag} {path} does not exist; fix the path")
+        logger.info("log watch: %s on %s (%s)", logfiles, ", ".join(t.label for t in targets),
+                    "follow" if config.follow else f"every {config.interval:g} s")
+        return LogWatcher.build(config, targets, ssh=ssh_settings(options))
+
+    def discover(self, controller: str | None, host_map: dict) -> list[str]:
+        """Compute host names by the chosen discovery; trouble is one warning, never fatal."""
+        from logwatch import SSHTransport, TargetError, TransportError, parse_address, parse_service_list
+        options = self.environment.parsed_options
+        mode = _value(options, "log_discovery")
+        cloud = _cloud_target(options)
+        if mode is None:
+            mode = "os-services" if cloud is not None else "none"
+        try:
+            if mode == "os-services":
+                if cloud is None:
+                    raise TargetError("no cloud configured")
+                from logwatch import discover_os_services
+                session = cloud.session(cloud.plugin())
+                hosts = discover_os_services(session, region_name=cloud.region_name, interface=cloud.interface)
+                logger.info("log watch: os-services lists compute hosts %s", ", ".join(hosts) or "(none)")
+                return hosts
+            if mode == "nova-manage":
+                if not controller:
+                    raise TargetError("--log-discovery nova-manage needs --target-controller")
+                name = controller
+                address, port = host_map.get(name) or parse_address(name, "--target-controller")
+                transport = SSHTransport(ssh_settings(options), address, port)
+                try:
+                    output = transport.run("nova-manage service list 2>/dev/null").decode("utf-8", "replace")
+                finally:
+                    transport.close()
+                hosts = parse_service_list(output)
+                logger.info("log watch: nova-manage lists compute hosts %s", ", ".join(hosts) or "(none)")
+                return hosts
+        except (TargetError, TransportError) as error:
+            logger.warning("log watch: %s discovery failed: %s; watching only --target-controller and "
+                           "--log-hosts", mode, error)
+        except Exception as error:   # keystoneauth/credential trouble must not stop the load
+            logger.warning("log watch: %s discovery failed: %s; watching only --target-controller and "
+                           "--log-hosts", mode, str(error).splitlines()[0] if str(error) else type(error).__name__)
+        return []
+
+    # -- run ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        import gevent
+        self._stopping.clear()
+        self._greenlet = gevent.spawn(self._run)
+
+    def _run(self) -> None:
+        from logwatch import PatternError
+        try:
+            watcher = self.build()
+        except (SetupError, PatternError) as error:
+            logger.error("log watch disabled: %s", error)
+            self.environment.process_exit_code = 1
+            return
+        except Exception as error:
+            logger.error("log watch disabled: %s", str(error).splitlines()[0] if str(error) else error)
+            return
+        if watcher is None or self._stopping.is_set():
+            return
+        self.watcher = watcher
+        watcher.start(on_finding=self.report, on_status=self.status)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._greenlet is not None:
+            self._greenlet.join(timeout=30)
+        if self.watcher is not None:
+            self.watcher.stop(on_finding=self.report)
+            self.watcher = None
+
+    def status(self, status) -> None:
+        if status.ok:
+            logger.info("log watch: %s", status.message)
+        else:
+            logger.warning("log watch: %s", status.message)
+
+    def report(self, finding) -> None:
+        """Fire the LOG failure for one record, naming the action when an id leads to one."""
+        record = finding.record
+        action = self.action_for(record)
+        summary = record.summary()
+        if action is not None:
+            summary += f" [action {action.action} by {action.user}, request {action.global_request_id}]"
+        error = LogError(summary, list(record.lines), action)
+        self.findings.append(finding)
+        text_length = sum(len(line) + 1 for line in record.lines)
+        logger.error("log error %s: %s (%d lines)", finding.name, summary, len(record.lines))
+        self.environment.events.request.fire(
+            request_type="LOG", name=finding.name, response_time=0, response_length=text_length,
+            response=None, exception=error,
+            context={"host": finding.host, "file": finding.path, "lines": list(record.lines),
+                     "action": action.action if action else None,
+                     "global_request_id": action.global_request_id if action else None})
+        runner = self.environment.runner
+        running = runner is not None and getattr(runner, "state", None) in ("spawning", "running")
+        if getattr(self.environment.parsed_options, "stop_on_error", False) and running \
+                and not self._quit_requested:
+            self._quit_requested = True
+            self.environment.process_exit_code = 1
+            reason = f"a logged error in {finding.name} (--stop-on-error)"
+            state = getattr(self.environment, "novastress", None)
+            if state is not None and hasattr(state, "stop_run"):
+                state.stop_run(reason)    # the plugin's one way to end a run (spawns runner.quit)
+            else:
+                import gevent
+                logger.error("log watch: stopping the run at %s", reason)
+                gevent.spawn(runner.quit)   # not from here: quit() joins this watcher
+
+    def action_for(self, record):
+        index = _request_index(self.environment)
+        if index is None:
+            return None
+        for request_id in record.request_ids():
+            action = index.lookup(request_id)
+            if action is not None:
+                return action
+        return None
+
+
+def ssh_settings(options):
+    """SSH settings of every watched host from the options (~/.ssh/config fills the rest)."""
+    from logwatch import SSHSettings
+    key = _value(options, "target_private_key_path")
+    known_hosts = _value(options, "known_hosts")
+    port = _value(options, "ssh_port")
+    return SSHSettings(user=_value(options, "target_ssh_user") or None,
+                       key_filename=str(Path(key).expanduser()) if key else None,
+                       port=int(port) if port else None,
+                       known_hosts=str(Path(known_hosts).expanduser()) if known_hosts else None,
+                       auto_add_host_keys=bool(_value(options, "log_auto_add_host_keys")))
+
+
+def _request_index(environment):
+    try:
+        from . import requestlog
+    except ImportError:          # the request log is optional: without it findings name no action
+        return None
+    return requestlog.request_index(environment)
+
+
+def _cloud_target(options):
+    try:
+        from . import credentials
+    except ImportError:
+        return None
+    try:
+        return credentials.resolve(options)
+    except Exception:
+        return None
+
+
+def embedded_log_dir(environment) -> str | None:
+    """The embedded cloud's log directory when this run uses it (plugin.py keeps it in its RunState)."""
+    state = getattr(environment, "novastress", None)
+    embedded = getattr(state, "embedded", None)
+    if embedded is not None and getattr(embedded, "log_dir", None):
+        return str(embedded.log_dir)
+    if state is not None and getattr(state, "target", None) is not None:
+        return None                       # preflight found a real cloud
+    options = environment.parsed_options
+    if _cloud_target(options) is None and getattr(options, "embedded_log_dir", None):
+        return str(Path(options.embedded_log_dir).resolve())
+    return None
+
+
+def _value(options, name: str):
+    value = getattr(options, name, None)
+    if isinstance(value, str):
+        value = value.strip()
+    return value
+
+
+def register(events) -> None:
+    """Wire the options and the master-side watcher into Locust's events (once per Events object)."""
+    if getattr(events, "_novastress_watch_registered", False):
+        return
+    events._novastress_watch_registered = True
+    events.init_command_line_parser.add_listener(add_arguments)
+    watches: dict[int, LogWatch] = {}
+
+    def on_test_start(environment, **_kwargs) -> None:
+        from locust.runners import WorkerRunner
+        if isinstance(environment.runner, WorkerRunner):
+            return           # workers generate load; only the master (or local runner) watches
+        previous = watches.pop(id(environment), None)
+        if previous is not None:
+            previous.stop()
+        watch = watches[id(environment)] = LogWatch(environment)
+        environment.novastress_log_watch = watch
+        watch.start()
+
+    def on_test_stop(environment, **_kwargs) -> None:
+        watch = watches.pop(id(environment), None)
+        if watch is not None:
+            watch.stop()
+
+    events.test_start.add_listener(on_test_start)
+    events.test_stop.add_listener(on_test_stop)
