@@ -47,7 +47,8 @@ class Control(Service):
     def info(self, call: Call) -> Response:
         return Response.json(200, {"fakecloud": {"auth_url": self.cloud.auth_url,
                                                  "log_dir": str(self.cloud.logs.directory),
-                                                 "compute_hosts": self.cloud.compute_hosts}})
+                                                 "compute_hosts": self.cloud.compute_hosts,
+                                                 **self.cloud.guests.info()}})
 
     def list_faults(self, call: Call) -> Response:
         self.require_admin(call)
@@ -124,6 +125,8 @@ class Cloud:
         self.placement = Placement(self)
         self.compute = Compute(self)
         self.control = Control(self)
+        from .guest import GuestManager
+        self.guests = GuestManager(self)  # SSH on floating IPs of ACTIVE servers
         self.services: dict[str, Service] = {
             svc.prefix.strip("/"): svc for svc in (self.identity, self.image, self.network,
                                                    self.volume, self.placement, self.compute,
@@ -228,6 +231,7 @@ class Cloud:
     def close(self) -> None:
         if self.server:
             self.server.stop()
+        self.guests.close()
         self.logs.close()
 
 

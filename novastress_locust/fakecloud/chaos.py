@@ -8,6 +8,13 @@ Rules are added at run time through `POST /fakecloud/chaos` (admin token):
 `kind` is `status` (answer with that code), `delay` (sleep `delay` seconds,
 then answer normally: a client timeout shorter than that fails) or `reset`
 (close the connection with a TCP reset, no answer).
+
+`freeze` is not about HTTP: it stops the state machine of the next `count`
+resources of `service` whose name matches the regular expression `name`, so a
+server stays in BUILD (or wherever it is) until it is deleted or the rule is
+removed (`DELETE /fakecloud/chaos` thaws everything):
+
+    {"rule": {"service": "compute", "kind": "freeze", "name": "^ns-1a2b3c-", "count": 1}}
 """
 from __future__ import annotations
 
@@ -17,7 +24,7 @@ import threading
 import uuid
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("status", "delay", "reset")
+KINDS = ("status", "delay", "reset", "freeze")
 
 
 @dataclass
@@ -30,8 +37,10 @@ class ChaosRule:
     delay: float = 0.0
     probability: float = 1.0
     count: int | None = None
+    name: str | None = None      # freeze: regular expression of the resource names
     id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     hits: int = 0
+    frozen: list[str] = field(default_factory=list)   # freeze: ids of the resources it holds
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -44,8 +53,16 @@ class ChaosRule:
             self._regex = re.compile(self.path) if self.path else None
         except re.error as exc:
             raise ValueError(f"path is not a valid regular expression: {exc}") from None
+        try:
+            self._name = re.compile(self.name) if self.name else None
+        except re.error as exc:
+            raise ValueError(f"name is not a valid regular expression: {exc}") from None
+        if self.kind == "freeze" and not self.service:
+            raise ValueError("a freeze rule needs the service whose resources it freezes")
 
     def matches(self, service: str, method: str, path: str) -> bool:
+        if self.kind == "freeze":
+            return False
         if self.count is not None and self.hits >= self.count:
             return False
         if self.service and self.service != service:
@@ -67,7 +84,7 @@ class Chaos:
         self._lock = threading.Lock()
 
     def add(self, spec: dict) -> ChaosRule:
-        allowed = {"kind", "service", "method", "path", "status", "delay", "probability", "count"}
+        allowed = {"kind", "service", "method", "path", "status", "delay", "probability", "count", "name"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown chaos rule field(s): {', '.join(sorted(unknown))}")
@@ -91,3 +108,21 @@ class Chaos:
                     rule.hits += 1
                     return rule
         return None
+
+    def frozen(self, service: str, resource_id: str, name: str | None) -> bool:
+        """Is this resource's state machine held by a freeze rule? (the first match takes it)"""
+        if not self.rules:
+            return False
+        with self._lock:
+            freezes = [r for r in self.rules if r.kind == "freeze" and r.service == service]
+            if any(resource_id in rule.frozen for rule in freezes):
+                return True
+            for rule in freezes:
+                if rule.count is not None and rule.hits >= rule.count:
+                    continue
+                if rule._name and not rule._name.search(name or ""):
+                    continue
+                rule.hits += 1
+                rule.frozen.append(resource_id)
+                return True
+        return False

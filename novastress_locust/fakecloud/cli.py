@@ -57,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--delay", type=_delay, action="append", default=[], metavar="KIND=LOW:HIGH",
                         help=f"one transition's delay range in seconds; KIND is one of {', '.join(DELAY_KINDS)}")
     parser.add_argument("--token-ttl", type=float, default=3600.0, help="token lifetime in seconds")
+    parser.add_argument("--guest-ssh-port", type=int, default=None, metavar="PORT",
+                        help="port ACTIVE servers answer SSH on at their floating IPs (default 22; "
+                             "when 22 cannot be bound, e.g. not root, a free port, shown in "
+                             "GET /fakecloud as guest_ssh_port)")
     parser.add_argument("--clouds-yaml", type=Path, help="write clouds 'embedded' and 'embedded-admin' here")
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--member-password", help=argparse.SUPPRESS)
@@ -72,7 +76,7 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        compute_hosts=max(1, args.compute_hosts), seed=args.seed, faults=args.faults,
                        fault_probability=dict(args.fault_probability), delays=delays,
                        token_ttl=args.token_ttl, member_password=args.member_password,
-                       admin_password=args.admin_password)
+                       admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port)
 
 
 def clouds_document(cloud) -> dict:
@@ -116,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     gevent.signal_handler(signal.SIGINT, stop.set)
     info = {"auth_url": cloud.auth_url, "base_url": cloud.base_url,
             "log_dir": str(Path(cloud.config.log_dir).resolve()), "pid": os.getpid(),
+            "guest_ssh_port": cloud.guests.port,
             "member": {"username": "demo", "password": cloud.member_password, "project_name": "demo"},
             "admin": {"username": "admin", "password": cloud.admin_password, "project_name": "admin"}}
     if args.clouds_yaml:
@@ -127,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  member: user demo / project demo / password {cloud.member_password}", flush=True)
         print(f"  admin:  user admin / project admin / password {cloud.admin_password}", flush=True)
         print(f"  logs:   {info['log_dir']}", flush=True)
+        print(f"  guests: SSH on <floating ip>:{cloud.guests.port} (user cirros)"
+              + (f" - {cloud.guests.note}" if cloud.guests.note else ""), flush=True)
         if args.clouds_yaml:
             print(f"  clouds.yaml: {args.clouds_yaml} (OS_CLOUD=embedded or embedded-admin)", flush=True)
     stop.wait()

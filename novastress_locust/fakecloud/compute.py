@@ -33,6 +33,7 @@ VERSION_UPDATED = "2013-07-23T11:33:21Z"
 MAX_LIMIT = 1000
 DELETED_KEPT = 5000  # deleted servers remembered for changes-since
 RACE_WINDOW = 0.1  # seconds between two boots that makes their scheduling race
+FROZEN_RECHECK = 0.25  # seconds between looks at a server held by a chaos freeze rule
 FAULT_KINDS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
                429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable"}
@@ -511,8 +512,19 @@ class Compute(Service):
 
         def run() -> None:
             if server.epoch == epoch and not server.deleted:
+                if self.cloud.chaos.frozen("compute", server.id, server.name):
+                    # held by a chaos freeze rule: look again later (a delete bumps the epoch)
+                    self.cloud.later(FROZEN_RECHECK, run)
+                    return
                 step(*args)
+                self._guest_sync(server)  # every build step and action ends here
         self.cloud.later(seconds, run)
+
+    def _guest_sync(self, server: Server) -> None:
+        """Let the simulated guest follow the server: SSH on its floating IPs, its disks."""
+        guests = getattr(self.cloud, "guests", None)
+        if guests is not None:
+            guests.sync(server.id)
 
     def _record_action(self, call: Call, server: Server, action: str) -> InstanceAction:
         now = time.time()
@@ -1408,6 +1420,7 @@ class Compute(Service):
         self.deleted[server.id] = server
         while len(self.deleted) > DELETED_KEPT:
             self.deleted.popitem(last=False)
+        self._guest_sync(server)
 
     def _quota_commit_failed(self, server: Server, log: ServiceLog, ctx: LogContext, ids: list[str],
                              boot_ids: list[str]) -> None:
@@ -1465,6 +1478,7 @@ class Compute(Service):
         server.task_state = task_state
         server.epoch += 1
         server.touch()
+        self._guest_sync(server)  # e.g. a reboot takes the guest off the network until it is done
         ctx = call.log_context
         self._after(server, self.cloud.delay("action") if seconds is None else seconds,
                     step, server, record, event, ctx, *args)
@@ -1771,6 +1785,7 @@ class Compute(Service):
         volume_api.attach(volume_id, server.id, attachment["device"], server.host or "", ids)
         server.volumes[volume_id] = attachment
         server.touch()
+        self._guest_sync(server)
         self._event(record, "compute_attach_volume", server.host)
 
     def _leak_volume(self, server: Server, volume_id: str) -> None:
@@ -1810,6 +1825,7 @@ class Compute(Service):
             if server.volumes.pop(volume_id, None) is not None:
                 self.cloud.volume.detach(volume_id, server.id, ids)
                 server.touch()
+                self._guest_sync(server)
                 self._event(record, "compute_detach_volume", server.host)
         self.cloud.later(self.cloud.delay("volume"), detached)
         return Response(202, b"", [], None)

@@ -49,3 +49,6 @@ class CloudConfig:
     quota_floating_ips: int = 20000
     host_capacity_vcpus: int = 100000
     host_capacity_ram_mb: int = 102400000
+    # port the simulated guests answer SSH on at their floating IPs; None: 22 when it can be
+    # bound (root), else a free port (reported by GET /fakecloud as guest_ssh_port)
+    guest_ssh_port: int | None = None

@@ -372,6 +372,14 @@ class Network(Service):
         fip.update(port_id=None, fixed_ip_address=None, router_id=None, status="DOWN",
                    port_details=None, updated_at=now_iso())
         fip["revision_number"] += 1
+        self._guest_sync(port_id)
+
+    def _guest_sync(self, port_id: str | None) -> None:
+        """The guest behind the port answers SSH exactly on its ACTIVE floating IPs."""
+        guests = getattr(self.cloud, "guests", None)
+        port = self.ports.get(port_id or "")
+        if guests is not None and port is not None and port["device_id"]:
+            guests.sync(port["device_id"])
 
     def _visible(self, call: Call, record: dict) -> bool:
         token = call.token
@@ -856,6 +864,7 @@ class Network(Service):
         if fip["port_id"] == port_id and port_id in self.ports:
             fip["status"] = "ACTIVE"
             fip["updated_at"] = now_iso()
+            self._guest_sync(port_id)
 
     def delete_floatingip(self, call: Call, resource_id: str) -> Response:
         fip = self._get_fip(call, resource_id)
