@@ -1,0 +1,361 @@
+"""Watch log files on many hosts; report each new error record once.
+
+    watcher = LogWatcher.build(WatchConfig(logfiles="/opt/stack/logs/*.log"),
+                               [Target("controller", "10.0.0.5")], ssh=SSHSettings(user="stack"))
+    watcher.start(on_finding=print, on_status=print)     # one thread (greenlet under gevent) per host
+    ...
+    watcher.stop()
+
+Per file the watcher keeps (inode, offset) and reads only the bytes after the
+offset: a rotated file (new inode at the path) is read from its start, a
+truncated one (size below the offset) too, a file that appears during the run
+from its start; files present at start are read from their current end unless
+`from_start`. Findings are complete records (a traceback is one finding).
+"""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .matching import Matcher
+from .records import LogRecord, RecordGrouper
+from .targets import Target
+from .transports import FileState, LocalTransport, SSHSettings, SSHTransport, Transport, TransportError
+
+ENCODING = "utf-8"
+
+
+@dataclass
+class WatchConfig:
+    logfiles: str                            # shell glob(s), expanded on every check
+    patterns: list[str] | str | None = None  # default ERROR|TRACE
+    ignore: list[str] | str | None = None
+    interval: float = 60.0                   # poll mode: seconds between checks
+    follow: bool = False                     # a streaming channel per file set
+    from_start: bool = False                 # read files present at start from byte 0
+    settle: float = 0.2                      # quiet time before the last record of a file is final
+    follow_poll: float = 0.1                 # follow mode: local files, and stream wake-ups
+    rescan: float = 5.0                      # follow mode: re-expand the glob this often
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+
+
+@dataclass
+class Finding:
+    """One error record, on one host, in one file."""
+
+    host: str
+    path: str
+    record: LogRecord
+
+    @property
+    def name(self) -> str:
+        return f"{self.host}:{self.path}"
+
+
+@dataclass
+class HostStatus:
+    """A change of a host's state: `ok` False with the cause and fix, or True when it recovered."""
+
+    host: str
+    ok: bool
+    message: str
+
+
+@dataclass
+class FileCursor:
+    path: str
+    inode: int
+    offset: int
+    grouper: RecordGrouper = field(default_factory=RecordGrouper)
+    last_data: float = 0.0
+
+    def feed(self, data: bytes, now: float) -> list[LogRecord]:
+        if data:
+            self.last_data = now
+        return self.grouper.feed(data.decode(ENCODING, "replace"))
+
+
+class HostWatcher:
+    """One host: its transport, one cursor per file, and its connection state."""
+
+    def __init__(self, target: Target, transport: Transport, config: WatchConfig, matcher: Matcher) -> None:
+        self.target = target
+        self.transport = transport
+        self.config = config
+        self.matcher = matcher
+        self.cursors: dict[int, FileCursor] = {}     # by inode: a renamed file keeps its cursor
+        self.stream_cursors: dict[str, FileCursor] = {}   # follow mode: by path
+        self.listed = False                          # the first listing sets the starting offsets
+        self.error: str | None = None
+        self.failures = 0
+        self.retry_at = 0.0
+        self.streams: list = []
+        self._streaming: set[str] = set()             # follow mode: paths with a live stream
+        self._seen: set[str] = set()                  # follow mode: paths ever followed
+        self._next_rescan = 0.0
+
+    @property
+    def host(self) -> str:
+        return self.target.label
+
+    @property
+    def ready(self) -> bool:
+        """The starting offsets are set (and in follow mode every stream has opened its files)."""
+        return self.listed and all(stream.started for stream in self.streams)
+
+    # -- poll mode ------------------------------------------------------------------------------
+    def check(self) -> list[Finding]:
+        """Read what is new in every file; records still being written wait `settle` once."""
+        now = time.monotonic()
+        states = self.transport.list_files(self.config.logfiles)
+        records = self._sync(states, now)
+        touched = [c for c in self.cursors.values() if c.grouper.pending and c.last_data == now]
+        if touched and self.config.settle > 0:
+            time.sleep(self.config.settle)
+            later = time.monotonic()
+            for cursor in touched:
+                data = self._read_all(cursor.path, cursor.offset)
+                cursor.offset += len(data)
+                records += [(cursor, r) for r in cursor.feed(data, later)]
+        for cursor in self.cursors.values():
+            tail = cursor.grouper.flush()
+            if tail is not None:
+                records.append((cursor, tail))
+        return self._findings(records)
+
+    def _sync(self, states: list[FileState], now: float) -> list[tuple[FileCursor, LogRecord]]:
+        records: list[tuple[FileCursor, LogRecord]] = []
+        first = not self.listed
+        present = {state.inode for state in states}
+        for inode in [i for i in self.cursors if i not in present]:
+            # rotated away or deleted: what was held back is final
+            gone = self.cursors.pop(inode)
+            tail = gone.grouper.flush()
+            if tail is not None:
+                records.append((gone, tail))
+        for state in states:
+            cursor = self.cursors.get(state.inode)
+            if cursor is None:
+                start = state.size if first and not self.config.from_start else 0
+                cursor = self.cursors[state.inode] = FileCursor(state.path, state.inode, start)
+            cursor.path = state.path
+            if state.size < cursor.offset:           # truncated (copytruncate, `> file`)
+                cursor.offset = 0
+                cursor.grouper.reset()
+            if state.size > cursor.offset:
+                data = self._read_range(state.path, cursor.offset, state.size - cursor.offset)
+                cursor.offset += len(data)
+                records += [(cursor, r) for r in cursor.feed(data, now)]
+        self.listed = True
+        return records
+
+    def _read_range(self, path: str, offset: int, length: int) -> bytes:
+        chunks, done = [], 0
+        while done < length:                      # bounded pieces: a huge backlog never sits in one reply
+            piece = self.transport.read(path, offset + done, min(length - done, 64 * 1024 * 1024))
+            if not piece:
+                break
+            chunks.append(piece)
+            done += len(piece)
+        return b"".join(chunks)
+
+    def _read_all(self, path: str, offset: int) -> bytes:
+        return self.transport.read(path, offset, 64 * 1024 * 1024)
+
+    def _findings(self, records: list[tuple[FileCursor, LogRecord]]) -> list[Finding]:
+        return [Finding(self.host, cursor.path, record) for cursor, record in records
+                if self.matcher.matches(record)]
+
+    # -- follow mode ----------------------------------------------------------------------------
+    def follow_step(self) -> list[Finding]:
+        """Streams: take what arrived; local files: a quick check. Never blocks long."""
+        if not self.transport.streams:
+            return self.check()
+        now = time.monotonic()
+        records: list[tuple[FileCursor, LogRecord]] = []
+        if now >= self._next_rescan:
+            self._rescan()
+            self._next_rescan = now + self.config.rescan
+        for stream in list(self.streams):
+            try:
+                pieces = stream.receive()
+            except TransportError:
+                self.close_streams()
+                raise
+            for path, data in pieces:
+                cursor = self._path_cursor(path)
+                records += [(cursor, r) for r in cursor.feed(data, now)]
+        for cursor in self.stream_cursors.values():
+            if cursor.grouper.pending and now - cursor.last_data >= self.config.settle:
+                records.append((cursor, cursor.grouper.flush()))
+        return self._findings(records)
+
+    def _rescan(self) -> None:
+        states = self.transport.list_files(self.config.logfiles)
+        first = not self.listed
+        new = [s.path for s in states if s.path not in self._streaming]
+        # files there at start (or seen before a reconnect) follow from their end; files that
+        # appear during the run from their start, so their first lines are not lost
+        known = [path for path in new if first or path in self._seen]
+        fresh = [path for path in new if path not in known]
+        for group, from_start in ((known, first and self.config.from_start), (fresh, True)):
+            if group:
+                self.streams.append(self.transport.open_stream(group, from_start=from_start))
+                self._streaming.update(group)
+        self._seen.update(new)
+        self.listed = True
+
+    def _path_cursor(self, path: str) -> FileCursor:
+        # streams name files by path; tail -F itself follows rotation and truncation
+        cursor = self.stream_cursors.get(path)
+        if cursor is None:
+            cursor = self.stream_cursors[path] = FileCursor(path, 0, 0)
+        return cursor
+
+    def close_streams(self) -> None:
+        for stream in self.streams:
+            stream.close()
+        self.streams = []
+        self._streaming = set()
+        self._next_rescan = 0.0
+
+    def flush(self) -> list[Finding]:
+        """Everything held back, as final (end of the run)."""
+        records = []
+        for cursor in [*self.cursors.values(), *self.stream_cursors.values()]:
+            tail = cursor.grouper.flush()
+            if tail is not None:
+                records.append((cursor, tail))
+        return self._findings(records)
+
+    # -- connection state -----------------------------------------------------------------------
+    def failed(self, error: TransportError) -> HostStatus | None:
+        """Schedule a retry with backoff; a status only when the cause changed."""
+        self.failures += 1
+        delay = min(self.config.backoff_max, self.config.backoff_initial * 2 ** (self.failures - 1))
+        self.retry_at = time.monotonic() + delay
+        self.close_streams()
+        self.transport.close()
+        message = str(error)
+        if message == self.error:
+            return None
+        self.error = message
+        return HostStatus(self.host, False, f"{message} (retrying with backoff up to "
+                                            f"{self.config.backoff_max:g} s)")
+
+    def succeeded(self) -> HostStatus | None:
+        self.failures = 0
+        if self.error is None:
+            return None
+        self.error = None
+        return HostStatus(self.host, True, f"{self.host}: reachable again, watching its logs")
+
+    def close(self) -> None:
+        self.close_streams()
+        self.transport.close()
+
+
+class LogWatcher:
+    """Every host's watcher, run in poll or follow mode; findings and status changes go to callbacks."""
+
+    def __init__(self, hosts: list[HostWatcher], config: WatchConfig) -> None:
+        self.hosts = hosts
+        self.config = config
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    @classmethod
+    def build(cls, config: WatchConfig, targets: list[Target], ssh: SSHSettings | None = None,
+              local: bool = False) -> "LogWatcher":
+        """Local transport when `local` (or no SSH settings), else one SSH connection per target."""
+        matcher = Matcher.build(config.patterns, config.ignore)
+        hosts = []
+        for target in targets:
+            if local or ssh is None:
+                transport: Transport = LocalTransport(target.label)
+            else:
+                transport = SSHTransport(ssh, target.address, target.port)
+            hosts.append(HostWatcher(target, transport, config, matcher))
+        return cls(hosts, config)
+
+    def check(self, on_status: Callable[[HostStatus], None] | None = None) -> list[Finding]:
+        """One check of every host in turn (a host that fails is skipped until its retry time)."""
+        findings: list[Finding] = []
+        for host in self.hosts:
+            findings += self._step(host, host.check, on_status)
+        return findings
+
+    def _step(self, host: HostWatcher, step: Callable[[], list[Finding]],
+              on_status: Callable[[HostStatus], None] | None) -> list[Finding]:
+        if time.monotonic() < host.retry_at:
+            return []
+        findings: list[Finding] = []
+        try:
+            findings = step()
+        except TransportError as error:
+            status = host.failed(error)
+        else:
+            status = host.succeeded()
+        if status is not None and on_status is not None:
+            on_status(status)
+        return findings
+
+    def start(self, on_finding: Callable[[Finding], None],
+              on_status: Callable[[HostStatus], None] | None = None) -> None:
+        """One thread per host (a greenlet when gevent patched threading): a dead host delays no other."""
+        self._stop.clear()
+        for host in self.hosts:
+            thread = threading.Thread(target=self._run_host, args=(host, on_finding, on_status),
+                                      name=f"logwatch-{host.host}", daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _run_host(self, host: HostWatcher, on_finding, on_status) -> None:
+        follow = self.config.follow
+        while not self._stop.is_set():
+            step = host.follow_step if follow else host.check
+            for finding in self._step(host, step, on_status):
+                self._deliver(on_finding, finding)
+            if follow:
+                pause = self.config.follow_poll if host.transport.streams else \
+                    max(self.config.follow_poll, self.config.settle)
+            else:
+                pause = self.config.interval
+            if host.retry_at > time.monotonic():
+                pause = min(pause, max(0.05, host.retry_at - time.monotonic()))
+            self._stop.wait(pause)
+
+    def _deliver(self, on_finding, finding: Finding) -> None:
+        with self._lock:             # callbacks see one finding at a time
+            on_finding(finding)
+
+    def stop(self, on_finding: Callable[[Finding], None] | None = None, final_check: bool = True,
+             timeout: float = 10.0) -> list[Finding]:
+        """Stop the threads; a last check (and flush) catches what was written at the very end."""
+        self._stop.set()
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
+        findings: list[Finding] = []
+        for host in self.hosts:
+            if final_check and host.listed and host.error is None and not host.streams:
+                try:
+                    findings += host.check()
+                except TransportError:
+                    pass
+            findings += host.flush()
+            host.close()
+        if on_finding is not None:
+            for finding in findings:
+                self._deliver(on_finding, finding)
+        return findings
+
+    def close(self) -> None:
+        for host in self.hosts:
+            host.close()
