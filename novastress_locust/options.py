@@ -93,6 +93,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--delete-timeout", 120.0, "seconds a server may take to disappear after DELETE",
            type=_positive(float)),
     Option("--status-poll-interval", 1.0, "seconds between status polls", type=_positive(float)),
+    Option("--request-timeout", 60.0, "seconds one API call may take before it counts as failed "
+           "(a hung cloud must not hang the users)", type=_positive(float)),
     Option("--waiter", "batched", "batched: one changes-since list per interval serves every "
            "waiting user of a credential; per-server: one GET per waiting server",
            choices=("batched", "per-server")),
@@ -122,8 +124,30 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
            "logged (env NOVASTRESS_EMBEDDED_KEEP=1)", switch=True),
 )
 
+SCENARIO = "Scenarios, discovery and actions (Tempest's -t/-a/-T/-i/-s)"
+SCENARIO_OPTIONS: tuple[Option, ...] = (
+    Option("--scenario", None, "a scenario file: Tempest's JSON unchanged, or YAML "
+           "(locustfiles/scenario.py)"),
+    Option("--serial", False, "run the scenario's entries one after another, the run time split "
+           "evenly (Tempest's -s)", switch=True),
+    Option("--stress-type", None, "with locustfiles/all.py: only tests that also carry this type "
+           "attribute (Tempest's -T)"),
+    Option("--call-inherited", False, "with locustfiles/all.py: also run @stresstest methods a test "
+           "class inherits (Tempest's -i)", switch=True),
+    Option("--stress-module", [], "with locustfiles/all.py: also discover @stresstest actions and "
+           "tests in this module or .py file (repeatable)", extra={"action": "append"}),
+    Option("--guest-ssh-port", None, "SSH port of the guests behind floating IPs (default 22; "
+           "the embedded cloud's own guest port when it was started by this run)", type=int),
+    Option("--guest-ssh-user", "cirros", "user name on the guests (Tempest's image_ssh_user)"),
+    Option("--os-admin-username", None, "admin user for use_admin / use_isolated_tenants "
+           "(same auth URL and domains; default: the run's own credentials)"),
+    Option("--os-admin-password", None, "password of --os-admin-username", secret=True),
+    Option("--os-admin-project-name", None, "project of --os-admin-username (default admin)"),
+)
+
 GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
-    (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS))
+    (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS),
+    (SCENARIO, SCENARIO_OPTIONS))
 ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
 
 
@@ -132,21 +156,26 @@ def add_arguments(parser) -> None:
     for title, group_options in GROUPS:
         group = parser.add_argument_group(title)
         for opt in group_options:
-            kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "dest": opt.dest}
-            kwargs.update(opt.extra)
-            if opt.switch:
-                kwargs["action"] = "store_true"
-            else:
-                if opt.type is not None:
-                    kwargs["type"] = opt.type
-                if opt.choices:
-                    kwargs["choices"] = opt.choices
-            action = group.add_argument(opt.flag, **kwargs)
+            action = group.add_argument(opt.flag, **argument_kwargs(opt))
             # what LocustArgumentParser.add_argument sets; argument groups do not take these kwargs
             action.include_in_web_ui = True
             action.is_secret = opt.secret
             action.is_required = False
             action.is_multiple = False
+
+
+def argument_kwargs(opt: Option) -> dict[str, Any]:
+    """argparse keyword arguments of an option (also used by `novastress-cleanup`'s own parser)."""
+    kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "dest": opt.dest}
+    kwargs.update(opt.extra)
+    if opt.switch:
+        kwargs["action"] = "store_true"
+    else:
+        if opt.type is not None:
+            kwargs["type"] = opt.type
+        if opt.choices:
+            kwargs["choices"] = opt.choices
+    return kwargs
 
 
 def is_default(options, dest: str) -> bool:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import logging
+import os
 import re
 import secrets
 import sys
@@ -84,6 +85,9 @@ class RunState:
     unreported: list[ActionRecord] = field(default_factory=list)
     stopping_reason: str | None = None
     summary_printed: bool = False
+    # -u / spawn rate not given: filled from the user classes' threads (a scenario may refill them)
+    users_from_threads: bool = False
+    spawn_rate_from_users: bool = False
     _names: re.Pattern | None = None
     _names_key: tuple[str, str] | None = None
 
@@ -240,6 +244,13 @@ def _share_auth(plugin, environment) -> None:
 @events.init_command_line_parser.add_listener
 def _add_options(parser) -> None:
     options.add_arguments(parser)
+    # a garbled locust.conf line: one clear line and exit 2, before Locust misreads it
+    from .inputs import InputError, check_config_files
+    try:
+        check_config_files(sys.argv[1:], os.environ)
+    except InputError as exc:
+        print(f"novastress: {exc}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 # the log watcher adds its own option group and master-side listeners; registered here, at
@@ -247,6 +258,13 @@ def _add_options(parser) -> None:
 if importlib.util.find_spec("novastress_locust.watch") is not None:
     from . import watch as _watch
     _watch.register(events)
+
+# distributed end of run, web UI tabs, summary files; registered before `_on_quitting` below, so
+# (quitting fires in reverse) they see the run after its summary and exit code are settled
+from . import distributed as _distributed, report as _report, webui as _webui  # noqa: E402
+_distributed.register(events)
+_report.register(events)
+_webui.register(events)
 
 
 @events.init.add_listener
@@ -268,6 +286,8 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         print(f"novastress: {exc}", file=sys.stderr, flush=True)
         _stop_embedded(state, force=True)
         sys.exit(2)
+    state.users_from_threads = opts.num_users is None
+    state.spawn_rate_from_users = opts.spawn_rate is None
     if opts.num_users is None:
         # Tempest's "threads" of each entry: the user classes' `threads`, unless [stress] says otherwise
         opts.num_users = opts.default_thread_number_per_action or \
@@ -290,6 +310,11 @@ def preflight(state: RunState) -> None:
     """Before any load: find the cloud, authenticate, resolve what to boot. Raises one-line errors."""
     from .user import OpenStackClient
     opts = state.options
+    from .inputs import InputError, check_private_key
+    try:  # the log watcher would find out only after the load began
+        check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
+    except InputError as exc:
+        raise PreflightError(str(exc)) from None
     state.prefix = opts.prefix
     state.run_id = opts.run_id or uuid.uuid4().hex[:6]
     opts.run_id = state.run_id

@@ -117,6 +117,8 @@ class OpenStackClient:
         self.user_name = user_name
         self.events = state.environment.events
         self.session = target.session(state.auth(target))
+        # keystoneauth applies it to every call of the session, token requests included
+        self.session.timeout = getattr(state.options, "request_timeout", None)
         self.action: ActionRecord | None = None
         self.index = request_index(state.environment)
         self._services: dict[str, ServiceClient] = {}
@@ -141,6 +143,17 @@ class OpenStackClient:
     @property
     def network(self) -> ServiceClient:
         return self.service("network", "network")
+
+    @property
+    def volume(self) -> ServiceClient:
+        """Cinder v3, under whichever service type the catalog lists it."""
+        if "volume" not in self._services:
+            for service_type in ("block-storage", "volumev3"):
+                try:
+                    return self.service(service_type, "volume")
+                except PreflightError:
+                    continue
+        return self.service("volume", "volume")
 
     # -- the one place HTTP happens ----------------------------------------
     def call(self, service: ServiceClient, method: str, path: str, *, json: Any, params: dict | None,
@@ -280,6 +293,10 @@ def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
     if chosen is None:
         raise PreflightError(f"the cloud has no usable {kind}; create one or name it with {option}")
     return chosen["id"]
+
+
+VOLUME_BUSY = ("creating", "in-use", "attaching", "detaching", "reserved", "downloading")
+CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "volume": 2, "security_group": 3, "keypair": 4}
 
 
 @dataclass
@@ -439,13 +456,249 @@ class NovaUser(User):
                          initial={"status": known["status"]} if known and "status" in known else None)
         self.untrack(name)
 
+    # -- floating IPs ------------------------------------------------------------
+    def create_floating_ip(self, floating_network_id: str, **extra: Any) -> dict:
+        """Allocate a floating IP. Neutron gives floating IPs no name: the resource name goes
+        into `description`, where `novastress-cleanup` finds leftovers."""
+        name = self.resource_name("floating-ip")
+        self.track("floating_ip", name)
+        body = {"floating_network_id": floating_network_id, "description": name, **extra}
+        fip = self.client.network.post("/v2.0/floatingips", json={"floatingip": body},
+                                       expect=(201,)).json()["floatingip"]
+        self.track("floating_ip", name, fip["id"])
+        return fip
+
+    def delete_floating_ip(self, fip: dict) -> None:
+        self.client.network.delete(f"/v2.0/floatingips/{fip['id']}", expect=(204, 404))
+        self.untrack(fip.get("description") or "")
+
+    def _floating_ips_named(self, name: str) -> list[str]:
+        found = self.client.network.get("/v2.0/floatingips", params={"description": name}).json()
+        return [fip["id"] for fip in found["floatingips"] if fip.get("description") == name]
+
+    # -- waiting for anything but a server --------------------------------------
+    def poll(self, what: str, fetch: Callable[[], dict | None], done: Callable[[dict | None], bool],
+             timeout: float, failed: Callable[[dict | None], str | None] | None = None) -> dict | None:
+        """Call `fetch()` every poll interval until `done(seen)`; WaitError on `failed` or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            gevent.sleep(self.options.status_poll_interval)
+            seen = fetch()
+            reason = failed(seen) if failed is not None else None
+            if reason:
+                raise WaitError(f"{what} {reason}")
+            if done(seen):
+                return seen
+            if time.monotonic() >= deadline:
+                state = "gone" if seen is None else seen.get("status", "unchanged")
+                raise WaitError(f"{what} still {state} after {timeout:g} s")
+
+    # -- volumes -------------------------------------------------------------------
+    def create_volume(self, size: int = 1, **extra: Any) -> dict:
+        """Create a volume and wait until available (Rally's cinder.create_volume)."""
+        name = self.resource_name("volume")
+        with self.atomic("create_volume"):
+            self.track("volume", name)
+            volume = self.client.volume.post("/volumes", json={"volume": {"name": name, "size": size, **extra}},
+                                             expect=(202,)).json()["volume"]
+            self.track("volume", name, volume["id"])
+            return self.wait_volume(volume, "available", self.options.build_timeout)
+
+    def _show_volume(self, volume_id: str) -> dict | None:
+        response = self.client.volume.get(f"/volumes/{volume_id}", expect=(200, 404))
+        return None if response.status_code == 404 else response.json()["volume"]
+
+    def wait_volume(self, volume: dict, status: str, timeout: float) -> dict:
+        def failed(seen: dict | None) -> str | None:
+            if seen is None:
+                return f"disappeared while waiting for {status}"
+            return f"went to {seen['status']}" if seen["status"].startswith("error") else None
+        return self.poll(f"volume {volume.get('name')} ({volume['id']})", lambda: self._show_volume(volume["id"]),
+                         lambda seen: seen is not None and seen["status"] == status, timeout, failed)
+
+    def delete_volume(self, volume: dict) -> None:
+        """Delete a volume and wait until it is gone (Rally's cinder.delete_volume)."""
+        with self.atomic("delete_volume"):
+            self._delete_volume(volume["id"], volume.get("name") or volume["id"])
+
+    def _delete_volume(self, volume_id: str, name: str) -> None:
+        self.client.volume.delete(f"/volumes/{volume_id}", expect=(202, 404))
+        self.poll(f"volume {name} ({volume_id})", lambda: self._show_volume(volume_id), lambda seen: seen is None,
+                  self.options.delete_timeout,
+                  lambda seen: f"went to {seen['status']} while deleting"
+                  if seen is not None and seen["status"].startswith("error") else None)
+        self.untrack(name)
+
+    def attach_volume(self, server: dict, volume: dict, device: str | None = None) -> dict:
+        """Attach through Nova and wait until the volume is in-use."""
+        with self.atomic("attach_volume"):
+            spec = {"volumeId": volume["id"], **({"device": device} if device else {})}
+            attachment = self.compute.post(f"/servers/{server['id']}/os-volume_attachments",
+                                           json={"volumeAttachment": spec}, expect=(200,)).json()
+            self.wait_volume(volume, "in-use", self.options.build_timeout)
+            return attachment["volumeAttachment"]
+
+    def detach_volume(self, server: dict, volume: dict) -> None:
+        """Detach through Nova and wait until the volume is available again."""
+        with self.atomic("detach_volume"):
+            self.compute.delete(f"/servers/{server['id']}/os-volume_attachments/{volume['id']}", expect=(202,))
+            self.wait_volume(volume, "available", self.options.delete_timeout)
+
+    # -- networking: floating IPs, ports, security groups --------------------------
+    def external_network(self, wanted: str | None = None) -> str:
+        """The id of the external network floating IPs come from (Tempest's floating_pool)."""
+        networks = self.client.network.get("/v2.0/networks", params={"router:external": "True"}).json()["networks"]
+        networks = [n for n in networks if n.get("router:external")]
+        found = [n for n in networks if wanted in (n["id"], n.get("name"))] if wanted else networks[:1]
+        if not found:
+            raise ApiError(f"no external network {wanted or ''} to take floating IPs from; "
+                           f"known: {', '.join(n.get('name') or n['id'] for n in networks) or 'none'}")
+        return found[0]["id"]
+
+    def allocate_floating_ip(self, pool: str | None = None) -> dict:
+        """Allocate a floating IP from `pool` (default: the external network)."""
+        with self.atomic("create_floating_ip"):
+            return self.create_floating_ip(self.external_network(pool))
+
+    def _show_floating_ip(self, fip_id: str) -> dict | None:
+        response = self.client.network.get(f"/v2.0/floatingips/{fip_id}", expect=(200, 404))
+        return None if response.status_code == 404 else response.json()["floatingip"]
+
+    def server_port(self, server: dict) -> dict:
+        ports = self.client.network.get("/v2.0/ports", params={"device_id": server["id"]}).json()["ports"]
+        if not ports:
+            raise ApiError(f"server {server.get('name')} ({server['id']}) has no port: boot it on a "
+                           f"network (--network) to give it a floating IP")
+        return ports[0]
+
+    def associate_floating_ip(self, fip: dict, server: dict) -> dict:
+        """Point the floating IP at the server's port; wait until Neutron says ACTIVE."""
+        with self.atomic("associate_floating_ip"):
+            port = self.server_port(server)
+            self.client.network.request("PUT", f"/v2.0/floatingips/{fip['id']}",
+                                        json={"floatingip": {"port_id": port["id"]}}, expect=(200,))
+            return self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+                             lambda seen: bool(seen) and seen["status"] == "ACTIVE" and seen["port_id"] == port["id"],
+                             self.options.build_timeout,
+                             lambda seen: "disappeared while associating" if seen is None else None)
+
+    def disassociate_floating_ip(self, fip: dict, wait: bool = True) -> None:
+        """Take the floating IP off its port; with `wait`, until Neutron shows it unbound."""
+        with self.atomic("disassociate_floating_ip"):
+            self.client.network.request("PUT", f"/v2.0/floatingips/{fip['id']}",
+                                        json={"floatingip": {"port_id": None}}, expect=(200,))
+            if wait:
+                self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+                          lambda seen: seen is None or seen.get("port_id") is None, self.options.delete_timeout)
+
+    def release_floating_ip(self, fip: dict) -> None:
+        """Delete the floating IP and wait until it is gone."""
+        with self.atomic("delete_floating_ip"):
+            self.delete_floating_ip(fip)
+            self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+                      lambda seen: seen is None, self.options.delete_timeout)
+
+    def create_security_group(self, tcp_ports: tuple[int, ...] = (22,), icmp: bool = True) -> dict:
+        """A security group letting in SSH (and ICMP), as Tempest's network actions made."""
+        name = self.resource_name("secgroup")
+        with self.atomic("create_security_group"):
+            self.track("security_group", name)
+            group = self.client.network.post("/v2.0/security-groups", json={"security_group": {
+                "name": name, "description": "novastress"}}, expect=(201,)).json()["security_group"]
+            self.track("security_group", name, group["id"])
+            rules = [{"protocol": "tcp", "port_range_min": port, "port_range_max": port} for port in tcp_ports]
+            rules += [{"protocol": "icmp"}] if icmp else []
+            for rule in rules:
+                self.client.network.post("/v2.0/security-group-rules", json={"security_group_rule": {
+                    "security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4", **rule}},
+                    expect=(201,))
+            return group
+
+    def delete_security_group(self, group: dict) -> None:
+        with self.atomic("delete_security_group"):
+            self.client.network.delete(f"/v2.0/security-groups/{group['id']}", expect=(204, 404))
+            self.untrack(group["name"])
+
+    # -- keypairs ----------------------------------------------------------------
+    def create_keypair(self) -> dict:
+        """A keypair Nova generates; the answer carries its private key (microversion < 2.92)."""
+        name = self.resource_name("keypair")
+        with self.atomic("create_keypair"):
+            self.track("keypair", name, name)
+            return self.compute.post("/os-keypairs", json={"keypair": {"name": name}}, expect=(200, 201),
+                                     name="compute POST /os-keypairs").json()["keypair"]
+
+    def delete_keypair(self, keypair: dict) -> None:
+        with self.atomic("delete_keypair"):
+            self._delete_keypair(keypair["name"])
+
+    def _delete_keypair(self, name: str) -> None:
+        self.compute.delete(f"/os-keypairs/{name}", expect=(202, 204, 404), name="compute DELETE /os-keypairs/{name}")
+        self.untrack(name)
+
+    # -- server actions ----------------------------------------------------------
+    def server_action(self, server: dict, body: dict, status: str | None = "ACTIVE",
+                      atomic: str | None = None) -> dict:
+        """POST /servers/{id}/action and wait for `status` (None: do not wait)."""
+        name = atomic or next(iter(body)).replace("os-", "")
+        with self.atomic(name):
+            before = time.time()
+            self.compute.post(f"/servers/{server['id']}/action", json=body, expect=(202, 204),
+                              name=f"compute POST /servers/{{id}}/action {next(iter(body))}")
+            if status is None:
+                return server
+            return self.waiter.wait(server["id"], server.get("name") or server["id"], status,
+                                    self.options.build_timeout, since=before) or server
+
+    def _delete_tracked(self, tracked: Tracked) -> None:
+        """Cleanup of what is not a server or floating IP: find by name when the id is unknown."""
+        if tracked.kind == "keypair":
+            self._delete_keypair(tracked.name)
+            return
+        if tracked.kind == "volume":
+            ids = [tracked.resource_id] if tracked.resource_id else [
+                v["id"] for v in self.client.volume.get("/volumes", params={"name": tracked.name}).json()["volumes"]
+                if v.get("name") == tracked.name]
+            for volume_id in ids:
+                # a volume still being created, or whose server was just deleted (it detaches on
+                # its own), cannot be deleted yet: wait for that first
+                seen = self._show_volume(volume_id)
+                if seen is not None and seen["status"] in VOLUME_BUSY:
+                    seen = self.poll(f"volume {tracked.name} ({volume_id})", lambda: self._show_volume(volume_id),
+                              lambda s: s is None or s["status"] not in VOLUME_BUSY,
+                              self.options.delete_timeout)
+                if seen is None:
+                    continue
+                if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
+                    self.poll(f"volume {tracked.name} ({volume_id})", lambda: self._show_volume(volume_id),
+                              lambda s: s is None, self.options.delete_timeout)
+                    continue
+                self._delete_volume(volume_id, tracked.name)
+        elif tracked.kind == "security_group":
+            ids = [tracked.resource_id] if tracked.resource_id else [
+                g["id"] for g in self.client.network.get("/v2.0/security-groups", params={"name": tracked.name})
+                .json()["security_groups"] if g.get("name") == tracked.name]
+            for group_id in ids:
+                self.client.network.delete(f"/v2.0/security-groups/{group_id}", expect=(204, 404))
+        self.untrack(tracked.name)
+
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:
         """Delete every tracked resource and wait until it is gone; what cannot be is a leak."""
         if self.options.leave_dirty_stack:
             return
-        for tracked in list(self.tracked.values()):
+        # servers first: their deletion detaches volumes and frees ports and security groups
+        for tracked in sorted(self.tracked.values(), key=lambda t: CLEANUP_ORDER.get(t.kind, 0)):
             try:
+                if tracked.kind in ("volume", "security_group", "keypair"):
+                    self._delete_tracked(tracked)
+                    continue
+                if tracked.kind == "floating_ip":
+                    for fip_id in [tracked.resource_id] if tracked.resource_id else \
+                            self._floating_ips_named(tracked.name):
+                        self.client.network.delete(f"/v2.0/floatingips/{fip_id}", expect=(204, 404))
+                    self.untrack(tracked.name)
+                    continue
                 ids = [tracked.resource_id] if tracked.resource_id else self._find_by_name(tracked.name)
                 for server_id in ids:
                     try:

@@ -9,7 +9,7 @@ import time
 
 import yaml
 
-from conftest import LOCUST, LOCUSTFILE, ROOT, clean_env, cli_credentials, servers_named
+from locust_runs import LOCUST, LOCUSTFILE, ROOT, clean_env, cli_credentials, servers_named
 
 
 def _admin_session(clouds_yaml):

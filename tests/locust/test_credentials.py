@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conftest import FAST, clean_env, cli_credentials, run_locust, servers_named
+from locust_runs import FAST, clean_env, cli_credentials, run_locust, servers_named
 from novastress_locust import credentials, options
 
 

@@ -6,7 +6,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import FAST, LOCUST, LOCUSTFILE, ROOT, clean_env, cli_credentials, run_locust, servers_named
+from locust_runs import FAST, LOCUST, LOCUSTFILE, ROOT, clean_env, cli_credentials, run_locust, servers_named
 
 
 def test_max_runs_ends_the_test_when_every_user_is_done(cloud):

@@ -1,4 +1,4 @@
-"""Run real `locust` subprocesses against embedded clouds and look at what they left."""
+"""Run real `locust` subprocesses against embedded clouds and look at what they left (shared by the test directories)."""
 from __future__ import annotations
 
 import os
@@ -8,7 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 LOCUST = str(Path(sys.executable).with_name("locust"))
 LOCUSTFILE = "locustfiles/create_destroy.py"
 # fast status polls against the embedded cloud's fast transitions
@@ -38,6 +38,11 @@ class LocustRun:
         total = re.search(r"^Summary:\nRun (\d+) actions \((\d+) failed\)$", self.stdout, re.M)
         assert total, f"no summary in stdout:\n{self.stdout[-3000:]}"
         return {"users": users, "runs": int(total.group(1)), "failed": int(total.group(2))}
+
+    def totals(self) -> tuple[int, int]:
+        """(actions, failed) of Tempest's summary."""
+        summary = self.summary()
+        return summary["runs"], summary["failed"]
 
     def stats_row(self, request_type: str, name: str) -> tuple[int, int] | None:
         """(requests, failures) of a row of the final stats table (Locust logs it to stderr)."""
@@ -70,8 +75,8 @@ def servers_named(cloud, prefix: str) -> list[dict]:
     return [s for s in response.json()["servers"] if s["name"].startswith(prefix)]
 
 
-def cli_credentials(cloud) -> list[str]:
-    creds = cloud.credentials()
+def cli_credentials(cloud, admin: bool = False) -> list[str]:
+    creds = cloud.credentials(admin=admin)
     # --opt=value: a generated password may start with "-"
     return [f"--os-auth-url={creds['auth_url']}", f"--os-username={creds['username']}",
             f"--os-password={creds['password']}", f"--os-project-name={creds['project_name']}"]

@@ -1,0 +1,701 @@
+"""Safe, prefix-scoped cleanup: delete only what novastress created.
+
+    novastress-cleanup --os-cloud mycloud                       # list what would go (every run)
+    novastress-cleanup --os-cloud mycloud --run-id 1a2b3c --yes # delete one run's leftovers
+    python -m novastress_locust.cleanup --os-cloud admin --all-projects --yes
+
+Every resource a run creates is named `<prefix>-<run id>-...` (floating IPs, which have no
+name in Neutron, carry it as their description). Only resources whose name starts with
+`<prefix>-` (or `<prefix>-<run id>-` with `--run-id`) are touched, never anything else:
+Tempest's cleanup deleted every tenant's servers, this one cannot. Kinds go in dependency
+order (servers before the floating IPs, volumes and security groups they hold; snapshots
+before their volumes; projects and users last), each with retries, backoff and a deadline.
+The end is a table (kind, found, deleted, failed); the exit code is 1 when anything could
+not be deleted, 2 for a configuration problem.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import re
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from . import options as novastress_options
+from .credentials import CloudTarget, CredentialsError, resolve
+
+LOG = logging.getLogger("novastress.cleanup")
+
+KINDS = ("servers", "floating IPs", "volume attachments", "volume snapshots", "volumes",
+         "keypairs", "security groups", "projects", "users")
+# 2.10: an admin may list and delete the keypairs of another user (isolated users' keypairs)
+COMPUTE_MICROVERSION = "2.10"
+# server statuses that are as good as gone
+GONE = ("DELETED", "SOFT_DELETED")
+
+
+class CleanupError(Exception):
+    """A problem the user can fix (credentials, scope); str() is one clear line."""
+
+
+class CallFailed(Exception):
+    """An API call that still failed after its retries; str() is one line, no secrets."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Resource:
+    """One thing to delete."""
+
+    kind: str
+    id: str
+    name: str
+    project_id: str | None = None
+    detail: dict = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        where = f" in project {self.project_id}" if self.project_id else ""
+        return f"{self.name} ({self.id}){where}"
+
+
+@dataclass
+class KindResult:
+    """What happened to one kind: the row of the final table."""
+
+    kind: str
+    found: list[Resource] = field(default_factory=list)
+    deleted: list[Resource] = field(default_factory=list)
+    failed: list[tuple[Resource | None, str]] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class Scope:
+    """Which names are ours: `<prefix>-` (every run) or `<prefix>-<run id>-` (one run)."""
+
+    prefix: str
+    run_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.prefix or not re.fullmatch(r"[\w.]+", self.prefix):
+            raise CleanupError(f"--prefix {self.prefix!r}: use letters, digits, '_' or '.' (the "
+                               f"prefix the runs used, default {novastress_options.ALL['prefix'].default})")
+        if self.run_id is not None and not re.fullmatch(r"[\w.-]+", self.run_id):
+            raise CleanupError(f"--run-id {self.run_id!r}: use the run id the run printed "
+                               f"('run id 1a2b3c;')")
+
+    @property
+    def pattern(self) -> str:
+        return f"{self.prefix}-{self.run_id}-" if self.run_id else f"{self.prefix}-"
+
+    def owns(self, name: Any) -> bool:
+        return isinstance(name, str) and name.startswith(self.pattern)
+
+
+@dataclass
+class Settings:
+    """How hard to try."""
+
+    retries: int = 5
+    backoff: float = 0.5           # first retry after about this many seconds, doubling
+    max_backoff: float = 8.0
+    interval: float = 1.0          # between "is it gone yet?" polls
+    timeout: float = 600.0         # the whole cleanup
+    request_timeout: float = 30.0  # one HTTP call
+    concurrency: int = 8
+
+
+# -- HTTP with retries ----------------------------------------------------------------
+class Cloud:
+    """The services of one credential; every call retried on 5xx, resets and timeouts."""
+
+    TRANSIENT = (408, 429, 500, 502, 503, 504)
+
+    def __init__(self, target: CloudTarget, settings: Settings, deadline: float) -> None:
+        self.target = target
+        self.settings = settings
+        self.deadline = deadline
+        self.session = target.session(target.plugin())
+        self.session.timeout = settings.request_timeout
+        self._endpoints: dict[str, str | None] = {}
+
+    def remaining(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def authenticate(self) -> None:
+        """A token now: bad credentials or an unreachable cloud become one clear line."""
+        from keystoneauth1 import exceptions as ks
+        who = f"{self.target.who} ({self.target.source})"
+        discovery_log = logging.getLogger("keystoneauth.identity.generic.base")
+        level = discovery_log.level
+        discovery_log.setLevel(logging.ERROR)
+        try:
+            self._retry(lambda: self.session.get_token(), "authenticate")
+        except CallFailed as exc:
+            if exc.status == 401:
+                raise CleanupError(f"authentication failed for {who}: the cloud answered 401; check "
+                                   f"the password / application credential") from None
+            raise CleanupError(f"cannot authenticate {who}: {exc}") from None
+        finally:
+            discovery_log.setLevel(level)
+
+    @property
+    def project_id(self) -> str | None:
+        return self.session.get_project_id()
+
+    @property
+    def user_id(self) -> str | None:
+        return self.session.get_user_id()
+
+    def endpoint(self, service_type: str) -> str | None:
+        if service_type not in self._endpoints:
+            url = None
+            for kind in ((service_type,) if service_type != "volume" else ("block-storage", "volumev3")):
+                url = self._retry(lambda: self.session.get_endpoint(**self.target.endpoint_filter(kind)),
+                                  "catalog")
+                if url:
+                    break
+            self._endpoints[service_type] = url.rstrip("/") if url else None
+        return self._endpoints[service_type]
+
+    def call(self, service_type: str, method: str, path: str, *, params: dict | None = None,
+             json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = ()):
+        """One API call, retried with backoff on transient trouble; CallFailed when it gives up."""
+        endpoint = self.endpoint(service_type)
+        if endpoint is None:
+            raise CallFailed(f"no {service_type} endpoint in the catalog")
+        headers = {"OpenStack-API-Version": f"compute {COMPUTE_MICROVERSION}"} \
+            if service_type == "compute" else {}
+        label = f"{method} {service_type} {path}"
+
+        def once():
+            response = self.session.request(endpoint + path, method, params=params, json=json,
+                                            headers=headers, raise_exc=False)
+            if response.status_code in expect:
+                return response
+            error = CallFailed(f"{label} -> {response.status_code} {_error_message(response)}",
+                               response.status_code)
+            error.transient = response.status_code in self.TRANSIENT + retry_on  # type: ignore[attr-defined]
+            raise error
+        return self._retry(once, label)
+
+    def _retry(self, function: Callable[[], Any], label: str):
+        from keystoneauth1 import exceptions as ks
+        delay = self.settings.backoff
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return function()
+            except CallFailed as exc:
+                if not getattr(exc, "transient", False):
+                    raise
+                error = exc
+            except ks.Unauthorized:
+                raise CallFailed(f"{label}: the cloud answered 401 (credentials rejected)", 401) from None
+            except (ks.ConnectFailure, ks.ConnectionError, ks.RetriableConnectionFailure,
+                    ks.DiscoveryFailure) as exc:
+                error = CallFailed(f"{label}: {type(exc).__name__}: {_first_line(exc)}")
+            except ks.HttpError as exc:  # raised by the catalog/auth calls
+                if exc.http_status not in self.TRANSIENT:
+                    raise CallFailed(f"{label}: {_first_line(exc)}", exc.http_status) from None
+                error = CallFailed(f"{label}: {_first_line(exc)}", exc.http_status)
+            if attempt > self.settings.retries or self.remaining() <= 0:
+                raise CallFailed(f"{error} (gave up after {attempt} attempts)", error.status)
+            # jitter: many workers retrying in step would hit a struggling cloud together
+            pause = min(delay, self.settings.max_backoff, max(0.0, self.remaining()))
+            time.sleep(pause * random.uniform(0.75, 1.25))
+            delay *= 2
+
+
+def _error_message(response) -> str:
+    """The message of an OpenStack error body, one line."""
+    try:
+        body = response.json()
+    except ValueError:
+        lines = response.text.strip().splitlines()
+        return lines[0][:200] if lines else (response.reason or "")
+    if isinstance(body, dict):
+        for value in body.values():
+            if isinstance(value, dict) and "message" in value:
+                return str(value["message"]).splitlines()[0][:300]
+        for key in ("message", "NeutronError"):
+            if key in body:
+                value = body[key]
+                return str(value.get("message") if isinstance(value, dict) else value).splitlines()[0][:300]
+    return str(body)[:200]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# -- the cleanup -------------------------------------------------------------------------
+class Cleanup:
+    """Find (and with `delete=True` delete) everything in scope, kind by kind."""
+
+    def __init__(self, cloud: Cloud, scope: Scope, all_projects: bool = False,
+                 delete: bool = False, out=None) -> None:
+        self.cloud = cloud
+        self.scope = scope
+        self.all_projects = all_projects
+        self.delete = delete
+        self.out = out or sys.stdout
+        self.results: dict[str, KindResult] = {kind: KindResult(kind) for kind in KINDS}
+        self._lock = threading.Lock()
+        self._projects: list[Resource] | None = None
+        self._users: list[Resource] | None = None
+        self._foreign_snapshots: dict[str, list[str]] = {}
+
+    # -- driving --------------------------------------------------------------------
+    def run(self) -> dict[str, KindResult]:
+        steps: list[tuple[str, Callable[[], list[Resource]], Callable[[Resource], None] | None]] = [
+            ("servers", self.find_servers, self.delete_server),
+            ("floating IPs", self.find_floating_ips, self.delete_floating_ip),
+            ("volume attachments", self.find_attachments, self.delete_attachment),
+            ("volume snapshots", self.find_snapshots, self.delete_snapshot),
+            ("volumes", self.find_volumes, self.delete_volume),
+            ("keypairs", self.find_keypairs, self.delete_keypair),
+            ("security groups", self.find_security_groups, self.delete_security_group),
+            ("projects", self.find_projects, self.delete_project),
+            ("users", self.find_users, self.delete_user),
+        ]
+        for kind, find, remove in steps:
+            result = self.results[kind]
+            try:
+                result.found = find()
+            except Skip as skip:
+                result.note = str(skip)
+                continue
+            except CallFailed as exc:
+                result.failed.append((None, f"could not list {kind}: {exc}"))
+                continue
+            for resource in result.found:
+                self._say(f"{'deleting' if self.delete else 'would delete'} {_singular(kind)} {resource}")
+            if self.delete and result.found and remove is not None:
+                self._delete_all(result, remove)
+        return self.results
+
+    def _delete_all(self, result: KindResult, remove: Callable[[Resource], None]) -> None:
+        def one(resource: Resource) -> None:
+            try:
+                if self.cloud.remaining() <= 0:
+                    raise CallFailed(f"the cleanup timeout ({self.cloud.settings.timeout:g} s) passed")
+                remove(resource)
+            except (CallFailed, StillThere) as exc:
+                with self._lock:
+                    result.failed.append((resource, str(exc)))
+            except Exception as exc:  # a surprise must not hide the other resources' fate
+                with self._lock:
+                    result.failed.append((resource, f"{type(exc).__name__}: {_first_line(exc)}"))
+            else:
+                with self._lock:
+                    result.deleted.append(resource)
+
+        workers = max(1, min(self.cloud.settings.concurrency, len(result.found)))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cleanup") as pool:
+            list(pool.map(one, result.found))
+
+    def _say(self, line: str) -> None:
+        with self._lock:
+            print(line, file=self.out, flush=True)
+
+    def _wait_gone(self, resource: Resource, show: Callable[[], dict | None],
+                   on_error: Callable[[dict], None] | None = None) -> None:
+        """Poll until `show()` says the resource is gone (None), within the cleanup deadline."""
+        last: dict | None = None
+        while self.cloud.remaining() > 0:
+            last = show()
+            if last is None:
+                return
+            status = str(last.get("status", ""))
+            if status.upper() in GONE:
+                return
+            if on_error is not None and status.lower() in ("error", "error_deleting"):
+                on_error(last)  # deletes again, or raises StillThere when it has tried enough
+            time.sleep(min(self.cloud.settings.interval, max(0.0, self.cloud.remaining())))
+        state = str(last.get("status")) if last else "present"
+        task = last.get("OS-EXT-STS:task_state") if last else None
+        raise StillThere(f"still {state}{f' ({task})' if task else ''} after the cleanup timeout "
+                         f"({self.cloud.settings.timeout:g} s)")
+
+    # -- listing helpers --------------------------------------------------------------
+    def _own_project_filter(self) -> dict[str, str]:
+        return {} if self.all_projects else {"project_id": self.cloud.project_id or ""}
+
+    def _paged(self, service: str, path: str, key: str, params: dict[str, str]) -> list[dict]:
+        """Every item of a paged list (limit/marker), bounded."""
+        items: list[dict] = []
+        query = dict(params, limit="1000")
+        for _ in range(100):
+            page = self.cloud.call(service, "GET", path, params=query).json().get(key, [])
+            items += page
+            if len(page) < 1000:
+                break
+            query["marker"] = page[-1]["id"]
+        return items
+
+    # -- servers -----------------------------------------------------------------------
+    def find_servers(self) -> list[Resource]:
+        params = {"name": f"^{re.escape(self.scope.pattern)}"}
+        if self.all_projects:
+            params["all_tenants"] = "1"
+        servers = self._paged("compute", "/servers/detail", "servers", params)
+        return [Resource("server", s["id"], s["name"], s.get("tenant_id"), s) for s in servers
+                if self.scope.owns(s.get("name")) and s.get("status") not in GONE]
+
+    def _show_server(self, resource: Resource) -> dict | None:
+        response = self.cloud.call("compute", "GET", f"/servers/{resource.id}", expect=(200, 404))
+        return None if response.status_code == 404 else response.json()["server"]
+
+    def delete_server(self, resource: Resource) -> None:
+        def delete() -> None:
+            try:
+                self.cloud.call("compute", "DELETE", f"/servers/{resource.id}", expect=(204, 404))
+            except CallFailed as exc:
+                if exc.status == 409 and "locked" in str(exc).lower():
+                    # a run's own lock action: unlock (admins may) and delete
+                    self.cloud.call("compute", "POST", f"/servers/{resource.id}/action",
+                                    json={"unlock": None}, expect=(202,))
+                    self.cloud.call("compute", "DELETE", f"/servers/{resource.id}", expect=(204, 404))
+                else:
+                    raise
+
+        def again(server: dict) -> None:
+            # a delete that raced a build can leave the server in ERROR: delete it again
+            if server.get("OS-EXT-STS:task_state"):
+                return  # the delete is still under way
+            self._redelete(resource, server, delete)
+
+        delete()
+        self._wait_gone(resource, lambda: self._show_server(resource), on_error=again)
+
+    # -- floating IPs ------------------------------------------------------------------
+    def find_floating_ips(self) -> list[Resource]:
+        found = self._paged("network", "/v2.0/floatingips", "floatingips", self._own_project_filter())
+        ours = []
+        for fip in found:
+            # Neutron gives floating IPs no name: novastress writes it into the description
+            name = fip.get("description") if self.scope.owns(fip.get("description")) else \
+                next((tag for tag in fip.get("tags") or [] if self.scope.owns(tag)), None)
+            if name:
+                ours.append(Resource("floating IP", fip["id"], name, fip.get("project_id"),
+                                     {"address": fip.get("floating_ip_address")}))
+        return ours
+
+    def delete_floating_ip(self, resource: Resource) -> None:
+        self.cloud.call("network", "DELETE", f"/v2.0/floatingips/{resource.id}", expect=(204, 404))
+
+    # -- volumes -----------------------------------------------------------------------
+    def _volume_params(self) -> dict[str, str]:
+        return {"all_tenants": "1"} if self.all_projects else {}
+
+    def _our_volumes(self) -> list[dict]:
+        if self.cloud.endpoint("volume") is None:
+            raise Skip("no volume service in the catalog")
+        volumes = self._paged("volume", "/volumes/detail", "volumes", self._volume_params())
+        return [v for v in volumes if self.scope.owns(v.get("name")) and v.get("status") != "deleted"]
+
+    def find_attachments(self) -> list[Resource]:
+        found = []
+        for volume in self._our_volumes():
+            for attachment in volume.get("attachments") or []:
+                server_id = attachment.get("server_id") or ""
+                found.append(Resource("volume attachment", volume["id"],
+                                      f"{volume['name']} on server {server_id}",
+                                      volume.get("os-vol-tenant-attr:tenant_id"),
+                                      {"server_id": server_id, "volume": volume}))
+        return found
+
+    def delete_attachment(self, resource: Resource) -> None:
+        server_id = resource.detail["server_id"]
+        server = self.cloud.call("compute", "GET", f"/servers/{server_id}", expect=(200, 404))
+        if server.status_code == 200:
+            name = server.json()["server"].get("name")
+            if not self.scope.owns(name):
+                # detaching would change a server the tool did not create
+                raise CallFailed(f"attached to server {server_id} ({name}), which is not ours; "
+                                 f"detach it by hand")
+            self.cloud.call("compute", "DELETE", f"/servers/{server_id}/os-volume_attachments/{resource.id}",
+                            expect=(202, 204, 404), retry_on=(409,))
+        else:
+            # the server is gone but Cinder still records the attachment (a lost detach):
+            # only an admin can reset it
+            try:
+                self.cloud.call("volume", "POST", f"/volumes/{resource.id}/action",
+                                json={"os-reset_status": {"status": "available",
+                                                          "attach_status": "detached"}},
+                                expect=(202,))
+            except CallFailed as exc:
+                if exc.status == 403:
+                    raise CallFailed(f"attached to server {server_id}, which no longer exists; an "
+                                     f"admin must reset it (rerun with admin credentials)", 403) from None
+                raise
+        self._wait_gone(resource, lambda: self._attachment_of(resource))
+
+    def _attachment_of(self, resource: Resource) -> dict | None:
+        response = self.cloud.call("volume", "GET", f"/volumes/{resource.id}", expect=(200, 404))
+        if response.status_code == 404:
+            return None
+        volume = response.json()["volume"]
+        attached = any(a.get("server_id") == resource.detail["server_id"]
+                       for a in volume.get("attachments") or [])
+        return {"status": volume.get("status")} if attached else None
+
+    def find_snapshots(self) -> list[Resource]:
+        if self.cloud.endpoint("volume") is None:
+            raise Skip("no volume service in the catalog")
+        volumes = {v["id"] for v in self._our_volumes()}
+        snapshots = self._paged("volume", "/snapshots/detail", "snapshots", self._volume_params())
+        live = [s for s in snapshots if s.get("status") != "deleted"]
+        # a snapshot someone else took of one of our volumes is not ours: the volume stays
+        self._foreign_snapshots = {}
+        for snapshot in live:
+            if snapshot.get("volume_id") in volumes and not self.scope.owns(snapshot.get("name")):
+                self._foreign_snapshots.setdefault(snapshot["volume_id"], []).append(snapshot["id"])
+        return [Resource("volume snapshot", s["id"], s["name"],
+                         s.get("os-extended-snapshot-attributes:project_id"), s)
+                for s in live if self.scope.owns(s.get("name"))]
+
+    def delete_snapshot(self, resource: Resource) -> None:
+        # 400 while the snapshot is still creating: retried until it settles
+        self.cloud.call("volume", "DELETE", f"/snapshots/{resource.id}", expect=(202, 204, 404),
+                        retry_on=(400,))
+        self._wait_gone(resource, lambda: self._show("volume", f"/snapshots/{resource.id}", "snapshot"),
+                        on_error=lambda record: self._redelete(resource, record, lambda: self.cloud.call(
+                            "volume", "DELETE", f"/snapshots/{resource.id}", expect=(202, 204, 404),
+                            retry_on=(400,))))
+
+    def find_volumes(self) -> list[Resource]:
+        return [Resource("volume", v["id"], v["name"], v.get("os-vol-tenant-attr:tenant_id"), v)
+                for v in self._our_volumes()]
+
+    def delete_volume(self, resource: Resource) -> None:
+        foreign = self._foreign_snapshots.get(resource.id)
+        if foreign:
+            raise CallFailed(f"has snapshot(s) {', '.join(foreign)} not named {self.scope.pattern}...; "
+                             f"they are not ours to delete: delete them by hand, then run again")
+        # 400 while attaching/detaching or a snapshot is still being deleted: retried
+        self.cloud.call("volume", "DELETE", f"/volumes/{resource.id}", expect=(202, 204, 404),
+                        retry_on=(400,))
+        self._wait_gone(resource, lambda: self._show("volume", f"/volumes/{resource.id}", "volume"),
+                        on_error=lambda record: self._redelete(resource, record, lambda: self.cloud.call(
+                            "volume", "DELETE", f"/volumes/{resource.id}", expect=(202, 204, 404),
+                            retry_on=(400,))))
+
+    def _show(self, service: str, path: str, key: str) -> dict | None:
+        response = self.cloud.call(service, "GET", path, expect=(200, 404))
+        return None if response.status_code == 404 else response.json()[key]
+
+    def _redelete(self, resource: Resource, record: dict, delete: Callable[[], None]) -> None:
+        """The resource went to ERROR while deleting: delete it again, a bounded number of times."""
+        count = resource.detail.get("redeletes", 0)
+        if count >= self.cloud.settings.retries:
+            fault = (record.get("fault") or {}).get("message")
+            raise StillThere(f"went to {record.get('status')} while deleting, {count + 1} deletes "
+                             f"tried{': ' + str(fault).splitlines()[0] if fault else ''}")
+        resource.detail["redeletes"] = count + 1
+        delete()
+
+    # -- keypairs ----------------------------------------------------------------------
+    def find_keypairs(self) -> list[Resource]:
+        owners: list[str | None] = [None]   # None: the caller's own keypairs
+        if self.all_projects:
+            owners += [user.id for user in self._isolated_users()]
+        found = []
+        for owner in owners:
+            params = {"user_id": owner} if owner else {}
+            keypairs = self.cloud.call("compute", "GET", "/os-keypairs", params=params).json()["keypairs"]
+            for item in keypairs:
+                keypair = item.get("keypair", item)
+                if self.scope.owns(keypair.get("name")):
+                    found.append(Resource("keypair", keypair["name"], keypair["name"], None,
+                                          {"user_id": owner}))
+        return found
+
+    def delete_keypair(self, resource: Resource) -> None:
+        owner = resource.detail.get("user_id")
+        self.cloud.call("compute", "DELETE", f"/os-keypairs/{resource.id}",
+                        params={"user_id": owner} if owner else None, expect=(202, 204, 404))
+
+    # -- security groups ---------------------------------------------------------------
+    def find_security_groups(self) -> list[Resource]:
+        groups = self._paged("network", "/v2.0/security-groups", "security_groups",
+                             self._own_project_filter())
+        isolated = {project.id for project in self._isolated_projects()} if self.all_projects else set()
+        # the "default" group Neutron made for one of our isolated projects is ours too:
+        # deleting the project in Keystone does not delete it
+        return [Resource("security group", g["id"], g.get("name") or "",
+                         g.get("project_id"), g) for g in groups
+                if self.scope.owns(g.get("name"))
+                or (g.get("name") == "default" and g.get("project_id") in isolated)]
+
+    def delete_security_group(self, resource: Resource) -> None:
+        # 409 while a port of a server still being deleted uses it: retried
+        self.cloud.call("network", "DELETE", f"/v2.0/security-groups/{resource.id}",
+                        expect=(204, 404), retry_on=(409,))
+
+    # -- isolated projects and users -----------------------------------------------------
+    def _isolated_projects(self) -> list[Resource]:
+        if self._projects is None:
+            projects = self.cloud.call("identity", "GET", "/v3/projects").json()["projects"]
+            self._projects = [Resource("project", p["id"], p["name"], p["id"]) for p in projects
+                              if self.scope.owns(p.get("name")) and p["id"] != self.cloud.project_id]
+        return self._projects
+
+    def _isolated_users(self) -> list[Resource]:
+        if self._users is None:
+            users = self.cloud.call("identity", "GET", "/v3/users").json()["users"]
+            self._users = [Resource("user", u["id"], u["name"]) for u in users
+                           if self.scope.owns(u.get("name")) and u["id"] != self.cloud.user_id]
+        return self._users
+
+    def find_projects(self) -> list[Resource]:
+        if not self.all_projects:
+            raise Skip("isolated projects are cleaned with --all-projects (admin)")
+        return self._isolated_projects()
+
+    def delete_project(self, resource: Resource) -> None:
+        self.cloud.call("identity", "DELETE", f"/v3/projects/{resource.id}", expect=(204, 404))
+
+    def find_users(self) -> list[Resource]:
+        if not self.all_projects:
+            raise Skip("isolated users are cleaned with --all-projects (admin)")
+        return self._isolated_users()
+
+    def delete_user(self, resource: Resource) -> None:
+        self.cloud.call("identity", "DELETE", f"/v3/users/{resource.id}", expect=(204, 404))
+
+
+class Skip(Exception):
+    """A kind this cleanup does not look at; str() says why."""
+
+
+class StillThere(Exception):
+    """A deleted resource did not disappear in time; str() says in which state."""
+
+
+def _singular(kind: str) -> str:
+    return {"servers": "server", "floating IPs": "floating IP", "volume attachments": "volume attachment",
+            "volume snapshots": "volume snapshot", "volumes": "volume", "keypairs": "keypair",
+            "security groups": "security group", "projects": "project", "users": "user"}[kind]
+
+
+def render_table(results: Iterable[KindResult], deleting: bool) -> str:
+    """kind | found | deleted | failed, one row per kind, then one line per failure."""
+    rows = [("kind", "found", "deleted" if deleting else "deleted (dry run)", "failed")]
+    failures: list[str] = []
+    for result in results:
+        if result.note and not result.found and not result.failed:
+            rows.append((result.kind, "-", "-", "-"))
+            failures.append(f"  {result.kind}: skipped, {result.note}")
+            continue
+        rows.append((result.kind, str(len(result.found)), str(len(result.deleted)), str(len(result.failed))))
+        for resource, reason in result.failed:
+            what = f"{_singular(result.kind)} {resource}" if resource else result.kind
+            failures.append(f"  FAILED {what}: {reason}")
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)
+                       for i, (cell, width) in enumerate(zip(row, widths))).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines + failures)
+
+
+# -- command line -------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="novastress-cleanup",
+        description="Delete what novastress runs left behind: only resources named <prefix>-... "
+                    "(one run: <prefix>-<run id>-...). Lists by default; --yes deletes.")
+    cloud = parser.add_argument_group(novastress_options.CLOUD)
+    _add(cloud, novastress_options.CLOUD_OPTIONS)
+    scope = parser.add_argument_group("What to clean")
+    _add(scope, [novastress_options.ALL["prefix"]])
+    scope.add_argument("--run-id", default=None,
+                       help="only this run's resources (<prefix>-<run id>-...); default: every run")
+    scope.add_argument("--all-projects", action="store_true",
+                       help="look in every project (admin): servers, volumes, floating IPs and "
+                            "security groups of all projects, isolated projects and users")
+    scope.add_argument("--yes", action="store_true", help="delete; without it the cleanup only lists")
+    how = parser.add_argument_group("How hard to try")
+    defaults = Settings()
+    how.add_argument("--retries", type=_at_least(int, 0, strict=False), default=defaults.retries,
+                     help=f"retries of a failing call, with exponential backoff (default {defaults.retries})")
+    how.add_argument("--concurrency", type=_at_least(int, 0, strict=True), default=defaults.concurrency,
+                     help=f"deletions in flight at once per kind (default {defaults.concurrency})")
+    how.add_argument("--timeout", type=_at_least(float, 0, strict=True), default=defaults.timeout,
+                     help=f"seconds the whole cleanup may take (default {defaults.timeout:g})")
+    how.add_argument("--request-timeout", type=_at_least(float, 0, strict=True), default=defaults.request_timeout,
+                     help=f"seconds one API call may take (default {defaults.request_timeout:g})")
+    how.add_argument("--poll-interval", type=_at_least(float, 0, strict=True), default=defaults.interval,
+                     help=f"seconds between 'is it gone yet?' checks (default {defaults.interval:g})")
+    return parser
+
+
+def _add(group, opts) -> None:
+    for opt in opts:
+        group.add_argument(opt.flag, **novastress_options.argument_kwargs(opt))
+
+
+def _at_least(kind, minimum, strict: bool):
+    def convert(text: str):
+        value = kind(text)
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {'greater than' if strict else 'at least'} "
+                                             f"{minimum}, got {text}")
+        return value
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`novastress-cleanup`: 0 all done (or listed), 1 something could not be deleted, 2 bad input."""
+    parser = build_parser()
+    parser.error = lambda message: _fail(f"{message} (see --help)")  # type: ignore[method-assign]
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        scope = Scope(args.prefix, args.run_id)
+        target = resolve(args)
+        if target is None:
+            raise CleanupError("no cloud configured: set --os-cloud/OS_CLOUD, OS_* variables, "
+                               "--os-auth-url and friends, or --tempest-conf")
+        settings = Settings(retries=args.retries, interval=args.poll_interval, timeout=args.timeout,
+                            request_timeout=args.request_timeout, concurrency=args.concurrency)
+        cloud = Cloud(target, settings, time.monotonic() + settings.timeout)
+        cloud.authenticate()
+    except (CleanupError, CredentialsError) as exc:
+        return _fail(str(exc))
+    where = "every project" if args.all_projects else f"project {cloud.project_id}"
+    print(f"novastress-cleanup: {'deleting' if args.yes else 'listing'} resources named "
+          f"{scope.pattern}* in {where} of {target.who}", flush=True)
+    results = Cleanup(cloud, scope, all_projects=args.all_projects, delete=args.yes).run()
+    print(render_table(results.values(), args.yes), flush=True)
+    failed = sum(len(r.failed) for r in results.values())
+    found = sum(len(r.found) for r in results.values())
+    if failed:
+        print(f"novastress-cleanup: {failed} could not be {'deleted' if args.yes else 'listed'}; "
+              f"see FAILED above, fix and run again", file=sys.stderr, flush=True)
+        return 1
+    if not args.yes and found:
+        print(f"novastress-cleanup: dry run, nothing deleted; add --yes to delete these {found}",
+              flush=True)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"novastress-cleanup: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""Make resources through the real APIs, run `novastress-cleanup`, and list what is left.
+
+`leftovers()` is written against the APIs directly, not through novastress_locust.cleanup,
+so a cleanup that misses something cannot also hide it from the test.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from locust_runs import clean_env, cli_credentials  # noqa: F401  (tests/ is on sys.path)
+
+ROOT = Path(__file__).resolve().parents[2]
+CLEANUP = str(Path(sys.executable).with_name("novastress-cleanup"))
+COMPUTE_HEADERS = {"OpenStack-API-Version": "compute 2.37"}
+
+
+class Api:
+    """One keystoneauth session and the embedded cloud's service URLs."""
+
+    def __init__(self, cloud, session) -> None:
+        self.cloud = cloud
+        self.session = session
+        base = cloud.base_url
+        self.compute = f"{base}/compute/v2.1"
+        self.network = f"{base}/networking/v2.0"
+        self.volume = f"{base}/volume/v3"
+        self.identity = f"{base}/identity/v3"
+        self.image = f"{base}/image/v2"
+
+    def get(self, url: str, **params) -> dict:
+        response = self.session.get(url, params=params or None, headers=self._headers(url))
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def _headers(self, url: str) -> dict:
+        return COMPUTE_HEADERS if url.startswith(self.compute) else {}
+
+    def post(self, url: str, body: dict) -> dict:
+        response = self.session.post(url, json=body, headers=self._headers(url), raise_exc=False)
+        assert response.status_code in (200, 201, 202), f"{url}: {response.status_code} {response.text}"
+        return response.json() if response.content else {}
+
+    # -- making things ------------------------------------------------------------------
+    def server(self, name: str, wait: bool = True) -> dict:
+        image = self.get(f"{self.image}/images")["images"][0]["id"]
+        flavor = self.get(f"{self.compute}/flavors")["flavors"][0]["id"]
+        server = self.post(f"{self.compute}/servers", {"server": {
+            "name": name, "imageRef": image, "flavorRef": flavor, "networks": "none"}})["server"]
+        if wait:
+            self.wait(lambda: self.get(f"{self.compute}/servers/{server['id']}")["server"]["status"] == "ACTIVE")
+        return server
+
+    def floating_ip(self, description: str) -> dict:
+        networks = self.get(f"{self.network}/networks")["networks"]
+        public = next(n for n in networks if n["router:external"])
+        return self.post(f"{self.network}/floatingips", {"floatingip": {
+            "floating_network_id": public["id"], "description": description}})["floatingip"]
+
+    def volume_(self, name: str) -> dict:
+        volume = self.post(f"{self.volume}/volumes", {"volume": {"name": name, "size": 1}})["volume"]
+        self.wait(lambda: self.get(f"{self.volume}/volumes/{volume['id']}")["volume"]["status"] == "available")
+        return volume
+
+    def snapshot(self, volume_id: str, name: str) -> dict:
+        snapshot = self.post(f"{self.volume}/snapshots", {"snapshot": {"volume_id": volume_id,
+                                                                       "name": name}})["snapshot"]
+        self.wait(lambda: self.get(f"{self.volume}/snapshots/{snapshot['id']}")["snapshot"]["status"]
+                  == "available")
+        return snapshot
+
+    def attach(self, server_id: str, volume_id: str) -> None:
+        self.post(f"{self.compute}/servers/{server_id}/os-volume_attachments",
+                  {"volumeAttachment": {"volumeId": volume_id}})
+        self.wait(lambda: self.get(f"{self.volume}/volumes/{volume_id}")["volume"]["status"] == "in-use")
+
+    def keypair(self, name: str) -> None:
+        self.post(f"{self.compute}/os-keypairs", {"keypair": {"name": name}})
+
+    def security_group(self, name: str) -> dict:
+        return self.post(f"{self.network}/security-groups",
+                         {"security_group": {"name": name}})["security_group"]
+
+    @staticmethod
+    def wait(condition, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            time.sleep(0.1)
+        raise AssertionError("condition not reached in time")
+
+
+def isolated(cloud, admin: Api, name: str, password: str = "Isolated-pw-1") -> Api:
+    """A project and user named like novastress's isolated tenants, and a session of that user."""
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+    project = admin.post(f"{admin.identity}/projects", {"project": {"name": f"{name}-project",
+                                                                    "domain_id": "default"}})["project"]
+    user = admin.post(f"{admin.identity}/users", {"user": {"name": f"{name}-user", "password": password,
+                                                           "default_project_id": project["id"],
+                                                           "domain_id": "default"}})["user"]
+    roles = admin.get(f"{admin.identity}/roles")["roles"]
+    member = next(r for r in roles if r["name"] == "member")
+    response = admin.session.put(f"{admin.identity}/projects/{project['id']}/users/{user['id']}/roles/"
+                                 f"{member['id']}")
+    assert response.status_code == 204, response.text
+    auth = v3.Password(auth_url=cloud.auth_url, username=user["name"], password=password,
+                       project_name=project["name"], user_domain_name="Default",
+                       project_domain_name="Default")
+    return Api(cloud, ks_session.Session(auth=auth))
+
+
+def leftovers(cloud, pattern: str) -> dict[str, list[str]]:
+    """Everything in any project whose name (floating IPs: description) starts with pattern."""
+    admin = Api(cloud, cloud.session(admin=True))
+    member = Api(cloud, cloud.session())
+    owned = lambda name: isinstance(name, str) and name.startswith(pattern)  # noqa: E731
+    found = {
+        "servers": [s["name"] for s in admin.get(f"{admin.compute}/servers/detail", all_tenants="1")["servers"]
+                    if owned(s["name"]) and s["status"] != "DELETED"],
+        "floating IPs": [f["description"] for f in admin.get(f"{admin.network}/floatingips")["floatingips"]
+                         if owned(f["description"])],
+        "volumes": [v["name"] for v in admin.get(f"{admin.volume}/volumes/detail", all_tenants="1")["volumes"]
+                    if owned(v["name"])],
+        "snapshots": [s["name"] for s in admin.get(f"{admin.volume}/snapshots/detail",
+                                                   all_tenants="1")["snapshots"] if owned(s["name"])],
+        "keypairs": [k["keypair"]["name"] for api in (admin, member)
+                     for k in api.get(f"{api.compute}/os-keypairs")["keypairs"] if owned(k["keypair"]["name"])],
+        "security groups": [g["name"] for g in admin.get(f"{admin.network}/security-groups")["security_groups"]
+                            if owned(g["name"])],
+        "projects": [p["name"] for p in admin.get(f"{admin.identity}/projects")["projects"] if owned(p["name"])],
+        "users": [u["name"] for u in admin.get(f"{admin.identity}/users")["users"] if owned(u["name"])],
+    }
+    return {kind: names for kind, names in found.items() if names}
+
+
+@dataclass
+class CleanupRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+    def row(self, kind: str) -> tuple[int, int, int]:
+        """(found, deleted, failed) of the final table."""
+        found = re.search(rf"^{re.escape(kind)}\s+(\d+)\s+(\d+)\s+(\d+)$", self.stdout, re.M)
+        assert found, f"no row {kind!r} in:\n{self.output}"
+        return int(found.group(1)), int(found.group(2)), int(found.group(3))
+
+
+def credentials_args(cloud, admin: bool = False) -> list[str]:
+    return cli_credentials(cloud, admin)
+
+
+def run_cleanup(cloud, *args: str, admin: bool = False, timeout: float = 120,
+                cwd: Path | None = None) -> CleanupRun:
+    """`novastress-cleanup` as an operator runs it, with fast polls."""
+    completed = subprocess.run([CLEANUP, *credentials_args(cloud, admin), "--poll-interval", "0.2",
+                                "--timeout", "60", *args], cwd=cwd or ROOT, env=clean_env(),
+                               capture_output=True, text=True, timeout=timeout)
+    return CleanupRun(completed.returncode, completed.stdout, completed.stderr)
