@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs and run it: a virtualenv with the package and
 # its test extras, and (as root, through apt) the OpenSSH server the log-watching tests
-# start on loopback. Extra arguments go to pytest.
+# start on loopback, and Chromium for the web UI tests. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debian_packages=(openssh-server openssh-client)
+# chromium: the web UI tests drive Debian's browser through playwright (no browser download)
+debian_packages=(openssh-server openssh-client chromium)
 missing=()
 for package in "${debian_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

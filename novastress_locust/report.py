@@ -1,0 +1,353 @@
+"""The run's own tables beside Locust's: actions per worker, log errors, and the summary files.
+
+    locust -f locustfiles/create_destroy.py --headless -t 60s \\
+        --csv out/run --html out/run.html --summary-json out/summary.json
+
+Locust's stats (and so its charts, `--csv` and `--html`) already hold our rows:
+`ACTION <name>`, `ATOMIC <step>`, `LOG <host>:<file>`. What they cannot hold is kept here:
+
+* **Actions** — per action *and per worker*: runs, failures, median/p95/average duration.
+  Each process times its actions in a Locust `RequestStats` of its own; workers ship it in
+  their reports, as Locust ships its stats, and the master merges it per worker.
+* **Log errors** — every `LOG` failure the master's watcher fires: time, host, file, the
+  record's lines, the action and global request id it was pinned on.
+
+Both feed the web UI tabs (webui.py), `<csv prefix>_actions.csv` and
+`<csv prefix>_log_errors.csv` with `--csv`, `--summary-json` and an HTML summary (written next
+to `--html` as `<name>.novastress.html`, or to `--summary-html`), since Locust's HTML report
+has no place for extra tables.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import re
+import time
+from collections import deque
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from locust.runners import WorkerRunner
+from locust.stats import RequestStats, StatsEntry
+
+LOG = logging.getLogger("novastress")
+TITLE = "novastress reports"
+MAX_LOG_ERRORS = 1000
+ACTION_COLUMNS = ("action", "worker", "runs", "failures", "median_ms", "p95_ms", "average_ms", "max_ms")
+LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "lines")
+REQUEST_ID = re.compile(r"\breq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
+
+
+@dataclass
+class LogErrorRow:
+    """One logged error record, as the watcher reported it."""
+
+    time: str
+    host: str
+    file: str
+    summary: str
+    action: str
+    request_id: str
+    lines: list[str] = field(default_factory=list)
+    user: str = ""
+
+
+class RunReport:
+    """Per-process store of the extra tables (on the master: every worker's merged)."""
+
+    def __init__(self) -> None:
+        self.actions = RequestStats(use_response_times_cache=False)
+        self.log_errors: deque[LogErrorRow] = deque(maxlen=MAX_LOG_ERRORS)
+        self.log_error_count = 0
+
+    # -- recording ------------------------------------------------------------------
+    def on_request(self, worker: str, request_type: str, name: str, response_time: float,
+                   exception: Any, context: dict | None) -> None:
+        if request_type == "ACTION":
+            self.actions.log_request(worker, name, round(response_time), 0)
+            if exception is not None:
+                self.actions.log_error(worker, name, exception)
+        elif request_type == "LOG":
+            context = context or {}
+            self.log_error_count += 1
+            self.log_errors.append(LogErrorRow(
+                time=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime()),
+                host=str(context.get("host") or name.partition(":")[0]),
+                file=str(context.get("file") or name.partition(":")[2]),
+                summary=str(exception or "").splitlines()[0] if exception else "",
+                action=str(context.get("action") or ""),
+                request_id=str(context.get("global_request_id") or ""),
+                lines=[str(line) for line in context.get("lines") or []]))
+
+    def stripped(self) -> list[dict]:
+        """This worker's action timings since the last report (then forgotten here)."""
+        return [entry.get_stripped_report() for entry in self.actions.entries.values() if entry.num_requests]
+
+    def merge(self, worker: str, reported: list[dict]) -> None:
+        for data in reported:
+            data = dict(data, method=worker)
+            self.actions.get(data["name"], worker).extend(StatsEntry.unserialize(data, self.actions))
+
+    def reset(self) -> None:
+        self.actions.reset_all()
+        self.log_errors.clear()
+        self.log_error_count = 0
+
+    # -- tables ---------------------------------------------------------------------
+    def action_rows(self) -> list[dict]:
+        rows = []
+        for (name, worker), entry in sorted(self.actions.entries.items()):
+            if not entry.num_requests:
+                continue
+            rows.append({"action": name, "worker": worker, "runs": entry.num_requests,
+                         "failures": entry.num_failures,
+                         "median_ms": entry.get_response_time_percentile(0.5),
+                         "p95_ms": entry.get_response_time_percentile(0.95),
+                         "average_ms": round(entry.avg_response_time),
+                         "max_ms": round(entry.max_response_time)})
+        return rows
+
+    def log_error_rows(self, index=None) -> list[dict]:
+        """Newest first; rows not pinned on an action yet are looked up again in `index`."""
+        if index is not None:
+            for row in self.log_errors:
+                if not row.action:
+                    pin(row, index)
+        return [asdict(row) for row in reversed(self.log_errors)]
+
+
+def pin(row: LogErrorRow, index) -> None:
+    """Name the action whose request id the record carries.
+
+    In a distributed run the watcher (on the master) often sees an error before the worker's
+    report has brought the action's request ids: the row is pinned when it is shown instead.
+    """
+    for line in row.lines[:200]:
+        for request_id in REQUEST_ID.findall(line):
+            record = index.lookup(request_id)
+            if record is not None:
+                row.action, row.request_id = record.action, record.global_request_id
+                row.user = record.user if record.worker == "local" else f"{worker_label(record.worker)}/{record.user}"
+                return
+
+
+def worker_label(client_id: str) -> str:
+    """The short worker name the summary uses too (`<host>_<hex>` -> first 8 hex digits)."""
+    return client_id.rsplit("_", 1)[-1][:8]
+
+
+def run_report(environment) -> RunReport:
+    """The RunReport of this Environment, created on first use."""
+    report = getattr(environment, "novastress_report", None)
+    if report is None:
+        report = RunReport()
+        environment.novastress_report = report
+    return report
+
+
+def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "\n".join(value) if isinstance(value, list) else value
+                         for key, value in row.items()})
+    return buffer.getvalue()
+
+
+def actions_csv(environment) -> str:
+    return to_csv(run_report(environment).action_rows(), ACTION_COLUMNS)
+
+
+def log_errors_csv(environment) -> str:
+    return to_csv(log_error_rows(environment), LOG_ERROR_COLUMNS)
+
+
+def log_error_rows(environment) -> list[dict]:
+    """The Log errors table, pinned on actions with everything the workers reported so far."""
+    from .requestlog import request_index
+    return run_report(environment).log_error_rows(request_index(environment))
+
+
+# -- the summary files ------------------------------------------------------------------
+def summary_document(environment, exit_code: int | None) -> dict:
+    """Everything the Tempest-style summary says, and the extra tables, as one JSON-able dict."""
+    from . import summary
+    from .plugin import run_state
+    state = run_state(environment)
+    tally = summary.collect(state)
+    users = [{"user": user, "action": action, "runs": runs, "failed": failed}
+             for user in sorted(tally) for action, (runs, failed) in sorted(tally[user].items())]
+    runner = environment.runner
+    requests = []
+    if runner is not None:
+        for entry in sorted(runner.stats.entries.values(), key=lambda e: (e.method or "", e.name)):
+            requests.append({"type": entry.method, "name": entry.name, "requests": entry.num_requests,
+                             "failures": entry.num_failures,
+                             "median_ms": entry.get_response_time_percentile(0.5),
+                             "p95_ms": entry.get_response_time_percentile(0.95)})
+    report = run_report(environment)
+    return {
+        "run_id": state.run_id, "prefix": state.prefix,
+        "target": state.target.who if state.target is not None else None,   # names, never secrets
+        "exit_code": exit_code,
+        "totals": {"runs": sum(u["runs"] for u in users), "failed": sum(u["failed"] for u in users),
+                   "interrupted": state.interrupted, "log_errors": report.log_error_count},
+        "users": users, "actions": report.action_rows(), "log_errors": log_error_rows(environment),
+        "swept": list(state.swept),
+        "leaks": [{"kind": leak.kind, "name": leak.name, "id": leak.resource_id, "error": leak.error}
+                  for leak in state.leaks],
+        "requests": requests,
+    }
+
+
+def _table(title: str, rows: list[dict], columns: tuple[str, ...]) -> str:
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = []
+    for row in rows:
+        cells = []
+        for column in columns:
+            value = row.get(column, "")
+            if isinstance(value, list):
+                cells.append(f"<td><pre>{html.escape(chr(10).join(map(str, value)))}</pre></td>")
+            else:
+                cells.append(f"<td>{html.escape(str(value))}</td>")
+        body.append(f"<tr>{''.join(cells)}</tr>")
+    if not body:
+        body.append(f'<tr><td colspan="{len(columns)}">none</td></tr>')
+    return f"<h2>{html.escape(title)}</h2>\n<table><tr>{head}</tr>\n" + "\n".join(body) + "</table>\n"
+
+
+def summary_html(document: dict) -> str:
+    totals = document["totals"]
+    title = f"novastress run {document['run_id']}"
+    parts = [
+        "<!doctype html>\n<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1em}"
+        "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left;vertical-align:top}"
+        "pre{margin:0;font-size:.85em;white-space:pre-wrap}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p>Target: {html.escape(str(document['target']))}. Resources named "
+        f"{html.escape(document['prefix'])}-{html.escape(document['run_id'])}-*. Exit code "
+        f"{html.escape(str(document['exit_code']))}.</p>",
+        f"<p>Run {totals['runs']} actions ({totals['failed']} failed); {totals['log_errors']} log errors; "
+        f"{totals['interrupted']} interrupted at stop.</p>",
+        _table("Actions", document["actions"], ACTION_COLUMNS),
+        _table("Log errors", document["log_errors"], LOG_ERROR_COLUMNS),
+        _table("Users", document["users"], ("user", "action", "runs", "failed")),
+        _table("Requests", document["requests"], ("type", "name", "requests", "failures", "median_ms", "p95_ms")),
+        _table("Swept", [{"name": name} for name in document["swept"]], ("name",)),
+        _table("Leaked", document["leaks"], ("kind", "name", "id", "error")),
+        "</body></html>\n",
+    ]
+    return "\n".join(parts)
+
+
+def companion_html_path(options) -> str | None:
+    """--summary-html, or `<--html name>.novastress.html` beside Locust's report."""
+    if getattr(options, "summary_html", None):
+        return options.summary_html
+    html_file = getattr(options, "html_file", None)
+    if html_file:
+        path = Path(html_file)
+        return str(path.with_name(f"{path.stem}.novastress.html"))
+    return None
+
+
+def final_locust_csvs(environment, prefix: str) -> list[tuple[str, str]]:
+    """Locust's own --csv tables as they stand at exit.
+
+    Locust rewrites them once a second from a greenlet and stops at exit without a last
+    write: the final second — with a short run, most of it — would be missing, and with it
+    our last ACTION and LOG rows. Written from the `quit` event, before Locust closes its files.
+    """
+    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+    if environment.runner is None:
+        return []
+    tables = StatsCSV(environment, PERCENTILES_TO_REPORT)
+    files = []
+    for suffix, write in (("stats", tables.requests_csv), ("failures", tables.failures_csv),
+                          ("exceptions", tables.exceptions_csv)):
+        buffer = io.StringIO()
+        write(csv.writer(buffer))
+        files.append((f"{prefix}_{suffix}.csv", buffer.getvalue()))
+    return files
+
+
+def write_files(environment, exit_code: int | None) -> list[str]:
+    """Write --summary-json, the HTML summary and the --csv companions; return the paths."""
+    options = environment.parsed_options
+    written: list[str] = []
+    targets: list[tuple[str, Any]] = []
+    document = None
+    if getattr(options, "summary_json", None) or companion_html_path(options):
+        document = summary_document(environment, exit_code)
+    if getattr(options, "summary_json", None):
+        targets.append((options.summary_json, json.dumps(document, indent=2) + "\n"))
+    if companion_html_path(options):
+        targets.append((companion_html_path(options), summary_html(document)))
+    if getattr(options, "csv_prefix", None):
+        targets += final_locust_csvs(environment, options.csv_prefix)
+        targets.append((f"{options.csv_prefix}_actions.csv", actions_csv(environment)))
+        targets.append((f"{options.csv_prefix}_log_errors.csv", log_errors_csv(environment)))
+    for path, text in targets:
+        try:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(text, encoding="utf-8")
+            written.append(path)
+        except OSError as error:
+            LOG.error("novastress: cannot write %s: %s", path, error.strerror or error)
+    if written:
+        LOG.info("novastress: wrote %s", ", ".join(written))
+    return written
+
+
+# -- wiring --------------------------------------------------------------------------
+def add_arguments(parser) -> None:
+    group = parser.add_argument_group(TITLE)
+    for flag, help_text in (
+            ("--summary-json", "write the run's summary (users, actions per worker, log errors, "
+                               "leaks, request stats) to this JSON file"),
+            ("--summary-html", "write the same summary as an HTML page (default with --html: "
+                               "<name>.novastress.html beside Locust's report)")):
+        action = group.add_argument(flag, default=None, help=help_text,
+                                    dest=flag.lstrip("-").replace("-", "_"))
+        # written at exit from the command line's value: not a field of the web UI's form
+        action.include_in_web_ui = False
+
+
+def register(events) -> None:
+    """Options, recording listeners and the files at exit (once per Events object)."""
+    if getattr(events, "_novastress_report_registered", False):
+        return
+    events._novastress_report_registered = True
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(_on_init)
+
+
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    if environment.parsed_options is None or not hasattr(environment.parsed_options, "prefix"):
+        return
+    report = run_report(environment)
+    worker = "local"
+    if isinstance(runner, WorkerRunner):
+        worker = worker_label(runner.client_id)
+        environment.events.report_to_master.add_listener(
+            lambda client_id, data, **kw: data.__setitem__("novastress_actions", report.stripped()))
+    else:
+        environment.events.worker_report.add_listener(
+            lambda client_id, data, **kw: report.merge(worker_label(client_id),
+                                                       data.get("novastress_actions") or []))
+        # the quit event comes last, with the final exit code; it names no environment
+        environment.events.quit.add_listener(lambda exit_code, **kw: write_files(environment, exit_code))
+
+    def on_request(request_type, name, response_time, exception=None, context=None, **_kw) -> None:
+        report.on_request(worker, request_type, name, response_time, exception, context)
+
+    environment.events.request.add_listener(on_request)
+    environment.events.reset_stats.add_listener(report.reset)

@@ -1,0 +1,140 @@
+"""Two extra web UI tabs, their CSV downloads, and our options in the start form.
+
+    locust -f locustfiles/create_destroy.py      # then open http://localhost:8089
+
+* **Log errors** — time, host, file, the record's lines, the action and global request id it
+  was pinned on (newest first); **Actions** — per action and per worker: runs, failures,
+  median/p95 duration. Both come from report.py, refresh with Locust's stats poll, and download
+  as CSV from the "Download Data" tab (`/novastress/log-errors.csv`, `/novastress/actions.csv`).
+* Every novastress option is in the start form's "Custom parameters"; passwords, secrets and
+  tokens are password fields that never carry a value to the page, and an empty field keeps
+  the configured value (the embedded cloud's credentials the master handed the workers, a
+  password from the command line) instead of blanking it.
+"""
+from __future__ import annotations
+
+import json
+import time
+
+from flask import Blueprint, make_response, request
+from werkzeug.datastructures import ImmutableMultiDict
+
+from . import report as run_reports
+
+LOG_ERRORS = "novastress-log-errors"
+ACTIONS = "novastress-actions"
+# rows shown in a tab: the CSV has them all; a huge table makes the page crawl
+MAX_ROWS = 500
+
+TABS = [{"title": "Log errors", "key": LOG_ERRORS}, {"title": "Actions", "key": ACTIONS}]
+TABLES = [
+    {"key": LOG_ERRORS, "structure": [
+        {"key": "time", "title": "Time"}, {"key": "host", "title": "Host"}, {"key": "file", "title": "File"},
+        {"key": "lines", "title": "Lines"}, {"key": "action", "title": "Action"},
+        {"key": "user", "title": "User"}, {"key": "request_id", "title": "Request id"}]},
+    {"key": ACTIONS, "structure": [
+        {"key": "action", "title": "Action"}, {"key": "worker", "title": "Worker"},
+        {"key": "runs", "title": "Runs"}, {"key": "failures", "title": "Failures"},
+        {"key": "median_ms", "title": "Median (ms)"}, {"key": "p95_ms", "title": "95%ile (ms)"},
+        {"key": "average_ms", "title": "Average (ms)"}]},
+]
+CSV_FILES = [{"href": "./novastress/log-errors.csv", "title": "Download novastress log errors CSV"},
+             {"href": "./novastress/actions.csv", "title": "Download novastress actions per worker CSV"}]
+
+
+def register(events) -> None:
+    """Install the tabs on the web UI of the master or local runner (once per Events object)."""
+    if getattr(events, "_novastress_webui_registered", False):
+        return
+    events._novastress_webui_registered = True
+    events.init.add_listener(_on_init)
+
+
+def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
+    if web_ui is None or environment.parsed_options is None or \
+            not hasattr(environment.parsed_options, "prefix"):
+        return
+    install(environment, web_ui)
+
+
+def our_options() -> dict[str, bool]:
+    """dest -> is secret, for every novastress option shown in the form."""
+    from . import options
+    shown = {dest: opt.secret for dest, opt in options.ALL.items()}
+    try:
+        from . import watch
+    except ImportError:
+        return shown
+    for opt in getattr(watch, "OPTIONS", ()):
+        if getattr(opt, "web_ui", True):
+            shown[opt.flag.lstrip("-").replace("-", "_")] = bool(getattr(opt, "secret", False))
+    return shown
+
+
+def install(environment, web_ui) -> None:
+    """Add the tabs, the CSV routes, the stats hook and the form's secret handling."""
+    web_ui.template_args.update(extended_tabs=TABS, extended_tables=TABLES, extended_csv_files=CSV_FILES)
+    report = run_reports.run_report(environment)
+    blueprint = Blueprint("novastress", __name__)
+
+    @blueprint.route("/novastress/log-errors.csv")
+    @web_ui.auth_required_if_enabled
+    def log_errors_csv():
+        return _csv_response(run_reports.log_errors_csv(environment), "novastress_log_errors")
+
+    @blueprint.route("/novastress/actions.csv")
+    @web_ui.auth_required_if_enabled
+    def actions_csv():
+        return _csv_response(run_reports.actions_csv(environment), "novastress_actions")
+
+    web_ui.app.register_blueprint(blueprint)
+
+    @web_ui.app.after_request
+    def add_tables(response):
+        if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
+            payload = response.get_json()
+            log_errors = [dict(row, lines="\n".join(row["lines"])) for row in run_reports.log_error_rows(environment)[:MAX_ROWS]]
+            payload["extended_stats"] = [{"key": LOG_ERRORS, "data": log_errors},
+                                         {"key": ACTIONS, "data": report.action_rows()[:MAX_ROWS]}]
+            response.set_data(json.dumps(payload))
+        return response
+
+    @web_ui.app.before_request
+    def keep_configured_values():
+        if request.method == "POST" and request.path.rstrip("/").endswith("/swarm"):
+            request.form = form_without_blanks(request.form, our_options())
+
+    hide_secret_values(web_ui, our_options())
+
+
+def form_without_blanks(form, ours: dict[str, bool]) -> ImmutableMultiDict:
+    """The start form minus our fields left empty, so they keep their configured value.
+
+    Locust writes every form field into parsed_options, typed like the old value: an empty
+    password field would blank the password the command line (or the embedded cloud) set.
+    """
+    kept = [(key, value) for key, values in form.lists() for value in values
+            if not (key in ours and str(value).strip() == "")]
+    return ImmutableMultiDict(kept)
+
+
+def hide_secret_values(web_ui, ours: dict[str, bool]) -> None:
+    """The page must never carry a secret: blank the defaults of secret fields in the form."""
+    update = web_ui.update_template_args
+
+    def update_without_secrets() -> None:
+        update()
+        extra = web_ui.template_args.get("extra_options") or {}
+        for dest, spec in extra.items():
+            if isinstance(spec, dict) and (spec.get("is_secret") or ours.get(dest)):
+                spec["is_secret"] = True
+                spec["default_value"] = None
+
+    web_ui.update_template_args = update_without_secrets
+
+
+def _csv_response(text: str, name: str):
+    response = make_response(text)
+    response.headers["Content-Type"] = "text/csv"
+    response.headers["Content-Disposition"] = f"attachment;filename={name}_{int(time.time())}.csv"
+    return response

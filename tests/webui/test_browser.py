@@ -1,0 +1,139 @@
+"""The web UI in a real headless Chromium: start a run from the page, charts, our tabs, CSVs."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "distributed"))
+
+from cluster import FAST, LOCUST, LOCUSTFILE, clean_env, cli_credentials, free_port, servers_named, wait_for  # noqa: E402
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+playwright_api = pytest.importorskip("playwright.sync_api")
+pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="Debian's chromium is not installed")
+
+
+def artifact_dir(tmp_path: Path) -> Path:
+    """Where screenshots go: $NOVASTRESS_TEST_ARTIFACTS (CI keeps it) or the test's tmp dir."""
+    directory = Path(os.environ.get("NOVASTRESS_TEST_ARTIFACTS") or tmp_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def web_locust(cloud_factory, tmp_path):
+    faulty = cloud_factory(faults="scheduler-capacity-race", delay_scale=0.1, seed=7,
+                           extra_args=["--fault-probability", "scheduler-capacity-race=1.0"])
+    port = free_port()
+    out = open(tmp_path / "locust.out", "w")
+    process = subprocess.Popen(
+        [LOCUST, "-f", LOCUSTFILE, "--web-host", "127.0.0.1", "--web-port", str(port), *FAST,
+         *cli_credentials(faulty), "--target-logfiles", f"{faulty.log_dir}/*.log",
+         "--log-check-interval", "0.5", "--log-discovery", "none"],
+        cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, text=True)
+
+    def ready() -> bool:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as response:
+                return response.status == 200
+        except OSError:
+            return process.poll() is not None     # exited: stop waiting, the test will say why
+    wait_for(ready, timeout=60, interval=0.3, what="the web UI")
+    assert process.poll() is None, (tmp_path / "locust.out").read_text()[-3000:]
+    yield faulty, f"http://127.0.0.1:{port}", process, tmp_path / "locust.out"
+    process.terminate()
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def runner_state(url: str) -> str:
+    with urllib.request.urlopen(f"{url}/stats/requests", timeout=10) as response:
+        return json.loads(response.read())["state"]
+
+
+def chart_signature(page) -> str:
+    """What the charts draw right now (canvas pixels, or SVG markup)."""
+    return page.evaluate("""() => Array.from(document.querySelectorAll('canvas, svg'))
+        .map(e => e.tagName === 'CANVAS' ? e.toDataURL() : e.outerHTML).join('|')""")
+
+
+def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
+    cloud, url, process, log = web_locust
+    password = cloud.credentials()["password"]
+    artifacts = artifact_dir(tmp_path)
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.wait_for_selector("input[name=userCount]")
+
+            # our options are in the form; secrets are password fields that carry no value
+            assert page.locator("input[name=osPassword]").get_attribute("type") == "password"
+            assert page.locator("input[name=osPassword]").input_value() == ""
+            assert page.locator("input[name=osApplicationCredentialSecret]").get_attribute("type") == "password"
+            assert page.locator("input[name=osAuthUrl]").count() == 1
+            assert password not in page.content()
+
+            page.fill("input[name=userCount]", "4")
+            page.fill("input[name=spawnRate]", "4")
+            page.click("button[type=submit]")
+            page.wait_for_selector("text=server_create_destroy")      # the ACTION row in the stats table
+
+            page.get_by_role("tab", name="Charts").click()
+            page.wait_for_selector("canvas, svg")
+            first = wait_for(lambda: chart_signature(page), timeout=30, what="a chart")
+            wait_for(lambda: chart_signature(page) != first, timeout=30, interval=0.5, what="the charts to update")
+
+            page.get_by_role("tab", name="Log errors").click()
+            page.wait_for_selector("td:has-text('nova-conductor.log')")
+            assert page.locator("td:has-text('server_create_destroy')").count() >= 1
+            assert page.locator("td:has-text('req-')").count() >= 1
+            page.screenshot(path=str(artifacts / "webui-log-errors.png"), full_page=True)
+
+            page.get_by_role("tab", name="Actions").click()
+            page.wait_for_selector("td:has-text('server_create_destroy')")
+            assert page.locator("td:has-text('local')").count() >= 1
+            page.screenshot(path=str(artifacts / "webui-actions.png"), full_page=True)
+
+            page.get_by_role("tab", name="Download Data").click()
+            tables = {}
+            for title in ("Download novastress log errors CSV", "Download novastress actions per worker CSV"):
+                with page.expect_download() as download:
+                    page.get_by_text(title).click()
+                tables[title] = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+            errors = tables["Download novastress log errors CSV"]
+            assert errors and all(row["host"] == "localhost" and "ERROR" in row["lines"] for row in errors)
+            assert any(row["action"] == "server_create_destroy" for row in errors)
+            actions = tables["Download novastress actions per worker CSV"]
+            assert [(row["action"], row["worker"]) for row in actions] == [("server_create_destroy", "local")]
+            assert int(actions[0]["runs"]) >= 1 and int(actions[0]["failures"]) >= 1
+
+            page.get_by_role("button", name="Stop").click()
+            # users delete what they made before the runner reports "stopped": allow for a busy machine
+            wait_for(lambda: runner_state(url) == "stopped", timeout=120, interval=0.5, what="the stop")
+            # the page stops polling once the run is stopping: a reload shows the final state
+            page.reload()
+            page.wait_for_selector("text=STOPPED")
+            page.screenshot(path=str(artifacts / "webui-stopped.png"), full_page=True)
+        finally:
+            browser.close()
+    # stopping from the page deletes everything the run made (the sweep runs at test stop)
+    wait_for(lambda: servers_named(cloud, "ns-") == [], timeout=60, interval=0.5, what="cleanup")
+    assert password not in log.read_text()
