@@ -16,16 +16,14 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from locust import events  # noqa: E402  (patches with gevent first)
-from locust.argument_parser import get_parser  # noqa: E402
 from locust.clients import HttpSession  # noqa: E402
 from locust.contrib.fasthttp import FastHttpSession  # noqa: E402
-from locust.env import Environment  # noqa: E402
+from _common import figure, locust_environment  # noqa: E402
 
 from novastress_locust.fakecloud import EmbeddedCloud  # noqa: E402
-from novastress_locust.plugin import run_state  # noqa: E402
 from novastress_locust.user import NovaUser, OpenStackClient  # noqa: E402
 
 PATH = "/flavors"
@@ -42,15 +40,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with EmbeddedCloud(faults="none", delay_scale=0.0, seed=7) as cloud:
-        creds = cloud.credentials()
-        options = get_parser().parse_args([
-            "-f", __file__, "--headless", f"--os-auth-url={creds['auth_url']}",
-            f"--os-username={creds['username']}", f"--os-password={creds['password']}",
-            f"--os-project-name={creds['project_name']}"])
-        environment = Environment(user_classes=[Idle], events=events, parsed_options=options)
-        runner = environment.create_local_runner()
-        events.init.fire(environment=environment, runner=runner, web_ui=None)
-        state = run_state(environment)
+        environment, runner, state = locust_environment(cloud.credentials(), [Idle])
 
         nova = OpenStackClient(state, state.target, "bench")
         compute = nova.compute
@@ -88,6 +78,10 @@ def main() -> int:
             print(f"  {name:36s} {value:7.1f} us")
         ours, baseline = medians["NovaUser (keystoneauth, own events)"], medians["HttpUser (HttpSession)"]
         print(f"  (NovaUser / FastHttpUser: {ours / medians['FastHttpUser (FastHttpSession)']:.2f})")
+        fast = medians["FastHttpUser (FastHttpSession)"]
+        figure("client CPU per API call, NovaUser vs HttpUser", "<= 1.2x HttpUser",
+               f"{ours:.0f} us (HttpUser {baseline:.0f} us, FastHttpUser {fast:.0f} us)",
+               ours / baseline, ours / baseline <= 1.2)
         print(f"ratio: {ours / baseline:.3f}")
     return 0
 

@@ -11,7 +11,6 @@ finding) p50/p95 in poll and follow modes. Prints numbers and ratios, no pass/fa
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -22,8 +21,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.append(str(ROOT / "bench"))
 
 from logwatch import LogWatcher, SSHSettings, WatchConfig, parse_hosts  # noqa: E402
+from _common import figure, percentile, tree_cpu  # noqa: E402
 from tests import sshd as sshd_helper  # noqa: E402
 
 TS = "2026-11-28 05:41:32.753"
@@ -37,40 +38,12 @@ def error_line(n: int) -> str:
             f"- - - - - -] bench error {n}\n")
 
 
-def tree_cpu(root: int) -> float:
-    """CPU seconds of a process and all its descendants, reaped children included."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parents, cpu = {}, {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = sum(int(f) for f in fields[11:15]) / ticks
-    total = 0.0
-    for pid in cpu:
-        walk = pid
-        while walk in parents and walk not in (0, 1, root):
-            walk = parents[walk]
-        if walk == root:
-            total += cpu[pid]
-    return total
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(share * (len(ordered) - 1))))]
-
-
 def append(path: Path, text: str) -> None:
     with open(path, "a") as handle:
         handle.write(text)
 
 
-def cost(watcher: LogWatcher, log: Path, server, checks: int) -> None:
+def cost(watcher: LogWatcher, log: Path, server, checks: int) -> dict:
     host = watcher.hosts[0]
     transport = host.transport
     watcher.check()
@@ -100,6 +73,7 @@ def cost(watcher: LogWatcher, log: Path, server, checks: int) -> None:
           f"CPU x{statistics.mean(v[1] for v in egrep) / max(1e-9, statistics.mean(v[1] for v in inc)):.1f}; "
           f"target: incremental bytes <= new bytes + 1024 "
           f"({'met' if max(v[0] - v[2] for v in inc) <= 1024 else 'NOT met'})")
+    return rows
 
 
 def latency(build, log: Path, samples: int, label: str) -> list[float]:
@@ -159,13 +133,24 @@ def main() -> None:
             return LogWatcher.build(WatchConfig(logfiles=glob, **config), parse_hosts(server.target), ssh=ssh)
         poll_watcher = build(settle=0.2)
         try:
-            cost(poll_watcher, log, server, args.checks)
+            rows = cost(poll_watcher, log, server, args.checks)
         finally:
             poll_watcher.close()
         print("\ndetection latency (write -> finding):")
         latency(lambda: build(interval=args.interval), log, args.samples, f"poll, every {args.interval:g} s")
         follow = latency(lambda: build(follow=True), log, args.samples, "follow (tail -F)")
         print(f"target: follow p95 <= 1 s ({'met' if follow and percentile(follow, 0.95) <= 1 else 'NOT met'})")
+        inc, egrep = rows["incremental"], rows["egrep"]
+        inc_cpu, egrep_cpu = (statistics.mean(v[1] for v in inc), statistics.mean(v[1] for v in egrep))
+        over = max(v[0] - v[2] for v in inc)
+        figure(f"log check over SSH, {args.size_mb} MB log: bytes per check", "<= new bytes + 1024",
+               f"{statistics.mean(v[0] for v in inc):.0f} B (egrep {statistics.mean(v[0] for v in egrep):.0f} B)",
+               statistics.mean(v[0] for v in inc) / statistics.mean(v[0] for v in egrep), over <= 1024,
+               "ratio: vs egrep over the whole file on the same connection")
+        p95 = percentile(follow, 0.95) if follow else float("nan")
+        figure("log detection latency over SSH, follow mode p95", "<= 1 s", f"{p95:.2f} s",
+               p95, bool(follow) and p95 <= 1, "ratio: vs the 1 s target")
+        print(f"ratio: {inc_cpu / max(1e-9, egrep_cpu):.4f}")
     finally:
         server.stop()
 

@@ -14,6 +14,7 @@ from its start; files present at start are read from their current end unless
 """
 from __future__ import annotations
 
+import codecs
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ from .targets import Target
 from .transports import FileState, LocalTransport, SSHSettings, SSHTransport, Transport, TransportError
 
 ENCODING = "utf-8"
+# bytes read and parsed at a time: a file that grew by a gigabyte between two checks is
+# read piece by piece, and only error records are kept, so memory stays flat
+PIECE = 1024 * 1024
 
 
 @dataclass
@@ -71,11 +75,19 @@ class FileCursor:
     offset: int
     grouper: RecordGrouper = field(default_factory=RecordGrouper)
     last_data: float = 0.0
+    # a character split between two reads is decoded whole
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder(ENCODING)("replace"))
 
     def feed(self, data: bytes, now: float) -> list[LogRecord]:
         if data:
             self.last_data = now
-        return self.grouper.feed(data.decode(ENCODING, "replace"))
+        return self.grouper.feed(self.decoder.decode(data))
+
+    def reset(self) -> None:
+        self.offset = 0
+        self.grouper.reset()
+        self.decoder.reset()
 
 
 class HostWatcher:
@@ -117,9 +129,7 @@ class HostWatcher:
             time.sleep(self.config.settle)
             later = time.monotonic()
             for cursor in touched:
-                data = self._read_all(cursor.path, cursor.offset)
-                cursor.offset += len(data)
-                records += [(cursor, r) for r in cursor.feed(data, later)]
+                records += self._consume(cursor, None, later)
         for cursor in self.cursors.values():
             tail = cursor.grouper.flush()
             if tail is not None:
@@ -143,27 +153,28 @@ class HostWatcher:
                 cursor = self.cursors[state.inode] = FileCursor(state.path, state.inode, start)
             cursor.path = state.path
             if state.size < cursor.offset:           # truncated (copytruncate, `> file`)
-                cursor.offset = 0
-                cursor.grouper.reset()
+                cursor.reset()
             if state.size > cursor.offset:
-                data = self._read_range(state.path, cursor.offset, state.size - cursor.offset)
-                cursor.offset += len(data)
-                records += [(cursor, r) for r in cursor.feed(data, now)]
+                records += self._consume(cursor, state.size - cursor.offset, now)
         self.listed = True
         return records
 
-    def _read_range(self, path: str, offset: int, length: int) -> bytes:
-        chunks, done = [], 0
-        while done < length:                      # bounded pieces: a huge backlog never sits in one reply
-            piece = self.transport.read(path, offset + done, min(length - done, 64 * 1024 * 1024))
+    def _consume(self, cursor: FileCursor, length: int | None, now: float) -> list[tuple[FileCursor, LogRecord]]:
+        """Read `length` bytes (None: all there is) after the cursor in bounded pieces; keep
+        only the records that match, so a huge backlog never sits in memory whole."""
+        kept: list[tuple[FileCursor, LogRecord]] = []
+        done = 0
+        while length is None or done < length:
+            size = PIECE if length is None else min(length - done, PIECE)
+            piece = self.transport.read(cursor.path, cursor.offset, size)
             if not piece:
                 break
-            chunks.append(piece)
+            cursor.offset += len(piece)
             done += len(piece)
-        return b"".join(chunks)
-
-    def _read_all(self, path: str, offset: int) -> bytes:
-        return self.transport.read(path, offset, 64 * 1024 * 1024)
+            kept += [(cursor, r) for r in cursor.feed(piece, now) if self.matcher.matches(r)]
+            if length is None and len(piece) < size:
+                break
+        return kept
 
     def _findings(self, records: list[tuple[FileCursor, LogRecord]]) -> list[Finding]:
         return [Finding(self.host, cursor.path, record) for cursor, record in records

@@ -52,6 +52,9 @@ class _Wait:
     deleting_seen: bool = False
     # was the server in ERROR before the wait began? None: not known
     was_error: bool | None = None
+    # a list that started after this wait was added has covered its look-back: from then on
+    # the waiter's watermark is enough (the look-back of long waits must not grow every list)
+    covered: bool = False
 
     def __post_init__(self) -> None:
         if self.last is not None and "status" in self.last:
@@ -180,23 +183,34 @@ class BatchedServerWaiter:
 
     # -- the polling greenlet ----------------------------------------------
     def _run(self) -> None:
+        # one list every interval, not one interval after the last list ended: a list of
+        # thousands of servers takes a while, and every waiting user would wait that longer
+        due = time.monotonic() + self.interval
         while self._waits:
-            gevent.sleep(self.interval)
+            gevent.sleep(max(0.0, due - time.monotonic()))
             if not self._waits:
                 break
+            due += self.interval
             try:
                 self._poll()
             except Exception as exc:  # a failed list is retried next interval; waits keep their deadlines
                 self._expire(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            # a list slower than the interval: the next one after a short pause, not at once
+            due = max(due, time.monotonic() + self.interval / 10)
 
     def _poll(self) -> None:
         waits = list(self._waits)
         started = time.time()
-        earliest = min(w.since for w in waits)
-        since_local = earliest if self._watermark is None else min(earliest, self._watermark)
+        fresh = [w.since for w in waits if not w.covered]
+        if self._watermark is None:
+            since_local = min(fresh or [started])
+        else:
+            since_local = min([self._watermark, *fresh])
         since = since_local + self._clock_offset - SINCE_MARGIN
         servers = self._list_changed(since)
         self._watermark = started
+        for wait in waits:
+            wait.covered = True
         by_id: dict[str, dict] = {server["id"]: server for server in servers}
         now = time.monotonic()
         for wait in waits:
