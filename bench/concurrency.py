@@ -7,7 +7,7 @@ at the default scale) and, one after the other, two worker processes pinned to c
 Locust local runner whose NovaUsers loop `server_create_destroy` (boot, wait ACTIVE, delete,
 wait gone): the baseline with the per-server waiter (one GET per waiting server per interval,
 `--users / 10` users, so the cloud is not the limit), then `--users` users with the batched
-waiter. Measured after every user has spawned, over `--seconds`: lifecycles completed,
+waiter, once per `--transport` (plain requests, then geventhttpclient under keystoneauth). Measured after every user has spawned, over `--seconds`: lifecycles completed,
 failures, the mean lifecycle time, concurrent lifecycles by Little's law (throughput x mean
 time), worker CPU seconds (/proc) per lifecycle and status polls per lifecycle.
 """
@@ -28,7 +28,7 @@ TARGET_CONCURRENCY = 2000
 
 
 def worker(credentials: dict, kind: str, users: int, seconds: float, interval: float,
-           spawn_rate: float, cloud_pid: int) -> dict:
+           spawn_rate: float, cloud_pid: int, transport: str = "requests") -> dict:
     """Run in the worker process: spawn, let it settle, measure one window, report."""
     import resource
 
@@ -61,7 +61,8 @@ def worker(credentials: dict, kind: str, users: int, seconds: float, interval: f
         tasks = [lifecycle]
 
     environment, runner, state = locust_environment(
-        credentials, [Lifecycle], "--status-poll-interval", str(interval), "--prefix", "bench")
+        credentials, [Lifecycle], "--status-poll-interval", str(interval), "--prefix", "bench",
+        "--transport", transport)
     spawn_started = time.monotonic()
     runner.start(users, spawn_rate=spawn_rate)
     deadline = spawn_started + users / spawn_rate + 120
@@ -92,7 +93,7 @@ def worker(credentials: dict, kind: str, users: int, seconds: float, interval: f
     lifecycles = max(delta["lifecycles"], 1)
     waited = max(delta["waits"] / 2, 1)
     mean_s = delta["time_ms"] / lifecycles / 1000
-    return {"kind": kind, "users": runner.target_user_count or users, "spawn_s": spawned,
+    return {"kind": kind, "transport": transport, "users": runner.target_user_count or users, "spawn_s": spawned,
             "window_s": delta["wall"], "lifecycles": delta["lifecycles"], "failures": delta["failures"],
             "mean_s": mean_s, "rate": delta["lifecycles"] / delta["wall"],
             "concurrency": sum(samples) / max(1, len(samples)), "little": delta["lifecycles"] / delta["wall"] * mean_s,
@@ -102,8 +103,9 @@ def worker(credentials: dict, kind: str, users: int, seconds: float, interval: f
             "polls": delta["polls"] / waited}
 
 
-def run_phase(cloud, kind: str, users: int, args) -> dict:
-    spec = json.dumps({"credentials": cloud.credentials(), "kind": kind, "users": users, "seconds": args.seconds,
+def run_phase(cloud, kind: str, users: int, args, transport: str = "requests") -> dict:
+    spec = json.dumps({"credentials": cloud.credentials(), "kind": kind, "transport": transport,
+                       "users": users, "seconds": args.seconds,
                        "interval": args.interval, "spawn_rate": args.spawn_rate, "cloud_pid": cloud.process.pid})
     child = subprocess.Popen([sys.executable, __file__, "--worker", spec], stdout=subprocess.PIPE, text=True)
     pin(child.pid, LOADGEN_CORE)
@@ -112,7 +114,7 @@ def run_phase(cloud, kind: str, users: int, args) -> dict:
     for line in child.stdout:          # ends when the child exits
         lines.append(line)
         if line.strip() == "measuring" and args.profile and kind == "batched":
-            profilers = [profile(pid, Path(args.profile) / f"{name}.txt", args.seconds)
+            profilers = [profile(pid, Path(args.profile) / f"{name}-{transport}.txt", args.seconds)
                          for name, pid in (("worker", child.pid), ("cloud", cloud.process.pid))]
     child.wait(timeout=60)
     for profiler in profilers:
@@ -142,12 +144,14 @@ def main() -> int:
     parser.add_argument("--spawn-rate", type=float, default=500.0)
     parser.add_argument("--profile", metavar="DIR", help="py-spy the batched worker and the cloud "
                         "during the window; collapsed stacks to DIR/worker.txt, DIR/cloud.txt")
+    parser.add_argument("--transports", nargs="+", default=["requests", "fast"], choices=("requests", "fast"),
+                        help="batched-waiter phases, one per transport; the last one makes the figures")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         spec = json.loads(args.worker)
         result = worker(spec["credentials"], spec["kind"], spec["users"], spec["seconds"], spec["interval"],
-                        spec["spawn_rate"], spec["cloud_pid"])
+                        spec["spawn_rate"], spec["cloud_pid"], spec.get("transport", "requests"))
         print("phase: " + json.dumps(result), flush=True)
         return 0
 
@@ -155,21 +159,25 @@ def main() -> int:
     baseline_users = args.baseline_users or max(10, args.users // 10)
     with EmbeddedCloud(faults="none", delay_scale=args.delay_scale, seed=7) as cloud:
         pin(cloud.process.pid, SERVER_CORE)
-        results = [run_phase(cloud, "per-server", baseline_users, args),
-                   run_phase(cloud, "batched", args.users, args)]
+        results = [run_phase(cloud, "per-server", baseline_users, args, args.transports[-1]),
+                   *(run_phase(cloud, "batched", args.users, args, transport) for transport in args.transports)]
     print(f"state delays x{args.delay_scale:g}, poll interval {args.interval:g} s, window {args.seconds:g} s, "
           f"cloud on core {SERVER_CORE}, worker on core {LOADGEN_CORE}")
-    print(f"{'waiter':<12}{'users':>7}{'lifecycles':>12}{'failed':>8}{'mean s':>8}{'per s':>8}"
+    print(f"{'waiter':<12}{'transport':<10}{'users':>7}{'lifecycles':>12}{'failed':>8}{'mean s':>8}{'per s':>8}"
           f"{'concurrent':>12}{'CPU share':>11}{'CPU ms/lc':>11}{'polls/lc':>10}{'cloud CPU':>11}{'gap ms':>8}")
     for r in results:
-        print(f"{r['kind']:<12}{r['users']:>7}{r['lifecycles']:>12}{r['failures']:>8}{r['mean_s']:>8.2f}"
+        print(f"{r['kind']:<12}{r['transport']:<10}{r['users']:>7}{r['lifecycles']:>12}{r['failures']:>8}{r['mean_s']:>8.2f}"
               f"{r['rate']:>8.1f}{r['concurrency']:>12.0f}{r['cpu_share']:>11.2f}{r['cpu_ms']:>11.2f}"
               f"{r['polls']:>10.3f}{r['cloud_share']:>11.2f}{r['gap_ms']:>8.1f}")
-    per_server, batched = results
+    per_server, batched = results[0], results[-1]
+    others = "; ".join(f"--transport {r['transport']}: {r['concurrency']:.0f}, {r['failures']} failed, "
+                       f"{100 * r['cpu_share']:.0f} % of a core, {r['cpu_ms']:.2f} ms/lifecycle"
+                       for r in results[1:-1])
     sustained = batched["failures"] == 0 and batched["cpu_share"] < 0.95
     figure("concurrent server lifecycles, one worker process (one core)", f">= {TARGET_CONCURRENCY}",
-           f"{batched['concurrency']:.0f} ({batched['users']} users, {batched['failures']} failed, "
-           f"worker at {100 * batched['cpu_share']:.0f} % of a core)",
+           f"{batched['concurrency']:.0f} ({batched['users']} users, --transport {batched['transport']}, "
+           f"{batched['failures']} failed, worker at {100 * batched['cpu_share']:.0f} % of a core"
+           f"{'; ' + others if others else ''})",
            batched["concurrency"] / TARGET_CONCURRENCY,
            sustained and batched["concurrency"] >= TARGET_CONCURRENCY * 0.95,
            "ratio: vs the target; concurrency = users inside a lifecycle, sampled every 0.1 s. "
@@ -179,8 +187,10 @@ def main() -> int:
            "lifecycles/s, ~2 cores, so lifecycles stretch and users queue in wake-up bursts. A "
            "cheaper transport under keystoneauth (FastHttpSession costs 1/4, bench/client_overhead.py) "
            "or real-cloud build times (>= 6 s per lifecycle) would meet it")
+    compared = [f"{r['transport']} {r['cpu_ms']:.2f} ms" for r in results[1:-1]]
+    compared.append(f"per-server waiter {per_server['cpu_ms']:.2f} ms")
     figure("worker CPU per lifecycle, batched waiter", "(report)",
-           f"{batched['cpu_ms']:.1f} ms (per-server {per_server['cpu_ms']:.1f} ms)",
+           f"{batched['cpu_ms']:.2f} ms with --transport {batched['transport']} ({'; '.join(compared)})",
            batched["cpu_ms"] / per_server["cpu_ms"], None, "ratio: vs the per-server waiter")
     ratio = batched["polls"] / per_server["polls"]
     figure("status polls per lifecycle, batched waiter at full concurrency", "<= 0.1x per-server",

@@ -132,7 +132,6 @@ class Cloud:
 
     def authenticate(self) -> None:
         """A token now: bad credentials or an unreachable cloud become one clear line."""
-        from keystoneauth1 import exceptions as ks
         who = f"{self.target.who} ({self.target.source})"
         discovery_log = logging.getLogger("keystoneauth.identity.generic.base")
         level = discovery_log.level

@@ -98,6 +98,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--waiter", "batched", "batched: one changes-since list per interval serves every "
            "waiting user of a credential; per-server: one GET per waiting server",
            choices=("batched", "per-server")),
+    Option("--transport", "fast", "HTTP under keystoneauth: fast (geventhttpclient's pooled "
+           "connections, about a third of requests' CPU per call) or requests (plain requests; "
+           "also used whenever a proxy from the environment applies)", choices=("requests", "fast")),
     Option("--default-thread-number-per-action", 0, "users per action when -u is not given "
            "(Tempest [stress] name; 0 = the locustfile's own default)", type=int),
     Option("--leave-dirty-stack", False, "do not delete what the run created (Tempest [stress] "
@@ -145,9 +148,44 @@ SCENARIO_OPTIONS: tuple[Option, ...] = (
     Option("--os-admin-project-name", None, "project of --os-admin-username (default admin)"),
 )
 
+STORM = "Contention storms and invariant checks (locustfiles/storm.py, the storm action)"
+STORM_OPTIONS: tuple[Option, ...] = (
+    Option("--storm-pool-size", 6, "servers each process shares between its storm users", type=_positive(int)),
+    Option("--storm-actions", "all", "lifecycle actions fired at pool members: all or a comma list of "
+           "soft_reboot, hard_reboot, stop, start, pause, unpause, suspend, resume, lock (then unlock), shelve, "
+           "unshelve, rebuild, resize, confirm_resize, revert_resize"),
+    Option("--storm-delete-ratio", 0.25, "fraction of accepted actions raced by a DELETE of the same server",
+           type=float),
+    Option("--storm-delete-delay-min", 0.0, "least seconds between an accepted action and its racing DELETE",
+           type=float),
+    Option("--storm-delete-delay-max", 2.0, "most seconds between an accepted action and its racing DELETE",
+           type=float),
+    Option("--storm-peer", "admin", "second credential acting on the same servers: admin (the admin "
+           "credentials), member (a second user of the project, made through Keystone) or none",
+           choices=("admin", "member", "none")),
+    Option("--storm-group-ratio", 0.1, "fraction of storm rounds that are server-group bursts", type=float),
+    Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = as many as the "
+           "compute hosts with admin credentials, else 2; -1 = no bursts)", type=int),
+    Option("--storm-conflict-fails", False, "count a 409 (the API refusing a racing action) as a failure; "
+           "by default it is counted on its own CONFLICT row only", switch=True),
+    Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",
+           type=_positive(float)),
+    Option("--invariant-allocation-timeout", 30.0, "seconds the Placement allocations of a deleted server "
+           "may outlive it (admin)", type=_positive(float)),
+    Option("--invariant-task-state-timeout", 120.0, "seconds a server may stay in one transitional "
+           "task_state", type=_positive(float)),
+    Option("--invariant-check-interval", 5.0, "seconds between scans of the run's servers",
+           type=_positive(float)),
+    Option("--invariant-settle-timeout", 60.0, "seconds to wait after the load for every server to settle "
+           "before the end checks", type=_positive(float)),
+    Option("--quota-step", 2, "after the load: set the project's instance quota to its usage + N (admin), "
+           "boot N + 2 servers at once, check usage never ends above the limit, restore it (0 = off)",
+           type=int),
+)
+
 GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS),
-    (SCENARIO, SCENARIO_OPTIONS))
+    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS))
 ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
 
 

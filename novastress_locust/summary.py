@@ -44,7 +44,16 @@ def render(state) -> tuple[str, bool]:
                      f"that no user had deleted: {', '.join(state.swept[:5])}")
     for leak in state.leaks:
         lines.append(f"LEAKED {leak.kind} {leak.name} ({leak.resource_id or 'id unknown'}): {leak.error}")
-    return "\n".join(lines), bool(total_failed or state.leaks)
+    # INVARIANT failures (invariants.py) may come from any worker: the stats hold them all
+    runner = state.environment.runner
+    violated = [error for error in (runner.stats.errors.values() if runner is not None else [])
+                if error.method == "INVARIANT"]
+    if violated:
+        lines.append(f"Invariant violations: {sum(error.occurrences for error in violated)}")
+        lines += [f"INVARIANT {error.name}: {error.error}" for error in violated[:20]]
+        if len(violated) > 20:
+            lines.append(f"... and {len(violated) - 20} more (the stats' error table has them all)")
+    return "\n".join(lines), bool(total_failed or state.leaks or violated)
 
 
 def set_exit_code(environment: Any, state, failed: bool) -> None:

@@ -29,6 +29,7 @@ from locust.exception import StopUser
 from .credentials import CloudTarget, CredentialsError
 from .plugin import Leak, PreflightError, RunState, run_state
 from .requestlog import ActionRecord, request_index
+from .transport import use_transport
 from .waiter import ACTIVE, DELETED, WaitError
 
 LOG = logging.getLogger("novastress")
@@ -117,6 +118,8 @@ class OpenStackClient:
         self.user_name = user_name
         self.events = state.environment.events
         self.session = target.session(state.auth(target))
+        # --transport fast: geventhttpclient under keystoneauth (transport.py)
+        use_transport(self.session, getattr(state.options, "transport", "requests"))
         # keystoneauth applies it to every call of the session, token requests included
         self.session.timeout = getattr(state.options, "request_timeout", None)
         self.action: ActionRecord | None = None

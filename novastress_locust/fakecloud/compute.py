@@ -184,6 +184,9 @@ class Server:
     leak_context: tuple | None = None  # (LogContext, ids) of the DELETE that leaves volumes attached
     delete_started: float = 0.0
     deleted: bool = False
+    # lost a delete-during-build race: its compute thinks the instance never spawned and
+    # skips the allocation cleanup when it is finally deleted (Nova bug 1679750's shape)
+    allocations_leak: bool = False
 
     def __post_init__(self) -> None:
         self.updated = self.updated or self.created
@@ -1325,6 +1328,7 @@ class Compute(Service):
         details = "\n".join(traceback) + "\n"
         self._set_error(server, "UnexpectedDeletingTaskStateError", details)
         server.power_state = 0
+        server.allocations_leak = True
         self._event(record, "compute_terminate_instance", server.host, "Error", details,
                     "UnexpectedDeletingTaskStateError")
         if server.actions:
@@ -1392,9 +1396,10 @@ class Compute(Service):
                                           f"Took 0.0{len(server.ports)} seconds to deallocate network "
                                           "for instance.", None, instance=server.id)
         if server.vm_state != "shelved_offloaded":
-            self._release_host(server, host, server.flavor)
-        (log if host else self.cloud.logs.conductor).write(
-            "INFO", "nova.scheduler.client.report", f"Deleted allocations for instance {server.id}", ctx)
+            self._release_host(server, host, server.flavor, placement=not server.allocations_leak)
+        if not server.allocations_leak:
+            (log if host else self.cloud.logs.conductor).write(
+                "INFO", "nova.scheduler.client.report", f"Deleted allocations for instance {server.id}", ctx)
         self._event(record, "compute_terminate_instance", host)
         # a boot in the same project landed while this delete was pending: both lock the
         # project's usage row, and the delete's quota commit loses the deadlock

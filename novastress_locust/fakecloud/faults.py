@@ -26,7 +26,8 @@ class FaultSpec:
 CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
     FaultSpec("delete-during-build",
               "DELETE while the server is still building: compute raises "
-              "UnexpectedDeletingTaskStateError with a traceback", 0.5),
+              "UnexpectedDeletingTaskStateError with a traceback; deleting the ERROR server "
+              "later leaks its Placement allocations", 0.5),
     FaultSpec("scheduler-capacity-race",
               "two boots race for the last capacity of a host: the loser goes to ERROR "
               "with a NoValidHost fault", 0.05),

@@ -241,7 +241,7 @@ class Identity(Service):
             user = self.users.get(credential.user_id)
             project = self.projects.get(credential.project_id)
         else:
-            raise ApiError(401, f"Attempted to authenticate with an unsupported method.", "unauthorized")
+            raise ApiError(401, "Attempted to authenticate with an unsupported method.", "unauthorized")
         if user is None or not user.enabled:
             raise self._unauthorized()
         if "project" in scope:

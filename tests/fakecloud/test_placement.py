@@ -102,7 +102,7 @@ def test_claim_free_move_interface(local_cloud):
     assert placement.claim("server-2", "compute-2", {"VCPU": 2}, project, user)
     assert placement.usage("compute-1")["VCPU"] == 3
     rp1 = placement.provider_of_host["compute-1"]
-    shown = local.call("GET", f"/placement/allocations/server-1", token="admin").payload
+    shown = local.call("GET", "/placement/allocations/server-1", token="admin").payload
     assert shown["allocations"][rp1]["resources"] == {"VCPU": 3, "MEMORY_MB": 64}
     assert placement.allocations_of("server-1") == shown["allocations"]
     assert not placement.move("server-1", "compute-2", {"VCPU": 3})  # 2 + 3 > 4

@@ -121,9 +121,11 @@ def test_delete_during_build(cloud_factory):
     assert all(" ERROR nova.compute.manager [instance: " in line for line in spawn[1:])
     assert any(f"[{delete_global} {delete_local} " in r[0] and " ERROR " in r[0] for r in log)
 
-    # a second DELETE removes it
+    # a second DELETE removes it, but its allocations stay in Placement (consumer = server id)
     assert nova(member, "DELETE", f"/servers/{server_id}").status_code == 204
     gone(member, server_id)
+    leaked = admin.get(f"/allocations/{server_id}", endpoint_filter={"service_type": "placement"}).json()
+    assert [a["resources"]["MEMORY_MB"] for a in leaked["allocations"].values()] == [64]
 
     disarm(embedded, admin, "delete-during-build")
     before = len(errors(embedded.log_dir))
@@ -132,6 +134,8 @@ def test_delete_during_build(cloud_factory):
     gone(member, clean_id)
     assert len(errors(embedded.log_dir)) == before
     assert len(fired(embedded, admin, "delete-during-build")) == 1
+    assert admin.get(f"/allocations/{clean_id}",
+                     endpoint_filter={"service_type": "placement"}).json()["allocations"] == {}
 
 
 def test_scheduler_capacity_race(cloud_factory):

@@ -9,7 +9,6 @@ import uuid
 from pathlib import Path
 
 import gevent.monkey
-import pytest
 
 # Locust monkey-patches on import and must come before ssl (gevent#1016); other test modules
 # import ssl first, so test_watch_isolated.py runs this module in its own interpreter.

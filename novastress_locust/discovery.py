@@ -1,0 +1,205 @@
+"""`@stresstest` and discovery: Tempest's `run_stress.py -a [-T TYPE] [-i]`.
+
+    from novastress_locust.discovery import stresstest
+
+    class TestServers(unittest.TestCase):
+        @stresstest(class_setup_per="process", types=("smoke",))
+        def test_list(self): ...
+
+`discover(modules, stress_type, call_inherited)` finds every marked action (ours, in
+`novastress_locust.actions`) and every marked test function or method in the named
+modules; `locustfiles/all.py` turns each into a User class. As in Tempest, a test method a
+class only inherits is skipped unless `allow_inheritance=True` or `--call-inherited`.
+The marks also become Locust tags ("stress", the name and every type), so `--tags` works.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import unittest
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+CLASS_SETUP_PER = ("application", "process", "action")
+MARK = "__stresstest__"
+
+
+class DiscoveryError(Exception):
+    """A module to discover in cannot be used; str() is one line."""
+
+
+@dataclass(frozen=True)
+class StressMark:
+    class_setup_per: str = "process"
+    allow_inheritance: bool = False
+    types: tuple[str, ...] = ()
+
+
+def stresstest(function: Callable | None = None, *, class_setup_per: str = "process",
+               allow_inheritance: bool = False, types: Iterable[str] = ()) -> Any:
+    """Mark an action or a test as a stress test (Tempest's `@stresstest`).
+
+        @stresstest(class_setup_per="action", types=("volume",))
+        def test_attach(self): ...
+    """
+    if class_setup_per not in CLASS_SETUP_PER:
+        raise ValueError(f"class_setup_per must be one of {', '.join(CLASS_SETUP_PER)}, "
+                         f"not {class_setup_per!r}")
+    mark = StressMark(class_setup_per, allow_inheritance, tuple(types))
+
+    def apply(target: Callable) -> Callable:
+        setattr(target, MARK, mark)
+        # Locust's --tags / --exclude-tags filter tasks by this set
+        tags = set(getattr(target, "locust_tag_set", set()))
+        target.locust_tag_set = tags | {"stress", target.__name__, *mark.types}
+        return target
+
+    return apply(function) if function is not None else apply
+
+
+def types_of(target: Any) -> set[str]:
+    """Every type attribute of a test: our marks, testtools' `@attr(type=...)`, Locust tags."""
+    found: set[str] = set()
+    mark = getattr(target, MARK, None)
+    if mark is not None:
+        found |= set(mark.types)
+    found |= set(getattr(target, "__testtools_attrs", ()) or ())
+    found |= set(getattr(target, "locust_tag_set", ()) or ())
+    return found
+
+
+@dataclass
+class Discovered:
+    """One stress test found: an action of ours, or a test to run through `unit_test`."""
+
+    name: str                      # the action's name, or the test's id
+    action: str                    # "unit_test" for tests
+    kwargs: dict = field(default_factory=dict)
+    types: tuple[str, ...] = ()
+
+
+def load_module(name: str):
+    """A module by dotted name, or a .py file by path."""
+    try:
+        if name.endswith(".py") or "/" in name:
+            path = Path(name).resolve()
+            if not path.is_file():
+                raise DiscoveryError(f"--stress-module {name}: no such file")
+            module_name = f"novastress_discovered_{path.stem}"
+            if module_name in sys.modules:
+                return sys.modules[module_name]
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(name)
+    except DiscoveryError:
+        raise
+    except Exception as exc:  # an import error in the operator's module: one line, not a traceback
+        raise DiscoveryError(f"--stress-module {name}: cannot import it: {type(exc).__name__}: "
+                             f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
+
+
+def _module_reference(module) -> str:
+    """How unit_test finds the module again: its file path for file modules, else its name."""
+    if module.__name__.startswith("novastress_discovered_"):
+        return str(Path(module.__file__))
+    return module.__name__
+
+
+def discover_tests(module, stress_type: str | None = None, call_inherited: bool = False) -> list[Discovered]:
+    """Every @stresstest test function and test method of a module (not our actions)."""
+    found: list[Discovered] = []
+    reference = _module_reference(module)
+    file_style = reference.endswith(".py")
+    for attribute, value in sorted(vars(module).items()):
+        if getattr(value, "__module__", None) != module.__name__:
+            continue  # imported from elsewhere: discovered where it is defined
+        if inspect.isclass(value):
+            for method_name in sorted(dir(value)):
+                method = getattr(value, method_name, None)
+                mark = getattr(method, MARK, None)
+                if mark is None or not callable(method):
+                    continue
+                if stress_type is not None and stress_type not in types_of(method):
+                    continue
+                # Tempest's rule: a method the class only inherits runs with -i or allow_inheritance
+                if method_name not in value.__dict__ and not (call_inherited or mark.allow_inheritance):
+                    continue
+                test_id = f"{reference}::{attribute}::{method_name}" if file_style else \
+                    f"{reference}.{attribute}.{method_name}"
+                found.append(Discovered(test_id, "unit_test", {"test_method": test_id,
+                                                                "class_setup_per": mark.class_setup_per},
+                                        tuple(sorted(types_of(method)))))
+        elif callable(value) and getattr(value, MARK, None) is not None and \
+                getattr(value, "spec", None) is None:
+            if stress_type is not None and stress_type not in types_of(value):
+                continue
+            test_id = f"{reference}::{attribute}" if file_style else f"{reference}.{attribute}"
+            found.append(Discovered(test_id, "unit_test", {"test_method": test_id,
+                                                            "class_setup_per": getattr(value, MARK).class_setup_per},
+                                    tuple(sorted(types_of(value)))))
+    return found
+
+
+def discover(modules: Iterable[str] = (), stress_type: str | None = None,
+             call_inherited: bool = False) -> list[Discovered]:
+    """Our marked actions, then the marked tests of every named module."""
+    from .actions import REGISTRY
+    found: list[Discovered] = []
+    for name, spec in REGISTRY.items():
+        if getattr(spec.task, MARK, None) is None:
+            continue
+        if stress_type is not None and stress_type not in types_of(spec.task):
+            continue
+        found.append(Discovered(name, name, {}, tuple(sorted(types_of(spec.task)))))
+    for module_name in modules:
+        module = load_module(module_name)
+        found += discover_tests(module, stress_type, call_inherited)
+        # a module may also define actions with the action decorators: they are in REGISTRY now
+        for name, spec in REGISTRY.items():
+            if spec.task.__module__ == module.__name__ and getattr(spec.task, MARK, None) is not None and \
+                    all(d.name != name for d in found) and \
+                    (stress_type is None or stress_type in types_of(spec.task)):
+                found.append(Discovered(name, name, {}, tuple(sorted(types_of(spec.task)))))
+    return found
+
+
+def is_test_case(value: Any) -> bool:
+    return inspect.isclass(value) and issubclass(value, unittest.TestCase)
+
+
+def classes_from_command_line(module: str) -> list[type]:
+    """User classes for locustfiles/all.py from --stress-type/--call-inherited/--stress-module."""
+    from .scenario import Entry, command_line, fail, user_classes
+    from .actions import REGISTRY
+    parsed = command_line()
+    try:
+        found = discover(parsed.stress_module, parsed.stress_type, parsed.call_inherited)
+    except DiscoveryError as exc:
+        fail(str(exc))
+    if not found:
+        fail(f"no @stresstest action or test has type {parsed.stress_type!r}" if parsed.stress_type
+             else "no @stresstest action or test found")
+    entries = []
+    for index, item in enumerate(found, 1):
+        spec = REGISTRY[item.action]
+        problem = spec.check(item.kwargs)
+        if problem:
+            fail(f"{item.name}: {problem}")
+        entries.append(Entry(index, spec, None, kwargs=item.kwargs))
+    classes = user_classes(entries, module=module)
+    for cls, item in zip(classes, found):
+        if item.action == "unit_test":
+            # name the class after the test, not "UnitTest2"
+            cls.__name__ = cls.__qualname__ = _class_name_for_test(item.name, {c.__name__ for c in classes})
+    return classes
+
+
+def _class_name_for_test(test_id: str, taken: set[str]) -> str:
+    parts = test_id.replace("::", ".").split(".")[-2:]
+    return "".join(part[:1].upper() + part[1:] for part in "_".join(parts).split("_") if part)

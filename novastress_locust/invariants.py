@@ -1,0 +1,567 @@
+"""Invariant checks: the wrong end states races leave behind, reported as `INVARIANT` failures.
+
+    checks = invariants(environment)
+    checks.watch_delete(server_id)          # 404 within a bound, then no Placement allocations
+    checks.violation("quota-exceeded", project_id, "6 servers live, limit 4")
+
+During the load every deleted server must answer 404 within `--invariant-delete-timeout` and
+(admin) lose its Placement allocations (consumer = server id) within
+`--invariant-allocation-timeout`; a scan every `--invariant-check-interval` finds servers stuck
+in one task_state and ERROR servers without a fault. After the load, once every server has
+settled: resource-provider usages must equal the sum of the live servers' flavors, the
+project's quota usage must equal its live servers, and a quota step boots past a low limit.
+
+A violation fires a Locust `request` event of type `INVARIANT` named after the invariant
+(`placement-allocations-leak`), whose error names the server and the request ids of the
+actions that touched it; it fails the run (exit code) and ends it under `--stop-on-error`.
+Without admin credentials the admin-only checks are skipped with one warning line.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import gevent
+from gevent.pool import Group
+from locust import events
+from locust.runners import WorkerRunner
+
+LOG = logging.getLogger("novastress")
+ADMIN_CHECKS = ("placement-allocations-leak", "resource-provider-usage", "quota-step",
+                "server-group-host-count")
+# task states a server passes through on its own; a server still in one past the bound is stuck
+TRANSITIONAL = {"scheduling", "networking", "block_device_mapping", "spawning", "rebooting", "reboot_pending",
+                "reboot_started", "rebooting_hard", "reboot_pending_hard", "reboot_started_hard",
+                "pausing", "unpausing", "suspending", "resuming", "powering-off", "powering-on",
+                "rebuilding", "rebuild_block_device_mapping", "rebuild_spawning", "resize_prep",
+                "resize_migrating", "resize_migrated", "resize_finish", "resize_reverting",
+                "resize_confirming", "shelving", "shelving_image_pending_upload", "shelving_image_uploading",
+                "shelving_offloading", "unshelving", "image_snapshot", "image_snapshot_pending",
+                "image_pending_upload", "image_uploading", "deleting", "migrating"}
+PLACEMENT_VERSION = {"OpenStack-API-Version": "placement 1.28"}
+TOUCHES_KEPT = 20_000
+
+
+class InvariantViolation(Exception):
+    """The error of an INVARIANT request event: one line naming the subject and request ids."""
+
+
+@dataclass
+class Violation:
+    kind: str                   # e.g. "placement-allocations-leak"
+    subject: str                # server id (or project / group id)
+    detail: str
+    request_ids: list[str] = field(default_factory=list)
+    time: float = field(default_factory=time.time)
+
+    def line(self) -> str:
+        ids = f" [requests {', '.join(self.request_ids[:12])}]" if self.request_ids else ""
+        return f"{self.kind}: {self.subject}: {self.detail}{ids}"
+
+
+class Invariants:
+    """The checks of one Locust Environment (one per process; the end checks run on the master)."""
+
+    def __init__(self, environment: Any) -> None:
+        self.environment = environment
+        self.violations: list[Violation] = []
+        self.skipped: tuple[str, ...] = ()
+        self.active = False
+        self._reported: set[tuple[str, str]] = set()
+        # server id -> global request ids of the actions that touched it (oldest first)
+        self._touches: OrderedDict[str, list[str]] = OrderedDict()
+        self._seen_task: dict[str, tuple[str, float]] = {}    # server id -> (task_state, first seen)
+        self._watchers = Group()
+        self._scanner: gevent.Greenlet | None = None
+        self._member = None
+        self._admin = None
+        self._admin_checked = False
+        self._clients: dict[str, Any] = {}
+
+    # -- plumbing --------------------------------------------------------------------
+    @property
+    def state(self):
+        from .plugin import run_state
+        return run_state(self.environment)
+
+    @property
+    def options(self):
+        return self.environment.parsed_options
+
+    def member(self):
+        """The run's own credentials (an OpenStackClient)."""
+        if self._member is None:
+            from .user import OpenStackClient
+            self._member = OpenStackClient(self.state, self.state.ensure_target(), "invariants")
+        return self._member
+
+    def admin(self):
+        """An admin OpenStackClient, or None (the admin-only checks are then skipped)."""
+        if not self._admin_checked:
+            self._admin_checked = True
+            self._admin = _admin_client(self.state)
+        return self._admin
+
+    def touched(self, server_id: str, global_request_id: str) -> None:
+        """An action sent requests about this server: its ids go into any violation about it."""
+        ids = self._touches.get(server_id)
+        if ids is None:
+            ids = self._touches[server_id] = []
+            while len(self._touches) > TOUCHES_KEPT:
+                self._touches.popitem(last=False)
+        if global_request_id not in ids:
+            ids.append(global_request_id)
+
+    def request_ids(self, server_id: str) -> list[str]:
+        """Global and local request ids of every action that touched the server."""
+        from .requestlog import request_index
+        index = request_index(self.environment)
+        found: list[str] = []
+        records = [index.lookup(g) for g in self._touches.get(server_id, [])] or [index.lookup(server_id)]
+        for record in records:
+            if record is None:
+                continue
+            for request_id in (record.global_request_id, *record.request_ids):
+                if request_id not in found:
+                    found.append(request_id)
+        return found
+
+    def violation(self, kind: str, subject: str, detail: str, request_ids: Iterable[str] | None = None) -> None:
+        """Fire one INVARIANT failure (once per kind and subject)."""
+        if (kind, subject) in self._reported:
+            return
+        self._reported.add((kind, subject))
+        ids = list(request_ids) if request_ids is not None else self.request_ids(subject)
+        found = Violation(kind, subject, detail, ids)
+        self.violations.append(found)
+        LOG.error("novastress: invariant violated: %s", found.line())
+        self.environment.events.request.fire(
+            request_type="INVARIANT", name=kind, response_time=0, response_length=0,
+            exception=InvariantViolation(found.line()[len(kind) + 2:]),
+            context={"server_id": subject, "request_ids": ids})
+        runner = self.environment.runner
+        if not isinstance(runner, WorkerRunner):
+            code = getattr(self.options, "exit_code_on_error", 1)
+            self.environment.process_exit_code = max(self.environment.process_exit_code or 0, code)
+        if getattr(self.options, "stop_on_error", False) and runner is not None and \
+                getattr(runner, "state", None) in ("spawning", "running"):
+            self.state.stop_run(f"invariant {kind} violated by {subject} (--stop-on-error)")
+
+    def skip_admin_checks(self, reason: str) -> None:
+        self.skipped = ADMIN_CHECKS
+        print(f"novastress: {reason}: skipping the admin-only invariant checks "
+              f"({', '.join(ADMIN_CHECKS)})", file=sys.stderr, flush=True)
+
+    # -- during the load ---------------------------------------------------------------
+    def watch_delete(self, server_id: str, client=None) -> None:
+        """After an accepted DELETE: the server must answer 404, then lose its allocations.
+
+        Polls go through a client of the same credential that is in no action: the deleting
+        user's next action must not collect the checks' request ids."""
+        self._watchers.spawn(self._watch_delete, server_id, self._own_client(client))
+
+    def _own_client(self, client):
+        if client is None or client.target.key == self.state.ensure_target().key:
+            return self.member()
+        own = self._clients.get(client.target.key)
+        if own is None:
+            from .user import OpenStackClient
+            own = self._clients[client.target.key] = OpenStackClient(self.state, client.target, "invariants")
+        return own
+
+    def _watch_delete(self, server_id: str, client) -> None:
+        from .user import ApiError
+        opts = self.options
+        deadline = time.monotonic() + opts.invariant_delete_timeout
+        last = "unknown"
+        try:
+            while True:
+                response = client.compute.get(f"/servers/{server_id}", expect=(200, 404),
+                                              name="compute GET /servers/{id} (invariant)")
+                if response.status_code == 404:
+                    break
+                server = response.json()["server"]
+                last = f"{server['status']}/{server.get('OS-EXT-STS:task_state')}"
+                if time.monotonic() >= deadline:
+                    fault = (server.get("fault") or {}).get("message")
+                    self.violation("server-not-deleted", server_id,
+                                   f"still {last} {opts.invariant_delete_timeout:g} s after its DELETE was "
+                                   f"accepted{f' (fault: {fault})' if fault else ''}")
+                    if not self._delete_again(server_id, client):
+                        return
+                    break
+                gevent.sleep(opts.status_poll_interval)
+            self.check_allocations_gone(server_id)
+        except ApiError as exc:  # the failed poll is already a failed request row
+            LOG.warning("novastress: could not follow the delete of %s: %s", server_id, exc)
+
+    def _delete_again(self, server_id: str, client) -> bool:
+        """The lost delete's server is deleted once more (the run leaves nothing); True once gone."""
+        opts = self.options
+        client.compute.delete(f"/servers/{server_id}", expect=(204, 404, 409),
+                              name="compute DELETE /servers/{id} (invariant)")
+        deadline = time.monotonic() + opts.invariant_delete_timeout
+        while time.monotonic() < deadline:
+            gevent.sleep(opts.status_poll_interval)
+            if client.compute.get(f"/servers/{server_id}", expect=(200, 404),
+                                  name="compute GET /servers/{id} (invariant)").status_code == 404:
+                return True
+        return False
+
+    def check_allocations_gone(self, server_id: str) -> None:
+        admin = self.admin()
+        if admin is None:
+            return
+        opts = self.options
+        deadline = time.monotonic() + opts.invariant_allocation_timeout
+        while True:
+            allocations = _placement(admin).get(f"/allocations/{server_id}",
+                                                name="placement GET /allocations/{id} (invariant)").json()
+            held = allocations.get("allocations") or {}
+            if not held:
+                return
+            if time.monotonic() >= deadline:
+                resources = {rc: n for alloc in held.values() for rc, n in alloc.get("resources", {}).items()}
+                self.violation("placement-allocations-leak", server_id,
+                               f"deleted, yet Placement still holds {_resources(resources)} on "
+                               f"{len(held)} provider(s) {opts.invariant_allocation_timeout:g} s later")
+                return
+            gevent.sleep(opts.status_poll_interval)
+
+    def scan(self, servers: list[dict], now: float | None = None) -> None:
+        """Stuck task states and ERROR servers without a fault among these server views."""
+        now = time.monotonic() if now is None else now
+        limit = self.options.invariant_task_state_timeout
+        live = set()
+        for server in servers:
+            server_id = server["id"]
+            live.add(server_id)
+            task = server.get("OS-EXT-STS:task_state")
+            if server.get("status") == "ERROR" and not server.get("fault") and task is None:
+                self.violation("error-without-fault", server_id, "ERROR with no fault to say why")
+            if task in TRANSITIONAL:
+                seen = self._seen_task.get(server_id)
+                if seen is None or seen[0] != task:
+                    self._seen_task[server_id] = (task, now)
+                elif now - seen[1] > limit:
+                    self.violation("task-state-stuck", server_id,
+                                   f"{server.get('status')} in task_state {task} for more than {limit:g} s")
+            else:
+                self._seen_task.pop(server_id, None)
+        for server_id in [s for s in self._seen_task if s not in live]:
+            del self._seen_task[server_id]
+
+    def run_servers(self, client) -> list[dict]:
+        """The run's servers (`<prefix>-<run id>-*`) as the client sees them."""
+        import re
+        state = self.state
+        prefix = f"{state.prefix}-{state.run_id}-"
+        servers = client.compute.get("/servers/detail", params={"name": f"^{re.escape(prefix)}"},
+                                     name="compute GET /servers/detail?name (invariant)").json()["servers"]
+        return [s for s in servers if s.get("name", "").startswith(prefix)]
+
+    def start_scanner(self) -> None:
+        if self._scanner is None or self._scanner.dead:
+            self._scanner = gevent.spawn(self._scan_loop)
+
+    def _scan_loop(self) -> None:
+        from .user import ApiError
+        while True:
+            gevent.sleep(self.options.invariant_check_interval)
+            try:
+                self.scan(self.run_servers(self.member()))
+            except ApiError as exc:
+                LOG.warning("novastress: invariant scan failed: %s", exc)
+
+    def stop(self, wait: float) -> None:
+        """End the scanner; give the pending delete checks up to `wait` seconds to finish."""
+        if self._scanner is not None:
+            self._scanner.kill(block=False)
+            self._scanner = None
+        self._watchers.join(timeout=wait)
+        self._watchers.kill(block=False)
+
+    # -- after the load ------------------------------------------------------------------
+    def settle(self, client, timeout: float) -> list[dict]:
+        """Wait (bounded) until no server of the project is in a transitional task_state."""
+        deadline = time.monotonic() + timeout
+        while True:
+            servers = client.compute.get("/servers/detail", name="compute GET /servers/detail (invariant)"
+                                         ).json()["servers"]
+            busy = [s for s in servers if s.get("OS-EXT-STS:task_state") in TRANSITIONAL
+                    or s.get("status") == "BUILD"]
+            if not busy or time.monotonic() >= deadline:
+                return servers
+            gevent.sleep(self.options.status_poll_interval)
+
+    def end_checks(self) -> None:
+        """Once settled: quota usage = live servers; provider usages = sum of live flavors; quota step."""
+        from .user import ApiError
+        opts = self.options
+        member = self.member()
+        try:
+            servers = self.settle(member, opts.invariant_settle_timeout)
+            self.scan(servers)
+            self.check_quota_usage(member, servers)
+            admin = self.admin()
+            if admin is not None:
+                self.check_provider_usages(admin)
+                if opts.quota_step > 0:
+                    self.quota_step(member, admin, opts.quota_step)
+        except ApiError as exc:
+            LOG.error("novastress: the end-of-run invariant checks could not finish: %s", exc)
+
+    def check_quota_usage(self, member, servers: list[dict]) -> None:
+        project_id = member.session.get_project_id()
+        detail = member.compute.get(f"/os-quota-sets/{project_id}/detail",
+                                    name="compute GET /os-quota-sets/{id}/detail (invariant)").json()["quota_set"]
+        in_use = detail["instances"]["in_use"]
+        if in_use != len(servers):
+            self.violation("quota-usage-mismatch", project_id,
+                           f"quota usage counts {in_use} instances, the project has {len(servers)} servers",
+                           request_ids=[])
+
+    def check_provider_usages(self, admin) -> None:
+        """Every provider's usage equals the flavors of the live servers on its host."""
+        from .requestlog import request_index
+        flavors = {f["id"]: f for f in admin.compute.get(
+            "/flavors/detail", params={"is_public": "None"},
+            name="compute GET /flavors/detail (invariant)").json()["flavors"]}
+        servers = admin.compute.get("/servers/detail", params={"all_tenants": "1"},
+                                    name="compute GET /servers/detail?all_tenants (invariant)").json()["servers"]
+        live = {s["id"] for s in servers}
+        expected: dict[str, dict[str, int]] = {}
+        for server in servers:
+            host = server.get("OS-EXT-SRV-ATTR:host")
+            flavor = flavors.get(str((server.get("flavor") or {}).get("id")))
+            if not host or flavor is None or server.get("status") == "SHELVED_OFFLOADED":
+                continue
+            used = expected.setdefault(host, {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0})
+            used["VCPU"] += flavor.get("vcpus", 0)
+            used["MEMORY_MB"] += flavor.get("ram", 0)
+            used["DISK_GB"] += flavor.get("disk", 0)
+        placement = _placement(admin)
+        index = request_index(self.environment)
+        providers = placement.get("/resource_providers", name="placement GET /resource_providers (invariant)"
+                                  ).json()["resource_providers"]
+        for provider in providers:
+            rp = provider["uuid"]
+            allocations = placement.get(f"/resource_providers/{rp}/allocations",
+                                        name="placement GET /resource_providers/{id}/allocations (invariant)"
+                                        ).json()["allocations"]
+            for consumer, held in allocations.items():
+                # a consumer this run touched that is no server any more: its allocations leaked
+                if consumer not in live and (consumer in self._touches or index.lookup(consumer)):
+                    self.violation("placement-allocations-leak", consumer,
+                                   f"gone, yet Placement still holds {_resources(held.get('resources', {}))} "
+                                   f"on {provider['name']}")
+            usages = placement.get(f"/resource_providers/{rp}/usages",
+                                   name="placement GET /resource_providers/{id}/usages (invariant)"
+                                   ).json()["usages"]
+            want = expected.get(provider["name"], {})
+            wrong = {rc: (usages.get(rc, 0), want.get(rc, 0)) for rc in ("VCPU", "MEMORY_MB", "DISK_GB")
+                     if usages.get(rc, 0) != want.get(rc, 0)}
+            if wrong:
+                self.violation("resource-provider-usage", rp,
+                               f"{provider['name']}: usages " + ", ".join(
+                                   f"{rc} {have} != {need} of its live servers" for rc, (have, need) in wrong.items()),
+                               request_ids=[])
+
+    def quota_step(self, member, admin, headroom: int) -> None:
+        """Set the instance quota to usage + headroom, boot headroom + 2 at once, check, restore."""
+        import uuid
+        from .requestlog import ActionRecord, request_index
+        from .user import ApiError
+        state, opts = self.state, self.options
+        project_id = member.session.get_project_id()
+        original = admin.compute.get(f"/os-quota-sets/{project_id}",
+                                     name="compute GET /os-quota-sets/{id} (quota step)").json()["quota_set"]
+        before = self._in_use(member, project_id)
+        limit = before + headroom
+        record = ActionRecord("quota_step", "invariants", state.worker, f"req-{uuid.uuid4()}")
+        request_index(self.environment).add(record)
+        admin.compute.request("PUT", f"/os-quota-sets/{project_id}", json={"quota_set": {"instances": limit}},
+                              name="compute PUT /os-quota-sets/{id} (quota step)")
+        accepted: list[str] = []
+        member.action = record
+        try:
+            def boot(number: int) -> None:
+                body = _boot_body(state, f"{state.prefix}-{state.run_id}-quota-{number}-server")
+                response = member.compute.post("/servers", json={"server": body}, expect=(202, 403),
+                                               name="compute POST /servers (quota step)")
+                if response.status_code == 202:
+                    accepted.append(response.json()["server"]["id"])
+            gevent.joinall([gevent.spawn(boot, n) for n in range(headroom + 2)], timeout=opts.request_timeout)
+            for server_id in accepted:
+                self.touched(server_id, record.global_request_id)
+                record.resource_ids.append(server_id)
+            index = request_index(self.environment)
+            index.touch(record)
+            servers = self.settle(member, opts.invariant_settle_timeout)
+            in_use = self._in_use(member, project_id)
+            ids = [record.global_request_id, *record.request_ids]
+            if len(servers) > limit or in_use > limit or len(accepted) > headroom:
+                self.violation("quota-exceeded", project_id,
+                               f"instance quota {limit}: {len(accepted)} of {headroom + 2} concurrent boots "
+                               f"accepted, {len(servers)} servers live, usage {in_use}", ids)
+        finally:
+            for server_id in accepted:
+                try:
+                    member.compute.delete(f"/servers/{server_id}", expect=(204, 404),
+                                          name="compute DELETE /servers/{id} (quota step)")
+                except ApiError as exc:
+                    LOG.error("novastress: quota step could not delete %s: %s", server_id, exc)
+            self._wait_gone(member, accepted, opts.invariant_delete_timeout)
+            member.action = None
+            admin.compute.request("PUT", f"/os-quota-sets/{project_id}",
+                                  json={"quota_set": {"instances": original["instances"]}},
+                                  name="compute PUT /os-quota-sets/{id} (quota step)")
+        after = self._in_use(member, project_id)
+        if after != before:
+            self.violation("quota-usage-mismatch", project_id,
+                           f"quota usage {after} after the quota step deleted its servers, {before} before",
+                           [record.global_request_id, *record.request_ids])
+
+    def _in_use(self, member, project_id: str) -> int:
+        return member.compute.get(f"/os-quota-sets/{project_id}/detail",
+                                  name="compute GET /os-quota-sets/{id}/detail (invariant)"
+                                  ).json()["quota_set"]["instances"]["in_use"]
+
+    def _wait_gone(self, client, server_ids: list[str], timeout: float) -> None:
+        from .plugin import Leak
+        deadline = time.monotonic() + timeout
+        pending = list(server_ids)
+        while pending:
+            pending = [s for s in pending if client.compute.get(
+                f"/servers/{s}", expect=(200, 404), name="compute GET /servers/{id} (invariant)").status_code == 200]
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                for server_id in pending:
+                    self.state.leaks.append(Leak("server", "quota step server", server_id,
+                                                 f"not gone {timeout:g} s after its DELETE"))
+                return
+            gevent.sleep(self.options.status_poll_interval)
+
+    def check_group(self, policy: str, group_id: str, members: list[dict], host_count: int | None,
+                    request_ids: list[str]) -> None:
+        """A server group's members obey its policy; with the host count known, the right ones failed."""
+        active = [m for m in members if m.get("status") == "ACTIVE"]
+        hosts = [m.get("hostId") or m.get("OS-EXT-SRV-ATTR:host") for m in active]
+        if policy == "affinity" and len(set(hosts)) > 1:
+            self.violation("server-group-policy", group_id,
+                           f"affinity group spread over {len(set(hosts))} hosts", request_ids)
+        if policy == "anti-affinity" and len(set(hosts)) < len(hosts):
+            self.violation("server-group-policy", group_id,
+                           f"anti-affinity group has {len(hosts) - len(set(hosts))} members sharing a host",
+                           request_ids)
+        if host_count is None:
+            return
+        wanted = len(members) if policy == "affinity" else min(len(members), host_count)
+        if len(active) != wanted:
+            self.violation("server-group-host-count", group_id,
+                           f"{len(active)} of {len(members)} {policy} boots ACTIVE on {host_count} hosts, "
+                           f"expected {wanted}", request_ids)
+
+
+def invariants(environment: Any) -> Invariants:
+    """The Invariants of this Environment, created on first use."""
+    found = getattr(environment, "novastress_invariants", None)
+    if found is None:
+        found = Invariants(environment)
+        environment.novastress_invariants = found
+    return found
+
+
+def _boot_body(state, name: str) -> dict:
+    from .user import _microversion_at_least
+    boot = state.boot_args()
+    body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id}
+    if boot.networks != "none" or _microversion_at_least(state.options.compute_microversion, 2, 37):
+        body["networks"] = boot.networks
+    return body
+
+
+def _placement(client):
+    """Placement from the catalog, at a microversion that shows consumer generations."""
+    return client.service("placement", "placement", PLACEMENT_VERSION)
+
+
+def _resources(resources: dict) -> str:
+    return ", ".join(f"{rc}={amount}" for rc, amount in sorted(resources.items())) or "nothing"
+
+
+def _admin_client(state):
+    """An OpenStackClient with admin credentials (--os-admin-*, else the run's own) whose token
+    really has the admin role and whose catalog lists Placement; None otherwise (said once)."""
+    from .user import OpenStackClient
+    from .scenario import admin_target
+    checks = invariants(state.environment)
+    try:
+        target = admin_target(state)
+        client = OpenStackClient(state, target, "invariants-admin")
+        roles = client.session.auth.get_access(client.session).role_names
+    except Exception as exc:  # bad admin credentials: the run goes on without the admin checks
+        checks.skip_admin_checks(f"the admin credentials do not work ({str(exc).splitlines()[0][:160]})")
+        return None
+    if "admin" not in roles:
+        checks.skip_admin_checks(f"no admin credentials ({target.who} has roles {', '.join(sorted(roles))}; "
+                                 f"give --os-admin-username/--os-admin-password)")
+        return None
+    try:
+        state.endpoint(client.session, target, "placement")
+    except Exception:
+        checks.skip_admin_checks("no placement service in the catalog")
+        return None
+    return client
+
+
+# -- listeners: active when a storm user class is in the run -------------------------------
+def _ours(environment) -> bool:
+    opts = environment.parsed_options
+    if opts is None or not hasattr(opts, "invariant_delete_timeout"):
+        return False
+    # a storm user class, or a scenario entry whose task is the storm
+    return any(getattr(cls, "invariants", False) or any(getattr(t, "invariants", False) for t in cls.tasks or [])
+               for cls in environment.user_classes or [])
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    if not _ours(environment):
+        return
+    from .plugin import run_state
+    state = run_state(environment)
+    opts = environment.parsed_options
+    if state.embedded is not None and not opts.os_admin_username:
+        # the embedded cloud's admin: the admin checks run against it too (workers get it at start)
+        admin = state.embedded.credentials(admin=True)
+        opts.os_admin_username, opts.os_admin_password = admin["username"], admin["password"]
+        opts.os_admin_project_name = admin["project_name"]
+    if not isinstance(runner, WorkerRunner) and state.target is not None:
+        invariants(environment).admin()  # says now, once, whether the admin checks will run
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kwargs) -> None:
+    if not _ours(environment):
+        return
+    checks = invariants(environment)
+    checks.active = True
+    checks.start_scanner()
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    checks = getattr(environment, "novastress_invariants", None)
+    if checks is None or not checks.active:
+        return
+    checks.active = False
+    opts = environment.parsed_options
+    checks.stop(wait=opts.invariant_delete_timeout + opts.invariant_allocation_timeout)
+    if not isinstance(environment.runner, WorkerRunner):
+        checks.end_checks()

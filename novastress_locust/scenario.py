@@ -1,0 +1,401 @@
+"""Scenario files -> Locust User classes: Tempest's JSON unchanged, or YAML.
+
+    [{"action": "tempest.stress.actions.server_create_destroy.ServerCreateDestroyTest",
+      "threads": 8, "use_admin": true, "use_isolated_tenants": true, "kwargs": {}}]
+
+    - action: volume_attach_verify       # our names or Tempest's class paths
+      threads: 2
+      required_services: [cinder, neutron]
+      kwargs: {new_volume: true}
+
+Each entry becomes one User class whose `fixed_count` is its `threads` (with no `-u`, the
+run spawns exactly the scenario's threads, all at once). `use_isolated_tenants` gives each
+user its own project and user, made through Keystone by the admin credentials at its start
+and deleted at its stop; `use_admin` runs the user with the admin credentials. An entry
+whose `required_services` are not in the catalog is reported and skipped; the others run.
+`--serial` runs the entries one after another, the run time split evenly.
+
+Any problem with a file is one line naming the file, the entry and the fix (exit code 2)
+before anything starts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from locust import LoadTestShape, events
+from locust.runners import WorkerRunner
+
+from .actions import ActionSpec, find
+from .credentials import CloudTarget
+from .plugin import run_state
+from .user import ApiError, NovaUser, OpenStackClient, ServiceClient
+
+LOG = logging.getLogger("novastress")
+ENTRY_KEYS = {"action", "threads", "use_admin", "use_isolated_tenants", "required_services", "kwargs"}
+DEFAULT_THREADS = 4
+# Tempest's service names (its [service_available] section) -> catalog service types
+SERVICE_TYPES = {"nova": ("compute",), "neutron": ("network",), "cinder": ("block-storage", "volumev3", "volume"),
+                 "glance": ("image",), "swift": ("object-store",), "heat": ("orchestration",),
+                 "ceilometer": ("metering",), "keystone": ("identity",), "placement": ("placement",),
+                 "block-storage": ("block-storage", "volumev3", "volume")}
+
+
+class ScenarioError(Exception):
+    """A scenario file cannot be used; str() is one line naming the file, the entry and the fix."""
+
+
+@dataclass
+class Entry:
+    """One entry of a scenario file."""
+
+    index: int                      # 1-based, as a person counts them
+    spec: ActionSpec
+    threads: int | None             # None: --default-thread-number-per-action, else 4
+    use_admin: bool = False
+    use_isolated_tenants: bool = False
+    required_services: list[str] = field(default_factory=list)
+    kwargs: dict = field(default_factory=dict)
+
+
+def _read(path: Path) -> Any:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read it: {exc.strerror or exc}; check the --scenario path") from None
+    if path.suffix.lower() == ".json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ScenarioError(f"{path}: not valid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ScenarioError(f"{path}: not valid YAML{where}: {problem}") from None
+
+
+def load(path: str | os.PathLike) -> list[Entry]:
+    """Read and check a scenario file; ScenarioError (one line) on any problem."""
+    path = Path(path)
+    document = _read(path)
+    if isinstance(document, dict) and isinstance(document.get("entries"), list):
+        document = document["entries"]  # YAML may wrap the list: {entries: [...]}
+    if not isinstance(document, list) or not document:
+        raise ScenarioError(f"{path}: must be a non-empty list of entries like "
+                            f'[{{"action": "server_create_destroy", "threads": 4}}]')
+    entries = [_entry(path, index, raw) for index, raw in enumerate(document, 1)]
+    return entries
+
+
+def _entry(path: Path, index: int, raw: Any) -> Entry:
+    where = f"{path}: entry {index}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(f"{where}: must be a mapping with an 'action', not {type(raw).__name__}")
+    unknown = sorted(set(raw) - ENTRY_KEYS)
+    if unknown:
+        raise ScenarioError(f"{where}: unknown key {', '.join(map(repr, unknown))} "
+                            f"(known: {', '.join(sorted(ENTRY_KEYS))})")
+    name = raw.get("action")
+    if not isinstance(name, str) or not name:
+        raise ScenarioError(f"{where}: 'action' is missing; name an action such as server_create_destroy")
+    spec = find(name)
+    if spec is None:
+        from .actions import REGISTRY
+        raise ScenarioError(f"{where}: unknown action {name!r}; use one of {', '.join(sorted(REGISTRY))} "
+                            f"or a tempest.stress.actions class path")
+    where = f"{where} ({spec.name})"
+    threads = raw.get("threads")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ScenarioError(f"{where}: 'threads' must be a positive integer, not {threads!r}")
+    for key in ("use_admin", "use_isolated_tenants"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise ScenarioError(f"{where}: {key!r} must be true or false, not {raw[key]!r}")
+    services = raw.get("required_services", [])
+    if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
+        raise ScenarioError(f"{where}: 'required_services' must be a list of service names, not {services!r}")
+    kwargs = raw.get("kwargs", {})
+    if kwargs is None:
+        kwargs = {}
+    problem = spec.check(kwargs)
+    if problem:
+        raise ScenarioError(f"{where}: {problem}")
+    return Entry(index, spec, threads, bool(raw.get("use_admin", False)),
+                 bool(raw.get("use_isolated_tenants", False)), list(services), dict(kwargs))
+
+
+# -- users ------------------------------------------------------------------------------
+def admin_target(state) -> CloudTarget:
+    """The admin credentials: --os-admin-*, else the run's own (tempest.conf gives admin ones)."""
+    opts = state.options
+    base = state.ensure_target()
+    if not getattr(opts, "os_admin_username", None):
+        return base
+    auth = {"auth_url": base.auth.get("auth_url"), "username": opts.os_admin_username,
+            "password": opts.os_admin_password, "project_name": opts.os_admin_project_name or "admin",
+            "user_domain_name": base.auth.get("user_domain_name") or "Default",
+            "project_domain_name": base.auth.get("project_domain_name") or "Default"}
+    return CloudTarget("password", auth, "--os-admin-username", base.region_name, base.interface, base.verify)
+
+
+def identity(client: OpenStackClient) -> ServiceClient:
+    """Keystone v3 at the auth URL's root (catalogs differ on whether /v3 is part of it)."""
+    if "identity" not in client._services:
+        root = re.sub(r"/v3/?$", "", str(client.target.auth.get("auth_url", "")).rstrip("/"))
+        client._services["identity"] = ServiceClient(client, "identity", root)
+    return client._services["identity"]
+
+
+@dataclass
+class Tenant:
+    """An isolated project and user made for one Locust user."""
+
+    project_id: str
+    user_id: str
+    target: CloudTarget
+
+
+class ScenarioUser(NovaUser):
+    """A user of a scenario entry: Tempest's kwargs, admin or isolated credentials."""
+
+    abstract = True
+    kwargs: dict = {}
+    use_admin = False
+    use_isolated_tenants = False
+    required_services: list[str] = []
+    entry_index = 0
+
+    def on_start(self) -> None:
+        self.tenant: Tenant | None = None
+        self.admin: OpenStackClient | None = None
+        if not (self.use_isolated_tenants or self.use_admin):
+            super().on_start()
+            return
+        self.admin = OpenStackClient(self.state, admin_target(self.state), f"{self.name}-admin")
+        target = self.admin.target
+        if self.use_isolated_tenants:
+            self.tenant = self._create_tenant()
+            target = self.tenant.target
+        self.client = OpenStackClient(self.state, target, self.name)
+        self.waiter = self.state.waiter(self.client, self.waiter_kind)
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        if getattr(self, "tenant", None) is not None and not self.options.leave_dirty_stack:
+            self._delete_tenant(self.tenant)
+            self.tenant = None
+
+    def _create_tenant(self) -> Tenant:
+        """Project + user + member role, as Tempest's driver made for use_isolated_tenants."""
+        keystone = identity(self.admin)
+        project_name, user_name = self.resource_name("project"), self.resource_name("user")
+        password = secrets.token_urlsafe(18)
+        with self.atomic("create_isolated_tenant"):
+            project = keystone.post("/v3/projects", json={"project": {
+                "name": project_name, "domain_id": "default", "description": "novastress isolated tenant"}},
+                expect=(201,)).json()["project"]
+            try:
+                user = keystone.post("/v3/users", json={"user": {
+                    "name": user_name, "password": password, "domain_id": "default",
+                    "default_project_id": project["id"]}}, expect=(201,)).json()["user"]
+                roles = keystone.get("/v3/roles", params={"name": "member"}).json()["roles"]
+                if not roles:
+                    raise ApiError("Keystone has no 'member' role to give the isolated user")
+                keystone.request("PUT", f"/v3/projects/{project['id']}/users/{user['id']}/roles/{roles[0]['id']}",
+                                 expect=(204,))
+            except Exception:
+                keystone.delete(f"/v3/projects/{project['id']}", expect=(204, 404))
+                raise
+        base = self.admin.target
+        auth = {"auth_url": base.auth.get("auth_url"), "username": user_name, "password": password,
+                "project_name": project_name, "user_domain_id": "default", "project_domain_id": "default"}
+        return Tenant(project["id"], user["id"], CloudTarget("password", auth, "isolated tenant",
+                                                             base.region_name, base.interface, base.verify))
+
+    def _delete_tenant(self, tenant: Tenant) -> None:
+        keystone = identity(self.admin)
+        try:
+            with self.atomic("delete_isolated_tenant"):
+                keystone.delete(f"/v3/users/{tenant.user_id}", expect=(204, 404))
+                keystone.delete(f"/v3/projects/{tenant.project_id}", expect=(204, 404))
+        except Exception as exc:
+            LOG.error("%s could not delete its isolated project/user: %s", self.name, exc)
+
+
+def class_name(spec: ActionSpec, taken: set[str]) -> str:
+    """`volume_attach_delete` -> `VolumeAttachDelete` (then `VolumeAttachDelete2`, ...)."""
+    base = "".join(part.capitalize() for part in spec.name.split("_"))
+    name, number = base, 1
+    while name in taken:
+        number += 1
+        name = f"{base}{number}"
+    taken.add(name)
+    return name
+
+
+def user_classes(entries: list[Entry], default_threads: int = 0,
+                 module: str = __name__) -> list[type[ScenarioUser]]:
+    """One User class per entry, `fixed_count` = its threads."""
+    taken: set[str] = set()
+    classes = []
+    for entry in entries:
+        threads = entry.threads or default_threads or DEFAULT_THREADS
+        attributes = {"threads": threads, "fixed_count": threads, "tasks": [entry.spec.task],
+                      "kwargs": entry.kwargs, "use_admin": entry.use_admin,
+                      "use_isolated_tenants": entry.use_isolated_tenants,
+                      "required_services": entry.required_services, "entry_index": entry.index,
+                      "explicit_threads": entry.threads is not None, "__module__": module}
+        classes.append(type(class_name(entry.spec, taken), (ScenarioUser,), attributes))
+    return classes
+
+
+# -- wiring a locustfile -----------------------------------------------------------------
+def command_line(argv: list[str] | None = None) -> argparse.Namespace:
+    """The few options a locustfile needs before Locust parses the rest (classes exist at import)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--scenario", default=os.environ.get("LOCUST_SCENARIO"))
+    parser.add_argument("--stress-type", default=os.environ.get("LOCUST_STRESS_TYPE"))
+    parser.add_argument("--call-inherited", action="store_true",
+                        default=os.environ.get("LOCUST_CALL_INHERITED", "") not in ("", "0", "false"))
+    parser.add_argument("--stress-module", action="append", default=[])
+    parsed, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return parsed
+
+
+def fail(message: str) -> None:
+    """One clear line and exit code 2, before anything is started."""
+    print(f"novastress: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
+
+
+def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
+    """`--scenario FILE` -> User classes for the locustfile `module`; exit 2 on a bad file."""
+    path = command_line().scenario
+    if not path:
+        fail("no scenario given: add --scenario FILE (a Tempest JSON file or YAML), e.g. "
+             "--scenario scenarios/server-create-destroy-test.json")
+    try:
+        return user_classes(load(path), module=module)
+    except ScenarioError as exc:
+        fail(str(exc))
+    return []
+
+
+def catalog_has(client: OpenStackClient, service: str) -> bool:
+    for service_type in SERVICE_TYPES.get(service.lower(), (service,)):
+        try:
+            if client.session.get_endpoint(**client.target.endpoint_filter(service_type)):
+                return True
+        except Exception:  # keystoneauth's EndpointNotFound and friends: not there
+            continue
+    return False
+
+
+class SerialShape(LoadTestShape):
+    """Tempest's --serial: each step's users alone, for an even share of the run time."""
+
+    def __init__(self, steps: list[tuple[type, int]], step_seconds: float) -> None:
+        super().__init__()
+        self.steps = steps
+        self.step_seconds = step_seconds
+
+    current = 0
+
+    def tick(self):
+        index = int(self.get_run_time() // self.step_seconds)
+        if index >= len(self.steps):
+            return None
+        user_class, count = self.steps[index]
+        if index != self.current and self.runner.user_count:
+            # Locust keeps users of classes a tick no longer names: stop the last step's first
+            return 0, float(max(count for _, count in self.steps)), None
+        self.current = index
+        return count, float(count), [user_class]
+
+
+@events.init.add_listener
+def _on_init(environment, runner=None, **_kwargs) -> None:
+    """After the plugin's preflight: skip entries whose services are missing, size the run, --serial."""
+    opts = environment.parsed_options
+    ours = [cls for cls in environment.user_classes if issubclass(cls, ScenarioUser)]
+    if opts is None or not ours or not hasattr(opts, "prefix"):
+        return
+    state = run_state(environment)
+    if state.embedded is not None:
+        # workers get these with the other options at test start
+        if not opts.os_admin_username:
+            admin = state.embedded.credentials(admin=True)
+            opts.os_admin_username, opts.os_admin_password = admin["username"], admin["password"]
+            opts.os_admin_project_name = admin["project_name"]
+        if not opts.guest_ssh_port and state.embedded.info.get("guest_ssh_port"):
+            opts.guest_ssh_port = int(state.embedded.info["guest_ssh_port"])
+    # Locust's --tags may have left a class without tasks
+    kept = [cls for cls in environment.user_classes if cls.tasks]
+    if isinstance(runner, WorkerRunner):
+        environment.user_classes[:] = kept
+        return
+    default_threads = opts.default_thread_number_per_action
+    client = OpenStackClient(state, state.ensure_target(), "scenario")
+    running = []
+    for cls in kept:
+        missing = [s for s in getattr(cls, "required_services", []) if not catalog_has(client, s)]
+        if missing:
+            print(f"novastress: skipping {cls.__name__} (entry {cls.entry_index}, {cls.tasks[0].__name__}): "
+                  f"required service {', '.join(missing)} not in the catalog", file=sys.stderr, flush=True)
+            continue
+        if default_threads and not getattr(cls, "explicit_threads", True):
+            cls.threads = cls.fixed_count = default_threads
+        running.append(cls)
+    if not running:
+        fail("every scenario entry was skipped: nothing to run")
+    environment.user_classes[:] = running
+    if state.users_from_threads:
+        opts.num_users = sum(cls.fixed_count or cls.threads for cls in running)
+    if state.spawn_rate_from_users:
+        opts.spawn_rate = float(opts.num_users)
+    if opts.serial:
+        if not opts.run_time:
+            fail("--serial splits the run time between the entries: give -t/--run-time, e.g. -t 5m")
+        run_time = float(opts.run_time)
+        steps = [(cls, cls.fixed_count or cls.threads) for cls in running]
+        for cls in running:
+            # fixed counts would keep a finished step's users: each step names its class instead
+            cls.fixed_count, cls.weight = 0, 1
+        shape = SerialShape(steps, run_time / len(running))
+        shape.runner = environment.runner
+        environment.shape_class = shape
+
+
+@events.test_stop.add_listener
+def _sweep_tenants(environment, **_kwargs) -> None:
+    """Projects and users named `<prefix>-<run id>-` a killed user could not delete."""
+    opts = environment.parsed_options
+    if opts is None or not hasattr(opts, "prefix") or isinstance(environment.runner, WorkerRunner) \
+            or opts.leave_dirty_stack:
+        return
+    if not any(getattr(cls, "use_isolated_tenants", False) for cls in environment.user_classes):
+        return
+    state = run_state(environment)
+    if state.target is None or not state.run_id:
+        return
+    pattern = f"{state.prefix}-{state.run_id}-"
+    try:
+        keystone = identity(OpenStackClient(state, admin_target(state), "sweep"))
+        for collection, kind in (("users", "user"), ("projects", "project")):
+            for record in keystone.get(f"/v3/{collection}").json()[collection]:
+                if str(record.get("name", "")).startswith(pattern):
+                    keystone.delete(f"/v3/{collection}/{record['id']}", expect=(204, 404))
+                    state.swept.append(record["name"])
+    except Exception as exc:
+        LOG.error("novastress: could not sweep isolated projects/users: %s", exc)

@@ -1,0 +1,444 @@
+"""Contention storms: users of a process share a pool of servers and race actions on them.
+
+    from novastress_locust.actions.storm import storm
+    from novastress_locust.storm import StormUser
+
+    class Storm(StormUser):
+        tasks = [storm]
+
+Each storm round picks a random pool member and fires a random lifecycle action at it
+(soft/hard reboot, stop/start, pause/unpause, suspend/resume, lock/unlock, shelve/unshelve,
+rebuild, resize and its confirm/revert) with one of two credentials — the run's own and a
+peer (`--storm-peer`: the admin, or a second user of the project). A fraction of the accepted
+actions (`--storm-delete-ratio`) is raced by a DELETE 0–2 s later (`--storm-delete-delay-*`);
+the pool refills with fresh servers. Some rounds (`--storm-group-ratio`) are server-group
+bursts: N simultaneous boots into an affinity or anti-affinity group, checked against the
+policy and (admin) the host count.
+
+A 409 is the API correctly refusing a racing request: it is counted on its own `CONFLICT`
+row, not as a failure (`--storm-conflict-fails` makes it one). A 5xx fails the action with
+its request id. Every deleted server is handed to the invariant checks (`invariants.py`).
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import gevent
+from gevent.lock import Semaphore
+from locust import events
+from locust.runners import WorkerRunner
+
+from .invariants import invariants
+from .user import ApiError, NovaUser, OpenStackClient, error_message
+
+LOG = logging.getLogger("novastress")
+DEFAULT_GROUP_POLICIES = ("affinity", "anti-affinity")
+
+
+@dataclass
+class Member:
+    """A pool server: who booted it (and tracks it) and its name."""
+
+    id: str
+    name: str
+    owner: NovaUser
+
+
+@dataclass
+class StormState:
+    """The pool and the peer credential of one process."""
+
+    members: dict[str, Member] = field(default_factory=dict)
+    booting: int = 0
+    peer_target: Any = None
+    peer_user: tuple[str, str] | None = None      # (user id, admin client) to delete at the end
+    peer_lock: Semaphore = field(default_factory=Semaphore)
+    peer_resolved: bool = False
+    rng: random.Random = field(default_factory=random.Random)
+
+
+def storm_state(environment) -> StormState:
+    state = getattr(environment, "novastress_storm", None)
+    if state is None:
+        state = environment.novastress_storm = StormState()
+    return state
+
+
+# action name -> (request body for a server, statuses in which Nova accepts it)
+def _body(key: str, value: Any = None) -> Callable[[NovaUser, dict], dict]:
+    return lambda user, server: {key: value}
+
+
+ACTIONS: dict[str, tuple[Callable[[NovaUser, dict], dict], tuple[str, ...]]] = {
+    "soft_reboot": (lambda u, s: {"reboot": {"type": "SOFT"}}, ("ACTIVE",)),
+    "hard_reboot": (lambda u, s: {"reboot": {"type": "HARD"}}, ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")),
+    "stop": (_body("os-stop"), ("ACTIVE",)),
+    "start": (_body("os-start"), ("SHUTOFF",)),
+    "pause": (_body("pause"), ("ACTIVE",)),
+    "unpause": (_body("unpause"), ("PAUSED",)),
+    "suspend": (_body("suspend"), ("ACTIVE",)),
+    "resume": (_body("resume"), ("SUSPENDED",)),
+    "lock": (_body("lock"), ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED", "SHELVED_OFFLOADED", "VERIFY_RESIZE")),
+    "shelve": (_body("shelve"), ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")),
+    "unshelve": (_body("unshelve"), ("SHELVED", "SHELVED_OFFLOADED")),
+    "rebuild": (lambda u, s: {"rebuild": {"imageRef": u.state.boot_args().image_id}}, ("ACTIVE", "SHUTOFF")),
+    "resize": (lambda u, s: {"resize": {"flavorRef": _resize_target(u, s)}}, ("ACTIVE", "SHUTOFF")),
+    "confirm_resize": (_body("confirmResize"), ("VERIFY_RESIZE",)),
+    "revert_resize": (_body("revertResize"), ("VERIFY_RESIZE",)),
+}
+
+
+def enabled_actions(selection: str) -> list[str]:
+    """`all` or a comma list of ACTIONS names; ValueError names an unknown one."""
+    if selection in ("all", "", None):
+        return list(ACTIONS)
+    names = [name.strip() for name in selection.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ACTIONS]
+    if unknown:
+        raise ValueError(f"--storm-actions: unknown action {', '.join(unknown)} (known: {', '.join(ACTIONS)})")
+    return names
+
+
+def _resize_target(user: NovaUser, server: dict) -> str:
+    """The boot flavor, or the next bigger one when the server already has the boot flavor."""
+    from .actions.lifecycle import _other_flavor
+    boot = user.state.boot_args().flavor_id
+    current = str((server.get("flavor") or {}).get("id", boot))
+    return _other_flavor(user, None) if current == boot else boot
+
+
+class StormUser(NovaUser):
+    """A user of the storm: shares its process's pool; its tasks come from the locustfile."""
+
+    abstract = True
+    invariants = True   # turns the invariant checks on for the run
+
+
+# -- one storm round ---------------------------------------------------------------------
+def peer_client(user: NovaUser) -> OpenStackClient | None:
+    """The user's client for the second credential (None: --storm-peer none or unavailable)."""
+    if "storm_peer" not in user.__dict__:
+        target = _peer_target(user)
+        user.__dict__["storm_peer"] = OpenStackClient(user.state, target, f"{user.name}-peer") if target else None
+    return user.__dict__["storm_peer"]
+
+
+def _peer_target(user: NovaUser):
+    storm = storm_state(user.environment)
+    with storm.peer_lock:   # one user resolves it (and maybe makes a Keystone user) for the process
+        if not storm.peer_resolved:
+            storm.peer_resolved = True
+            storm.peer_target = _resolve_peer(user, storm)
+    return storm.peer_target
+
+
+def _resolve_peer(user: NovaUser, storm: StormState):
+    kind = user.options.storm_peer
+    if kind == "none":
+        return None
+    admin = invariants(user.environment).admin()
+    if admin is None:
+        LOG.warning("novastress: --storm-peer %s needs admin credentials; the storm uses one credential", kind)
+        return None
+    if kind == "admin":
+        return admin.target
+    return _make_peer_member(user, admin, storm)
+
+
+def _make_peer_member(user: NovaUser, admin: OpenStackClient, storm: StormState):
+    """A second user with the member role in the run's project, made through Keystone."""
+    import secrets
+    from .credentials import CloudTarget
+    from .scenario import identity
+    keystone = identity(admin)
+    project_id = user.client.session.get_project_id()
+    name = f"{user.state.prefix}-{user.state.run_id}-{user.state.process_tag}-storm-peer"
+    password = secrets.token_urlsafe(18)
+    created = keystone.post("/v3/users", json={"user": {"name": name, "password": password, "domain_id": "default",
+                                                         "default_project_id": project_id}},
+                            expect=(201,)).json()["user"]
+    storm.peer_user = (created["id"], admin)
+    role = keystone.get("/v3/roles", params={"name": "member"}).json()["roles"][0]["id"]
+    keystone.request("PUT", f"/v3/projects/{project_id}/users/{created['id']}/roles/{role}", expect=(204,))
+    base = user.client.target
+    auth = {"auth_url": base.auth.get("auth_url"), "username": name, "password": password,
+            "project_id": project_id, "user_domain_id": "default"}
+    return CloudTarget("password", auth, "storm peer", base.region_name, base.interface, base.verify)
+
+
+def storm_round(user: NovaUser) -> None:
+    """One round: refill the pool, or a group burst, or an action (maybe raced by a DELETE)."""
+    storm = storm_state(user.environment)
+    opts = user.options
+    rng = storm.rng
+    if len(storm.members) + storm.booting < opts.storm_pool_size:
+        refill(user, storm)
+        return
+    if opts.storm_group_size >= 0 and rng.random() < opts.storm_group_ratio:
+        server_group_burst(user)
+        return
+    member = rng.choice(list(storm.members.values())) if storm.members else None
+    if member is None:
+        return
+    checks = invariants(user.environment)
+    record = user.client.action
+    peer = peer_client(user)
+    if peer is not None:
+        peer.action = record
+    try:
+        _touch(user, member.id)
+        response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
+                                    name="compute GET /servers/{id} (storm)")
+        if response.status_code == 404:
+            _forget(storm, member)
+            return
+        server = response.json()["server"]
+        if server["status"] == "ERROR":
+            _delete(user, storm, member, user.client, checks)
+            return
+        name = _choose(rng, enabled_actions(opts.storm_actions), server["status"])
+        client = rng.choice([user.client, peer]) if peer is not None else user.client
+        accepted = fire(user, client, member, name, server)
+        if accepted is None:
+            _forget(storm, member)
+            return
+        try:
+            if accepted and rng.random() < opts.storm_delete_ratio:
+                low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
+                gevent.sleep(rng.uniform(max(0.0, low), max(0.0, high)))
+                deleter = rng.choice([user.client, peer]) if peer is not None else user.client
+                _delete(user, storm, member, deleter, checks)
+            elif accepted and name == "lock":
+                gevent.sleep(rng.uniform(0, 0.5))  # others meet the lock meanwhile
+        finally:
+            if accepted and name == "lock":
+                _unlock(member, client, peer if client is user.client else user.client)
+    finally:
+        if peer is not None:
+            peer.action = None
+
+
+def _unlock(member: Member, client: OpenStackClient, other: OpenStackClient | None) -> None:
+    """The server must not stay locked: cleanup and the sweep delete it as its owner. When the
+    other credential (an admin) locked it meanwhile, only that one may unlock it (403 here)."""
+    for unlocker in (client, other):
+        if unlocker is None:
+            continue
+        response = unlocker.compute.post(f"/servers/{member.id}/action", json={"unlock": None},
+                                         expect=(202, 403, 404, 409),
+                                         name="compute POST /servers/{id}/action unlock")
+        if response.status_code != 403:
+            return
+
+
+def _choose(rng: random.Random, names: list[str], status: str) -> str:
+    """Mostly an action Nova accepts in this status; sometimes any, to provoke refusals."""
+    fitting = [n for n in names if status in ACTIONS[n][1]]
+    return rng.choice(fitting if fitting and rng.random() < 0.7 else names)
+
+
+def fire(user: NovaUser, client: OpenStackClient, member: Member, name: str, server: dict) -> bool | None:
+    """POST the action: True when accepted, False when refused (409), None when the server is gone."""
+    build, _ = ACTIONS[name]
+    body = build(user, server)
+    key = next(iter(body))
+    expect = (200, 202, 204, 404, 409) + ((400,) if key == "resize" else ())
+    response = client.compute.post(f"/servers/{member.id}/action", json=body, expect=expect,
+                                   name=f"compute POST /servers/{{id}}/action {key}")
+    if response.status_code == 404:
+        return None
+    if response.status_code == 400:
+        message = error_message(response)
+        if "must change flavor" not in message:  # raced a revert: the flavor changed under us
+            raise ApiError(f"compute POST /servers/{{id}}/action resize -> 400 {message}", 400)
+    if response.status_code in (400, 409):
+        conflict(user, name, response)
+        return False
+    return True
+
+
+def conflict(user: NovaUser, name: str, response) -> None:
+    """A 409 on its own row: the API refusing a racing request is right, unless the option says not."""
+    request_id = response.headers.get("x-openstack-request-id")
+    message = f"{name} -> {response.status_code} {error_message(response)} [{request_id}]"
+    error = ApiError(message, response.status_code) if user.options.storm_conflict_fails else None
+    from .user import generalize
+    user.environment.events.request.fire(
+        request_type="CONFLICT", name=name, response_time=0, response_length=0,
+        exception=error and generalize(message, user.state.names), context={"request_id": request_id})
+    if error is not None:
+        raise error
+
+
+def refill(user: NovaUser, storm: StormState) -> None:
+    """Boot a pool member; a fraction of the boots is raced by a DELETE instead (delete during build)."""
+    opts = user.options
+    if storm.rng.random() < opts.storm_delete_ratio:
+        boot_raced_by_delete(user, storm)
+        return
+    storm.booting += 1
+    try:
+        server = user.boot_server()
+    finally:
+        storm.booting -= 1
+    name = server.get("name") or next(t.name for t in user.tracked.values() if t.resource_id == server["id"])
+    storm.members[server["id"]] = Member(server["id"], name, user)
+    _touch(user, server["id"])
+
+
+def boot_raced_by_delete(user: NovaUser, storm: StormState) -> None:
+    """POST a server, then DELETE it 0-2 s after the 202, while it is likely still building."""
+    opts = user.options
+    name = user.resource_name("server")
+    with user.atomic("boot_raced_by_delete"):
+        user.track("server", name)
+        body = {"name": name, "imageRef": user.state.boot_args().image_id,
+                "flavorRef": user.state.boot_args().flavor_id, "networks": user.state.boot_args().networks}
+        created = user.compute.post("/servers", json={"server": body}, expect=(202,)).json()["server"]
+        user.track("server", name, created["id"])
+        _touch(user, created["id"])
+        low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
+        gevent.sleep(storm.rng.uniform(max(0.0, low), max(0.0, high)))
+        _delete(user, storm, Member(created["id"], name, user), user.client, invariants(user.environment))
+
+
+def _touch(user: NovaUser, server_id: str) -> None:
+    record = user.client.action
+    if record is None:
+        return
+    if server_id not in record.resource_ids:
+        record.resource_ids.append(server_id)
+        user.client.index.note(record, server_id)
+    invariants(user.environment).touched(server_id, record.global_request_id)
+
+
+def _forget(storm: StormState, member: Member) -> None:
+    if storm.members.pop(member.id, None) is not None:
+        member.owner.untrack(member.name)
+
+
+def _delete(user: NovaUser, storm: StormState, member: Member, client: OpenStackClient, checks) -> None:
+    """DELETE a pool member; once accepted it leaves the pool and the invariants follow it."""
+    response = client.compute.delete(f"/servers/{member.id}", expect=(204, 404, 409),
+                                     name="compute DELETE /servers/{id} (storm)")
+    if response.status_code == 409:
+        conflict(user, "delete", response)
+        return
+    storm.members.pop(member.id, None)
+    if response.status_code == 204:
+        checks.watch_delete(member.id, client)
+    # the owner's cleanup would delete it again; the invariants wait for the 404 instead
+    member.owner.untrack(member.name)
+
+
+# -- server-group bursts -------------------------------------------------------------------
+def server_group_burst(user: NovaUser) -> None:
+    """N simultaneous boots into an affinity or anti-affinity group, checked against the policy."""
+    opts = user.options
+    storm = storm_state(user.environment)
+    policy = storm.rng.choice(DEFAULT_GROUP_POLICIES)
+    # as many boots as hosts: each anti-affinity member fits; more are asked for explicitly
+    count = opts.storm_group_size or _host_count(user) or 2
+    checks = invariants(user.environment)
+    record = user.client.action
+    with user.atomic("create_server_group"):
+        group = user.compute.post("/os-server-groups", json={"server_group": {
+            "name": user.resource_name("group"), "policies": [policy]}}, expect=(200,),
+            name="compute POST /os-server-groups").json()["server_group"]
+    servers: list[dict] = []
+    try:
+        with user.atomic("boot_server_group_burst"):
+            boot = user.state.boot_args()
+            names = [user.resource_name("server") for _ in range(count)]
+
+            def boot_one(name: str) -> None:
+                user.track("server", name)
+                body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id,
+                                        "networks": boot.networks}
+                created = user.compute.post("/servers", json={"server": body, "os:scheduler_hints": {
+                    "group": group["id"]}}, expect=(202,)).json()["server"]
+                user.track("server", name, created["id"])
+                servers.append({"id": created["id"], "name": name})
+            greenlets = [gevent.spawn(boot_one, name) for name in names]
+            gevent.joinall(greenlets, timeout=opts.request_timeout * 2)
+            for greenlet in greenlets:
+                if greenlet.exception is not None:
+                    raise greenlet.exception
+            members = [_settled(user, server) for server in servers]
+        request_ids = [record.global_request_id, *record.request_ids] if record else []
+        for server in servers if record else []:
+            checks.touched(server["id"], record.global_request_id)
+        checks.check_group(policy, group["id"], members, _host_count(user), request_ids)
+    finally:
+        for server in servers:
+            try:
+                user.delete_server(server)
+            except ApiError as exc:
+                LOG.warning("%s: could not delete group member %s: %s", user.name, server["id"], exc)
+        user.compute.delete(f"/os-server-groups/{group['id']}", expect=(204, 404),
+                            name="compute DELETE /os-server-groups/{id}")
+
+
+def _settled(user: NovaUser, server: dict) -> dict:
+    """Poll until the server is ACTIVE or ERROR (a burst's loser may rightly be ERROR)."""
+    deadline = time.monotonic() + user.options.build_timeout
+    while True:
+        seen = user.compute.get(f"/servers/{server['id']}", name="compute GET /servers/{id} (storm)").json()["server"]
+        if seen["status"] in ("ACTIVE", "ERROR") and seen.get("OS-EXT-STS:task_state") is None:
+            return seen
+        if time.monotonic() >= deadline:
+            raise ApiError(f"group member {server['id']} still {seen['status']} after "
+                           f"{user.options.build_timeout:g} s")
+        gevent.sleep(user.options.status_poll_interval)
+
+
+def _host_count(user: NovaUser) -> int | None:
+    """Compute hosts that are up and enabled (admin); None without admin credentials."""
+    admin = invariants(user.environment).admin()
+    if admin is None:
+        return None
+    cached = user.state.__dict__.get("storm_host_count")
+    if cached is None:
+        hypervisors = admin.compute.get("/os-hypervisors", name="compute GET /os-hypervisors (storm)"
+                                        ).json()["hypervisors"]
+        cached = sum(1 for h in hypervisors if h.get("state", "up") == "up" and h.get("status", "enabled") == "enabled")
+        user.state.__dict__["storm_host_count"] = cached
+    return cached
+
+
+# -- listeners --------------------------------------------------------------------------------
+@events.init.add_listener
+def _check_options(environment, **_kwargs) -> None:
+    opts = environment.parsed_options
+    if opts is None or not hasattr(opts, "storm_actions"):
+        return
+    try:
+        enabled_actions(opts.storm_actions)
+    except ValueError as exc:
+        from .scenario import fail
+        fail(str(exc))
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    storm = getattr(environment, "novastress_storm", None)
+    if storm is None:
+        return
+    storm.members.clear()
+    if storm.peer_user is not None:
+        user_id, admin = storm.peer_user
+        storm.peer_user = None
+        from .scenario import identity
+        try:
+            identity(admin).delete(f"/v3/users/{user_id}", expect=(204, 404))
+        except ApiError as exc:
+            LOG.error("novastress: could not delete the storm's peer user: %s", exc)
+    storm.peer_resolved = False
+    storm.peer_target = None
+
+
+__all__ = ["StormUser", "storm_round", "server_group_burst", "ACTIONS", "enabled_actions"]

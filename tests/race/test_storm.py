@@ -1,0 +1,141 @@
+"""Contention storms and invariant checks against embedded clouds, through real `locust` runs.
+
+Faults off: conflicts are counted on their own rows, no invariant is violated, nothing is left.
+Each planted race armed at probability 1: the matching INVARIANT row names the server the cloud's
+ground truth (`/fakecloud/faults`) names, with request ids, and the run exits 1.
+"""
+from __future__ import annotations
+
+import re
+
+import requests
+from locust_runs import FAST, clean_env, cli_credentials, run_locust, servers_named
+
+STORM = ["-f", "locustfiles/storm.py"]
+# short bounds against the cloud's fast transitions
+QUICK = [*FAST, "--invariant-delete-timeout", "3", "--invariant-allocation-timeout", "2",
+         "--invariant-check-interval", "1", "--invariant-settle-timeout", "10",
+         "--build-timeout", "20", "--delete-timeout", "20", "--request-timeout", "20"]
+
+
+def storm(cloud, *args: str, admin: bool = True, timeout: float = 180):
+    credentials = cli_credentials(cloud)
+    if admin:
+        creds = cloud.credentials(admin=True)
+        credentials += [f"--os-admin-username={creds['username']}", f"--os-admin-password={creds['password']}",
+                        f"--os-admin-project-name={creds['project_name']}"]
+    return run_locust([*STORM, *QUICK, *credentials, *args], env=clean_env(), timeout=timeout)
+
+
+def faulty(cloud_factory, fault: str, *extra: str):
+    return cloud_factory(faults=fault, delay_scale=0.1, seed=5,
+                         extra_args=["--fault-probability", f"{fault}=1", *extra])
+
+
+def invariant_rows(run) -> dict[str, int]:
+    final = run.output.rpartition("Shutting down (exit code")[2]
+    return {name: int(count) for name, count in
+            re.findall(r"^INVARIANT\s+(\S+)\s+(\d+)\s+\d+\(", final, re.M)}
+
+
+def violations(run, kind: str) -> list[tuple[str, list[str]]]:
+    """(subject, request ids) of every INVARIANT failure of this kind in the final error report."""
+    final = run.output.rpartition("Shutting down (exit code")[2]
+    found = re.findall(rf"INVARIANT {re.escape(kind)}: InvariantViolation\('(\S+): .*?\[requests ([^\]]+)\]'\)",
+                       final)
+    return [(subject, ids.split(", ")) for subject, ids in found]
+
+
+def fired(cloud, fault: str) -> list[dict]:
+    token = cloud.session(admin=True).get_token()
+    response = requests.get(f"{cloud.base_url}/fakecloud/faults", headers={"X-Auth-Token": token}, timeout=10)
+    return [record for record in response.json()["fired"] if record["fault"] == fault]
+
+
+def provider_usages(cloud) -> list[dict]:
+    admin = cloud.session(admin=True)
+    placement = {"service_type": "placement"}
+    providers = admin.get("/resource_providers", endpoint_filter=placement).json()["resource_providers"]
+    return [admin.get(f"/resource_providers/{p['uuid']}/usages", endpoint_filter=placement).json()["usages"]
+            for p in providers]
+
+
+def test_storm_without_faults_counts_conflicts_violates_nothing_leaves_nothing(cloud_factory):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=2)
+    run = storm(cloud, "-t", "12s", "-u", "4", "--storm-pool-size", "3", "--storm-group-ratio", "0.15")
+    assert run.returncode == 0, run.output[-4000:]
+    assert invariant_rows(run) == {}
+    runs, failed = run.totals()
+    assert runs > 0 and failed == 0
+    # racing requests were refused, each on its own CONFLICT row, none a failure
+    conflicts = re.findall(r"^CONFLICT\s+(\w+)\s+(\d+)\s+(\d+)\(", run.output.rpartition("Shutting down")[2], re.M)
+    assert conflicts and all(int(fails) == 0 for _, _, fails in conflicts), run.output[-4000:]
+    # racing deletes were followed to 404 and their allocations checked (admin), a group burst ran
+    assert run.stats_row("GET", "placement GET /allocations/{id} (invariant)")[0] > 0
+    assert run.stats_row("ATOMIC", "boot_server_group_burst")[0] > 0
+    # the quota step booted past a low limit: some boots refused, none failed
+    assert run.stats_row("POST", "compute POST /servers (quota step)") == (4, 0)
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert all(not any(usage.values()) for usage in provider_usages(cloud))
+    admin = cloud.session(admin=True)
+    project = cloud.session().get_project_id()
+    quota = admin.get(f"{cloud.base_url}/compute/v2.1/os-quota-sets/{project}").json()["quota_set"]
+    assert quota["instances"] == 20000  # restored after the quota step
+
+
+def test_delete_during_build_is_caught_as_lost_delete_and_leaked_allocations(cloud_factory):
+    cloud = faulty(cloud_factory, "delete-during-build")
+    run = storm(cloud, "-t", "30s", "--max-runs", "8", "-u", "2", "--storm-delete-ratio", "1",
+                "--storm-delete-delay-max", "0", "--storm-group-size", "-1", "--quota-step", "0")
+    assert run.returncode == 1, run.output[-4000:]
+    rows = invariant_rows(run)
+    assert rows.get("server-not-deleted", 0) >= 1 and rows.get("placement-allocations-leak", 0) >= 1, rows
+    truth = {record["resource_id"]: record for record in fired(cloud, "delete-during-build")}
+    lost = violations(run, "server-not-deleted")
+    leaked = violations(run, "placement-allocations-leak")
+    assert lost and leaked
+    for server_id, request_ids in lost + leaked:
+        assert server_id in truth  # every violation is a server the planted race hit
+        # pinned on the boot and the DELETE that raced it: the cloud saw the same ids
+        assert set(request_ids) & set(truth[server_id]["request_ids"])
+        assert all(re.fullmatch(r"req-[0-9a-f-]{36}", request_id) for request_id in request_ids)
+    assert "Invariant violations:" in run.stdout
+    # the lost servers were deleted again: the run leaves no server behind
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+
+
+def test_quota_usage_drift_is_caught_at_the_end(cloud_factory):
+    cloud = faulty(cloud_factory, "quota-usage-drift")
+    run = storm(cloud, "-t", "30s", "--max-runs", "10", "-u", "3", "--storm-pool-size", "2",
+                "--storm-delete-ratio", "1", "--storm-group-size", "-1", "--quota-step", "0")
+    assert fired(cloud, "quota-usage-drift"), run.output[-3000:]
+    assert run.returncode == 1, run.output[-4000:]
+    assert invariant_rows(run).get("quota-usage-mismatch") == 1
+    project = cloud.session().get_project_id()
+    assert re.search(rf"^INVARIANT quota-usage-mismatch: {project}: quota usage counts (\d+) instances, "
+                     rf"the project has 0 servers", run.stdout, re.M), run.stdout[-3000:]
+
+
+def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
+    cloud = faulty(cloud_factory, "scheduler-capacity-race")
+    run = storm(cloud, "-t", "6s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
+                "--quota-step", "0")
+    assert run.returncode == 1, run.output[-4000:]
+    assert invariant_rows(run).get("server-group-host-count", 0) >= 1, run.output[-4000:]
+    assert re.search(r"^INVARIANT server-group-host-count: \S+: \d of 3 (anti-)?affinity boots ACTIVE on 3 hosts",
+                     run.stdout, re.M), run.stdout[-3000:]
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+
+
+def test_member_only_credentials_skip_the_admin_checks_with_one_line(cloud_factory):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=4)
+    run = storm(cloud, "-t", "6s", "-u", "2", "--storm-pool-size", "2", admin=False)
+    assert run.returncode == 0, run.output[-4000:]
+    skipped = [line for line in run.output.splitlines() if "skipping the admin-only invariant checks" in line]
+    assert len(skipped) == 1, run.output[-4000:]
+    assert "placement-allocations-leak, resource-provider-usage, quota-step, server-group-host-count" in skipped[0]
+    assert "--os-admin-username" in skipped[0]
+    assert run.stats_row("GET", "placement GET /allocations/{id} (invariant)") is None
+    assert run.stats_row("POST", "compute POST /servers (quota step)") is None
+    assert invariant_rows(run) == {}
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
