@@ -117,6 +117,21 @@ class StormUser(NovaUser):
     abstract = True
     invariants = True   # turns the invariant checks on for the run
 
+    def on_stop(self) -> None:
+        # another user may hold a lock on a server this one booted (its lock window): unlock
+        # first, with the admin peer when there is one, so the cleanup's DELETE is not refused
+        if self.client is not None:
+            storm = storm_state(self.environment)
+            peer = self.__dict__.get("storm_peer")
+            for tracked in list(self.tracked.values()):
+                member = storm.members.get(tracked.resource_id or "")
+                if tracked.kind == "server" and member is not None:
+                    try:
+                        _unlock(member, peer or self.client, self.client if peer else None)
+                    except ApiError as exc:
+                        LOG.warning("%s could not unlock %s: %s", self.name, member.id, exc)
+        super().on_stop()
+
 
 # -- one storm round ---------------------------------------------------------------------
 def peer_client(user: NovaUser) -> OpenStackClient | None:
