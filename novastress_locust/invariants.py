@@ -59,7 +59,9 @@ class Violation:
     time: float = field(default_factory=time.time)
 
     def line(self) -> str:
-        ids = f" [requests {', '.join(self.request_ids[:12])}]" if self.request_ids else ""
+        # the boot (oldest) and the latest actions, which are the ones that raced
+        shown = self.request_ids if len(self.request_ids) <= 12 else self.request_ids[:2] + self.request_ids[-10:]
+        ids = f" [requests {', '.join(shown)}]" if self.request_ids else ""
         return f"{self.kind}: {self.subject}: {self.detail}{ids}"
 
 

@@ -164,6 +164,8 @@ STORM_OPTIONS: tuple[Option, ...] = (
            "credentials), member (a second user of the project, made through Keystone) or none",
            choices=("admin", "member", "none")),
     Option("--storm-group-ratio", 0.1, "fraction of storm rounds that are server-group bursts", type=float),
+    Option("--storm-double-ratio", 0.2, "fraction of storm actions sent together with a second state change "
+           "of the same server by the other credential (two clients changing its state at once)", type=float),
     Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = as many as the "
            "compute hosts with admin credentials, else 2; -1 = no bursts)", type=int),
     Option("--storm-conflict-fails", False, "count a 409 (the API refusing a racing action) as a failure; "

@@ -9,7 +9,9 @@
 Each storm round picks a random pool member and fires a random lifecycle action at it
 (soft/hard reboot, stop/start, pause/unpause, suspend/resume, lock/unlock, shelve/unshelve,
 rebuild, resize and its confirm/revert) with one of two credentials — the run's own and a
-peer (`--storm-peer`: the admin, or a second user of the project). A fraction of the accepted
+peer (`--storm-peer`: the admin, or a second user of the project); a fraction of them
+(`--storm-double-ratio`) goes out together with a second state change by the other
+credential, inside the API's check-then-save window. A fraction of the accepted
 actions (`--storm-delete-ratio`) is raced by a DELETE 0–2 s later (`--storm-delete-delay-*`);
 the pool refills with fresh servers. Some rounds (`--storm-group-ratio`) are server-group
 bursts: N simultaneous boots into an affinity or anti-affinity group, checked against the
@@ -215,9 +217,15 @@ def storm_round(user: NovaUser) -> None:
         if server["status"] == "ERROR":
             _delete(user, storm, member, user.client, checks)
             return
-        name = _choose(rng, enabled_actions(opts.storm_actions), server["status"])
+        names = enabled_actions(opts.storm_actions)
+        name = _choose(rng, names, server["status"])
         client = rng.choice([user.client, peer]) if peer is not None else user.client
-        accepted = fire(user, client, member, name, server)
+        if name != "lock" and rng.random() < getattr(opts, "storm_double_ratio", 0.0):
+            other = (user.client if client is peer else peer) if peer is not None else client
+            second = _choose(rng, [n for n in names if n != "lock"] or [name], server["status"])
+            accepted = fire_together(user, [(client, name), (other, second)], member, server)
+        else:
+            accepted = fire(user, client, member, name, server)
         if accepted is None:
             _forget(storm, member)
             return
@@ -274,6 +282,21 @@ def fire(user: NovaUser, client: OpenStackClient, member: Member, name: str, ser
         conflict(user, name, response)
         return False
     return True
+
+
+def fire_together(user: NovaUser, shots: list[tuple[OpenStackClient, str]], member: Member,
+                  server: dict) -> bool | None:
+    """Two state changes of one server sent at the same moment (two clients racing): True when
+    one was accepted, None when the server is gone; the first error (a 5xx) is raised after both."""
+    greenlets = [gevent.spawn(fire, user, client, member, name, server) for client, name in shots]
+    gevent.joinall(greenlets, timeout=user.options.request_timeout * 2)
+    for greenlet in greenlets:
+        if greenlet.exception is not None:
+            raise greenlet.exception
+    results = [greenlet.value for greenlet in greenlets]
+    if any(result is True for result in results):
+        return True
+    return None if None in results else False
 
 
 def conflict(user: NovaUser, name: str, response) -> None:

@@ -668,8 +668,10 @@ class NovaUser(User):
                 seen = self._show_volume(volume_id)
                 if seen is not None and seen["status"] in VOLUME_BUSY:
                     seen = self.poll(f"volume {tracked.name} ({volume_id})", lambda: self._show_volume(volume_id),
-                              lambda s: s is None or s["status"] not in VOLUME_BUSY,
+                              lambda s: s is None or s["status"] not in VOLUME_BUSY or bool(self._lost_detach(s)),
                               self.options.delete_timeout)
+                if seen is not None and self._lost_detach(seen):
+                    seen = self._reset_lost_detach(seen, tracked.name)
                 if seen is None:
                     continue
                 if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
@@ -684,6 +686,35 @@ class NovaUser(User):
             for group_id in ids:
                 self.client.network.delete(f"/v2.0/security-groups/{group_id}", expect=(204, 404))
         self.untrack(tracked.name)
+
+    def _lost_detach(self, volume: dict) -> list[str]:
+        """Ids of the gone servers an in-use volume is still attached to, when all of them are gone:
+        their detach was lost (an attach racing the delete) and waiting will not free the volume."""
+        attached = [a.get("server_id") for a in volume.get("attachments") or [] if a.get("server_id")]
+        if volume.get("status") != "in-use" or not attached:
+            return []
+        for server_id in attached:
+            if self.compute.get(f"/servers/{server_id}", expect=(200, 404)).status_code == 200:
+                return []
+        return attached
+
+    def _reset_lost_detach(self, volume: dict, name: str) -> dict | None:
+        """Only an admin can detach a volume from a server that is gone: reset it with the
+        --os-admin-* credentials (else the run's own), or say exactly what is left and why."""
+        from .scenario import admin_target  # the one place admin credentials are resolved
+
+        gone = ", ".join(self._lost_detach(volume))
+        admin = OpenStackClient(self.state, admin_target(self.state), f"{self.name}-admin")
+        try:
+            admin.volume.post(f"/volumes/{volume['id']}/action", expect=(202,), json={
+                "os-reset_status": {"status": "available", "attach_status": "detached"}})
+        except ApiError as exc:
+            raise ApiError(f"volume {name} ({volume['id']}) is still in-use, attached to server {gone} which "
+                           f"no longer exists (a lost detach); an admin must reset it (--os-admin-username or "
+                           f"novastress-cleanup with admin credentials): {exc}") from None
+        LOG.warning("%s: volume %s stayed attached to deleted server %s (a lost detach); reset it as admin",
+                    self.name, name, gone)
+        return self._show_volume(volume["id"])
 
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:

@@ -12,6 +12,7 @@ list has not shown for a long while gets one direct GET, in case a cloud purges 
 """
 from __future__ import annotations
 
+import calendar
 import email.utils
 import time
 from dataclasses import dataclass, field
@@ -78,9 +79,13 @@ def verdict(wait: _Wait, server: dict | None) -> tuple[bool, str | None]:
             return True, None
         if server.get("OS-EXT-STS:task_state") == "deleting":
             wait.deleting_seen = True
-        elif status == "ERROR" and (wait.deleting_seen or wait.was_error is False):
+        elif status != "ERROR":
+            if wait.was_error is None:
+                wait.was_error = False
+        elif wait.deleting_seen or wait.was_error is False or _updated_since(server, wait.since):
             # an ERROR from before the DELETE (a failed build, still within the changes-since
-            # look-back) is not a failed delete: only one after the delete started is
+            # look-back) is not a failed delete: only one after the delete started is — a delete
+            # that raced a build can be lost that way without "deleting" ever being seen
             return True, f"{who} went to ERROR while deleting{_fault(server)}"
         return False, None
     if status == wait.target:
@@ -90,6 +95,15 @@ def verdict(wait: _Wait, server: dict | None) -> tuple[bool, str | None]:
     if server is None or status == DELETED:
         return True, f"{who} disappeared while waiting for {wait.target}"
     return False, None
+
+
+def _updated_since(server: dict, since: float) -> bool:
+    """Did the server change at or after `since`? (`updated` has whole seconds)"""
+    try:
+        updated = calendar.timegm(time.strptime(str(server.get("updated")), "%Y-%m-%dT%H:%M:%SZ"))
+    except ValueError:
+        return False
+    return updated >= int(since)
 
 
 def _fault(server: dict) -> str:

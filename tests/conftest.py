@@ -1,9 +1,16 @@
 """Shared fixtures: real embedded clouds over real HTTP."""
 from __future__ import annotations
 
-import pytest
+# Locust monkey-patches with gevent when it is imported, and that must happen before `ssl` is
+# imported (gevent#1016). Test modules import locust-based code in any order, so the whole
+# test process is patched first, exactly as a locust process is.
+from gevent import monkey
 
-from novastress_locust.fakecloud import EmbeddedCloud
+monkey.patch_all()
+
+import pytest  # noqa: E402
+
+from novastress_locust.fakecloud import EmbeddedCloud  # noqa: E402
 
 
 @pytest.fixture(scope="session")

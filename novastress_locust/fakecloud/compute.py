@@ -20,6 +20,7 @@ from itertools import chain, islice
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .config import Delays
 from .http import Response
 from .logs import LogContext, ServiceLog
 from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso
@@ -33,6 +34,12 @@ VERSION_UPDATED = "2013-07-23T11:33:21Z"
 MAX_LIMIT = 1000
 DELETED_KEPT = 5000  # deleted servers remembered for changes-since
 RACE_WINDOW = 0.1  # seconds between two boots that makes their scheduling race
+# seconds between two accepted state changes of one server that puts the second inside the
+# first's check-then-save window (both read task_state None, the second's save then fails)
+STATE_RACE_WINDOW = 0.05
+# seconds (at delay scale 1) between runs of compute's update_available_resource periodic task,
+# which heals allocations left behind by deleted instances (Nova's default interval)
+HEAL_INTERVAL = 60.0
 FROZEN_RECHECK = 0.25  # seconds between looks at a server held by a chaos freeze rule
 FAULT_KINDS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
@@ -187,6 +194,11 @@ class Server:
     # lost a delete-during-build race: its compute thinks the instance never spawned and
     # skips the allocation cleanup when it is finally deleted (Nova bug 1679750's shape)
     allocations_leak: bool = False
+    # (accepted monotonic time, LogContext, ids, task_state, action, InstanceAction) of the latest
+    # state-changing action: what state-change-race and delete-preempts-action look at
+    last_change: tuple | None = None
+    preempted: tuple | None = None       # (last_change, delete ids): the action a DELETE cut short
+    unshelve_race: tuple | None = None   # (last_change, delete ids): the unshelve a DELETE raced
 
     def __post_init__(self) -> None:
         self.updated = self.updated or self.created
@@ -242,17 +254,17 @@ def _frames(*frames: tuple[str, int, str, str]) -> list[str]:
     return lines
 
 
-SPAWN_FRAMES = _frames(
-    (f"{NOVA_PY}/compute/manager.py", 2706, "_build_and_run_instance",
-     "instance.save(expected_task_state=task_states.SPAWNING)"),
+SAVE_FRAMES = [
     ("/opt/stack/venv/lib/python3.11/site-packages/oslo_versionedobjects/base.py", 226, "wrapper",
      "return fn(self, *args, **kwargs)"),
-    (f"{NOVA_PY}/objects/instance.py", 880, "save",
-     "old_ref, inst_ref = db.instance_update_and_get_original("),
+    (f"{NOVA_PY}/objects/instance.py", 880, "save", "old_ref, inst_ref = db.instance_update_and_get_original("),
     (f"{NOVA_PY}/db/utils.py", 35, "wrapper", "return f(*args, **kwargs)"),
     (f"{NOVA_PY}/db/main/api.py", 2327, "instance_update_and_get_original",
      "return (copy.copy(instance_ref), _instance_update("),
-    (f"{NOVA_PY}/db/main/api.py", 2466, "_instance_update", "raise exc(**exc_props)"))
+    (f"{NOVA_PY}/db/main/api.py", 2466, "_instance_update", "raise exc(**exc_props)")]
+SPAWN_FRAMES = _frames(
+    (f"{NOVA_PY}/compute/manager.py", 2706, "_build_and_run_instance",
+     "instance.save(expected_task_state=task_states.SPAWNING)"), *SAVE_FRAMES)
 REMOTE_SCHEDULE_FRAMES = [
     (f"{MSG_PY}/rpc/server.py", 274, "inner", "return func(*args, **kwargs)"),
     (f"{NOVA_PY}/scheduler/manager.py", 297, "select_destinations",
@@ -285,6 +297,22 @@ ATTACH_FRAMES = _frames(
      "current = self.__class__.get_by_uuid(context, uuid=self.uuid,"),
     (f"{NOVA_PY}/db/main/api.py", 1364, "_instance_get_by_uuid",
      "raise exception.InstanceNotFound(instance_id=uuid)"))
+
+
+# instance action -> (API controller module, compute API method)
+API_ACTIONS = {"reboot": ("servers.py", "reboot"), "stop": ("servers.py", "stop"), "start": ("servers.py", "start"),
+               "pause": ("pause_server.py", "pause"), "unpause": ("pause_server.py", "unpause"),
+               "suspend": ("suspend_server.py", "suspend"), "resume": ("suspend_server.py", "resume"),
+               "shelve": ("shelve.py", "shelve"), "unshelve": ("shelve.py", "unshelve"),
+               "rebuild": ("servers.py", "rebuild"), "resize": ("servers.py", "resize"),
+               "confirmResize": ("servers.py", "confirm_resize"), "revertResize": ("servers.py", "revert_resize"),
+               "os-stop": ("servers.py", "stop"), "os-start": ("servers.py", "start"),
+               "confirm_resize": ("servers.py", "confirm_resize"), "revert_resize": ("servers.py", "revert_resize")}
+# instance action -> compute manager method its RPC lands in
+MANAGER_ACTIONS = {"reboot": "reboot_instance", "stop": "stop_instance", "start": "start_instance",
+                   "pause": "pause_instance", "unpause": "unpause_instance", "suspend": "suspend_instance",
+                   "resume": "resume_instance", "shelve": "shelve_instance", "rebuild": "rebuild_instance",
+                   "resize": "resize_instance", "revertResize": "revert_resize", "confirmResize": "confirm_resize"}
 
 
 def _remote_traceback(frames: list[tuple[str, int, str, str]], final: str) -> str:
@@ -1216,7 +1244,9 @@ class Compute(Service):
         if rival is not None and self.cloud.faults.roll("scheduler-capacity-race"):
             self._no_valid_host(server, race_with=rival)
             return
-        host = next((h for h in self._candidate_hosts(server) if self._claim(server, h, server.flavor)), None)
+        host = self._group_burst_host(server)
+        if host is None:
+            host = next((h for h in self._candidate_hosts(server) if self._claim(server, h, server.flavor)), None)
         if host is None:
             self._no_valid_host(server)
             return
@@ -1362,6 +1392,7 @@ class Compute(Service):
         if server.attaching and self.cloud.faults.roll("attach-during-delete"):
             server.leaked_volumes |= set(server.attaching)
             server.leak_context = (ctx, ids)
+        self._delete_races_action(server, ids)
         server.epoch += 1  # cancels the pending build step or action
         if self.scheduling.pop(server.id, None) is not None:
             self.log(call, "INFO", "nova.compute.api", "Instance Mapping does not exist while attempting "
@@ -1395,7 +1426,8 @@ class Compute(Service):
             self._compute_log(host).write("INFO", "nova.compute.manager",
                                           f"Took 0.0{len(server.ports)} seconds to deallocate network "
                                           "for instance.", None, instance=server.id)
-        if server.vm_state != "shelved_offloaded":
+        # an unshelve in flight has claimed a host while the server is still shelved_offloaded
+        if server.vm_state != "shelved_offloaded" or host:
             self._release_host(server, host, server.flavor, placement=not server.allocations_leak)
         if not server.allocations_leak:
             (log if host else self.cloud.logs.conductor).write(
@@ -1426,6 +1458,10 @@ class Compute(Service):
         while len(self.deleted) > DELETED_KEPT:
             self.deleted.popitem(last=False)
         self._guest_sync(server)
+        if server.preempted is not None:
+            self._action_preempted(server)
+        if server.unshelve_race is not None:
+            self._unshelve_recreates_allocations(server)
 
     def _quota_commit_failed(self, server: Server, log: ServiceLog, ctx: LogContext, ids: list[str],
                              boot_ids: list[str]) -> None:
@@ -1446,6 +1482,139 @@ class Compute(Service):
         self.cloud.faults.fired("quota-usage-drift", ids + boot_ids, server.id,
                                 f"delete of {server.id} raced a boot in project {server.project_id}; "
                                 "instance usage left one too high", log=name)
+
+    # -- planted races of the contention storm -------------------------------
+    def _state_change_race(self, call: Call, server: Server, action: str) -> None:
+        """The planted bug: a second state change inside the first's check-then-save window
+        passed the API's check too; its instance.save(expected_task_state=[None]) fails -> 500."""
+        change = server.last_change
+        if change is None or server.task_state is None or server.task_state == "deleting":
+            return
+        if time.monotonic() - change[0] > STATE_RACE_WINDOW or server.vm_state == "building":
+            return
+        if not self.cloud.faults.roll("state-change-race"):
+            return
+        text = (f"Conflict updating instance {server.id}. Expected: {{'task_state': [None]}}. "
+                f"Actual: {{'task_state': '{server.task_state}'}}")
+        controller, method = API_ACTIONS.get(action, ("servers.py", action))
+        traceback = ["Traceback (most recent call last):"] + _frames(
+            (f"{NOVA_PY}/api/openstack/wsgi.py", 658, "wrapped", "return f(*args, **kwargs)"),
+            (f"{NOVA_PY}/api/openstack/compute/{controller}", 1101, f"_action_{method}",
+             f"self.compute_api.{method}(context, instance)"),
+            (f"{NOVA_PY}/compute/api.py", 226, "inner", "return function(self, context, instance, *args, **kwargs)"),
+            (f"{NOVA_PY}/compute/api.py", 3864, method, "instance.save(expected_task_state=[None])"),
+            *SAVE_FRAMES) + [f"nova.exception.UnexpectedTaskStateError: {text}"]
+        self.log(call, "ERROR", "nova.api.openstack.wsgi",
+                 f"Unexpected exception in API method: nova.exception.UnexpectedTaskStateError: {text}",
+                 traceback=traceback)
+        self.cloud.faults.fired("state-change-race", list(change[2]) + call.ids, server.id,
+                                f"{action} on {server.id} raced {change[4]} accepted "
+                                f"{1000 * (time.monotonic() - change[0]):.0f} ms earlier: HTTP 500",
+                                log=self.cloud.logs.api.path.name)
+        raise ApiError(500, "Unexpected API Error. Please contact the administrator\n"
+                            "<class 'nova.exception.UnexpectedTaskStateError'>", "internal")
+
+    def _delete_races_action(self, server: Server, delete_ids: list[str]) -> None:
+        """A DELETE accepted while an action is in flight: maybe plant one of two races."""
+        change = server.last_change
+        if change is None or server.task_state in (None, "deleting") or server.vm_state == "building":
+            return
+        if change[4] == "unshelve" and server.vm_state in ("shelved", "shelved_offloaded"):
+            if self.cloud.faults.roll("unshelve-delete-allocations"):
+                server.unshelve_race = (change, list(delete_ids))
+        elif server.host and self.cloud.faults.roll("delete-preempts-action"):
+            server.preempted = (change, list(delete_ids))
+
+    def _action_preempted(self, server: Server) -> None:
+        """The planted bug: the action's compute thread saves over the DELETE and crashes."""
+        (_, ctx, ids, task, action, record), delete_ids = server.preempted
+        server.preempted = None
+        host = server.host or self.cloud.compute_hosts[0]
+        function = MANAGER_ACTIONS.get(action, f"{action}_instance")
+        text = (f"Conflict updating instance {server.id}. Expected: {{'task_state': ['{task}']}}. "
+                "Actual: {'task_state': 'deleting'}")
+        traceback = ["Traceback (most recent call last):"] + _frames(
+            (f"{MSG_PY}/rpc/server.py", 174, "_process_incoming", "res = self.dispatcher.dispatch(message)"),
+            (f"{MSG_PY}/rpc/dispatcher.py", 309, "dispatch", "return self._do_dispatch(endpoint, method, ctxt, args)"),
+            (f"{MSG_PY}/rpc/dispatcher.py", 229, "_do_dispatch", "result = func(ctxt, **new_args)"),
+            (f"{NOVA_PY}/exception_wrapper.py", 65, "wrapped", "with excutils.save_and_reraise_exception():"),
+            (f"{NOVA_PY}/compute/utils.py", 1483, "decorated_function", "return function(self, context, *args, **kwargs)"),
+            (f"{NOVA_PY}/compute/manager.py", 215, "decorated_function",
+             "return function(self, context, *args, **kwargs)"),
+            (f"{NOVA_PY}/compute/manager.py", 4088, function,
+             f"instance.save(expected_task_state=task_states.{task.upper().replace('-', '_')})"),
+            *SAVE_FRAMES) + [f"nova.exception.UnexpectedDeletingTaskStateError: {text}"]
+        log = self._compute_log(host)
+        log.write("ERROR", "oslo_messaging.rpc.server", "Exception during message handling: "
+                  f"nova.exception.UnexpectedDeletingTaskStateError: {text}", ctx, traceback=traceback)
+        self._event(record, f"compute_{function}", host, "Error", "\n".join(traceback) + "\n",
+                    "UnexpectedDeletingTaskStateError")
+        self.cloud.faults.fired("delete-preempts-action", list(ids) + delete_ids, server.id,
+                                f"DELETE {delete_ids[-1]} landed while {action} was in flight on {host}",
+                                log=log.path.name)
+
+    def _unshelve_recreates_allocations(self, server: Server) -> None:
+        """The planted bug: the unshelve's claim lands after the delete freed the allocations."""
+        (_, ctx, ids, _task, _action, record), delete_ids = server.unshelve_race
+        server.unshelve_race = None
+        claim = getattr(self.cloud.placement, "claim", None)
+        host = server.host or next(iter(self._candidate_hosts(server)), self.cloud.compute_hosts[0])
+        if claim is None or not claim(server.id, host, server.flavor.resources, server.project_id,
+                                      server.user_id):
+            return
+        log = self._compute_log(host)
+        text = f"Instance {server.id} could not be found."
+        traceback = ["Traceback (most recent call last):"] + _frames(
+            (f"{NOVA_PY}/compute/manager.py", 6851, "_unshelve_instance",
+             "self._power_on(context, instance)"),
+            (f"{NOVA_PY}/compute/manager.py", 3193, "_power_on", "self.driver.power_on(context, instance,"),
+            (f"{NOVA_PY}/objects/instance.py", 1003, "refresh",
+             "current = self.__class__.get_by_uuid(context, uuid=self.uuid,"),
+            (f"{NOVA_PY}/db/main/api.py", 1364, "_instance_get_by_uuid",
+             "raise exception.InstanceNotFound(instance_id=uuid)")) + [f"nova.exception.InstanceNotFound: {text}"]
+        log.write("ERROR", "nova.compute.manager", f"Instance failed to spawn: nova.exception.InstanceNotFound: "
+                  f"{text}", ctx, instance=server.id, traceback=traceback)
+        self._event(record, "compute_unshelve_instance", host, "Error", "\n".join(traceback) + "\n",
+                    "InstanceNotFound")
+        self.cloud.faults.fired("unshelve-delete-allocations", list(ids) + delete_ids, server.id,
+                                f"unshelve of {server.id} raced DELETE {delete_ids[-1]}: its allocations on "
+                                f"{host} were re-created after the delete", log=log.path.name)
+        # the periodic task runs on the cloud's clock: scaled like its build delay
+        scale = self.cloud.config.delays.build[1] / Delays().build[1]
+        self.cloud.later(max(HEAL_INTERVAL * scale, 0.5), self._heal_allocations, server.id, host)
+
+    def _heal_allocations(self, server_id: str, host: str) -> None:
+        """update_available_resource: allocations of an instance that is gone are removed."""
+        placement = self.cloud.placement
+        held = getattr(placement, "allocations_of", lambda _id: {})(server_id)
+        if not held or server_id in self.servers:
+            return
+        placement.free(server_id)
+        remained = {rp: {"resources": alloc["resources"]} for rp, alloc in held.items()}
+        self._compute_log(host).write(
+            "WARNING", "nova.compute.resource_tracker",
+            f"Instance {server_id} has been deleted (perhaps locally). Deleting allocations that remained "
+            f"for this instance against this compute host: {remained}.", LogContext(f"req-{uuid.uuid4()}"))
+
+    def _group_burst_host(self, server: Server) -> str | None:
+        """The planted bug: boots of one burst into an anti-affinity group each saw the group
+        before the others' claims; this one takes a peer's host, the policy is violated."""
+        for group_id in server.server_groups:
+            group = self.server_groups.get(group_id)
+            if group is None or group.policy != "anti-affinity":
+                continue
+            peers = [self.servers[m] for m in group.members if m != server.id and m in self.servers
+                     and self.servers[m].host and abs(self.servers[m].scheduled_at - server.scheduled_at) <= RACE_WINDOW]
+            if not peers or not self.cloud.faults.roll("group-policy-burst"):
+                continue
+            peer = peers[0]
+            if not self._claim(server, peer.host, server.flavor):
+                continue
+            self.cloud.faults.fired("group-policy-burst", peer.boot_ids + server.boot_ids, server.id,
+                                    f"anti-affinity group {group.id}: {server.id} placed on {peer.host} "
+                                    f"with {peer.id}", log=self.cloud.logs.scheduler.path.name)
+            return peer.host
+        return None
 
     # -- server actions ----------------------------------------------------
     def _conflict(self, server: Server, name: str, vm_states: tuple[str, ...],
@@ -1469,6 +1638,7 @@ class Compute(Service):
             raise ApiError(400, f"There is no such action: {action}")
         if action not in ("lock", "unlock"):
             self._check_locked(call, server)
+            self._state_change_race(call, server, action)
         if handler is not None:
             return handler(call, server, spec)
         rule = ACTIONS[action]
@@ -1480,6 +1650,7 @@ class Compute(Service):
     def _start(self, call: Call, server: Server, action: str, task_state: str, event: str, step, *args,
                seconds: float | None = None) -> InstanceAction:
         record = self._record_action(call, server, action)
+        server.last_change = (time.monotonic(), call.log_context, call.ids, task_state, action, record)
         server.task_state = task_state
         server.epoch += 1
         server.touch()

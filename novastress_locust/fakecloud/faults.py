@@ -40,6 +40,19 @@ CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
     FaultSpec("quota-usage-drift",
               "concurrent create/delete in one project: the instance usage counter drifts "
               "from the real count", 0.2),
+    FaultSpec("state-change-race",
+              "two state-changing actions on one server inside the API's check-then-save window: "
+              "the second answers 500 (UnexpectedTaskStateError from instance.save) with a "
+              "nova-api traceback", 0.3),
+    FaultSpec("delete-preempts-action",
+              "DELETE landing while an action is in flight on the compute host: the action's "
+              "thread raises UnexpectedDeletingTaskStateError with a traceback in nova-compute", 0.3),
+    FaultSpec("unshelve-delete-allocations",
+              "unshelve racing a delete: the unshelve's claim re-creates the server's Placement "
+              "allocations after the delete removed them; a periodic task heals them later", 0.3),
+    FaultSpec("group-policy-burst",
+              "simultaneous boots into an anti-affinity group: two members land on one host, "
+              "the policy violated without an error", 0.1),
 )}
 
 

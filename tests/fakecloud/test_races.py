@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -19,11 +20,11 @@ VOLUME = {"service_type": "block-storage"}
 RECORD_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} \d+ [A-Z]+ \S+ \[(None req-|req-|-\])")
 
 
-def start(cloud_factory, fault: str, *delays: str):
+def start(cloud_factory, fault: str, *delays: str, scale: float = 1.0):
     extra = ["--fault-probability", f"{fault}=1"]
     for delay in delays:
         extra += ["--delay", delay]
-    embedded = cloud_factory(faults=fault, seed=11, extra_args=extra)
+    embedded = cloud_factory(faults=fault, seed=11, delay_scale=scale, extra_args=extra)
     return embedded, embedded.session(), embedded.session(admin=True)
 
 
@@ -259,3 +260,210 @@ def test_attach_during_delete(cloud_factory):
     assert volume["attachments"] == []
     assert len(errors(embedded.log_dir)) == before
     assert len(fired(embedded, admin, "attach-during-delete")) == 1
+
+
+PLACEMENT = {"service_type": "placement"}
+
+
+def action(session, server_id: str, body: dict, global_id: str | None = None):
+    return nova(session, "POST", f"/servers/{server_id}/action", global_id, json=body)
+
+
+def active_server(member, name: str) -> str:
+    server_id, _ = boot(member, name)
+    server_in(member, server_id, "ACTIVE")
+    return server_id
+
+
+def two_actions_at_once(member, admin, server_id: str) -> list:
+    """A reboot (member) and a stop (admin) sent at the same moment: (global id, response) each."""
+    ids = [f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"]
+    member.get_token(), admin.get_token()  # no token round trip inside the race
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(action, member, server_id, {"reboot": {"type": "HARD"}}, ids[0])
+        second = pool.submit(action, admin, server_id, {"os-stop": None}, ids[1])
+        return [(ids[0], first.result()), (ids[1], second.result())]
+
+
+def test_state_change_race(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "state-change-race", "action=1:1", scale=0.1)
+    server_id = active_server(member, "race-scr")
+    # the two requests may land more than the window apart on a busy machine: a few tries, bounded
+    for _ in range(4):
+        sent = two_actions_at_once(member, admin, server_id)
+        statuses = sorted(response.status_code for _, response in sent)
+        if statuses == [202, 500]:
+            break
+        if server_in(member, server_id, "ACTIVE", "SHUTOFF")["status"] == "SHUTOFF":
+            assert action(member, server_id, {"os-start": None}).status_code == 202
+            server_in(member, server_id, "ACTIVE")
+    assert statuses == [202, 500], statuses
+    (first_global, first), = [(g, r) for g, r in sent if r.status_code == 202]
+    (second_global, second), = [(g, r) for g, r in sent if r.status_code == 500]
+    fault = second.json()["computeFault"]
+    assert fault["code"] == 500
+    assert fault["message"] == ("Unexpected API Error. Please contact the administrator\n"
+                                "<class 'nova.exception.UnexpectedTaskStateError'>")
+    first_local = first.headers["x-openstack-request-id"]
+    second_local = second.headers["x-openstack-request-id"]
+
+    (record,) = fired(embedded, admin, "state-change-race")
+    assert record["resource_id"] == server_id and record["log"] == "nova-api.log"
+    assert {first_global, first_local, second_global, second_local} <= set(record["request_ids"])
+    log = records(Path(embedded.log_dir) / "nova-api.log")
+    (failure,) = [r for r in log if "Unexpected exception in API method" in r[0]]
+    assert f"[{second_global} {second_local} " in failure[0] and " ERROR nova.api.openstack.wsgi " in failure[0]
+    assert failure[1].endswith("Traceback (most recent call last):")
+    assert failure[-2].endswith(f"nova.exception.UnexpectedTaskStateError: Conflict updating instance {server_id}. "
+                                "Expected: {'task_state': [None]}. Actual: {'task_state': "
+                                + ("'rebooting_hard'}" if first_global == sent[0][0] else "'powering-off'}"))
+    assert any(f" {second_local} " in line and "status: 500" in line for r in log for line in r)
+    # the first action goes on as if nothing happened
+    server_in(member, server_id, "ACTIVE" if first_global == sent[0][0] else "SHUTOFF")
+
+    disarm(embedded, admin, "state-change-race")
+    if nova(member, "GET", f"/servers/{server_id}").json()["server"]["status"] == "SHUTOFF":
+        assert action(member, server_id, {"os-start": None}).status_code == 202
+        server_in(member, server_id, "ACTIVE")
+    before = len(errors(embedded.log_dir))
+    sent = two_actions_at_once(member, admin, server_id)
+    assert sorted(response.status_code for _, response in sent) == [202, 409]
+    assert len(errors(embedded.log_dir)) == before
+    assert len(fired(embedded, admin, "state-change-race")) == 1
+
+
+def reboot_then_delete(member, admin, name: str, reboot_global: str | None = None,
+                       delete_global: str | None = None) -> tuple[str, str, str, str]:
+    server_id = active_server(member, name)
+    host = nova(admin, "GET", f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+    rebooted = action(member, server_id, {"reboot": {"type": "SOFT"}}, reboot_global)
+    assert rebooted.status_code == 202
+    deleted = nova(member, "DELETE", f"/servers/{server_id}", delete_global)  # the reboot is in flight
+    assert deleted.status_code == 204
+    gone(member, server_id)
+    return server_id, host, rebooted.headers["x-openstack-request-id"], deleted.headers["x-openstack-request-id"]
+
+
+def test_delete_preempts_action(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "delete-preempts-action", "action=0.8:0.8", scale=0.1)
+    reboot_global, delete_global = f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"
+    server_id, host, reboot_local, delete_local = reboot_then_delete(
+        member, admin, "race-dpa", reboot_global, delete_global)
+
+    (record,) = poll(lambda: fired(embedded, admin, "delete-preempts-action"), what="fault record")
+    assert record["resource_id"] == server_id and record["log"] == f"nova-compute-{host}.log"
+    assert {reboot_global, reboot_local, delete_global, delete_local} <= set(record["request_ids"])
+    log = records(Path(embedded.log_dir) / record["log"])
+    (failure,) = [r for r in log if "Exception during message handling" in r[0]]
+    # the compute thread of the reboot, in the reboot's context, trips over the delete
+    assert f"[{reboot_global} {reboot_local} " in failure[0] and " ERROR oslo_messaging.rpc.server " in failure[0]
+    assert failure[1].endswith("Traceback (most recent call last):")
+    assert any("in reboot_instance" in line for line in failure)
+    assert failure[-2].endswith(f"nova.exception.UnexpectedDeletingTaskStateError: Conflict updating instance "
+                                f"{server_id}. Expected: {{'task_state': ['rebooting']}}. "
+                                "Actual: {'task_state': 'deleting'}")
+    assert any(f"[{delete_global} {delete_local} " in r[0] and "Terminating instance" in r[0] for r in log)
+
+    disarm(embedded, admin, "delete-preempts-action")
+    before = len(errors(embedded.log_dir))
+    reboot_then_delete(member, admin, "race-dpa-clean")
+    time.sleep(0.2)  # the compute side of the delete has written its lines
+    assert len(errors(embedded.log_dir)) == before
+    assert len(fired(embedded, admin, "delete-preempts-action")) == 1
+
+
+def allocations(admin, server_id: str) -> dict:
+    return admin.get(f"/allocations/{server_id}", endpoint_filter=PLACEMENT).json()["allocations"]
+
+
+def unshelve_then_delete(member, name: str, unshelve_global: str | None = None,
+                         delete_global: str | None = None) -> tuple[str, str, str]:
+    server_id = active_server(member, name)
+    assert action(member, server_id, {"shelve": None}).status_code == 202
+    server_in(member, server_id, "SHELVED_OFFLOADED")
+    unshelved = action(member, server_id, {"unshelve": None}, unshelve_global)
+    assert unshelved.status_code == 202
+    deleted = nova(member, "DELETE", f"/servers/{server_id}", delete_global)  # the unshelve is in flight
+    assert deleted.status_code == 204
+    gone(member, server_id)
+    return server_id, unshelved.headers["x-openstack-request-id"], deleted.headers["x-openstack-request-id"]
+
+
+def test_unshelve_delete_allocations(cloud_factory):
+    # delay scale 0.05: the periodic heal runs 3 s after the race
+    embedded, member, admin = start(cloud_factory, "unshelve-delete-allocations", "action=0.5:0.5", scale=0.05)
+    unshelve_global, delete_global = f"req-{uuid.uuid4()}", f"req-{uuid.uuid4()}"
+    server_id, unshelve_local, delete_local = unshelve_then_delete(member, "race-uda", unshelve_global,
+                                                                   delete_global)
+    # the wrong state: the server is gone, Placement still holds its allocations (a consumer, no server)
+    held = allocations(admin, server_id)
+    assert [a["resources"] for a in held.values()] == [{"VCPU": 1, "MEMORY_MB": 64, "DISK_GB": 1}]
+    (record,) = fired(embedded, admin, "unshelve-delete-allocations")
+    assert record["resource_id"] == server_id and record["log"].startswith("nova-compute-")
+    assert {unshelve_global, unshelve_local, delete_global, delete_local} <= set(record["request_ids"])
+    log_path = Path(embedded.log_dir) / record["log"]
+    (failure,) = [r for r in records(log_path) if "Instance failed to spawn" in r[0]]
+    assert f"[{unshelve_global} {unshelve_local} " in failure[0] and f"[instance: {server_id}]" in failure[0]
+    assert failure[-2].endswith(f"nova.exception.InstanceNotFound: Instance {server_id} could not be found.")
+
+    # healed later by the periodic task, which says so in a WARNING without a request's context
+    poll(lambda: allocations(admin, server_id) == {}, timeout=20, what="allocations healed")
+    (healed,) = [r for r in records(log_path) if "has been deleted (perhaps locally)" in r[0]]
+    assert " WARNING nova.compute.resource_tracker [None req-" in healed[0] and " - - - - - -] " in healed[0]
+    assert f"Instance {server_id} has been deleted" in healed[0]
+
+    disarm(embedded, admin, "unshelve-delete-allocations")
+    before = len(errors(embedded.log_dir))
+    clean_id, _, _ = unshelve_then_delete(member, "race-uda-clean")
+    assert allocations(admin, clean_id) == {}
+    assert len(errors(embedded.log_dir)) == before
+    assert len(fired(embedded, admin, "unshelve-delete-allocations")) == 1
+
+
+def burst(member, name: str, count: int = 3) -> tuple[str, list[tuple[str, str]]]:
+    """An anti-affinity group and `count` boots into it sent at once: (group id, [(server id, local id)])."""
+    group = nova(member, "POST", "/os-server-groups", json={"server_group": {
+        "name": name, "policy": "anti-affinity"}}).json()["server_group"]
+    images = member.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
+
+    def one(number: int) -> tuple[str, str]:
+        response = nova(member, "POST", "/servers", json={
+            "server": {"name": f"{name}-{number}", "imageRef": images[0]["id"], "flavorRef": "42",
+                       "networks": "none"}, "os:scheduler_hints": {"group": group["id"]}})
+        assert response.status_code == 202, response.text
+        return response.json()["server"]["id"], response.headers["x-openstack-request-id"]
+    with ThreadPoolExecutor(count) as pool:
+        booted = list(pool.map(one, range(count)))
+    return group["id"], booted
+
+
+def hosts_of(member, admin, booted) -> list[str]:
+    for server_id, _ in booted:
+        server_in(member, server_id, "ACTIVE")
+    return [nova(admin, "GET", f"/servers/{server_id}").json()["server"]["OS-EXT-SRV-ATTR:host"]
+            for server_id, _ in booted]
+
+
+def test_group_policy_burst(cloud_factory):
+    embedded, member, admin = start(cloud_factory, "group-policy-burst", "build=0.4:0.4", scale=0.1)
+    before = len(errors(embedded.log_dir))
+    group_id, booted = burst(member, "race-gpb")
+    hosts = hosts_of(member, admin, booted)
+    # the wrong state: every boot succeeded, yet anti-affinity members share a host, and no error says so
+    assert len(set(hosts)) < len(hosts), hosts
+    assert len(errors(embedded.log_dir)) == before
+    planted = fired(embedded, admin, "group-policy-burst")
+    assert planted
+    by_id = dict(booted)
+    for record in planted:
+        assert record["resource_id"] in by_id and record["log"] == "nova-scheduler.log"
+        assert by_id[record["resource_id"]] in record["request_ids"]
+        assert group_id in record["detail"]
+    members = nova(member, "GET", f"/os-server-groups/{group_id}").json()["server_group"]["members"]
+    assert sorted(members) == sorted(by_id)
+
+    disarm(embedded, admin, "group-policy-burst")
+    _, clean = burst(member, "race-gpb-clean")
+    clean_hosts = hosts_of(member, admin, clean)
+    assert len(set(clean_hosts)) == len(clean_hosts) == 3
+    assert len(fired(embedded, admin, "group-policy-burst")) == len(planted)

@@ -7,9 +7,14 @@ ground truth (`/fakecloud/faults`) names, with request ids, and the run exits 1.
 from __future__ import annotations
 
 import re
+import sys
+from pathlib import Path
 
 import requests
-from locust_runs import FAST, clean_env, cli_credentials, run_locust, servers_named
+from locust_runs import FAST, ROOT, clean_env, cli_credentials, run_locust, servers_named
+
+sys.path.insert(0, str(ROOT / "bench"))
+from detection import detections, first_detections  # noqa: E402  (the bench's matching, shared)
 
 STORM = ["-f", "locustfiles/storm.py"]
 # short bounds against the cloud's fast transitions
@@ -138,4 +143,46 @@ def test_member_only_credentials_skip_the_admin_checks_with_one_line(cloud_facto
     assert run.stats_row("GET", "placement GET /allocations/{id} (invariant)") is None
     assert run.stats_row("POST", "compute POST /servers (quota step)") is None
     assert invariant_rows(run) == {}
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+
+
+STORM_RACES = ("state-change-race", "delete-preempts-action", "unshelve-delete-allocations", "group-policy-burst")
+
+
+def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_factory):
+    extra = [arg for fault in STORM_RACES for arg in ("--fault-probability", f"{fault}=1")]
+    cloud = cloud_factory(faults=",".join(STORM_RACES), delay_scale=0.1, seed=5, extra_args=extra)
+    # the cloud's own log directory watched locally: compute-side tracebacks become LOG failures
+    run = storm(cloud, "-t", "15s", "-u", "4", "--storm-pool-size", "3", "--storm-actions",
+                "soft_reboot,shelve,unshelve", "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.1",
+                "--storm-group-ratio", "0.1", "--quota-step", "0", "--target-logfiles", f"{cloud.log_dir}/*.log",
+                "--log-discovery", "none", "--log-check-interval", "0.5")
+    assert run.returncode == 1, run.output[-4000:]
+    truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
+                         headers={"X-Auth-Token": cloud.session(admin=True).get_token()}).json()["fired"]
+    assert {record["fault"] for record in truth} == set(STORM_RACES), run.output[-3000:]
+    started, found = detections(run.output)
+    first = first_detections(started, found, truth)
+    assert set(first) == set(STORM_RACES), (sorted(first), run.output[-3000:])
+
+    def evidence(fault: str, kind: str, name: str | None = None) -> list:
+        """(detection, record) pairs of this fault found by detections of this kind."""
+        return [(d, r) for d in found if d.kind == kind and (name is None or d.name == name or d.log == name)
+                for r in truth if r["fault"] == fault and d.finds(r)]
+
+    # a 500 on the second of two racing state changes: the failure names that very request
+    failures = evidence("state-change-race", "failure")
+    assert failures and all(d.status == 500 and d.request_ids[-1] in r["request_ids"] for d, r in failures)
+    # the compute-side traceback of an action cut short by a DELETE: a LOG failure naming the action
+    logged = evidence("delete-preempts-action", "LOG")
+    assert logged and all(d.log.startswith("nova-compute-") and set(d.request_ids) & set(r["request_ids"])
+                          for d, r in logged)
+    # the allocations an unshelve re-created after the delete: a leak of exactly that server
+    leaks = evidence("unshelve-delete-allocations", "INVARIANT", "placement-allocations-leak")
+    assert leaks and all(d.subject == r["resource_id"] and set(d.request_ids) & set(r["request_ids"])
+                         for d, r in leaks), run.output[-3000:]
+    # a burst that broke anti-affinity: the group's violation carries the burst's boot request ids
+    groups = evidence("group-policy-burst", "INVARIANT", "server-group-policy")
+    assert groups and all(set(d.request_ids) & set(r["request_ids"]) for d, r in groups)
+    assert invariant_rows(run).get("server-group-policy", 0) >= 1
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
