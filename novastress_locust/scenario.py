@@ -284,7 +284,7 @@ def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
     path = command_line().scenario
     if not path:
         fail("no scenario given: add --scenario FILE (a Tempest JSON file or YAML), e.g. "
-             "--scenario scenarios/server-create-destroy-test.json")
+             "--scenario locustfiles/etc/server-create-destroy-test.json")
     try:
         return user_classes(load(path), module=module)
     except ScenarioError as exc:

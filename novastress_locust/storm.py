@@ -134,6 +134,19 @@ class StormUser(NovaUser):
                         LOG.warning("%s could not unlock %s: %s", self.name, member.id, exc)
         super().on_stop()
 
+    def cleanup(self) -> None:
+        """A failed round deletes this user's pool servers: they leave the pool, and their deletes
+        (which may race another user's action on them) are followed by the invariants too."""
+        storm = storm_state(self.environment)
+        pool = [tracked.resource_id for tracked in self.tracked.values()
+                if tracked.kind == "server" and tracked.resource_id in storm.members]
+        super().cleanup()
+        checks = invariants(self.environment)
+        for server_id in pool:
+            storm.members.pop(server_id, None)
+            if checks.active:
+                checks.watch_delete(server_id, self.client)
+
 
 # -- one storm round ---------------------------------------------------------------------
 def peer_client(user: NovaUser) -> OpenStackClient | None:

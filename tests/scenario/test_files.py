@@ -10,7 +10,7 @@ import pytest
 from scenario_runs import LOCUST, ROOT, clean_env
 from novastress_locust.scenario import ScenarioError, load
 
-SCENARIOS = ROOT / "scenarios"
+SCENARIOS = ROOT / "locustfiles" / "etc"
 TEMPEST_SERVER_CREATE_DESTROY = (
     '[{"action": "tempest.stress.actions.server_create_destroy.ServerCreateDestroyTest",\n'
     '  "threads": 8,\n  "use_admin": true,\n  "use_isolated_tenants": true,\n  "kwargs": {}\n  }\n]\n')
