@@ -47,6 +47,8 @@ BENCHES = [
           ["--hosts", "10", "--seconds", "3", "--initial-kb", "10", "--lines-per-second", "200"]),
     Bench("memory", "memory.py", ["--users", "1000", "--live-servers", "10000", "--grow-mb", "1024"],
           ["--users", "50", "--live-servers", "500", "--grow-mb", "32", "--step-mb", "8"]),
+    # 10 seeds x 2 locustfiles x 60 s runs: about half an hour (a stuck run is cut after 4 min)
+    Bench("detection", "detection.py", ["--seeds", "10", "--seconds", "60"], ["--quick"], timeout=5400.0),
 ]
 
 

@@ -23,6 +23,7 @@ import sys
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any, Iterable
 
 import gevent
@@ -59,9 +60,7 @@ class Violation:
     time: float = field(default_factory=time.time)
 
     def line(self) -> str:
-        # the boot (oldest) and the latest actions, which are the ones that raced
-        shown = self.request_ids if len(self.request_ids) <= 12 else self.request_ids[:2] + self.request_ids[-10:]
-        ids = f" [requests {', '.join(shown)}]" if self.request_ids else ""
+        ids = f" [requests {', '.join(self.request_ids[:12])}]" if self.request_ids else ""
         return f"{self.kind}: {self.subject}: {self.detail}{ids}"
 
 
@@ -119,17 +118,16 @@ class Invariants:
             ids.append(global_request_id)
 
     def request_ids(self, server_id: str) -> list[str]:
-        """Global and local request ids of every action that touched the server."""
+        """Global request ids of every action that touched the server, the latest (the ones that
+        raced) first, then their local request ids."""
         from .requestlog import request_index
         index = request_index(self.environment)
-        found: list[str] = []
         records = [index.lookup(g) for g in self._touches.get(server_id, [])] or [index.lookup(server_id)]
-        for record in records:
-            if record is None:
-                continue
-            for request_id in (record.global_request_id, *record.request_ids):
-                if request_id not in found:
-                    found.append(request_id)
+        records = [record for record in reversed(records) if record is not None]
+        found: list[str] = []
+        for request_id in chain((r.global_request_id for r in records), *(r.request_ids for r in records)):
+            if request_id not in found:
+                found.append(request_id)
         return found
 
     def violation(self, kind: str, subject: str, detail: str, request_ids: Iterable[str] | None = None) -> None:

@@ -140,12 +140,13 @@ class StormUser(NovaUser):
         storm = storm_state(self.environment)
         pool = [tracked.resource_id for tracked in self.tracked.values()
                 if tracked.kind == "server" and tracked.resource_id in storm.members]
+        for server_id in pool:   # no other round picks them meanwhile; the failed action owns the deletes
+            storm.members.pop(server_id, None)
+            _touch(self, server_id)
         super().cleanup()
         checks = invariants(self.environment)
-        for server_id in pool:
-            storm.members.pop(server_id, None)
-            if checks.active:
-                checks.watch_delete(server_id, self.client)
+        for server_id in pool if checks.active else []:
+            checks.watch_delete(server_id, self.client)
 
 
 # -- one storm round ---------------------------------------------------------------------

@@ -28,4 +28,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+# screenshots and other artefacts of the browser tests land here
+export NOVASTRESS_TEST_ARTIFACTS="${NOVASTRESS_TEST_ARTIFACTS:-$PWD/test-artifacts}"
+mkdir -p "$NOVASTRESS_TEST_ARTIFACTS"
 exec .venv/bin/python -m pytest "$@"

@@ -1492,6 +1492,9 @@ class Compute(Service):
             return
         if time.monotonic() - change[0] > STATE_RACE_WINDOW or server.vm_state == "building":
             return
+        rule = ACTIONS.get(action)
+        if rule is not None and server.vm_state not in rule.vm_states:
+            return  # refused by the vm_state check before any save: a plain 409
         if not self.cloud.faults.roll("state-change-race"):
             return
         text = (f"Conflict updating instance {server.id}. Expected: {{'task_state': [None]}}. "
