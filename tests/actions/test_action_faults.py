@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import time
 
 from scenario_runs import LOCUST, ROOT, LocustRun, action_rows, admin_options, clean_env, cli_credentials, \
     guest_port, leftovers
+from waiting import wait_until  # tests/ is on sys.path
 
 # every run: one quick run per user, fast polls, short waits; no run may outlast its timeout
 FAST = ["--status-poll-interval", "0.2", "--build-timeout", "10", "--delete-timeout", "10", "-t", "40s"]
@@ -96,16 +96,6 @@ def test_volume_create_delete_names_the_failed_delete(cloud_factory, tmp_path):
                           r"^'volume DELETE /volumes/\{id\} -> 503 Unexpected API Error\. .* \[\{request_id\}\]'$")
 
 
-def wait_until(what: str, check, timeout: float = 30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"{what} did not happen within {timeout} s")
-
-
 def servers_of(cloud, prefix: str) -> list[dict]:
     admin = cloud.session(admin=True)
     servers = admin.get(f"{cloud.base_url}/compute/v2.1/servers/detail", params={"all_tenants": "1"}).json()
@@ -124,8 +114,8 @@ def run_with_attach_racing_the_delete(cloud, tmp_path, run_id: str, admin: bool)
     process = subprocess.Popen(args, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
     try:
-        wait_until("the server going ACTIVE", lambda: [s for s in servers_of(cloud, f"ns-{run_id}-")
-                                                       if s["status"] == "ACTIVE"])
+        wait_until(lambda: [s for s in servers_of(cloud, f"ns-{run_id}-") if s["status"] == "ACTIVE"],
+                   "the server going ACTIVE", timeout=30, interval=0.05)
         chaos(cloud, service="volume", method="GET", path=r"/volumes/[0-9a-f-]{36}$", kind="status", status=503,
               count=1)
         stdout, stderr = process.communicate(timeout=90)

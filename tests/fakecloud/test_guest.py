@@ -15,6 +15,7 @@ import pytest
 import requests
 
 from novastress_locust.fakecloud.guest import PROBE_ADDRESS, resolve_port
+from waiting import wait_until  # tests/ is on sys.path
 
 COMPUTE = {"service_type": "compute"}
 NETWORK = {"service_type": "network"}
@@ -24,15 +25,6 @@ PASSWORD = "gocubsgo"
 
 
 # -- helpers ------------------------------------------------------------------------------
-def wait_until(check, what: str, timeout: float = 10.0):
-    """Poll `check()` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def guest_port(cloud) -> int:

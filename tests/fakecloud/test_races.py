@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
+from waiting import wait_until  # tests/ is on sys.path
 
 COMPUTE = {"service_type": "compute"}
 VOLUME = {"service_type": "block-storage"}
@@ -42,17 +43,6 @@ def boot(session, name: str, global_id: str | None = None):
     return response.json()["server"]["id"], response.headers["x-openstack-request-id"]
 
 
-def poll(check, timeout: float = 15.0, what: str = "condition"):
-    """Call `check` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.02)
-    raise AssertionError(f"{what} never happened")
-
-
 def server_in(session, server_id: str, *statuses: str):
     def check():
         response = nova(session, "GET", f"/servers/{server_id}")
@@ -61,11 +51,11 @@ def server_in(session, server_id: str, *statuses: str):
             if server["status"] in statuses and server["OS-EXT-STS:task_state"] is None:
                 return server
         return None
-    return poll(check, what=f"{server_id} in {statuses}")
+    return wait_until(check, f"{server_id} in {statuses}")
 
 
 def gone(session, server_id: str) -> None:
-    poll(lambda: nova(session, "GET", f"/servers/{server_id}").status_code == 404, what=f"{server_id} gone")
+    wait_until(lambda: nova(session, "GET", f"/servers/{server_id}").status_code == 404, f"{server_id} gone")
 
 
 def fired(embedded, admin_session, fault: str) -> list[dict]:
@@ -219,7 +209,7 @@ def attach_then_delete(member, name: str, attach_global: str | None = None,
                        delete_global: str | None = None) -> tuple[str, str, str, str]:
     volume_id = member.post("/volumes", json={"volume": {"size": 1, "name": name}},
                             endpoint_filter=VOLUME).json()["volume"]["id"]
-    poll(lambda: volume_status(member, volume_id)["status"] == "available", what="volume available")
+    wait_until(lambda: volume_status(member, volume_id)["status"] == "available", "volume available")
     server_id, _ = boot(member, name)
     server_in(member, server_id, "ACTIVE")
     attached = nova(member, "POST", f"/servers/{server_id}/os-volume_attachments", attach_global,
@@ -240,10 +230,10 @@ def test_attach_during_delete(cloud_factory):
         member, "race-attach", attach_global, delete_global)
 
     # the wrong state: the volume ends up in-use, attached to a server that is gone
-    volume = poll(lambda: (v := volume_status(member, volume_id))["status"] == "in-use" and v,
-                  what="volume in-use")
+    volume = wait_until(lambda: (v := volume_status(member, volume_id))["status"] == "in-use" and v,
+                        "volume in-use")
     assert [a["server_id"] for a in volume["attachments"]] == [server_id]
-    (record,) = poll(lambda: fired(embedded, admin, "attach-during-delete"), what="fault record")
+    (record,) = wait_until(lambda: fired(embedded, admin, "attach-during-delete"), "fault record")
     assert record["resource_id"] == server_id
     assert {attach_global, attach_local, delete_global, delete_local} <= set(record["request_ids"])
     log = records(Path(embedded.log_dir) / record["log"])
@@ -255,8 +245,8 @@ def test_attach_during_delete(cloud_factory):
     disarm(embedded, admin, "attach-during-delete")
     before = len(errors(embedded.log_dir))
     clean_volume, _, _, _ = attach_then_delete(member, "race-attach-clean")
-    volume = poll(lambda: (v := volume_status(member, clean_volume))["status"] == "available" and v,
-                  timeout=5, what="clean volume available")
+    volume = wait_until(lambda: (v := volume_status(member, clean_volume))["status"] == "available" and v,
+                        "clean volume available", timeout=5)
     assert volume["attachments"] == []
     assert len(errors(embedded.log_dir)) == before
     assert len(fired(embedded, admin, "attach-during-delete")) == 1
@@ -350,7 +340,7 @@ def test_delete_preempts_action(cloud_factory):
     server_id, host, reboot_local, delete_local = reboot_then_delete(
         member, admin, "race-dpa", reboot_global, delete_global)
 
-    (record,) = poll(lambda: fired(embedded, admin, "delete-preempts-action"), what="fault record")
+    (record,) = wait_until(lambda: fired(embedded, admin, "delete-preempts-action"), "fault record")
     assert record["resource_id"] == server_id and record["log"] == f"nova-compute-{host}.log"
     assert {reboot_global, reboot_local, delete_global, delete_local} <= set(record["request_ids"])
     log = records(Path(embedded.log_dir) / record["log"])
@@ -407,7 +397,7 @@ def test_unshelve_delete_allocations(cloud_factory):
     assert failure[-2].endswith(f"nova.exception.InstanceNotFound: Instance {server_id} could not be found.")
 
     # healed later by the periodic task, which says so in a WARNING without a request's context
-    poll(lambda: allocations(admin, server_id) == {}, timeout=20, what="allocations healed")
+    wait_until(lambda: allocations(admin, server_id) == {}, "allocations healed", timeout=20)
     (healed,) = [r for r in records(log_path) if "has been deleted (perhaps locally)" in r[0]]
     assert " WARNING nova.compute.resource_tracker [None req-" in healed[0] and " - - - - - -] " in healed[0]
     assert f"Instance {server_id} has been deleted" in healed[0]
