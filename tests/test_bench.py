@@ -17,8 +17,7 @@ from run_all import BENCHES, _have  # noqa: E402
 
 @pytest.mark.parametrize("bench", BENCHES, ids=[bench.name for bench in BENCHES])
 def test_quick_mode_prints_a_ratio(bench, tmp_path):
-    if bench.needs and not _have(bench.needs):
-        pytest.skip(f"{bench.needs} is not installed")
+    assert not bench.needs or _have(bench.needs), f"{bench.needs} is not installed (scripts/test.sh installs it)"
     output = tmp_path / "results.md"
     done = subprocess.run([sys.executable, str(ROOT / "bench" / "run_all.py"), "--quick", "--only", bench.name,
                            "--output", str(output)], capture_output=True, text=True, timeout=600, cwd=ROOT)

@@ -65,8 +65,6 @@ def test_malformed_tempest_conf(tmp_path):
 
 def test_malformed_scenario_file(cloud, tmp_path):
     scenario = ROOT / "locustfiles" / "scenario.py"
-    if not scenario.exists():
-        pytest.skip("locustfiles/scenario.py is not there yet")
     (tmp_path / "bad.json").write_text('[{"action": "x", "threads": 2,,}]')
     completed = subprocess.run([LOCUST, "-f", str(scenario), "--headless", "-t", "20s", "--scenario", "bad.json",
                                 *credentials_args(cloud)], cwd=tmp_path, env=clean_env(HOME=str(tmp_path)),

@@ -12,8 +12,8 @@ except ImportError:                 # pytest run from another directory: tests/ 
 @pytest.fixture(scope="session")
 def user_key(tmp_path_factory):
     """A private key (no passphrase) authorized on every test sshd."""
-    if not sshd_helper.available():
-        pytest.skip("OpenSSH server not installed (apt-get install openssh-server)")
+    assert sshd_helper.available(), "OpenSSH server not installed: apt-get install openssh-server " \
+                                    "(scripts/test.sh does it as root)"
     return sshd_helper.make_key(tmp_path_factory.mktemp("user-key") / "id_ed25519")
 
 
