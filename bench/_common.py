@@ -13,6 +13,8 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,6 +102,39 @@ def locust_environment(credentials: dict, user_classes: list, *extra: str):
     runner = environment.create_local_runner()
     events.init.fire(environment=environment, runner=runner, web_ui=None)
     return environment, runner, run_state(environment)
+
+
+@dataclass
+class BenchCloud:
+    """An embedded cloud, pinned to the server core, with what a bench needs to boot servers."""
+
+    cloud: object
+    session: object
+    compute: str          # compute endpoint URL
+    headers: dict         # token + microversion 2.1
+    flavor: str
+    image: str
+
+    def server_body(self, name: str) -> str:
+        return json.dumps({"server": {"name": name, "flavorRef": self.flavor, "imageRef": self.image}})
+
+
+@contextmanager
+def bench_cloud(core: int, **settings):
+    """`with bench_cloud(0, seed=7) as bench:` a quiet, instant embedded cloud on `core`."""
+    from keystoneauth1 import session as ks_session
+    from keystoneauth1.identity import v3
+
+    from novastress_locust.fakecloud import EmbeddedCloud
+
+    with EmbeddedCloud(faults="none", delay_scale=0.0, **settings) as cloud:
+        pin(cloud.process.pid, core)
+        session = ks_session.Session(auth=v3.Password(**cloud.credentials()))
+        compute = cloud.base_url + "/compute/v2.1"
+        headers = {"X-Auth-Token": session.get_token(), "OpenStack-API-Version": "compute 2.1"}
+        flavor = session.get(compute + "/flavors").json()["flavors"][0]["id"]
+        image = session.get(cloud.base_url + "/image/v2/images").json()["images"][0]["id"]
+        yield BenchCloud(cloud, session, compute, headers, flavor, image)
 
 
 def bulk_create(url: str, headers: dict, body: str, count: int, concurrency: int = 16) -> None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import LOADGEN_CORE, SERVER_CORE, bulk_create, cpu_seconds, figure, pin, rss_mb  # noqa: E402
+from _common import LOADGEN_CORE, SERVER_CORE, bench_cloud, bulk_create, cpu_seconds, figure, pin, rss_mb  # noqa: E402
 
 BASELINE_SERVERS = 100
 
@@ -95,18 +95,9 @@ def main() -> int:
     parser.add_argument("--live-servers", type=int, default=10000)
     args = parser.parse_args()
 
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3
-
-    from novastress_locust.fakecloud import EmbeddedCloud
-
-    with EmbeddedCloud(faults="none", delay_scale=0.0) as cloud:
-        pin(cloud.process.pid, SERVER_CORE)
-        session = ks_session.Session(auth=v3.Password(**cloud.credentials()))
-        compute = cloud.base_url + "/compute/v2.1"
-        headers = {"X-Auth-Token": session.get_token(), "OpenStack-API-Version": "compute 2.1"}
-        flavor = session.get(compute + "/flavors").json()["flavors"][0]["id"]
-        image = session.get(cloud.base_url + "/image/v2/images").json()["images"][0]["id"]
+    with bench_cloud(SERVER_CORE) as bench:
+        cloud, session, compute, headers = bench.cloud, bench.session, bench.compute, bench.headers
+        flavor, image = bench.flavor, bench.image
 
         def boot(name: str) -> str:
             body = {"server": {"name": name, "flavorRef": flavor, "imageRef": image}}
@@ -114,7 +105,7 @@ def main() -> int:
 
         server_id = boot("bench-0")
         # the baseline holds a full page of servers, so both list figures return 100
-        body = json.dumps({"server": {"name": "bench-bulk", "flavorRef": flavor, "imageRef": image}})
+        body = bench.server_body("bench-bulk")
         bulk_create(compute + "/servers", headers, body, BASELINE_SERVERS - 1)
         show_url = f"{compute}/servers/{server_id}"
         cloud_small = measure(cloud.process.pid, show_url, headers, args.seconds, args.concurrency)

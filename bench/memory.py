@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import LOADGEN_CORE, SERVER_CORE, bulk_create, figure, pin, rss_mb  # noqa: E402
+from _common import LOADGEN_CORE, SERVER_CORE, bench_cloud, bulk_create, figure, pin, rss_mb  # noqa: E402
 
 USERS_TARGET_MB, USERS_STRETCH_MB = 100.0, 50.0
 CLOUD_TARGET_MB = 300.0
@@ -118,18 +118,9 @@ def users_figure(users: int) -> float:
 
 # -- the embedded cloud ---------------------------------------------------------------------
 def cloud_figure(live_servers: int) -> float:
-    from keystoneauth1 import session as ks_session
-    from keystoneauth1.identity import v3
-
-    from novastress_locust.fakecloud import EmbeddedCloud
-    with EmbeddedCloud(faults="none", delay_scale=0.0, seed=7) as cloud:
-        pin(cloud.process.pid, SERVER_CORE)
-        session = ks_session.Session(auth=v3.Password(**cloud.credentials()))
-        compute = cloud.base_url + "/compute/v2.1"
-        headers = {"X-Auth-Token": session.get_token(), "OpenStack-API-Version": "compute 2.1"}
-        flavor = session.get(compute + "/flavors").json()["flavors"][0]["id"]
-        image = session.get(cloud.base_url + "/image/v2/images").json()["images"][0]["id"]
-        body = json.dumps({"server": {"name": "bench-memory", "flavorRef": flavor, "imageRef": image}})
+    with bench_cloud(SERVER_CORE, seed=7) as bench:
+        cloud, compute, headers = bench.cloud, bench.compute, bench.headers
+        body = bench.server_body("bench-memory")
         bulk_create(compute + "/servers", headers, body, 10)     # every code path warm
         empty = rss_mb(cloud.process.pid)
         bulk_create(compute + "/servers", headers, body, live_servers - 10)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 from . import options as novastress_options
-from .credentials import CloudTarget, CredentialsError, resolve
+from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
 
 LOG = logging.getLogger("novastress.cleanup")
 
@@ -133,18 +133,14 @@ class Cloud:
     def authenticate(self) -> None:
         """A token now: bad credentials or an unreachable cloud become one clear line."""
         who = f"{self.target.who} ({self.target.source})"
-        discovery_log = logging.getLogger("keystoneauth.identity.generic.base")
-        level = discovery_log.level
-        discovery_log.setLevel(logging.ERROR)
         try:
-            self._retry(lambda: self.session.get_token(), "authenticate")
+            with quiet_discovery():
+                self._retry(lambda: self.session.get_token(), "authenticate")
         except CallFailed as exc:
             if exc.status == 401:
                 raise CleanupError(f"authentication failed for {who}: the cloud answered 401; check "
                                    f"the password / application credential") from None
             raise CleanupError(f"cannot authenticate {who}: {exc}") from None
-        finally:
-            discovery_log.setLevel(level)
 
     @property
     def project_id(self) -> str | None:

@@ -12,7 +12,9 @@ from __future__ import annotations
 import configparser
 import hashlib
 import json
+import logging
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -108,6 +110,19 @@ class CloudTarget:
     def endpoint_filter(self, service_type: str) -> dict[str, Any]:
         return {"service_type": service_type, "interface": self.interface,
                 "region_name": self.region_name}
+
+
+@contextmanager
+def quiet_discovery():
+    """keystoneauth warns about a failed version discovery before it raises; the caller's one
+    clear line says it all, so the warning is held back while authenticating."""
+    discovery_log = logging.getLogger("keystoneauth.identity.generic.base")
+    level = discovery_log.level
+    discovery_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        discovery_log.setLevel(level)
 
 
 def _transport(auth_url: str, verify: bool | str):

@@ -26,7 +26,7 @@ from gevent import GreenletExit
 from locust import User, constant
 from locust.exception import StopUser
 
-from .credentials import CloudTarget, CredentialsError
+from .credentials import CloudTarget, CredentialsError, quiet_discovery
 from .plugin import Leak, PreflightError, RunState, run_state
 from .requestlog import ActionRecord, request_index
 from .transport import use_transport
@@ -214,12 +214,9 @@ class OpenStackClient:
         from keystoneauth1 import exceptions as ks
 
         who = f"{self.target.who} ({self.target.source})"
-        # keystoneauth warns about failed discovery before raising; our one line says it all
-        discovery_log = logging.getLogger("keystoneauth.identity.generic.base")
-        level = discovery_log.level
-        discovery_log.setLevel(logging.ERROR)
         try:
-            self.session.get_token()
+            with quiet_discovery():
+                self.session.get_token()
         except ks.Unauthorized:
             raise CredentialsError(f"authentication failed for {who}: the cloud answered 401; "
                                    f"check the password / application credential") from None
@@ -230,8 +227,6 @@ class OpenStackClient:
             raise CredentialsError(f"no Keystone found at the auth URL of {who}: {_first_line(exc)}") from None
         except ks.ClientException as exc:
             raise CredentialsError(f"cannot authenticate {who}: {_first_line(exc)}") from None
-        finally:
-            discovery_log.setLevel(level)
         self.compute  # the catalog must have compute: say so now, not in every user
 
     def find_image(self, wanted: str | None) -> str:
