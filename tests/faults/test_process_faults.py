@@ -6,8 +6,18 @@ import time
 
 import pytest
 
+from waiting import wait_until  # tests/ is on sys.path
+
 from fault_helpers import (QUIET_CLOUD, SERVER_FLOATING_IP, Api, chaos, control, finish, leftovers,
                            run_cleanup, start_locust, wait_for_servers)
+
+
+def deleting(cloud, prefix: str) -> list[str]:
+    """Names of servers named prefix* that a delete is still removing."""
+    admin = cloud.session(admin=True)
+    servers = admin.get(f"{cloud.base_url}/compute/v2.1/servers/detail", params={"all_tenants": "1"}).json()["servers"]
+    return [s["name"] for s in servers
+            if s["name"].startswith(prefix) and (s.get("OS-EXT-STS:task_state") == "deleting" or s["status"] == "DELETED")]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
@@ -34,6 +44,8 @@ def test_sigkill_leaves_resources_that_the_cleanup_tool_removes(cloud_factory):
     time.sleep(0.5)   # the other users are somewhere in their actions by now
     process.kill()
     process.communicate(timeout=30)
+    # deletes the killed users had already sent finish on their own; what stays is the leak
+    wait_until(lambda: not deleting(cloud, "ns-killed-"), "in-flight deletes to finish", timeout=30)
     left = leftovers(cloud, "ns-killed-")
     assert len(left.get("servers", [])) >= 2, left
     listed = run_cleanup(cloud, "--run-id", "killed")
