@@ -46,6 +46,8 @@ INVARIANT_SEES = {
     "server-group-host-count": {"scheduler-capacity-race", "group-policy-burst"},
     "quota-usage-mismatch": {"quota-usage-drift"},
     "quota-exceeded": {"quota-usage-drift"},
+    "volume-attached-to-deleted-server": {"attach-during-delete"},
+    "floating-ip-on-gone-port": {"floating-ip-delete-race"},
 }
 
 # the logger of the ERROR record each planted race writes: several races may share a request id

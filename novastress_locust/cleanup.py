@@ -8,8 +8,9 @@ Every resource a run creates is named `<prefix>-<run id>-...` (floating IPs, whi
 name in Neutron, carry it as their description). Only resources whose name starts with
 `<prefix>-` (or `<prefix>-<run id>-` with `--run-id`) are touched, never anything else:
 Tempest's cleanup deleted every tenant's servers, this one cannot. Kinds go in dependency
-order (servers before the floating IPs, volumes and security groups they hold; snapshots
-before their volumes; projects and users last), each with retries, backoff and a deadline.
+order (servers before the floating IPs, volumes and security groups they hold; server
+snapshots (images) after their servers; volume snapshots before their volumes; projects and
+users last), each with retries, backoff and a deadline.
 The end is a table (kind, found, deleted, failed); the exit code is 1 when anything could
 not be deleted, 2 for a configuration problem.
 """
@@ -31,7 +32,7 @@ from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
 
 LOG = logging.getLogger("novastress.cleanup")
 
-KINDS = ("servers", "floating IPs", "volume attachments", "volume snapshots", "volumes",
+KINDS = ("servers", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
          "keypairs", "security groups", "projects", "users")
 # 2.10: an admin may list and delete the keypairs of another user (isolated users' keypairs)
 COMPUTE_MICROVERSION = "2.10"
@@ -255,6 +256,7 @@ class Cleanup:
     def run(self) -> dict[str, KindResult]:
         steps: list[tuple[str, Callable[[], list[Resource]], Callable[[Resource], None] | None]] = [
             ("servers", self.find_servers, self.delete_server),
+            ("images", self.find_images, self.delete_image),
             ("floating IPs", self.find_floating_ips, self.delete_floating_ip),
             ("volume attachments", self.find_attachments, self.delete_attachment),
             ("volume snapshots", self.find_snapshots, self.delete_snapshot),
@@ -373,6 +375,29 @@ class Cleanup:
 
         delete()
         self._wait_gone(resource, lambda: self._show_server(resource), on_error=again)
+
+    # -- images (server snapshots) ---------------------------------------------------------
+    def find_images(self) -> list[Resource]:
+        """Images named <prefix>-... that the project owns (--all-projects: any project's); never a
+        public or community image, whatever its name: others boot from it."""
+        if self.cloud.endpoint("image") is None:
+            raise Skip("no image service in the catalog")
+        params = {} if self.all_projects else {"owner": self.cloud.project_id or ""}
+        images = self._paged("image", "/v2/images", "images", params)
+        return [Resource("image", i["id"], i["name"], i.get("owner"), i) for i in images
+                if self.scope.owns(i.get("name")) and i.get("visibility") not in ("public", "community")
+                and (self.all_projects or i.get("owner") == self.cloud.project_id)]
+
+    def delete_image(self, resource: Resource) -> None:
+        # Glance deletes at once, even a snapshot still being saved (its server is gone by now)
+        self.cloud.call("image", "DELETE", f"/v2/images/{resource.id}", expect=(204, 404))
+        self._wait_gone(resource, lambda: self._show_image(resource))
+
+    def _show_image(self, resource: Resource) -> dict | None:
+        response = self.cloud.call("image", "GET", f"/v2/images/{resource.id}", expect=(200, 404))
+        image = None if response.status_code == 404 else response.json()
+        # a delayed delete leaves the record in pending_delete: gone for its owner
+        return None if image is None or image.get("status") in ("deleted", "pending_delete") else image
 
     # -- floating IPs ------------------------------------------------------------------
     def find_floating_ips(self) -> list[Resource]:
@@ -580,7 +605,8 @@ class StillThere(Exception):
 
 
 def _singular(kind: str) -> str:
-    return {"servers": "server", "floating IPs": "floating IP", "volume attachments": "volume attachment",
+    return {"servers": "server", "images": "image", "floating IPs": "floating IP",
+            "volume attachments": "volume attachment",
             "volume snapshots": "volume snapshot", "volumes": "volume", "keypairs": "keypair",
             "security groups": "security group", "projects": "project", "users": "user"}[kind]
 
@@ -618,8 +644,8 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--run-id", default=None,
                        help="only this run's resources (<prefix>-<run id>-...); default: every run")
     scope.add_argument("--all-projects", action="store_true",
-                       help="look in every project (admin): servers, volumes, floating IPs and "
-                            "security groups of all projects, isolated projects and users")
+                       help="look in every project (admin): servers, images, volumes, floating IPs "
+                            "and security groups of all projects, isolated projects and users")
     scope.add_argument("--yes", action="store_true", help="delete; without it the cleanup only lists")
     how = parser.add_argument_group("How hard to try")
     defaults = Settings()

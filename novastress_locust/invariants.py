@@ -2,11 +2,14 @@
 
     checks = invariants(environment)
     checks.watch_delete(server_id)          # 404 within a bound, then no Placement allocations
+    checks.attached(server_id, volume_id)   # once it is deleted, the volume must not stay attached
     checks.violation("quota-exceeded", project_id, "6 servers live, limit 4")
 
 During the load every deleted server must answer 404 within `--invariant-delete-timeout` and
 (admin) lose its Placement allocations (consumer = server id) within
-`--invariant-allocation-timeout`; a scan every `--invariant-check-interval` finds servers stuck
+`--invariant-allocation-timeout`; the volumes the storm attached to it must come off it and the
+floating IPs it associated with it must leave its deleted port within that bound too (the run's
+own credentials); a scan every `--invariant-check-interval` finds servers stuck
 in one task_state and ERROR servers without a fault. After the load, once every server has
 settled: resource-provider usages must equal the sum of the live servers' flavors, the
 project's quota usage must equal its live servers, and a quota step boots past a low limit.
@@ -27,6 +30,7 @@ from itertools import chain
 from typing import Any, Iterable
 
 import gevent
+from gevent.event import Event
 from gevent.pool import Group
 from locust import events
 from locust.runners import WorkerRunner
@@ -76,6 +80,9 @@ class Invariants:
         # server id -> global request ids of the actions that touched it (oldest first)
         self._touches: OrderedDict[str, list[str]] = OrderedDict()
         self._seen_task: dict[str, tuple[str, float]] = {}    # server id -> (task_state, first seen)
+        # server id -> ("volume" | "floating_ip", id) the storm put on it; checked once it is deleted
+        self._held: dict[str, list[tuple[str, str]]] = {}
+        self._held_checked: dict[str, Event] = {}   # server id -> set once those checks are done
         self._watchers = Group()
         self._scanner: gevent.Greenlet | None = None
         self._member = None
@@ -162,6 +169,8 @@ class Invariants:
 
         Polls go through a client of the same credential that is in no action: the deleting
         user's next action must not collect the checks' request ids."""
+        if server_id in self._held:
+            self._held_checked.setdefault(server_id, Event())
         self._watchers.spawn(self._watch_delete, server_id, self._own_client(client))
 
     def _own_client(self, client):
@@ -195,9 +204,14 @@ class Invariants:
                         return
                     break
                 gevent.sleep(opts.status_poll_interval)
+            self.check_held_released(server_id)
             self.check_allocations_gone(server_id)
         except ApiError as exc:  # the failed poll is already a failed request row
             LOG.warning("novastress: could not follow the delete of %s: %s", server_id, exc)
+        finally:
+            done = self._held_checked.pop(server_id, None)
+            if done is not None:
+                done.set()
 
     def _delete_again(self, server_id: str, client) -> bool:
         """The lost delete's server is deleted once more (the run leaves nothing); True once gone."""
@@ -211,6 +225,86 @@ class Invariants:
                                   name="compute GET /servers/{id} (invariant)").status_code == 404:
                 return True
         return False
+
+    # -- volumes and floating IPs the storm put on servers --------------------------------
+    def attached(self, server_id: str, volume_id: str) -> None:
+        """The storm attached this volume to this server (checked once the server is deleted)."""
+        self._hold(server_id, ("volume", volume_id))
+
+    def associated(self, server_id: str, floating_ip_id: str) -> None:
+        """The storm associated this floating IP with this server's port (checked once it is deleted)."""
+        self._hold(server_id, ("floating_ip", floating_ip_id))
+
+    def _hold(self, server_id: str, held: tuple[str, str]) -> None:
+        found = self._held.setdefault(server_id, [])
+        if held not in found:
+            found.append(held)
+        while len(self._held) > TOUCHES_KEPT:
+            self._held.pop(next(iter(self._held)))
+
+    def wait_checked(self, server_id: str, timeout: float) -> None:
+        """Until the checks of what this deleted server held are done (bounded): a round releases
+        its volume or floating IP only once the checks have seen the state the delete left."""
+        done = self._held_checked.get(server_id)
+        if done is not None:
+            done.wait(timeout)
+
+    def check_held_released(self, server_id: str) -> None:
+        """The server is gone: within the bound, no volume may stay attached to it and no floating
+        IP may stay bound to its (deleted) port. Member credentials: they own both."""
+        held = self._held.pop(server_id, [])
+        if not held:
+            return
+        client, opts = self.member(), self.options
+        deadline = time.monotonic() + opts.invariant_allocation_timeout
+        while True:
+            wrong = [(kind, resource_id, problem) for kind, resource_id in held
+                     if (problem := self._still_held(client, server_id, kind, resource_id))]
+            if not wrong:
+                return
+            if time.monotonic() >= deadline:
+                for kind, resource_id, problem in wrong:
+                    detail = f"{problem} {opts.invariant_allocation_timeout:g} s after server {server_id} was gone"
+                    if kind == "volume":
+                        self.violation("volume-attached-to-deleted-server", server_id, detail,
+                                       self.request_ids(server_id))
+                    else:  # named after the floating IP: the server is gone, the floating IP is what is wrong
+                        self.violation("floating-ip-on-gone-port", resource_id, detail,
+                                       self.request_ids(server_id))
+                return
+            held = [(kind, resource_id) for kind, resource_id, _ in wrong]
+            gevent.sleep(opts.status_poll_interval)
+
+    def _still_held(self, client, server_id: str, kind: str, resource_id: str) -> str | None:
+        """What is wrong with this volume / floating IP of the gone server, or None."""
+        if kind == "volume":
+            response = client.volume.get(f"/volumes/{resource_id}", expect=(200, 404),
+                                         name="volume GET /volumes/{id} (invariant)")
+            if response.status_code == 404:
+                return None
+            volume = response.json()["volume"]
+            if any(a.get("server_id") == server_id for a in volume.get("attachments") or []):
+                return f"volume {resource_id} still {volume.get('status')}, attached to it"
+            if volume.get("status") in ("attaching", "reserved"):  # its attach to the server still in flight
+                return f"volume {resource_id} still {volume.get('status')} to it"
+            return None
+        response = client.network.get(f"/v2.0/floatingips/{resource_id}", expect=(200, 404),
+                                      name="network GET /v2.0/floatingips/{id} (invariant)")
+        if response.status_code == 404:
+            return None
+        fip = response.json()["floatingip"]
+        port_id = fip.get("port_id")
+        if not port_id:
+            return None
+        port = client.network.get(f"/v2.0/ports/{port_id}", expect=(200, 404),
+                                  name="network GET /v2.0/ports/{id} (invariant)")
+        if port.status_code == 404:
+            return (f"floating IP {fip.get('floating_ip_address')} ({fip.get('status')}) still bound to port "
+                    f"{port_id} (fixed IP {fip.get('fixed_ip_address')}), which no longer exists")
+        if port.json()["port"].get("device_id") == server_id:
+            return (f"floating IP {fip.get('floating_ip_address')} still bound to port {port_id} "
+                    f"(fixed IP {fip.get('fixed_ip_address')}) of the deleted server")
+        return None
 
     def check_allocations_gone(self, server_id: str) -> None:
         admin = self.admin()

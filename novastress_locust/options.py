@@ -153,7 +153,8 @@ STORM_OPTIONS: tuple[Option, ...] = (
     Option("--storm-pool-size", 6, "servers each process shares between its storm users", type=_positive(int)),
     Option("--storm-actions", "all", "lifecycle actions fired at pool members: all or a comma list of "
            "soft_reboot, hard_reboot, stop, start, pause, unpause, suspend, resume, lock (then unlock), shelve, "
-           "unshelve, rebuild, resize, confirm_resize, revert_resize"),
+           "unshelve, rebuild, resize, confirm_resize, revert_resize, snapshot (createImage), attach_volume, "
+           "associate_floating_ip"),
     Option("--storm-delete-ratio", 0.25, "fraction of accepted actions raced by a DELETE of the same server",
            type=float),
     Option("--storm-delete-delay-min", 0.0, "least seconds between an accepted action and its racing DELETE",
@@ -172,8 +173,8 @@ STORM_OPTIONS: tuple[Option, ...] = (
            "by default it is counted on its own CONFLICT row only", switch=True),
     Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",
            type=_positive(float)),
-    Option("--invariant-allocation-timeout", 30.0, "seconds the Placement allocations of a deleted server "
-           "may outlive it (admin)", type=_positive(float)),
+    Option("--invariant-allocation-timeout", 30.0, "seconds the Placement allocations (admin), attached "
+           "volumes and floating-IP associations of a deleted server may outlive it", type=_positive(float)),
     Option("--invariant-task-state-timeout", 120.0, "seconds a server may stay in one transitional "
            "task_state", type=_positive(float)),
     Option("--invariant-check-interval", 5.0, "seconds between scans of the run's servers",

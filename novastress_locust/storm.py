@@ -8,18 +8,25 @@
 
 Each storm round picks a random pool member and fires a random lifecycle action at it
 (soft/hard reboot, stop/start, pause/unpause, suspend/resume, lock/unlock, shelve/unshelve,
-rebuild, resize and its confirm/revert) with one of two credentials — the run's own and a
+rebuild, resize and its confirm/revert, a snapshot (createImage; its image is deleted once
+written, or by Nova when a racing DELETE cuts it short), a volume attach, a floating-IP association) with one
+of two credentials — the run's own and a
 peer (`--storm-peer`: the admin, or a second user of the project); a fraction of them
 (`--storm-double-ratio`) goes out together with a second state change by the other
 credential, inside the API's check-then-save window. A fraction of the accepted
 actions (`--storm-delete-ratio`) is raced by a DELETE 0–2 s later (`--storm-delete-delay-*`);
-the pool refills with fresh servers. Some rounds (`--storm-group-ratio`) are server-group
-bursts: N simultaneous boots into an affinity or anti-affinity group, checked against the
-policy and (admin) the host count.
+the pool refills with fresh servers. `attach_volume` creates a volume and attaches it to the
+member without waiting; `associate_floating_ip` allocates a floating IP and binds it to the
+member's port without waiting (raced, the association is re-sent until the port is gone, so one
+is in flight when the delete releases it). Either round takes its volume / floating IP back —
+detached or unbound, then deleted — even when the server is gone. Some rounds
+(`--storm-group-ratio`) are server-group bursts: N simultaneous boots into an affinity or
+anti-affinity group, checked against the policy and (admin) the host count.
 
 A 409 is the API correctly refusing a racing request: it is counted on its own `CONFLICT`
 row, not as a failure (`--storm-conflict-fails` makes it one). A 5xx fails the action with
-its request id. Every deleted server is handed to the invariant checks (`invariants.py`).
+its request id. Every deleted server is handed to the invariant checks (`invariants.py`),
+with the volumes and floating IPs the storm put on it: they must come off it once it is gone.
 """
 from __future__ import annotations
 
@@ -75,6 +82,13 @@ def _body(key: str, value: Any = None) -> Callable[[NovaUser, dict], dict]:
     return lambda user, server: {key: value}
 
 
+def _snapshot_body(user: NovaUser, server: dict) -> dict:
+    """createImage with a run-prefixed name, tracked before the POST: an unanswered one is found by name."""
+    name = user.resource_name("image")
+    user.track("image", name)
+    return {"createImage": {"name": name}}
+
+
 ACTIONS: dict[str, tuple[Callable[[NovaUser, dict], dict], tuple[str, ...]]] = {
     "soft_reboot": (lambda u, s: {"reboot": {"type": "SOFT"}}, ("ACTIVE",)),
     "hard_reboot": (lambda u, s: {"reboot": {"type": "HARD"}}, ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")),
@@ -91,18 +105,25 @@ ACTIONS: dict[str, tuple[Callable[[NovaUser, dict], dict], tuple[str, ...]]] = {
     "resize": (lambda u, s: {"resize": {"flavorRef": _resize_target(u, s)}}, ("ACTIVE", "SHUTOFF")),
     "confirm_resize": (_body("confirmResize"), ("VERIFY_RESIZE",)),
     "revert_resize": (_body("revertResize"), ("VERIFY_RESIZE",)),
+    "snapshot": (_snapshot_body, ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")),
 }
 
 
 def enabled_actions(selection: str) -> list[str]:
-    """`all` or a comma list of ACTIONS names; ValueError names an unknown one."""
+    """`all` or a comma list of ACTIONS / RESOURCE_ACTIONS names; ValueError names an unknown one."""
+    known = [*ACTIONS, *RESOURCE_ACTIONS]
     if selection in ("all", "", None):
-        return list(ACTIONS)
+        return known
     names = [name.strip() for name in selection.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ACTIONS]
+    unknown = [name for name in names if name not in known]
     if unknown:
-        raise ValueError(f"--storm-actions: unknown action {', '.join(unknown)} (known: {', '.join(ACTIONS)})")
+        raise ValueError(f"--storm-actions: unknown action {', '.join(unknown)} (known: {', '.join(known)})")
     return names
+
+
+def _statuses(name: str) -> tuple[str, ...]:
+    """The server statuses in which the cloud accepts this storm action."""
+    return (ACTIONS.get(name) or RESOURCE_ACTIONS[name])[1]
 
 
 def _resize_target(user: NovaUser, server: dict) -> str:
@@ -143,6 +164,13 @@ class StormUser(NovaUser):
         for server_id in pool:   # no other round picks them meanwhile; the failed action owns the deletes
             storm.members.pop(server_id, None)
             _touch(self, server_id)
+        if self.client is not None and not self.options.leave_dirty_stack:
+            # a volume this user attached to another user's live server: off it, or it cannot be deleted
+            try:
+                for server_id, volume_id in _attached_volumes(self):
+                    _detach(self, server_id, volume_id, quick=True)
+            except ApiError as exc:
+                LOG.warning("%s could not detach its volumes: %s", self.name, exc)
         super().cleanup()
         checks = invariants(self.environment)
         for server_id in pool if checks.active else []:
@@ -233,10 +261,13 @@ def storm_round(user: NovaUser) -> None:
             return
         names = enabled_actions(opts.storm_actions)
         name = _choose(rng, names, server["status"])
+        if name in RESOURCE_ACTIONS:   # a volume or floating IP put on the member, then taken back
+            resource_round(user, storm, member, name, peer, checks)
+            return
         client = rng.choice([user.client, peer]) if peer is not None else user.client
         if name != "lock" and rng.random() < getattr(opts, "storm_double_ratio", 0.0):
             other = (user.client if client is peer else peer) if peer is not None else client
-            second = _choose(rng, [n for n in names if n != "lock"] or [name], server["status"])
+            second = _choose(rng, [n for n in names if n != "lock" and n in ACTIONS] or [name], server["status"])
             accepted = fire_together(user, [(client, name), (other, second)], member, server)
         else:
             accepted = fire(user, client, member, name, server)
@@ -245,15 +276,13 @@ def storm_round(user: NovaUser) -> None:
             return
         try:
             if accepted and rng.random() < opts.storm_delete_ratio:
-                low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
-                gevent.sleep(rng.uniform(max(0.0, low), max(0.0, high)))
-                deleter = rng.choice([user.client, peer]) if peer is not None else user.client
-                _delete(user, storm, member, deleter, checks)
+                _race_delete(user, storm, member, peer, checks)
             elif accepted and name == "lock":
                 gevent.sleep(rng.uniform(0, 0.5))  # others meet the lock meanwhile
         finally:
             if accepted and name == "lock":
                 _unlock(member, client, peer if client is user.client else user.client)
+        _finish_snapshots(user)
     finally:
         if peer is not None:
             peer.action = None
@@ -274,7 +303,7 @@ def _unlock(member: Member, client: OpenStackClient, other: OpenStackClient | No
 
 def _choose(rng: random.Random, names: list[str], status: str) -> str:
     """Mostly an action Nova accepts in this status; sometimes any, to provoke refusals."""
-    fitting = [n for n in names if status in ACTIONS[n][1]]
+    fitting = [n for n in names if status in _statuses(n)]
     return rng.choice(fitting if fitting and rng.random() < 0.7 else names)
 
 
@@ -286,6 +315,8 @@ def fire(user: NovaUser, client: OpenStackClient, member: Member, name: str, ser
     expect = (200, 202, 204, 404, 409) + ((400,) if key == "resize" else ())
     response = client.compute.post(f"/servers/{member.id}/action", json=body, expect=expect,
                                    name=f"compute POST /servers/{{id}}/action {key}")
+    if key == "createImage":
+        _snapshot_accepted(user, client, body[key]["name"], response)
     if response.status_code == 404:
         return None
     if response.status_code == 400:
@@ -296,6 +327,30 @@ def fire(user: NovaUser, client: OpenStackClient, member: Member, name: str, ser
         conflict(user, name, response)
         return False
     return True
+
+
+def _snapshot_accepted(user: NovaUser, client: OpenStackClient, name: str, response) -> None:
+    """Note the image a createImage made (2.45+: in the body, before: the Location header);
+    a refused one made none."""
+    if response.status_code not in (200, 202):
+        user.untrack(name)
+        return
+    try:
+        image_id = response.json()["image_id"]
+    except (ValueError, KeyError, TypeError):
+        image_id = response.headers.get("Location", "").rstrip("/").rpartition("/")[2]
+    user.track("image", name, image_id or None)
+    user.__dict__.setdefault("storm_snapshots", []).append((name, image_id, client))
+
+
+def _finish_snapshots(user: NovaUser) -> None:
+    """Delete the images this round's snapshots made, each once its snapshot is done (active); a
+    racing server DELETE may have deleted a partial one already (404). The client that asked for
+    the snapshot deletes it: Glance lets the image's owner, or an admin, delete it."""
+    pending = user.__dict__.pop("storm_snapshots", [])
+    for name, image_id, client in pending:
+        if image_id:   # else the user's cleanup finds it by name
+            user.delete_image(image_id, name, client)
 
 
 def fire_together(user: NovaUser, shots: list[tuple[OpenStackClient, str]], member: Member,
@@ -373,18 +428,215 @@ def _forget(storm: StormState, member: Member) -> None:
         member.owner.untrack(member.name)
 
 
-def _delete(user: NovaUser, storm: StormState, member: Member, client: OpenStackClient, checks) -> None:
-    """DELETE a pool member; once accepted it leaves the pool and the invariants follow it."""
+def _delete(user: NovaUser, storm: StormState, member: Member, client: OpenStackClient, checks) -> bool:
+    """DELETE a pool member; once accepted it leaves the pool and the invariants follow it.
+    True when this DELETE was accepted (204)."""
     response = client.compute.delete(f"/servers/{member.id}", expect=(204, 404, 409),
                                      name="compute DELETE /servers/{id} (storm)")
     if response.status_code == 409:
         conflict(user, "delete", response)
-        return
+        return False
     storm.members.pop(member.id, None)
     if response.status_code == 204:
         checks.watch_delete(member.id, client)
     # the owner's cleanup would delete it again; the invariants wait for the 404 instead
     member.owner.untrack(member.name)
+    return response.status_code == 204
+
+
+def _race_delete(user: NovaUser, storm: StormState, member: Member, peer: OpenStackClient | None,
+                 checks) -> bool:
+    """DELETE the member --storm-delete-delay-* after its action, with either credential."""
+    opts = user.options
+    low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
+    gevent.sleep(storm.rng.uniform(max(0.0, low), max(0.0, high)))
+    deleter = storm.rng.choice([user.client, peer]) if peer is not None else user.client
+    return _delete(user, storm, member, deleter, checks)
+
+
+# -- volumes and floating IPs put on pool members -----------------------------------------
+# Nova attaches a volume in vm_states active, paused, stopped, suspended, resized, shelved and
+# shelved_offloaded; Neutron binds a floating IP to the port whatever the server is doing
+ATTACHABLE = ("ACTIVE", "PAUSED", "SHUTOFF", "SUSPENDED", "VERIFY_RESIZE", "SHELVED", "SHELVED_OFFLOADED")
+REASSOCIATIONS = 100     # at most this many re-sent associations while a racing delete runs
+SETTLING = ("reserved", "attaching")
+
+
+@dataclass
+class Held:
+    """A volume or floating IP a round put on a pool member; the same round takes it back."""
+
+    kind: str                   # "volume" or "floating_ip"
+    resource: dict              # the volume / floating IP as created
+    port_id: str | None = None  # floating IP: the member's port it was bound to
+
+
+def resource_round(user: NovaUser, storm: StormState, member: Member, name: str,
+                   peer: OpenStackClient | None, checks) -> None:
+    """Put a volume or floating IP on the member without waiting, maybe race it with a DELETE,
+    then take it back (detached / unbound, deleted), also when the server is gone meanwhile."""
+    opts = user.options
+    put, _ = RESOURCE_ACTIONS[name]
+    held: list[Held] = []
+    try:
+        accepted = put(user, member, held)
+        if accepted is None:
+            _forget(storm, member)
+        elif accepted and storm.rng.random() < opts.storm_delete_ratio:
+            if _race_delete(user, storm, member, peer, checks):
+                for item in held:
+                    if item.kind == "floating_ip":
+                        _keep_associating(user, item)
+        for item in held:
+            _settle(user, item, member)
+        if member.id not in storm.members:
+            # the delete (this round's or another's) is followed by the invariants: they must see
+            # what it left before the volume / floating IP is released
+            checks.wait_checked(member.id, opts.invariant_delete_timeout + opts.invariant_allocation_timeout)
+        for item in held:
+            _release(user, item, member, gone=member.id not in storm.members)
+    except Exception:
+        # the action's cleanup deletes what this user tracks: a volume must be off the server first
+        for item in held:
+            if item.kind == "volume":
+                _detach(user, member.id, item.resource["id"], quick=True)
+        raise
+
+
+def attach_volume(user: NovaUser, member: Member, held: list[Held]) -> bool | None:
+    """A new volume attached to the member through Nova, not waited for: True when accepted,
+    False when refused (409), None when the server is gone."""
+    volume = user.create_volume()
+    held.append(Held("volume", volume))
+    response = user.compute.post(f"/servers/{member.id}/os-volume_attachments", expect=(200, 404, 409),
+                                 json={"volumeAttachment": {"volumeId": volume["id"]}},
+                                 name="compute POST /servers/{id}/os-volume_attachments (storm)")
+    if response.status_code == 404:
+        return None
+    if response.status_code == 409:
+        conflict(user, "attach_volume", response)
+        return False
+    invariants(user.environment).attached(member.id, volume["id"])
+    return True
+
+
+def associate_floating_ip(user: NovaUser, member: Member, held: list[Held]) -> bool | None:
+    """A new floating IP bound to the member's port, not waited for: True when accepted, False
+    when refused (409), the port is gone, or the cloud has no external network / the server no port."""
+    network = _external_network(user)
+    if network is None:
+        return False
+    ports = user.client.network.get("/v2.0/ports", params={"device_id": member.id},
+                                    name="network GET /v2.0/ports?device_id (storm)").json()["ports"]
+    if not ports:
+        return False
+    with user.atomic("create_floating_ip"):
+        fip = user.create_floating_ip(network)
+    item = Held("floating_ip", fip, ports[0]["id"])
+    held.append(item)
+    response = _associate(user, item)
+    if response.status_code == 404:   # the port went with its server meanwhile
+        return False
+    if response.status_code == 409:
+        conflict(user, "associate_floating_ip", response)
+        return False
+    invariants(user.environment).associated(member.id, fip["id"])
+    return True
+
+
+def _associate(user: NovaUser, item: Held, name: str = "network PUT /v2.0/floatingips/{id} (storm)"):
+    return user.client.network.request("PUT", f"/v2.0/floatingips/{item.resource['id']}",
+                                       json={"floatingip": {"port_id": item.port_id}},
+                                       expect=(200, 404, 409), name=name)
+
+
+def _keep_associating(user: NovaUser, item: Held) -> None:
+    """The server's DELETE was accepted: re-send the association until its port is gone (404),
+    so that one is in flight when the delete releases the port — the window is short."""
+    interval = min(0.05, user.options.status_poll_interval)
+    deadline = time.monotonic() + user.options.delete_timeout
+    for _ in range(REASSOCIATIONS):
+        if _associate(user, item, "network PUT /v2.0/floatingips/{id} (storm re-association)"
+                      ).status_code != 200 or time.monotonic() >= deadline:
+            return
+        gevent.sleep(interval)
+
+
+def _external_network(user: NovaUser) -> str | None:
+    """The external network's id, looked up once per process; None (said once) without one."""
+    cache = user.state.__dict__
+    if "storm_external_network" not in cache:
+        try:
+            cache["storm_external_network"] = user.external_network()
+        except ApiError as exc:
+            LOG.warning("novastress: the storm associates no floating IPs: %s", exc)
+            cache["storm_external_network"] = None
+    return cache["storm_external_network"]
+
+
+def _settle(user: NovaUser, item: Held, member: Member) -> None:
+    """Wait until the attach / association is done one way or the other (bounded)."""
+    if item.kind == "volume":
+        user.poll(f"volume {item.resource['name']} ({item.resource['id']})",
+                  lambda: user._show_volume(item.resource["id"]),
+                  lambda seen: seen is None or seen["status"] not in SETTLING, user.options.build_timeout)
+    else:
+        user.poll(f"floating IP {item.resource['floating_ip_address']}",
+                  lambda: user._show_floating_ip(item.resource["id"]),
+                  lambda seen: seen is None or seen["status"] != "DOWN" or seen.get("port_id") != item.port_id,
+                  user.options.build_timeout)
+
+
+def _release(user: NovaUser, item: Held, member: Member, gone: bool) -> None:
+    """Detach / unbind (unless the server is gone), then delete and wait until it is gone."""
+    if item.kind == "floating_ip":
+        if not gone:
+            user.disassociate_floating_ip(item.resource, wait=False)
+        user.release_floating_ip(item.resource)
+        return
+    tracked = user.tracked.get(item.resource["name"])
+    if tracked is None:
+        return
+    if not gone:
+        _detach(user, member.id, item.resource["id"])
+    # waits out a detach in progress; a volume left attached to a gone server is reset as admin
+    user._delete_tracked(tracked)
+
+
+def _detach(user: NovaUser, server_id: str, volume_id: str, quick: bool = False) -> None:
+    """Detach the volume from the server; a 409 (the server is busy or locked) is tried again until
+    --delete-timeout (once when `quick`); 404: not attached (any more)."""
+    deadline = time.monotonic() + (0 if quick else user.options.delete_timeout)
+    while True:
+        try:
+            response = user.compute.delete(f"/servers/{server_id}/os-volume_attachments/{volume_id}",
+                                           expect=(202, 404, 409),
+                                           name="compute DELETE /servers/{id}/os-volume_attachments/{id} (storm)")
+        except ApiError:
+            if quick:
+                return
+            raise
+        if response.status_code != 409 or time.monotonic() >= deadline:
+            return
+        gevent.sleep(user.options.status_poll_interval)
+
+
+def _attached_volumes(user: NovaUser) -> list[tuple[str, str]]:
+    """(server id, volume id) of this user's tracked volumes that are attached to a server."""
+    found = []
+    for tracked in list(user.tracked.values()):
+        if tracked.kind == "volume" and tracked.resource_id:
+            volume = user._show_volume(tracked.resource_id)
+            found += [(a["server_id"], tracked.resource_id) for a in (volume or {}).get("attachments") or []
+                      if a.get("server_id")]
+    return found
+
+
+# action name -> (puts it on a member: True accepted / False refused / None server gone, statuses)
+RESOURCE_ACTIONS: dict[str, tuple[Callable[[NovaUser, Member, list[Held]], bool | None], tuple[str, ...]]] = {
+    "attach_volume": (attach_volume, ATTACHABLE),
+    "associate_floating_ip": (associate_floating_ip, ATTACHABLE),
+}
 
 
 # -- server-group bursts -------------------------------------------------------------------
@@ -493,4 +745,4 @@ def _on_test_stop(environment, **_kwargs) -> None:
     storm.peer_target = None
 
 
-__all__ = ["StormUser", "storm_round", "server_group_burst", "ACTIONS", "enabled_actions"]
+__all__ = ["StormUser", "storm_round", "server_group_burst", "ACTIONS", "RESOURCE_ACTIONS", "enabled_actions"]

@@ -294,7 +294,8 @@ def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
 
 
 VOLUME_BUSY = ("creating", "in-use", "attaching", "detaching", "reserved", "downloading")
-CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "volume": 2, "security_group": 3, "keypair": 4}
+CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "image": 1, "volume": 2, "security_group": 3, "keypair": 4}
+IMAGE_BUSY = ("queued", "saving", "uploading", "importing")   # a snapshot still being written
 
 
 @dataclass
@@ -674,6 +675,8 @@ class NovaUser(User):
                               lambda s: s is None, self.options.delete_timeout)
                     continue
                 self._delete_volume(volume_id, tracked.name)
+        elif tracked.kind == "image":
+            self._delete_image(tracked)
         elif tracked.kind == "security_group":
             ids = [tracked.resource_id] if tracked.resource_id else [
                 g["id"] for g in self.client.network.get("/v2.0/security-groups", params={"name": tracked.name})
@@ -681,6 +684,29 @@ class NovaUser(User):
             for group_id in ids:
                 self.client.network.delete(f"/v2.0/security-groups/{group_id}", expect=(204, 404))
         self.untrack(tracked.name)
+
+    def _delete_image(self, tracked: Tracked) -> None:
+        ids = [tracked.resource_id] if tracked.resource_id else [
+            i["id"] for i in self.client.image.get("/v2/images", params={"name": tracked.name}).json()["images"]
+            if i.get("name") == tracked.name]
+        for image_id in ids:
+            self.delete_image(image_id, tracked.name)
+
+    def _show_image(self, image_id: str, client: "OpenStackClient | None" = None) -> dict | None:
+        response = (client or self.client).image.get(f"/v2/images/{image_id}", expect=(200, 404))
+        return None if response.status_code == 404 else response.json()
+
+    def delete_image(self, image_id: str, name: str, client: "OpenStackClient | None" = None) -> None:
+        """Delete an image once written: a snapshot still being saved is waited for (deleting it
+        would cut the snapshot short); already gone (a racing server DELETE took it) is fine."""
+        client = client or self.client
+        seen = self._show_image(image_id, client)
+        if seen is not None and seen["status"] in IMAGE_BUSY:
+            seen = self.poll(f"image {name} ({image_id})", lambda: self._show_image(image_id, client),
+                             lambda s: s is None or s["status"] not in IMAGE_BUSY, self.options.build_timeout)
+        if seen is not None:
+            client.image.delete(f"/v2/images/{image_id}", expect=(204, 404))
+        self.untrack(name)
 
     def _lost_detach(self, volume: dict) -> list[str]:
         """Ids of the gone servers an in-use volume is still attached to, when all of them are gone:
@@ -719,7 +745,7 @@ class NovaUser(User):
         # servers first: their deletion detaches volumes and frees ports and security groups
         for tracked in sorted(self.tracked.values(), key=lambda t: CLEANUP_ORDER.get(t.kind, 0)):
             try:
-                if tracked.kind in ("volume", "security_group", "keypair"):
+                if tracked.kind in ("volume", "security_group", "keypair", "image"):
                     self._delete_tracked(tracked)
                     continue
                 if tracked.kind == "floating_ip":

@@ -75,6 +75,13 @@ def servers_named(cloud, prefix: str) -> list[dict]:
     return [s for s in response.json()["servers"] if s["name"].startswith(prefix)]
 
 
+def images_named(cloud, prefix: str) -> list[dict]:
+    """Every Glance image of every project whose name starts with prefix (admin view)."""
+    admin = cloud.session(admin=True)
+    response = admin.get(f"{cloud.base_url}/image/v2/images", params={"limit": "1000"})
+    return [i for i in response.json()["images"] if (i.get("name") or "").startswith(prefix)]
+
+
 def cli_credentials(cloud, admin: bool = False) -> list[str]:
     creds = cloud.credentials(admin=admin)
     # --opt=value: a generated password may start with "-"

@@ -199,6 +199,7 @@ class Server:
     last_change: tuple | None = None
     preempted: tuple | None = None       # (last_change, delete ids): the action a DELETE cut short
     unshelve_race: tuple | None = None   # (last_change, delete ids): the unshelve a DELETE raced
+    snapshot: tuple | None = None        # (image id, LogContext, ids, started) of a createImage in flight
 
     def __post_init__(self) -> None:
         self.updated = self.updated or self.created
@@ -307,12 +308,16 @@ API_ACTIONS = {"reboot": ("servers.py", "reboot"), "stop": ("servers.py", "stop"
                "rebuild": ("servers.py", "rebuild"), "resize": ("servers.py", "resize"),
                "confirmResize": ("servers.py", "confirm_resize"), "revertResize": ("servers.py", "revert_resize"),
                "os-stop": ("servers.py", "stop"), "os-start": ("servers.py", "start"),
-               "confirm_resize": ("servers.py", "confirm_resize"), "revert_resize": ("servers.py", "revert_resize")}
+               "confirm_resize": ("servers.py", "confirm_resize"), "revert_resize": ("servers.py", "revert_resize"),
+               "createImage": ("servers.py", "snapshot")}
 # instance action -> compute manager method its RPC lands in
 MANAGER_ACTIONS = {"reboot": "reboot_instance", "stop": "stop_instance", "start": "start_instance",
                    "pause": "pause_instance", "unpause": "unpause_instance", "suspend": "suspend_instance",
                    "resume": "resume_instance", "shelve": "shelve_instance", "rebuild": "rebuild_instance",
-                   "resize": "resize_instance", "revertResize": "revert_resize", "confirmResize": "confirm_resize"}
+                   "resize": "resize_instance", "revertResize": "revert_resize", "confirmResize": "confirm_resize",
+                   "createImage": "snapshot_instance"}
+# vm_states Nova's compute API takes a snapshot (createImage) in
+SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 
 
 def _remote_traceback(frames: list[tuple[str, int, str, str]], final: str) -> str:
@@ -1413,6 +1418,8 @@ class Compute(Service):
         if host:
             log.write("INFO", "nova.compute.manager",
                       "Took 0.00 seconds to destroy the instance on the hypervisor.", ctx, instance=server.id)
+        if server.snapshot is not None:
+            self._snapshot_disappeared(server, host)
         detach = getattr(self.cloud.volume, "detach", None)
         for volume_id in list(server.volumes):
             if volume_id in server.leaked_volumes:
@@ -1522,6 +1529,8 @@ class Compute(Service):
         change = server.last_change
         if change is None or server.task_state in (None, "deleting") or server.vm_state == "building":
             return
+        if change[4] == "createImage":
+            return  # snapshot_instance expects the delete: it removes the partial image, no crash
         if change[4] == "unshelve" and server.vm_state in ("shelved", "shelved_offloaded"):
             if self.cloud.faults.roll("unshelve-delete-allocations"):
                 server.unshelve_race = (change, list(delete_ids))
@@ -1636,11 +1645,13 @@ class Compute(Service):
         action, spec = next(iter(payload.items()))
         handler = {"reboot": self._reboot, "lock": self._lock, "unlock": self._unlock,
                    "unshelve": self._unshelve, "resize": self._resize, "confirmResize": self._confirm_resize,
-                   "revertResize": self._revert_resize, "rebuild": self._rebuild}.get(action)
+                   "revertResize": self._revert_resize, "rebuild": self._rebuild,
+                   "createImage": self._create_image}.get(action)
         if handler is None and action not in ACTIONS:
             raise ApiError(400, f"There is no such action: {action}")
         if action not in ("lock", "unlock"):
-            self._check_locked(call, server)
+            if action != "createImage":  # Nova's snapshot skips the lock check: a lock guards changes
+                self._check_locked(call, server)
             self._state_change_race(call, server, action)
         if handler is not None:
             return handler(call, server, spec)
@@ -1881,6 +1892,124 @@ class Compute(Service):
         view["adminPass"] = spec.get("adminPass") or "".join(
             secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
         return Response.json(202, {"server": view})
+
+    # -- snapshots (createImage) --------------------------------------------
+    def _create_image(self, call: Call, server: Server, spec) -> Response:
+        """Nova's createImage: the Glance image is made at once (queued); nova-compute snapshots
+        and uploads it while the server goes image_snapshot -> image_pending_upload ->
+        image_uploading -> None."""
+        name, metadata = self._snapshot_spec(spec)
+        self._conflict(server, "createImage", SNAPSHOT_VM_STATES)
+        base = self.cloud.image.get_image(server.image_id) if server.image_id else None
+        base = base or {}
+        # what Nova's compute_utils.create_image sends: the request's metadata wins over its own keys;
+        # disk and container formats stay unset until the upload says what was written
+        properties = {"min_ram": int(base.get("min_ram") or 0),
+                      "min_disk": max(int(base.get("min_disk") or 0), server.flavor.disk),
+                      "base_image_ref": server.image_id, "instance_uuid": server.id,
+                      "user_id": call.token.user_id, "image_type": "snapshot", **metadata}
+        image = self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
+                                                 user_id=call.token.user_id)
+        server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
+        self._start(call, server, "createImage", "image_snapshot", "compute_snapshot_instance",
+                    self._snapshot_pending, image["id"])
+        if self._minor(call) >= 45:  # 2.45: the id in the body, no Location header
+            return Response.json(202, {"image_id": image["id"]})
+        # Nova's glance.generate_image_url: the catalog's image endpoint + /images/<id>
+        location = f"{self.cloud.base_url}{self.cloud.image.prefix}/images/{image['id']}"
+        return Response(202, b"", [("Location", location)], None)
+
+    @staticmethod
+    def _snapshot_spec(spec) -> tuple[str, dict]:
+        """(name, metadata) of a createImage body, checked as Nova's JSON schema does."""
+        if not isinstance(spec, dict):
+            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
+                                f"{spec!r} is not of type 'object'")
+        if "name" not in spec:
+            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
+                                "'name' is a required property")
+        extra = sorted(key for key in spec if key not in ("name", "metadata"))
+        if extra:
+            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
+                                f"Additional properties are not allowed ({extra[0]!r} was unexpected)")
+        name = spec["name"]
+        if not isinstance(name, str):
+            raise ApiError(400, f"Invalid input for field/attribute name. Value: {name!r}. "
+                                f"{name!r} is not of type 'string'")
+        if not name or len(name) > 255 or name != name.strip():
+            raise ApiError(400, f"Invalid input for field/attribute name. Value: {name}. "
+                                f"{name!r} does not match '^(?! )[\\x20-\\x7e]{{1,255}}(?<! )$'")
+        metadata = spec.get("metadata", {})
+        if not isinstance(metadata, dict) or not all(
+                isinstance(key, str) and 0 < len(key) <= 255 and isinstance(value, str) and len(value) <= 255
+                for key, value in metadata.items()):
+            raise ApiError(400, f"Invalid input for field/attribute metadata. Value: {metadata!r}. "
+                                "Metadata keys and values must be strings of at most 255 characters")
+        return name, metadata
+
+    def _snapshot_pending(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
+                          image_id: str) -> None:
+        log = self._compute_log(server.host)
+        log.write("INFO", "nova.compute.manager", "instance snapshotting", ctx, instance=server.id)
+        if server.power_state != 1:
+            log.write("WARNING", "nova.compute.manager", "trying to snapshot a non-running instance: "
+                      f"(state: {server.power_state} expected: 1)", ctx, instance=server.id)
+        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+            return
+        server.task_state = "image_pending_upload"
+        server.touch()
+        self._after(server, self.cloud.delay("action"), self._snapshot_upload, server, record, event, ctx,
+                    image_id)
+
+    def _snapshot_upload(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
+                         image_id: str) -> None:
+        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+            return
+        server.task_state = "image_uploading"
+        server.touch()
+        self.cloud.image.snapshot_saving(image_id)
+        self._after(server, self.cloud.delay("action"), self._snapshot_done, server, record, event, ctx,
+                    image_id)
+
+    def _snapshot_done(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
+                       image_id: str) -> None:
+        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+            return
+        base = self.cloud.image.data.get(server.image_id, b"") if server.image_id else b""
+        ids = server.snapshot[2] if server.snapshot else []
+        self.cloud.image.snapshot_uploaded(image_id, server.id.encode() + base, ids)
+        started = server.snapshot[3] if server.snapshot else time.monotonic()
+        self._compute_log(server.host).write(
+            "INFO", "nova.compute.manager", f"Took {time.monotonic() - started:0.2f} seconds to snapshot "
+            "the instance on the hypervisor.", ctx, instance=server.id)
+        server.snapshot = None
+        server.task_state = None
+        server.touch()
+        self._event(record, event, server.host)
+
+    def _snapshot_image_gone(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
+                             image_id: str) -> bool:
+        """The image was deleted in Glance mid-snapshot: Nova gives up and clears the task state."""
+        if self.cloud.image.get_image(image_id) is not None:
+            return False
+        self._compute_log(server.host).write("WARNING", "nova.compute.manager", "Image not found during snapshot",
+                                             ctx, instance=server.id)
+        server.snapshot = None
+        server.task_state = None
+        server.touch()
+        self._event(record, event, server.host)
+        return True
+
+    def _snapshot_disappeared(self, server: Server, host: str | None) -> None:
+        """The server was deleted mid-snapshot: nova-compute deletes the partial image."""
+        image_id, ctx, ids, _started = server.snapshot
+        server.snapshot = None
+        image = self.cloud.image.get_image(image_id)
+        if image is None or image["status"] == "active":
+            return
+        self._compute_log(host).write("WARNING", "nova.compute.manager", "Instance disappeared during snapshot",
+                                      ctx, instance=server.id)
+        self.cloud.image.discard_snapshot(image_id, ids)
 
     # -- volume attachments ------------------------------------------------
     def _attachment_view(self, attachment: dict, minor: int) -> dict:

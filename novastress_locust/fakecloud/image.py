@@ -6,6 +6,7 @@ import time
 import uuid
 
 from .http import REASONS, Response
+from .logs import LogContext
 from .service import ApiError, Call, Service, now_iso
 
 DEFAULT_IMAGE_NAME = "cirros-0.6.2-x86_64-disk"
@@ -48,6 +49,49 @@ class Image(Service):
         """The image record (id, name, status, min_ram, min_disk, ...) or None."""
         self._settle_default_owner()
         return self.images.get(image_id)
+
+    # -- interface for compute: server snapshots (Nova's createImage) --------------
+    def create_snapshot(self, name: str, owner: str, properties: dict, ids: list[str],
+                        user_id: str | None = None) -> dict:
+        """A queued image for a server snapshot, as nova-api POSTs it: formats unknown until upload."""
+        image_id = str(uuid.uuid4())
+        image = self._new_record(image_id, {"name": name, "visibility": "private", **properties}, owner)
+        self.images[image_id] = image
+        self._internal_log(ids, "INFO", f"Image {image_id} created", user_id, owner)
+        return image
+
+    def snapshot_saving(self, image_id: str) -> dict | None:
+        """queued -> saving: nova-compute started the upload; None when the image is gone."""
+        image = self.images.get(image_id)
+        if image is not None and image["status"] == "queued":
+            image.update(status="saving", updated_at=now_iso())
+        return image
+
+    def snapshot_uploaded(self, image_id: str, payload: bytes, ids: list[str]) -> dict | None:
+        """saving -> active with the snapshot's data; None when the image is gone."""
+        image = self.images.get(image_id)
+        if image is None:
+            return None
+        image.update(disk_format=image.get("disk_format") or "qcow2",
+                     container_format=image.get("container_format") or "bare")
+        self._store(image, payload)
+        self._internal_log(ids, "INFO", f"Image {image_id} uploaded", None, image["owner"])
+        return image
+
+    def discard_snapshot(self, image_id: str, ids: list[str]) -> bool:
+        """Delete a partial snapshot (its server went away mid-snapshot); False when already gone."""
+        image = self.images.pop(image_id, None)
+        self.data.pop(image_id, None)
+        if image is not None:
+            self._internal_log(ids, "INFO", f"Image {image_id} deleted", None, image["owner"])
+        return image is not None
+
+    def _internal_log(self, ids: list[str], level: str, message: str, user_id: str | None,
+                      project_id: str | None) -> None:
+        """A glance-api line for a call nova made: nova's global id, Glance's own local id."""
+        ids = [i for i in ids if i]
+        context = LogContext(f"req-{uuid.uuid4()}", ids[0] if ids else None, user_id, project_id)
+        self.cloud.logs["glance-api"].write(level, "glance.api.v2.images", message, context)
 
     def _settle_default_owner(self) -> None:
         # services are built before Keystone's bootstrap projects exist: the admin project

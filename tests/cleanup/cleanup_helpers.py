@@ -78,6 +78,17 @@ class Api:
                   {"volumeAttachment": {"volumeId": volume_id}})
         self.wait(lambda: self.get(f"{self.volume}/volumes/{volume_id}")["volume"]["status"] == "in-use")
 
+    def server_image(self, server_id: str, name: str) -> str:
+        """createImage (2.45: the id in the body); the image's id once the snapshot is active."""
+        response = self.session.post(f"{self.compute}/servers/{server_id}/action",
+                                     json={"createImage": {"name": name}},
+                                     headers={"OpenStack-API-Version": "compute 2.45"}, raise_exc=False)
+        assert response.status_code == 202, response.text
+        image_id = response.json()["image_id"]
+        self.wait(lambda: self.get(f"{self.image}/images/{image_id}")["status"] == "active")
+        self.wait(lambda: self.get(f"{self.compute}/servers/{server_id}")["server"]["OS-EXT-STS:task_state"] is None)
+        return image_id
+
     def keypair(self, name: str) -> None:
         self.post(f"{self.compute}/os-keypairs", {"keypair": {"name": name}})
 
@@ -127,6 +138,8 @@ def leftovers(cloud, pattern: str) -> dict[str, list[str]]:
                          if owned(f["description"])],
         "volumes": [v["name"] for v in admin.get(f"{admin.volume}/volumes/detail", all_tenants="1")["volumes"]
                     if owned(v["name"])],
+        "images": [i["name"] for i in admin.get(f"{admin.image}/images", limit="1000")["images"]
+                   if owned(i["name"])],
         "snapshots": [s["name"] for s in admin.get(f"{admin.volume}/snapshots/detail",
                                                    all_tenants="1")["snapshots"] if owned(s["name"])],
         "keypairs": [k["keypair"]["name"] for api in (admin, member)

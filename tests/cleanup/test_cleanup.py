@@ -187,3 +187,34 @@ def test_python_dash_m_is_the_same_tool(cloud_factory):
                                timeout=60)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "keypairs" in completed.stdout and leftovers(cloud, "ns-") == {}
+
+
+def test_snapshot_images_go_after_their_servers_and_foreign_images_stay(cloud_factory):
+    cloud = cloud_factory(**FAST)
+    member = Api(cloud, cloud.session())
+    admin = Api(cloud, cloud.session(admin=True))
+    server = member.server("ns-r1-a1-1-server")
+    ours = member.server_image(server["id"], "ns-r1-a1-2-image")
+    other_run = member.server_image(server["id"], "ns-r2-a1-2-image")
+    golden = member.server_image(server["id"], "golden-snapshot")       # the project's, not ours
+    # named like ours but public (an admin's): others boot from it, it is never ours
+    public = admin.post(f"{admin.image}/images", {"name": "ns-r1-a1-3-image", "visibility": "public",
+                                                  "disk_format": "qcow2", "container_format": "bare"})["id"]
+
+    listed = run_cleanup(cloud, "--run-id", "r1")
+    assert listed.returncode == 0, listed.output
+    assert listed.row("images") == (1, 0, 0)
+    assert "would delete image ns-r1-a1-2-image" in listed.stdout
+    assert admin.get(f"{admin.image}/images/{ours}")["status"] == "active"   # listing deleted nothing
+
+    result = run_cleanup(cloud, "--run-id", "r1", "--yes")
+    assert result.returncode == 0, result.output
+    assert result.row("servers") == (1, 1, 0)
+    assert result.row("images") == (1, 1, 0)
+    # servers first: a server deleted mid-snapshot takes its partial image with it
+    lines = result.stdout.splitlines()
+    assert max(n for n, line in enumerate(lines) if line.startswith("deleting server ")) < \
+        min(n for n, line in enumerate(lines) if line.startswith("deleting image "))
+    assert leftovers(cloud, "ns-r1-") == {"images": ["ns-r1-a1-3-image"]}
+    remaining = {i["id"] for i in admin.get(f"{admin.image}/images", limit="1000")["images"]}
+    assert {other_run, golden, public} <= remaining and ours not in remaining

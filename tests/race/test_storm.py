@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import requests
-from locust_runs import FAST, ROOT, clean_env, cli_credentials, run_locust, servers_named
+from locust_runs import FAST, ROOT, clean_env, cli_credentials, images_named, run_locust, servers_named
 
 sys.path.insert(0, str(ROOT / "bench"))
 from detection import detections, first_detections  # noqa: E402  (the bench's matching, shared)
@@ -57,6 +57,15 @@ def fired(cloud, fault: str) -> list[dict]:
     return [record for record in response.json()["fired"] if record["fault"] == fault]
 
 
+def volumes_and_floating_ips(cloud, prefix: str) -> list[str]:
+    """Names of every volume and description of every floating IP starting with prefix (admin view)."""
+    admin = cloud.session(admin=True)
+    volumes = admin.get(f"{cloud.base_url}/volume/v3/volumes/detail", params={"all_tenants": "1"}).json()["volumes"]
+    fips = admin.get(f"{cloud.base_url}/networking/v2.0/floatingips").json()["floatingips"]
+    return [name for name in [v.get("name") or "" for v in volumes] + [f.get("description") or "" for f in fips]
+            if name.startswith(prefix)]
+
+
 def provider_usages(cloud) -> list[dict]:
     admin = cloud.session(admin=True)
     placement = {"service_type": "placement"}
@@ -81,6 +90,8 @@ def test_storm_without_faults_counts_conflicts_violates_nothing_leaves_nothing(c
     # the quota step booted past a low limit: some boots refused, none failed
     assert run.stats_row("POST", "compute POST /servers (quota step)") == (4, 0)
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
+    assert images_named(cloud, f"ns-{run.run_id}-") == []   # the snapshots' images were deleted
     assert all(not any(usage.values()) for usage in provider_usages(cloud))
     admin = cloud.session(admin=True)
     project = cloud.session().get_project_id()
@@ -146,17 +157,22 @@ def test_member_only_credentials_skip_the_admin_checks_with_one_line(cloud_facto
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
 
 
-STORM_RACES = ("state-change-race", "delete-preempts-action", "unshelve-delete-allocations", "group-policy-burst")
+# the other three planted classes have their own tests above: armed at 1 together with these, the
+# scheduler's capacity race takes the burst's boots before the anti-affinity race can
+STORM_RACES = ("state-change-race", "delete-preempts-action", "unshelve-delete-allocations", "group-policy-burst",
+               "attach-during-delete", "floating-ip-delete-race")
 
 
 def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_factory):
     extra = [arg for fault in STORM_RACES for arg in ("--fault-probability", f"{fault}=1")]
-    cloud = cloud_factory(faults=",".join(STORM_RACES), delay_scale=0.1, seed=5, extra_args=extra)
+    # an association is in flight for 0.3 s (the cloud's default is a few ms at this delay scale)
+    cloud = cloud_factory(faults=",".join(STORM_RACES), delay_scale=0.1, seed=5,
+                          extra_args=[*extra, "--delay", "network=0.3:0.3"])
     # the cloud's own log directory watched locally: compute-side tracebacks become LOG failures
     run = storm(cloud, "-t", "15s", "-u", "4", "--storm-pool-size", "3", "--storm-actions",
-                "soft_reboot,shelve,unshelve", "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.1",
-                "--storm-group-ratio", "0.1", "--quota-step", "0", "--target-logfiles", f"{cloud.log_dir}/*.log",
-                "--log-discovery", "none", "--log-check-interval", "0.5")
+                "soft_reboot,shelve,unshelve,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
+                "--storm-delete-delay-max", "0.1", "--storm-group-ratio", "0.1", "--quota-step", "0",
+                "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
     assert run.returncode == 1, run.output[-4000:]
     truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
                          headers={"X-Auth-Token": cloud.session(admin=True).get_token()}).json()["fired"]
@@ -186,4 +202,79 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
     groups = evidence("group-policy-burst", "INVARIANT", "server-group-policy")
     assert groups and all(set(d.request_ids) & set(r["request_ids"]) for d, r in groups)
     assert invariant_rows(run).get("server-group-policy", 0) >= 1
+    # a volume left on a deleted server, a floating IP left on its deleted port: named and pinned
+    for fault, kind in (("attach-during-delete", "volume-attached-to-deleted-server"),
+                        ("floating-ip-delete-race", "floating-ip-on-gone-port")):
+        left = evidence(fault, "INVARIANT", kind)
+        assert left and all(set(d.request_ids) & set(r["request_ids"]) for d, r in left), (fault, run.output[-3000:])
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
+
+
+def test_storm_attaches_and_associates_without_faults_and_leaves_nothing(cloud_factory):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=6)
+    run = storm(cloud, "-t", "10s", "-u", "3", "--storm-pool-size", "2", "--storm-actions",
+                "attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.3", "--storm-delete-delay-max",
+                "0.2", "--storm-group-size", "-1", "--quota-step", "0")
+    assert run.returncode == 0, run.output[-4000:]
+    assert invariant_rows(run) == {}
+    runs, failed = run.totals()
+    assert runs > 0 and failed == 0
+    # both actions ran, were raced, and their volumes / floating IPs were taken back
+    assert run.stats_row("POST", "compute POST /servers/{id}/os-volume_attachments (storm)")[0] > 0
+    assert run.stats_row("PUT", "network PUT /v2.0/floatingips/{id} (storm)")[0] > 0
+    assert run.stats_row("DELETE", "compute DELETE /servers/{id} (storm)")[0] > 0
+    assert run.stats_row("GET", "volume GET /volumes/{id} (invariant)")[0] > 0
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
+
+
+def resource_race(cloud_factory, fault: str, action: str, delay: str):
+    """A storm of one resource action, half of them raced at once by a DELETE, with the planted
+    race armed at probability 1 and its window widened (`delay`), the cloud's logs watched."""
+    cloud = faulty(cloud_factory, fault, "--delay", delay)
+    # half the refills are boots raced by a DELETE too: the pool still fills
+    run = storm(cloud, "-t", "30s", "--max-runs", "10", "-u", "2", "--storm-pool-size", "2", "--storm-actions", action,
+                "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0", "--storm-group-size", "-1",
+                "--quota-step", "0", "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",
+                "--log-check-interval", "0.5")
+    truth = fired(cloud, fault)
+    assert truth, run.output[-4000:]
+    assert run.returncode == 1, run.output[-4000:]
+    started, found = detections(run.output)
+    assert fault in first_detections(started, found, truth), run.output[-4000:]
+    # nothing is left: the round took its volume / floating IP back after the server was gone
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
+    return run, truth, found
+
+
+def test_attach_racing_the_delete_is_caught_as_a_volume_left_on_the_deleted_server(cloud_factory):
+    run, truth, found = resource_race(cloud_factory, "attach-during-delete", "attach_volume", "volume=0.5:0.5")
+    by_server = {record["resource_id"]: record for record in truth}
+    left = violations(run, "volume-attached-to-deleted-server")
+    assert left, run.output[-4000:]
+    for server_id, request_ids in left:
+        # the very server the race hit, pinned on the attach and the DELETE that raced it
+        assert server_id in by_server
+        assert set(request_ids) & set(by_server[server_id]["request_ids"])
+    # the compute traceback of the lost attach: a LOG failure carrying the attach's request id
+    logged = [d for d in found if d.kind == "LOG" and any(d.finds(record) for record in truth)]
+    assert logged and all(d.log.startswith("nova-compute-") for d in logged), run.output[-4000:]
+    # the cleanup reset the lost detach with the admin credentials before deleting the volume
+    assert "(a lost detach); reset it as admin" in run.output
+
+
+def test_association_racing_the_delete_is_caught_as_a_floating_ip_on_a_gone_port(cloud_factory):
+    run, truth, found = resource_race(cloud_factory, "floating-ip-delete-race", "associate_floating_ip",
+                                      "network=0.3:0.3")
+    by_fip = {record["resource_id"]: record for record in truth}
+    left = violations(run, "floating-ip-on-gone-port")
+    assert left, run.output[-4000:]
+    for fip_id, request_ids in left:
+        assert fip_id in by_fip
+        assert set(request_ids) & set(by_fip[fip_id]["request_ids"])
+    assert re.search(r"INVARIANT floating-ip-on-gone-port: \S+: floating IP [\d.]+ \(ERROR\) still bound to port "
+                     r"[0-9a-f-]{36} \(fixed IP [\d.]+\), which no longer exists", run.stdout), run.stdout[-3000:]
+    logged = [d for d in found if d.kind == "LOG" and any(d.finds(record) for record in truth)]
+    assert logged and all(d.log == "neutron-server.log" for d in logged), run.output[-4000:]

@@ -1,0 +1,24 @@
+"""The storm's `snapshot` action (Nova's createImage) through real `locust` runs: no image is left."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from locust_runs import images_named, servers_named
+from test_storm import storm
+
+
+def test_snapshot_storm_fails_nothing_and_leaves_no_image(cloud_factory):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=6)
+    run = storm(cloud, "-t", "10s", "-u", "3", "--storm-pool-size", "2", "--storm-actions", "snapshot",
+                "--storm-delete-ratio", "0.3", "--storm-group-size", "-1", "--quota-step", "0")
+    assert run.returncode == 0, run.output[-4000:]
+    runs, failed = run.totals()
+    assert runs > 0 and failed == 0, run.output[-4000:]
+    accepted = run.stats_row("POST", "compute POST /servers/{id}/action createImage")
+    assert accepted and accepted[0] > 0 and accepted[1] == 0, run.output[-4000:]
+    # snapshots were written and their images deleted by the run
+    glance = (Path(cloud.log_dir) / "glance-api.log").read_text()
+    uploaded = [line for line in glance.splitlines() if " uploaded" in line]
+    assert uploaded, glance[-2000:]
+    assert images_named(cloud, f"ns-{run.run_id}-") == []
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
