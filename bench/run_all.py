@@ -39,7 +39,7 @@ BENCHES = [
     Bench("fakecloud_throughput", "fakecloud_throughput.py", ["--seconds", "4", "--live-servers", "10000"],
           ["--seconds", "0.5", "--live-servers", "500"]),
     Bench("waiter", "waiter.py", ["--users", "200", "--seconds", "15"], ["--users", "10", "--seconds", "3"]),
-    Bench("concurrency", "concurrency.py", ["--users", "2000", "--seconds", "20"],
+    Bench("concurrency", "concurrency.py", ["--seconds", "20"],
           ["--users", "60", "--seconds", "3", "--spawn-rate", "100"]),
     Bench("logwatch", "logwatch.py", ["--size-mb", "100", "--checks", "10", "--samples", "15"],
           ["--size-mb", "2", "--checks", "2", "--samples", "3"], needs="sshd"),

@@ -79,6 +79,7 @@ class Invariants:
         self._reported: set[tuple[str, str]] = set()
         # server id -> global request ids of the actions that touched it (oldest first)
         self._touches: OrderedDict[str, list[str]] = OrderedDict()
+        self._deleted_by: dict[str, str] = {}   # server id -> global id of the action whose DELETE was accepted
         self._seen_task: dict[str, tuple[str, float]] = {}    # server id -> (task_state, first seen)
         # server id -> ("volume" | "floating_ip", id) the storm put on it; checked once it is deleted
         self._held: dict[str, list[tuple[str, str]]] = {}
@@ -120,7 +121,8 @@ class Invariants:
         if ids is None:
             ids = self._touches[server_id] = []
             while len(self._touches) > TOUCHES_KEPT:
-                self._touches.popitem(last=False)
+                forgotten, _ = self._touches.popitem(last=False)
+                self._deleted_by.pop(forgotten, None)
         if global_request_id not in ids:
             ids.append(global_request_id)
 
@@ -129,8 +131,13 @@ class Invariants:
         raced) first, then their local request ids."""
         from .requestlog import request_index
         index = request_index(self.environment)
-        records = [index.lookup(g) for g in self._touches.get(server_id, [])] or [index.lookup(server_id)]
-        records = [record for record in reversed(records) if record is not None]
+        touches = self._touches.get(server_id, [])
+        # the action whose DELETE was accepted first (in a storm round it is also the action the
+        # DELETE raced), then the others, the latest first
+        deleter = self._deleted_by.get(server_id)
+        ordered = [g for g in (deleter,) if g] + [g for g in reversed(touches) if g != deleter]
+        records = [index.lookup(g) for g in ordered] or [index.lookup(server_id)]
+        records = [record for record in records if record is not None]
         found: list[str] = []
         for request_id in chain((r.global_request_id for r in records), *(r.request_ids for r in records)):
             if request_id not in found:
@@ -171,6 +178,11 @@ class Invariants:
         user's next action must not collect the checks' request ids."""
         if server_id in self._held:
             self._held_checked.setdefault(server_id, Event())
+        deleting = getattr(client, "action", None)
+        if deleting is not None:
+            self._deleted_by.setdefault(server_id, deleting.global_request_id)
+            while len(self._deleted_by) > TOUCHES_KEPT:
+                self._deleted_by.pop(next(iter(self._deleted_by)))
         self._watchers.spawn(self._watch_delete, server_id, self._own_client(client))
 
     def _own_client(self, client):

@@ -161,6 +161,10 @@ STORM_OPTIONS: tuple[Option, ...] = (
            type=float),
     Option("--storm-delete-delay-max", 2.0, "most seconds between an accepted action and its racing DELETE",
            type=float),
+    Option("--storm-delete-timing", "mixed", "when a racing DELETE goes out: uniform (a random moment between "
+           "the two delays), in-flight (while the action is still seen in progress — server task_state, volume "
+           "attaching — polled every 0.1 s, each poll a coin toss; never past the max delay) or mixed (either, "
+           "at random)", choices=("uniform", "in-flight", "mixed")),
     Option("--storm-peer", "admin", "second credential acting on the same servers: admin (the admin "
            "credentials), member (a second user of the project, made through Keystone) or none",
            choices=("admin", "member", "none")),

@@ -14,7 +14,8 @@ of two credentials — the run's own and a
 peer (`--storm-peer`: the admin, or a second user of the project); a fraction of them
 (`--storm-double-ratio`) goes out together with a second state change by the other
 credential, inside the API's check-then-save window. A fraction of the accepted
-actions (`--storm-delete-ratio`) is raced by a DELETE 0–2 s later (`--storm-delete-delay-*`);
+actions (`--storm-delete-ratio`) is raced by a DELETE 0–2 s later (`--storm-delete-delay-*`), at a
+random moment or while the action is still seen in progress (`--storm-delete-timing`);
 the pool refills with fresh servers. `attach_volume` creates a volume and attaches it to the
 member without waiting; `associate_floating_ip` allocates a floating IP and binds it to the
 member's port without waiting (raced, the association is re-sent until the port is gone, so one
@@ -249,12 +250,13 @@ def storm_round(user: NovaUser) -> None:
     if peer is not None:
         peer.action = record
     try:
-        _touch(user, member.id)
         response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
                                     name="compute GET /servers/{id} (storm)")
         if response.status_code == 404:
             _forget(storm, member)
             return
+        # only rounds that found the server touched it: a violation lists the actions that raced on it
+        _touch(user, member.id)
         server = response.json()["server"]
         if server["status"] == "ERROR":
             _delete(user, storm, member, user.client, checks)
@@ -276,7 +278,7 @@ def storm_round(user: NovaUser) -> None:
             return
         try:
             if accepted and rng.random() < opts.storm_delete_ratio:
-                _race_delete(user, storm, member, peer, checks)
+                _race_delete(user, storm, member, peer, checks, lambda: _server_busy(user, member))
             elif accepted and name == "lock":
                 gevent.sleep(rng.uniform(0, 0.5))  # others meet the lock meanwhile
         finally:
@@ -399,7 +401,6 @@ def refill(user: NovaUser, storm: StormState) -> None:
 
 def boot_raced_by_delete(user: NovaUser, storm: StormState) -> None:
     """POST a server, then DELETE it 0-2 s after the 202, while it is likely still building."""
-    opts = user.options
     name = user.resource_name("server")
     with user.atomic("boot_raced_by_delete"):
         user.track("server", name)
@@ -408,9 +409,9 @@ def boot_raced_by_delete(user: NovaUser, storm: StormState) -> None:
         created = user.compute.post("/servers", json={"server": body}, expect=(202,)).json()["server"]
         user.track("server", name, created["id"])
         _touch(user, created["id"])
-        low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
-        gevent.sleep(storm.rng.uniform(max(0.0, low), max(0.0, high)))
-        _delete(user, storm, Member(created["id"], name, user), user.client, invariants(user.environment))
+        member = Member(created["id"], name, user)
+        _race_wait(user, storm, lambda: _server_busy(user, member))
+        _delete(user, storm, member, user.client, invariants(user.environment))
 
 
 def _touch(user: NovaUser, server_id: str) -> None:
@@ -444,14 +445,55 @@ def _delete(user: NovaUser, storm: StormState, member: Member, client: OpenStack
     return response.status_code == 204
 
 
+IN_FLIGHT_POLL = 0.1   # seconds between two looks at an action in progress before a racing DELETE
+
+
 def _race_delete(user: NovaUser, storm: StormState, member: Member, peer: OpenStackClient | None,
-                 checks) -> bool:
-    """DELETE the member --storm-delete-delay-* after its action, with either credential."""
-    opts = user.options
-    low, high = sorted((opts.storm_delete_delay_min, opts.storm_delete_delay_max))
-    gevent.sleep(storm.rng.uniform(max(0.0, low), max(0.0, high)))
+                 checks, in_flight: Callable[[], bool] | None = None) -> bool:
+    """DELETE the member --storm-delete-delay-* after its action, with either credential: at a
+    uniformly random moment, or (--storm-delete-timing) while `in_flight()` still sees the action in
+    progress — the window a real race needs is often shorter than the delay range."""
+    _race_wait(user, storm, in_flight)
     deleter = storm.rng.choice([user.client, peer]) if peer is not None else user.client
     return _delete(user, storm, member, deleter, checks)
+
+
+def _race_wait(user: NovaUser, storm: StormState, in_flight: Callable[[], bool] | None) -> None:
+    """The pause before a racing DELETE (see _race_delete)."""
+    opts = user.options
+    low, high = sorted((max(0.0, opts.storm_delete_delay_min), max(0.0, opts.storm_delete_delay_max)))
+    timing = getattr(opts, "storm_delete_timing", "uniform")
+    if timing == "mixed":
+        timing = storm.rng.choice(("uniform", "in-flight"))
+    if timing == "in-flight" and in_flight is not None:
+        deadline = time.monotonic() + high
+        gevent.sleep(low)
+        # each look that still sees the action going is a coin toss: the DELETE lands early or late in it
+        while time.monotonic() < deadline and in_flight() and storm.rng.random() < 0.5:
+            gevent.sleep(min(IN_FLIGHT_POLL, max(0.0, deadline - time.monotonic())))
+    else:
+        gevent.sleep(storm.rng.uniform(low, high))
+
+
+def _server_busy(user: NovaUser, member: Member) -> bool:
+    """Whether the member still has an action in progress (a task_state); gone counts as not."""
+    response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
+                                name="compute GET /servers/{id} (storm)")
+    return response.status_code == 200 and response.json()["server"].get("OS-EXT-STS:task_state") is not None
+
+
+def _holding(user: NovaUser, member: Member, held: list["Held"]) -> bool:
+    """Whether a volume attach / floating-IP association of this round is still in progress."""
+    for item in held:
+        if item.kind == "volume":
+            seen = user._show_volume(item.resource["id"])
+            if seen is not None and seen["status"] in SETTLING:
+                return True
+        else:
+            seen = user._show_floating_ip(item.resource["id"])
+            if seen is not None and seen.get("status") == "DOWN" and seen.get("port_id") == item.port_id:
+                return True
+    return False
 
 
 # -- volumes and floating IPs put on pool members -----------------------------------------
@@ -483,7 +525,7 @@ def resource_round(user: NovaUser, storm: StormState, member: Member, name: str,
         if accepted is None:
             _forget(storm, member)
         elif accepted and storm.rng.random() < opts.storm_delete_ratio:
-            if _race_delete(user, storm, member, peer, checks):
+            if _race_delete(user, storm, member, peer, checks, lambda: _holding(user, member, held)):
                 for item in held:
                     if item.kind == "floating_ip":
                         _keep_associating(user, item)

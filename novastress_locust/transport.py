@@ -28,6 +28,7 @@ import datetime
 import json as jsonlib
 import os
 import re
+import select
 import ssl
 import time
 import zlib
@@ -35,6 +36,7 @@ from typing import Any
 from functools import lru_cache
 from urllib.parse import urlsplit
 
+import gevent.monkey
 import gevent.ssl
 import requests
 from geventhttpclient import HTTPClient
@@ -105,13 +107,14 @@ class FastSession(requests.Session):
         self.headers.pop("Accept-Encoding", None)
         self.fast_calls = 0
         self.fallback_calls = 0
+        self.connections = 0          # TCP (or TLS) connections opened by the fast path
 
     def request(self, method: str, url: str, params: Any = None, data: Any = None,
                 headers: Any = None, **kwargs: Any) -> requests.Response:
         if (kwargs.keys() - _FAST_KWARGS or kwargs.get("allow_redirects", True)
                 or not isinstance(data, (str, bytes, type(None)))
                 or not url.startswith(("http://", "https://")) or "@" in url.split("/", 3)[2]
-                or self.cookies):
+                or _has_cookies(self.cookies)):
             self.fallback_calls += 1
             return super().request(method, url, params=params, data=data, headers=headers, **kwargs)
         self.fast_calls += 1
@@ -204,11 +207,14 @@ class FastSession(requests.Session):
         create = getattr(pool, "_create_socket", None)
         if create is not None:
             def connecting():
+                self.connections += 1
                 try:
                     return create()
                 except (OSError, RuntimeError) as error:
                     raise _Connecting(error) from error
             pool._create_socket = connecting
+        if hasattr(pool, "_is_socket_alive") and _POLL is not None:
+            pool._is_socket_alive = _socket_alive
         return client
 
     def close(self) -> None:
@@ -216,6 +222,37 @@ class FastSession(requests.Session):
             client.close()
         self._clients.clear()
         super().close()
+
+
+def _has_cookies(jar) -> bool:
+    # a CookieJar's len() walks every cookie; its domain table is empty when it has none
+    table = getattr(jar, "_cookies", None)
+    return bool(table) if isinstance(table, dict) else len(jar) > 0
+
+
+# the blocking module's poll, not gevent's: asked with a zero timeout, it never waits
+_POLL = gevent.monkey.get_original("select", "poll") if hasattr(select, "POLLIN") else None
+
+
+def _socket_alive(sock) -> bool:
+    """Is an idle pooled connection still usable (not closed by the cloud, nothing unread)?
+
+    geventhttpclient asks `select()`, which refuses descriptors >= 1024 (FD_SETSIZE): past
+    ~1,000 open connections in a worker every call then took a fresh connection (a connect,
+    a DNS lookup in gevent's thread pool). poll() has no such limit.
+    """
+    if sock is None:
+        return False
+    try:
+        descriptor = sock.fileno()
+        if descriptor < 0:
+            return False
+        poller = _POLL()
+        poller.register(descriptor, select.POLLIN | select.POLLPRI)
+        # readable while idle: the cloud closed it (FIN) or left bytes behind; HUP/ERR too
+        return not poller.poll(0)
+    except (OSError, ValueError):
+        return False
 
 
 @lru_cache(maxsize=16)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import calendar
 import email.utils
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
@@ -24,10 +25,23 @@ from gevent.event import AsyncResult
 
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
-# Nova compares changes-since with updated_at, stored by the cloud's clock to the second:
-# look back this far more than strictly needed so clock steps and rounding never hide a change
-SINCE_MARGIN = 2.0
+# Nova compares changes-since with updated_at, stored by the cloud's clock to the second (the
+# stamp we send is floored to the second too). With the cloud's clock known (below), a list
+# looks back this far before the previous list's start: for a change stamped by another node
+# whose clock is a little behind, or committed a little after the previous list read its rows
+SINCE_MARGIN = 1.0
+# ... and this far before the cloud's clock is known (the first list): our clock against its
+CLOCK_UNKNOWN_MARGIN = 2.0
+# the cloud's clock from the Date headers of the last lists: each estimate (a whole second, sent
+# before we read it) is at most ~1 s + latency early and never late, so the best of the recent
+# ones is within a few tens of ms; recent only, so a clock step back is forgotten soon
+OFFSET_SAMPLES = 16
 MAX_PAGES = 50
+# users woken per turn of the event loop after a list: a list that settles a thousand waits
+# at once puts a thousand users in the run queue together, and each of them (and every user
+# just finishing a lifecycle) waits behind all the others; a few at a time, the next few once
+# these have sent their next call, keeps the queue short (no timer: paced by the work itself)
+WAKE_BATCH = 100
 
 
 class WaitError(Exception):
@@ -167,9 +181,11 @@ class BatchedServerWaiter:
         self.polls = 0            # list calls and fallback GETs: what the cloud had to answer
         self.fallback_gets = 0
         self.waits = 0            # waits that ended, however
+        self.listed = 0           # servers the lists returned (the same server once per list)
+        self.list_seconds = 0.0   # wall time from a list's first request to its last page decoded
         self._waits: list[_Wait] = []
         self._watermark: float | None = None   # local time of the last poll's start
-        self._clock_offset = 0.0               # cloud clock minus ours, from Date headers
+        self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)   # cloud clock minus ours
         self._greenlet: gevent.Greenlet | None = None
 
     def wait(self, server_id: str, name: str, target: str, timeout: float,
@@ -220,20 +236,32 @@ class BatchedServerWaiter:
             since_local = min(fresh or [started])
         else:
             since_local = min([self._watermark, *fresh])
-        since = since_local + self._clock_offset - SINCE_MARGIN
+        offset = self.clock_offset
+        if offset is None:
+            since = since_local - CLOCK_UNKNOWN_MARGIN
+        else:
+            since = since_local + offset - SINCE_MARGIN
         servers = self._list_changed(since)
         self._watermark = started
-        for wait in waits:
-            wait.covered = True
+        # a look-back computed without the cloud's clock is not trusted to have covered a wait:
+        # the next list (the clock now known) looks back to its start again; a cloud that
+        # sends no Date header leaves nothing to wait for
+        if offset is not None or not self._offsets:
+            for wait in waits:
+                wait.covered = True
         by_id: dict[str, dict] = {server["id"]: server for server in servers}
         now = time.monotonic()
+        woken = 0
         for wait in waits:
             if wait.result.ready():
                 continue
             server = by_id.get(wait.server_id)
             if server is not None:
                 wait.last, wait.last_seen = server, now
-                self._settle(wait, server)
+                if self._settle(wait, server):
+                    woken += 1
+                    if woken % WAKE_BATCH == 0:
+                        gevent.sleep(0)     # behind the users just woken: they run first
             elif now - wait.last_seen >= self.fallback_after:
                 self._fallback(wait)
         self._expire()
@@ -242,6 +270,7 @@ class BatchedServerWaiter:
         stamp = datetime.fromtimestamp(since, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         params: dict[str, str] = {"changes-since": stamp}
         servers: list[dict] = []
+        started = time.monotonic()
         for _ in range(MAX_PAGES):
             self.polls += 1
             response = self.compute.get("/servers/detail", params=params)
@@ -252,6 +281,8 @@ class BatchedServerWaiter:
             if not following or not body.get("servers"):
                 break
             params = {"changes-since": stamp, "marker": body["servers"][-1]["id"]}
+        self.listed += len(servers)
+        self.list_seconds += time.monotonic() - started
         return servers
 
     def _learn_clock(self, response) -> None:
@@ -262,7 +293,12 @@ class BatchedServerWaiter:
             cloud_time = email.utils.parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
             return
-        self._clock_offset = cloud_time - time.time()
+        self._offsets.append(cloud_time - time.time())
+
+    @property
+    def clock_offset(self) -> float | None:
+        """The cloud's clock minus ours (a safe, slightly low estimate); None before any Date header."""
+        return max(self._offsets) if self._offsets else None
 
     def _fallback(self, wait: _Wait) -> None:
         self.polls += 1
@@ -273,12 +309,14 @@ class BatchedServerWaiter:
         self._settle(wait, server)
 
     @staticmethod
-    def _settle(wait: _Wait, server: dict | None) -> None:
+    def _settle(wait: _Wait, server: dict | None) -> bool:
+        """Wake the wait's user if the server is where it waits for (or failed); did it?"""
         finished, error = verdict(wait, server)
         if error:
             wait.result.set_exception(WaitError(error))
         elif finished:
             wait.result.set(server)
+        return bool(error or finished)
 
     def _expire(self, poll_error: str | None = None) -> None:
         now = time.monotonic()

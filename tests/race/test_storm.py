@@ -159,19 +159,23 @@ def test_member_only_credentials_skip_the_admin_checks_with_one_line(cloud_facto
 
 # the other three planted classes have their own tests above: armed at 1 together with these, the
 # scheduler's capacity race takes the burst's boots before the anti-affinity race can
-STORM_RACES = ("state-change-race", "delete-preempts-action", "unshelve-delete-allocations", "group-policy-burst",
+# unshelve-delete-allocations needs a shelved server first: its own test below
+STORM_RACES = ("state-change-race", "delete-preempts-action", "group-policy-burst",
                "attach-during-delete", "floating-ip-delete-race")
 
 
 def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_factory):
     extra = [arg for fault in STORM_RACES for arg in ("--fault-probability", f"{fault}=1")]
-    # an association is in flight for 0.3 s (the cloud's default is a few ms at this delay scale)
+    # an association and an attach are in flight for 0.3 s, an action 0.2 s (the cloud's default is a few
+    # ms at this delay scale), and racing deletes go out while the action is seen in progress
     cloud = cloud_factory(faults=",".join(STORM_RACES), delay_scale=0.1, seed=5,
-                          extra_args=[*extra, "--delay", "network=0.3:0.3"])
+                          extra_args=[*extra, "--delay", "network=0.3:0.3", "--delay", "volume=0.3:0.3",
+                                      "--delay", "action=0.2:0.2"])
     # the cloud's own log directory watched locally: compute-side tracebacks become LOG failures
     run = storm(cloud, "-t", "15s", "-u", "4", "--storm-pool-size", "3", "--storm-actions",
-                "soft_reboot,shelve,unshelve,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
-                "--storm-delete-delay-max", "0.1", "--storm-group-ratio", "0.1", "--quota-step", "0",
+                "soft_reboot,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
+                "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
+                "--storm-group-ratio", "0.1", "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
     assert run.returncode == 1, run.output[-4000:]
     truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
@@ -193,11 +197,6 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
     logged = evidence("delete-preempts-action", "LOG")
     assert logged and all(d.log.startswith("nova-compute-") and set(d.request_ids) & set(r["request_ids"])
                           for d, r in logged)
-    # the allocations an unshelve re-created after the delete: a leak of exactly that server
-    leaks = evidence("unshelve-delete-allocations", "INVARIANT", "placement-allocations-leak")
-    unpinned = [(d.line, r) for d, r in leaks
-                if d.subject != r["resource_id"] or not set(d.request_ids) & set(r["request_ids"])]
-    assert leaks and not unpinned, unpinned
     # a burst that broke anti-affinity: the group's violation carries the burst's boot request ids
     groups = evidence("group-policy-burst", "INVARIANT", "server-group-policy")
     assert groups and all(set(d.request_ids) & set(r["request_ids"]) for d, r in groups)
@@ -278,3 +277,24 @@ def test_association_racing_the_delete_is_caught_as_a_floating_ip_on_a_gone_port
                      r"[0-9a-f-]{36} \(fixed IP [\d.]+\), which no longer exists", run.stdout), run.stdout[-3000:]
     logged = [d for d in found if d.kind == "LOG" and any(d.finds(record) for record in truth)]
     assert logged and all(d.log == "neutron-server.log" for d in logged), run.output[-4000:]
+
+
+def test_unshelve_racing_the_delete_is_caught_as_leaked_allocations_of_that_server(cloud_factory):
+    fault = "unshelve-delete-allocations"
+    cloud = cloud_factory(faults=fault, delay_scale=0.1, seed=5,
+                          extra_args=["--fault-probability", f"{fault}=1", "--delay", "action=0.2:0.2"])
+    run = storm(cloud, "-t", "12s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "shelve,unshelve",
+                "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
+                "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--quota-step", "0")
+    assert run.returncode == 1, run.output[-4000:]
+    truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
+                         headers={"X-Auth-Token": cloud.session(admin=True).get_token()}).json()["fired"]
+    assert truth and {record["fault"] for record in truth} == {fault}, run.output[-3000:]
+    _, found = detections(run.output)
+    # the allocations an unshelve re-created after the delete: a leak of exactly that server
+    by_server = {record["resource_id"]: record for record in truth}
+    leaks = [d for d in found if d.kind == "INVARIANT" and d.name == "placement-allocations-leak"]
+    unpinned = [d.line for d in leaks
+                if d.subject not in by_server or not set(d.request_ids) & set(by_server[d.subject]["request_ids"])]
+    assert leaks and not unpinned, (unpinned, run.output[-3000:])
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
