@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import json
+import os
 import re
 import socket
 import subprocess
@@ -268,3 +269,27 @@ def test_create_destroy_run_with_fast_transport_leaves_nothing(cloud):
     assert "Traceback" not in run.output
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
     assert "LEAKED" not in run.stdout
+
+
+def test_pooled_connections_are_reused_past_1024_open_files(cloud, compute):
+    """A worker with a thousand users holds over 1,024 sockets: a pooled connection must still be
+    judged alive (select() cannot watch such descriptors) instead of reconnecting on every call."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 1400
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= wanted, "raise the open-files limit to 1,400"
+    held = []
+    try:
+        while len(held) < 1100:          # push the next sockets past descriptor 1,024
+            held.extend(os.pipe())
+        session = _fast_session(cloud)
+        for _ in range(20):
+            assert session.get(f"{compute}/flavors").status_code == 200
+        assert session.session.connections <= 2, session.session.connections
+        session.session.close()
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
