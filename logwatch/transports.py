@@ -7,7 +7,9 @@
 Both only ever read: no remote command writes, moves or truncates anything.
 Over SSH a poll is one `stat` of the glob plus one bounded `tail -c +N | head -c L`
 per file that grew, sent to one persistent remote shell; follow mode adds one
-`tail -F` channel per file set. All on one connection per host.
+channel running a small read-only sh loop that does the same on the remote side
+and pushes what grew, framed with each file's inode and offset, so a reconnect
+resumes exactly where the last one stopped. All on one connection per host.
 """
 from __future__ import annotations
 
@@ -39,7 +41,7 @@ class Transport:
     """A host's files: expand a glob, read byte ranges, and optionally stream new lines."""
 
     host: str = ""
-    streams = False          # True when open_stream gives a pushed stream (follow mode)
+    streams = False          # True when open_follow gives a pushed stream (follow mode)
     bytes_in = 0             # bytes received, file data and listings (benchmarks)
 
     def connect(self) -> None:
@@ -284,33 +286,98 @@ class SSHTransport(Transport):
         quoted = shlex.quote(path)
         return self.run(f"tail -c +{offset + 1} -- {quoted} 2>/dev/null | head -c {length}")
 
-    def open_stream(self, paths: list[str], from_start: bool) -> "TailStream":
-        """A persistent `tail -F` over one channel for this file set."""
+    def open_follow(self, pattern: str, offsets: dict[int, int], from_end: bool,
+                    interval: float) -> "FollowStream":
+        """A remote reader on its own channel: resumes every file at its saved offset, then follows.
+
+        `offsets` maps inode -> bytes already consumed; an inode not in it is read from 0
+        (a file that appeared, or replaced a rotated one), or from its end on the very first
+        pass when `from_end`. A file smaller than its offset was truncated: read from 0.
+        """
         self.connect()
-        start = "+1" if from_start else "0"
-        command = f"exec tail -F -v -n {start} -- " + " ".join(shlex.quote(p) for p in paths)
+        token = secrets.token_hex(8)
+        command = "exec sh -c " + shlex.quote(_follow_script(pattern, offsets, from_end, interval, token))
         try:
             channel = self._client.get_transport().open_session(timeout=EXEC_TIMEOUT)
             channel.exec_command(command)
         except (OSError, EOFError, socket.timeout, _ssh_exception()) as error:
             self.close()
             raise TransportError(f"{self.host}: connection lost: {error or type(error).__name__}") from None
-        return TailStream(self, channel, paths)
+        return FollowStream(self, channel, token)
 
 
-class TailStream:
-    """Demultiplexes `tail -F -v` output ("==> path <==" headers) into (path, bytes) pieces."""
+# bytes of one file sent in one frame: a huge backlog after a long disconnect comes in
+# bounded pieces, interleaved with the other files
+FOLLOW_PIECE = 1024 * 1024
 
-    def __init__(self, transport: SSHTransport, channel, paths: list[str]) -> None:
+
+def _follow_script(pattern: str, offsets: dict[int, int], from_end: bool, interval: float, token: str) -> str:
+    """POSIX sh that only reads: per pass one `stat` of the glob, then `tail -c +N | head -c L`
+    for each file that grew, framed as `T F inode offset path` … `\\nT E` (an empty frame
+    announces a file first seen, so its start offset is known too), and `T S` after each pass.
+    The offsets live in shell variables keyed by inode, so a rotated file (new inode) starts
+    at 0 and a renamed one keeps its place. Writing `T S` every pass also ends the
+    reader within one pass once the channel is gone (SIGPIPE), so nothing lingers remotely."""
+    saved = "".join(f"o_{int(inode)}={int(offset)}\n" for inode, offset in offsets.items())
+    pause = f"{max(0.01, interval):.3f}"
+    return (
+        "# logwatch follow reader\n"
+        f"T={token}; first={1 if from_end else 0}; P={FOLLOW_PIECE}\n"
+        f"{saved}"
+        "while :; do\n"
+        "  more=0\n"
+        "  set --\n"
+        f"  for f in {pattern}; do [ -f \"$f\" ] && set -- \"$@\" \"$f\"; done\n"
+        "  list=''\n"
+        "  [ $# -gt 0 ] && list=$(stat -L -c '%i %s %n' -- \"$@\" 2>/dev/null)\n"
+        "  while read -r i s f; do\n"
+        "    case \"$i$s\" in ''|*[!0-9]*) continue;; esac\n"
+        "    eval \"o=\\${o_$i-}\"\n"
+        "    new=0\n"
+        "    if [ -z \"$o\" ]; then new=1; if [ $first = 1 ]; then o=$s; else o=0; fi; fi\n"
+        "    [ \"$s\" -lt \"$o\" ] && o=0\n"
+        "    if [ \"$s\" -gt \"$o\" ] || [ $new = 1 ]; then\n"
+        "      n=$((s - o)); if [ $n -gt $P ]; then n=$P; more=1; fi\n"
+        "      printf '%s F %s %s %s\\n' \"$T\" \"$i\" \"$o\" \"$f\" || exit\n"
+        "      [ $n -gt 0 ] && tail -c +$((o + 1)) -- \"$f\" 2>/dev/null | head -c $n\n"
+        "      printf '\\n%s E\\n' \"$T\" || exit\n"
+        "      o=$((o + n))\n"
+        "    fi\n"
+        "    eval \"o_$i=$o\"\n"
+        "  done <<EOF\n"
+        "$list\n"
+        "EOF\n"
+        "  first=0\n"
+        "  printf '%s S\\n' \"$T\" || exit\n"
+        f"  [ $more = 1 ] || sleep {pause} 2>/dev/null || sleep 1\n"
+        "done\n")
+
+
+@dataclass
+class FollowPiece:
+    """Bytes of one file as the remote reader sent them: `offset` is where `data` starts."""
+
+    path: str
+    inode: int
+    offset: int
+    data: bytes
+
+
+class FollowStream:
+    """Parses the follow reader's frames into pieces; `synced` once a whole pass arrived."""
+
+    def __init__(self, transport: SSHTransport, channel, token: str) -> None:
         self.transport = transport
         self.channel = channel
-        self.paths = list(paths)
-        self._current: str | None = None
-        self._buffer = b""
-        self._held_blank = False
-        self.started = False          # tail printed its first header: it has opened the files
+        self._token = token.encode()
+        self._trailer = b"\n" + self._token + b" E\n"
+        self._buffer = bytearray()
+        self._frame: tuple[str, int, int] | None = None     # (path, inode, offset) being received
+        self._scanned = 0
+        self.synced = False           # a whole pass arrived: every file's catch-up is in
+        self.passes = 0
 
-    def receive(self) -> list[tuple[str, bytes]]:
+    def receive(self) -> list[FollowPiece]:
         """What arrived since the last call, without blocking. Raises TransportError when it ended."""
         chunks = []
         try:
@@ -320,7 +387,7 @@ class TailStream:
                     break
                 chunks.append(chunk)
             while self.channel.recv_stderr_ready():
-                self.channel.recv_stderr(READ_CHUNK)     # tail's "file truncated" notes
+                self.channel.recv_stderr(READ_CHUNK)     # a login script's noise
             ended = self.channel.exit_status_ready() and not self.channel.recv_ready()
         except (OSError, EOFError, socket.timeout, _ssh_exception()) as error:
             raise TransportError(f"{self.transport.host}: stream lost: {error}") from None
@@ -328,39 +395,38 @@ class TailStream:
         self.transport.bytes_in += len(data)
         pieces = self._split(data)
         if ended or self.channel.closed:
-            raise TransportError(f"{self.transport.host}: tail -F ended (exit status "
+            raise TransportError(f"{self.transport.host}: the follow reader ended (exit status "
                                  f"{self.channel.recv_exit_status() if ended else '?'})")
         return pieces
 
-    def _split(self, data: bytes) -> list[tuple[str, bytes]]:
-        pieces: list[tuple[str, bytes]] = []
+    def _split(self, data: bytes) -> list[FollowPiece]:
+        pieces: list[FollowPiece] = []
         self._buffer += data
-        out = bytearray()
-
-        def emit() -> None:
-            if out and self._current is not None:
-                pieces.append((self._current, bytes(out)))
-            out.clear()
         while True:
+            if self._frame is not None:
+                # the trailer may straddle two reads: rescan only its length back
+                at = self._buffer.find(self._trailer, max(0, self._scanned - len(self._trailer)))
+                if at < 0:
+                    self._scanned = len(self._buffer)
+                    break
+                path, inode, offset = self._frame
+                pieces.append(FollowPiece(path, inode, offset, bytes(self._buffer[:at])))
+                del self._buffer[:at + len(self._trailer)]
+                self._frame, self._scanned = None, 0
+                continue
             newline = self._buffer.find(b"\n")
             if newline < 0:
                 break
-            line = self._buffer[:newline + 1]
-            self._buffer = self._buffer[newline + 1:]
-            if line.startswith(b"==> ") and line.rstrip(b"\n").endswith(b" <=="):
-                emit()
-                self._held_blank = False         # tail's separator before a header
-                self._current = line[4:-5].decode("utf-8", "replace")
-                self.started = True
-                continue
-            if self._held_blank:
-                out += b"\n"
-                self._held_blank = False
-            if line == b"\n":
-                self._held_blank = True
-                continue
-            out += line
-        emit()
+            line = bytes(self._buffer[:newline])
+            del self._buffer[:newline + 1]
+            words = line.split(b" ", 4)
+            if not words or words[0] != self._token:
+                continue                              # not ours (a login script printed it)
+            if words[1:2] == [b"S"]:
+                self.synced = True
+                self.passes += 1
+            elif words[1:2] == [b"F"] and len(words) == 5 and words[2].isdigit() and words[3].isdigit():
+                self._frame = (words[4].decode("utf-8", "replace"), int(words[2]), int(words[3]))
         return pieces
 
     def close(self) -> None:

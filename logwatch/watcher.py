@@ -11,6 +11,11 @@ offset: a rotated file (new inode at the path) is read from its start, a
 truncated one (size below the offset) too, a file that appears during the run
 from its start; files present at start are read from their current end unless
 `from_start`. Findings are complete records (a traceback is one finding).
+
+Follow mode over SSH keeps the same cursors: a remote reader pushes what grew,
+each piece tagged with its inode and offset, and a reconnect restarts the reader
+at the saved offsets, so lines written while the connection was down are read
+once, and a traceback cut by the disconnect stays one record.
 """
 from __future__ import annotations
 
@@ -23,7 +28,8 @@ from typing import Callable
 from .matching import Matcher
 from .records import LogRecord, RecordGrouper
 from .targets import Target
-from .transports import FileState, LocalTransport, SSHSettings, SSHTransport, Transport, TransportError
+from .transports import (FileState, FollowPiece, FollowStream, LocalTransport, SSHSettings, SSHTransport,
+                         Transport, TransportError)
 
 ENCODING = "utf-8"
 # bytes read and parsed at a time: a file that grew by a gigabyte between two checks is
@@ -37,11 +43,12 @@ class WatchConfig:
     patterns: list[str] | str | None = None  # default ERROR|TRACE
     ignore: list[str] | str | None = None
     interval: float = 60.0                   # poll mode: seconds between checks
-    follow: bool = False                     # a streaming channel per file set
+    follow: bool = False                     # a streaming reader per host
     from_start: bool = False                 # read files present at start from byte 0
     settle: float = 0.2                      # quiet time before the last record of a file is final
     follow_poll: float = 0.1                 # follow mode: local files, and stream wake-ups
-    rescan: float = 5.0                      # follow mode: re-expand the glob this often
+    follow_interval: float = 0.25            # follow mode over SSH: the remote reader's pass interval
+    rescan: float = 5.0                      # follow mode: forget files gone from the glob this often
     backoff_initial: float = 1.0
     backoff_max: float = 60.0
 
@@ -98,16 +105,17 @@ class HostWatcher:
         self.transport = transport
         self.config = config
         self.matcher = matcher
-        self.cursors: dict[int, FileCursor] = {}     # by inode: a renamed file keeps its cursor
-        self.stream_cursors: dict[str, FileCursor] = {}   # follow mode: by path
+        # by inode, in both modes: a renamed file keeps its cursor, and follow mode resumes
+        # every file at its offset after a reconnect
+        self.cursors: dict[int, FileCursor] = {}
         self.listed = False                          # the first listing sets the starting offsets
         self.error: str | None = None
         self.failures = 0
         self.retry_at = 0.0
-        self.streams: list = []
-        self._streaming: set[str] = set()             # follow mode: paths with a live stream
-        self._seen: set[str] = set()                  # follow mode: paths ever followed
-        self._next_rescan = 0.0
+        self.stream: FollowStream | None = None      # follow mode over SSH: the remote reader
+        self.streams: list[FollowStream] = []
+        self._next_prune = 0.0
+        self._released: list[tuple[FileCursor, LogRecord]] = []   # pruned, not yet reported
 
     @property
     def host(self) -> str:
@@ -115,8 +123,8 @@ class HostWatcher:
 
     @property
     def ready(self) -> bool:
-        """The starting offsets are set (and in follow mode every stream has opened its files)."""
-        return self.listed and all(stream.started for stream in self.streams)
+        """The starting offsets are set (in follow mode: by the reader's first pass)."""
+        return self.listed and all(stream.synced for stream in self.streams)
 
     # -- poll mode ------------------------------------------------------------------------------
     def check(self) -> list[Finding]:
@@ -186,57 +194,79 @@ class HostWatcher:
         if not self.transport.streams:
             return self.check()
         now = time.monotonic()
-        records: list[tuple[FileCursor, LogRecord]] = []
-        if now >= self._next_rescan:
-            self._rescan()
-            self._next_rescan = now + self.config.rescan
-        for stream in list(self.streams):
-            try:
-                pieces = stream.receive()
-            except TransportError:
-                self.close_streams()
-                raise
-            for path, data in pieces:
-                cursor = self._path_cursor(path)
-                records += [(cursor, r) for r in cursor.feed(data, now)]
-        for cursor in self.stream_cursors.values():
-            if cursor.grouper.pending and now - cursor.last_data >= self.config.settle:
-                records.append((cursor, cursor.grouper.flush()))
+        if self.stream is None:
+            self._open_follow()
+        elif now >= self._next_prune and self.stream.synced:
+            self._prune()
+        try:
+            pieces = self.stream.receive()
+        except TransportError:
+            self.close_streams()
+            raise
+        records, self._released = self._released, []
+        for piece in pieces:
+            cursor, held = self._piece_cursor(piece)
+            records += held
+            cursor.offset += len(piece.data)
+            records += [(cursor, r) for r in cursor.feed(piece.data, now)]
+        if self.stream.synced:
+            # the reader sent a whole pass since it (re)started, so the catch-up is in: a
+            # traceback cut by a disconnect got its end before its quiet time is judged
+            self.listed = True
+            for cursor in self.cursors.values():
+                if cursor.grouper.pending and now - cursor.last_data >= self.config.settle:
+                    records.append((cursor, cursor.grouper.flush()))
         return self._findings(records)
 
-    def _rescan(self) -> None:
-        states = self.transport.list_files(self.config.logfiles)
+    def _open_follow(self) -> None:
+        """(Re)start the remote reader at every file's saved (inode, offset)."""
+        if self.cursors:
+            self._prune()                # rotated away while disconnected: what was held is final
         first = not self.listed
-        new = [s.path for s in states if s.path not in self._streaming]
-        # files there at start (or seen before a reconnect) follow from their end; files that
-        # appear during the run from their start, so their first lines are not lost
-        known = [path for path in new if first or path in self._seen]
-        fresh = [path for path in new if path not in known]
-        for group, from_start in ((known, first and self.config.from_start), (fresh, True)):
-            if group:
-                self.streams.append(self.transport.open_stream(group, from_start=from_start))
-                self._streaming.update(group)
-        self._seen.update(new)
-        self.listed = True
+        offsets = {inode: cursor.offset for inode, cursor in self.cursors.items()}
+        self.stream = self.transport.open_follow(self.config.logfiles, offsets,
+                                                 from_end=first and not self.config.from_start,
+                                                 interval=self.config.follow_interval)
+        self.streams = [self.stream]
+        self._next_prune = time.monotonic() + self.config.rescan
 
-    def _path_cursor(self, path: str) -> FileCursor:
-        # streams name files by path; tail -F itself follows rotation and truncation
-        cursor = self.stream_cursors.get(path)
+    def _prune(self) -> None:
+        """Forget files gone from the glob (rotated away, deleted); their last record is final."""
+        self._next_prune = time.monotonic() + self.config.rescan
+        present = {state.inode for state in self.transport.list_files(self.config.logfiles)}
+        for inode in [i for i in self.cursors if i not in present]:
+            gone = self.cursors.pop(inode)
+            tail = gone.grouper.flush()
+            if tail is not None:
+                self._released.append((gone, tail))
+
+    def _piece_cursor(self, piece: FollowPiece) -> tuple[FileCursor, list[tuple[FileCursor, LogRecord]]]:
+        """The cursor of the piece's inode, moved to where the reader says the piece starts."""
+        held: list[tuple[FileCursor, LogRecord]] = []
+        cursor = self.cursors.get(piece.inode)
         if cursor is None:
-            cursor = self.stream_cursors[path] = FileCursor(path, 0, 0)
-        return cursor
+            cursor = self.cursors[piece.inode] = FileCursor(piece.path, piece.inode, piece.offset)
+        elif piece.offset != cursor.offset:
+            # truncated (the reader went back to 0; never a gap otherwise): the record held
+            # back is final, the rest of the old content is gone
+            tail = cursor.grouper.flush()
+            if tail is not None:
+                held.append((cursor, tail))
+            cursor.reset()
+            cursor.offset = piece.offset
+        cursor.path = piece.path
+        return cursor, held
 
     def close_streams(self) -> None:
         for stream in self.streams:
             stream.close()
         self.streams = []
-        self._streaming = set()
-        self._next_rescan = 0.0
+        self.stream = None
 
     def flush(self) -> list[Finding]:
         """Everything held back, as final (end of the run)."""
         records = []
-        for cursor in [*self.cursors.values(), *self.stream_cursors.values()]:
+        for cursor in self.cursors.values():
             tail = cursor.grouper.flush()
             if tail is not None:
                 records.append((cursor, tail))
@@ -355,7 +385,10 @@ class LogWatcher:
         self._threads = []
         findings: list[Finding] = []
         for host in self.hosts:
-            if final_check and host.listed and host.error is None and not host.streams:
+            # follow mode too: the reader stops, and one last poll from the same cursors reads
+            # what it had not sent yet
+            host.close_streams()
+            if final_check and host.listed and host.error is None:
                 try:
                     findings += host.check()
                 except TransportError:

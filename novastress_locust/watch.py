@@ -54,8 +54,9 @@ OPTIONS: tuple[_Opt, ...] = (
          "default os-services when a cloud is configured", choices=("os-services", "nova-manage", "none")),
     _Opt("--log-pattern", "regular expression of an error line (default 'ERROR|TRACE', like Tempest's egrep)"),
     _Opt("--log-ignore", "regular expression: records with a matching line are not errors"),
-    _Opt("--log-follow", "stream the logs (tail -F over one SSH channel per file set) for sub-second "
-         "detection instead of polling every --log-check-interval", switch=True),
+    _Opt("--log-follow", "stream the logs (a read-only reader on one SSH channel per host, resumed at "
+         "each file's offset after a reconnect) for sub-second detection instead of polling every "
+         "--log-check-interval", switch=True),
     _Opt("--log-from-start", "also report errors already in the files when the run starts", switch=True),
     _Opt("--known-hosts", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)"),
     _Opt("--log-auto-add-host-keys", "accept unknown SSH host keys (first seen wins; a changed key is "

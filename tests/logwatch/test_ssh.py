@@ -105,7 +105,7 @@ def test_follow_mode_streams_new_errors(hosts):
         append(dirs[1] / "nova-api.log", error_record(3))                 # a new file: its own stream
         assert wait_for(lambda: len(found) >= 3)
         os.rename(dirs[0] / "nova-compute.log", dirs[0] / "nova-compute.log.1")
-        append(dirs[0] / "nova-compute.log", error_record(4))             # tail -F follows the rotation
+        append(dirs[0] / "nova-compute.log", error_record(4))             # a rotated file: its new inode from 0
         assert wait_for(lambda: len(found) >= 4)
         time.sleep(0.3)
     finally:
@@ -250,18 +250,30 @@ def test_follow_stream_that_ends_is_reopened(tmp_path, hosts):
     watch.start(found.append, statuses.append)
     try:
         wait_listed(watch)
-        tails = [int(pid) for pid in os.listdir("/proc") if pid.isdigit() and _cmdline(pid).startswith("tail")
-                 and str(dirs[0]) in _cmdline(pid)]
-        assert len(tails) == 1
-        os.kill(tails[0], 15)                           # the remote tail dies: the stream ends
+        readers = follow_readers(dirs[0])
+        assert len(readers) == 1
+        os.kill(readers[0], 15)                         # the remote reader dies: the stream ends
         assert wait_for(lambda: [s.ok for s in statuses] == [False, True])
-        assert "tail -F ended" in statuses[0].message
+        assert "follow reader ended" in statuses[0].message
         wait_listed(watch)
         append(dirs[0] / "nova-compute.log", error_record(1))
         assert wait_for(lambda: found)
     finally:
         watch.stop()
     assert messages(found) == ["boom 1"]
+
+
+def follow_readers(logdir) -> list[int]:
+    """Pids of the remote follow readers whose session has LOGDIR=logdir (one test sshd)."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        except OSError:
+            continue
+        if "logwatch follow reader" in _cmdline(pid) and f"LOGDIR={logdir}".encode() in environ:
+            found.append(int(pid))
+    return found
 
 
 def _cmdline(pid: str) -> str:
