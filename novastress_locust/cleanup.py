@@ -12,7 +12,8 @@ order (servers before the floating IPs, volumes and security groups they hold; s
 snapshots (images) after their servers; volume snapshots before their volumes; projects and
 users last), each with retries, backoff and a deadline.
 The end is a table (kind, found, deleted, failed); the exit code is 1 when anything could
-not be deleted, 2 for a configuration problem.
+not be deleted, 2 for a configuration problem. A run's own end-of-run sweep (sweep.py) is
+`sweep_run()` below: the same finding and deleting, without Locust.
 """
 from __future__ import annotations
 
@@ -240,12 +241,15 @@ class Cleanup:
     """Find (and with `delete=True` delete) everything in scope, kind by kind."""
 
     def __init__(self, cloud: Cloud, scope: Scope, all_projects: bool = False,
-                 delete: bool = False, out=None) -> None:
+                 delete: bool = False, out=None, keypair_users: Iterable[str] = ()) -> None:
         self.cloud = cloud
         self.scope = scope
         self.all_projects = all_projects
         self.delete = delete
         self.out = out or sys.stdout
+        # keypairs belong to a user, not a project: an admin looking in every project also
+        # lists these users' keypairs (a run's own member user, when an admin sweeps its run)
+        self.keypair_users = [user for user in keypair_users if user]
         self.results: dict[str, KindResult] = {kind: KindResult(kind) for kind in KINDS}
         self._lock = threading.Lock()
         self._projects: list[Resource] | None = None
@@ -401,6 +405,8 @@ class Cleanup:
 
     # -- floating IPs ------------------------------------------------------------------
     def find_floating_ips(self) -> list[Resource]:
+        if self.cloud.endpoint("network") is None:
+            raise Skip("no network service in the catalog")
         found = self._paged("network", "/v2.0/floatingips", "floatingips", self._own_project_filter())
         ours = []
         for fip in found:
@@ -500,6 +506,11 @@ class Cleanup:
                 for v in self._our_volumes()]
 
     def delete_volume(self, resource: Resource) -> None:
+        stuck = [reason for attachment, reason in self.results["volume attachments"].failed
+                 if attachment is not None and attachment.id == resource.id]
+        if stuck:
+            # Cinder refuses to delete an in-use volume: retrying the delete cannot help
+            raise CallFailed(f"still attached (see its volume attachment): {stuck[0]}")
         foreign = self._foreign_snapshots.get(resource.id)
         if foreign:
             raise CallFailed(f"has snapshot(s) {', '.join(foreign)} not named {self.scope.pattern}...; "
@@ -531,6 +542,7 @@ class Cleanup:
         owners: list[str | None] = [None]   # None: the caller's own keypairs
         if self.all_projects:
             owners += [user.id for user in self._isolated_users()]
+            owners += [user for user in self.keypair_users if user not in owners and user != self.cloud.user_id]
         found = []
         for owner in owners:
             params = {"user_id": owner} if owner else {}
@@ -549,6 +561,8 @@ class Cleanup:
 
     # -- security groups ---------------------------------------------------------------
     def find_security_groups(self) -> list[Resource]:
+        if self.cloud.endpoint("network") is None:
+            raise Skip("no network service in the catalog")
         groups = self._paged("network", "/v2.0/security-groups", "security_groups",
                              self._own_project_filter())
         isolated = {project.id for project in self._isolated_projects()} if self.all_projects else set()
@@ -631,6 +645,70 @@ def render_table(results: Iterable[KindResult], deleting: bool) -> str:
     return "\n".join(lines + failures)
 
 
+# -- entry points: the command line below, and the sweep at the end of a run ---------------
+def connect(target: CloudTarget, settings: Settings) -> Cloud:
+    """An authenticated Cloud whose calls share one deadline (`settings.timeout` from now)."""
+    cloud = Cloud(target, settings, time.monotonic() + settings.timeout)
+    cloud.authenticate()
+    return cloud
+
+
+def has_admin_role(cloud: Cloud) -> bool:
+    """Whether the cloud's token carries the admin role (what looking in every project needs)."""
+    try:
+        return "admin" in cloud.session.auth.get_access(cloud.session).role_names
+    except Exception:  # keystoneauth's errors: no token, no roles, no admin
+        return False
+
+
+@dataclass
+class SweepPass:
+    """One pass of a run's sweep: which names, where, and what happened kind by kind."""
+
+    scope: Scope
+    where: str
+    results: dict[str, KindResult]
+
+
+def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: CloudTarget | None = None,
+              every_run: bool = False, out=None) -> list[SweepPass]:
+    """Delete what a run left, every kind in dependency order: the end-of-run sweep.
+
+        passes = sweep_run(target, Scope("ns", "1a2b3c"), Settings(timeout=240), admin=admin_target)
+        leaks = [reason for p in passes for r in p.results.values() for _, reason in r.failed]
+
+    With credentials holding the admin role (`admin`, else `member` itself) it looks in every
+    project, so the run's isolated projects and users (and their resources) go too; without
+    them, in the member's project only. `every_run` adds `<prefix>-` of earlier runs, in the
+    member's project only (Tempest's full_clean_stack spoke of the run's own credential).
+    Raises CleanupError when the member credentials do not work.
+    """
+    cloud = connect(member, settings)
+    admin_cloud: Cloud | None = cloud if has_admin_role(cloud) else None
+    if admin_cloud is None and admin is not None and admin.key != member.key:
+        try:
+            candidate = connect(admin, settings)
+        except CleanupError as exc:
+            LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
+                        "project %s only", exc, cloud.project_id)
+        else:
+            admin_cloud = candidate if has_admin_role(candidate) else None
+    plan: list[tuple[Cloud, Scope, bool]] = []
+    if admin_cloud is not None:
+        plan.append((admin_cloud, scope, True))
+    if every_run:
+        plan.append((cloud, Scope(scope.prefix), False))
+    elif admin_cloud is None:
+        plan.append((cloud, scope, False))
+    passes = []
+    for acting, pass_scope, all_projects in plan:
+        results = Cleanup(acting, pass_scope, all_projects=all_projects, delete=True, out=out,
+                          keypair_users=[cloud.user_id or ""] if acting is not cloud else ()).run()
+        where = "every project" if all_projects else f"project {acting.project_id}"
+        passes.append(SweepPass(pass_scope, where, results))
+    return passes
+
+
 # -- command line -------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -692,8 +770,7 @@ def main(argv: list[str] | None = None) -> int:
                                "--os-auth-url and friends, or --tempest-conf")
         settings = Settings(retries=args.retries, interval=args.poll_interval, timeout=args.timeout,
                             request_timeout=args.request_timeout, concurrency=args.concurrency)
-        cloud = Cloud(target, settings, time.monotonic() + settings.timeout)
-        cloud.authenticate()
+        cloud = connect(target, settings)
     except (CleanupError, CredentialsError) as exc:
         return _fail(str(exc))
     where = "every project" if args.all_projects else f"project {cloud.project_id}"

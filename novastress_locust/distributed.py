@@ -14,8 +14,8 @@ needs:
 * **The final report arrives before "stopped".** A worker sends its report as it stops,
   ahead of its `client_stopped` message, so the summary counts each worker's last actions.
 * A worker killed with SIGKILL sends nothing more: Locust marks it missing after its
-  heartbeats stop, the master's stop stops waiting for it, and the sweep removes its
-  resources by the run's name prefix.
+  heartbeats stop, the master's stop stops waiting for it, and the sweep (sweep.py) removes
+  its resources of every kind by the run's name prefix.
 """
 from __future__ import annotations
 

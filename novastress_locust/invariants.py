@@ -388,6 +388,11 @@ class Invariants:
         if self._scanner is not None:
             self._scanner.kill(block=False)
             self._scanner = None
+        pending = len(self._watchers)
+        if pending:
+            # the load has stopped; say what the run still waits for, and for how long at most
+            LOG.info("novastress: load stopped; following %d deleted server(s) for the invariant checks, up to "
+                     "%g s (--invariant-delete-timeout + --invariant-allocation-timeout)", pending, wait)
         self._watchers.join(timeout=wait)
         self._watchers.kill(block=False)
 
@@ -395,13 +400,20 @@ class Invariants:
     def settle(self, client, timeout: float) -> list[dict]:
         """Wait (bounded) until no server of the project is in a transitional task_state."""
         deadline = time.monotonic() + timeout
+        announced = False
         while True:
             servers = client.compute.get("/servers/detail", name="compute GET /servers/detail (invariant)"
                                          ).json()["servers"]
-            busy = [s for s in servers if s.get("OS-EXT-STS:task_state") in TRANSITIONAL
-                    or s.get("status") == "BUILD"]
+            # a lost delete already reported never settles: no use waiting for it
+            busy = [s for s in servers if (s.get("OS-EXT-STS:task_state") in TRANSITIONAL
+                                           or s.get("status") == "BUILD")
+                    and ("server-not-deleted", s["id"]) not in self._reported]
             if not busy or time.monotonic() >= deadline:
                 return servers
+            if not announced:
+                announced = True
+                LOG.info("novastress: waiting up to %g s for %d server(s) to settle before the end-of-run "
+                         "invariant checks (--invariant-settle-timeout)", timeout, len(busy))
             gevent.sleep(self.options.status_poll_interval)
 
     def end_checks(self) -> None:

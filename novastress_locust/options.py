@@ -105,8 +105,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "(Tempest [stress] name; 0 = the locustfile's own default)", type=int),
     Option("--leave-dirty-stack", False, "do not delete what the run created (Tempest [stress] "
            "name); every resource is still named <prefix>-<run id>-...", switch=True),
-    Option("--full-clean-stack", False, "after the run, also delete every server named "
-           "<prefix>-* left by earlier runs of this credential (Tempest [stress] name)", switch=True),
+    Option("--full-clean-stack", False, "after the run, also delete everything named "
+           "<prefix>-* left by earlier runs in this credential's project (Tempest [stress] name)", switch=True),
 )
 
 EMBEDDED = "Embedded cloud (used when no cloud is configured)"

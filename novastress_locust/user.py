@@ -25,6 +25,7 @@ import gevent
 from gevent import GreenletExit
 from locust import User, constant
 from locust.exception import StopUser
+from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from .credentials import CloudTarget, CredentialsError, quiet_discovery
 from .plugin import Leak, PreflightError, RunState, run_state
@@ -384,6 +385,13 @@ class NovaUser(User):
             self.cleanup()
             raise
         except Exception as exc:  # the action failed: say what happened, delete what it made
+            if self.being_stopped():
+                # the stop's GreenletExit was lost in the action's own finally blocks (an error
+                # raised there replaces it): end the user anyway, or the run never stops
+                record.ended = time.time()
+                self.state.interrupted += 1
+                self.cleanup()
+                raise GreenletExit() from exc
             error = exc
             record.failed, record.error = True, _first_line(exc)
             if not self.options.leave_dirty_stack:
@@ -406,6 +414,14 @@ class NovaUser(User):
             self.state.user_done()
             while True:  # done: idle until the run ends (every user done, -t, Ctrl-C)
                 gevent.sleep(3600)
+
+    def being_stopped(self) -> bool:
+        """Whether the run is stopping or Locust has asked this user's greenlet to die."""
+        runner = self.environment.runner
+        if runner is not None and getattr(runner, "state", None) in (STATE_STOPPING, STATE_STOPPED, STATE_CLEANUP):
+            return True
+        greenlet, group = getattr(self, "_greenlet", None), getattr(self, "_group", None)
+        return greenlet is not None and greenlet in getattr(group, "dying", ())
 
     @contextmanager
     def atomic(self, name: str) -> Iterator[None]:
@@ -805,40 +821,13 @@ def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:
 
 
 def sweep(state: RunState) -> None:
-    """After the run: delete any server named `<prefix>-<run id>-` that is still there.
+    """After the run: delete whatever of the run is still there, every kind (sweep.py).
 
     Users delete their own resources; this is the net under them (a user killed in a way
     that skipped its cleanup). `--full-clean-stack` widens it to `<prefix>-` (earlier runs).
     """
-    if state.target is None or not state.run_id:
-        return
-    pattern = f"{state.prefix}-" if state.options.full_clean_stack else f"{state.prefix}-{state.run_id}-"
-    try:
-        client = OpenStackClient(state, state.target, "sweep")
-        found = client.compute.get("/servers", params={"name": f"^{re.escape(pattern)}"},
-                                   name="compute GET /servers?name (final sweep)").json()["servers"]
-    except (ApiError, PreflightError, CredentialsError) as exc:
-        LOG.error("novastress: could not list servers for the final sweep: %s", exc)
-        return
-    leftovers = [server for server in found if server.get("name", "").startswith(pattern)]
-    if not leftovers:
-        return
-    from .waiter import PerServerWaiter
-    waiter = PerServerWaiter(client.compute, state.options.status_poll_interval)
-    for server in leftovers:
-        try:
-            client.compute.delete(f"/servers/{server['id']}", expect=(204, 404))
-            state.swept.append(server["name"])
-        except ApiError as exc:
-            state.leaks.append(Leak("server", server["name"], server["id"], _first_line(exc)))
-    for server in leftovers:
-        try:
-            waiter.wait(server["id"], server["name"], DELETED, state.options.delete_timeout)
-        except (WaitError, ApiError) as exc:
-            state.leaks.append(Leak("server", server["name"], server["id"], _first_line(exc)))
-        else:
-            # a user that gave up on it reported a leak; the sweep got it after all
-            state.leaks = [leak for leak in state.leaks if leak.resource_id != server["id"]]
+    from .sweep import sweep as sweep_run
+    sweep_run(state)
 
 
 __all__ = ["NovaUser", "OpenStackClient", "ServiceClient", "ApiError", "action", "template"]

@@ -27,11 +27,12 @@ class Cluster:
     port: int
     master: subprocess.Popen | None = None
     workers: list[subprocess.Popen] = field(default_factory=list)
+    locustfile: str = LOCUSTFILE      # the master's and every worker's
 
     def _spawn(self, name: str, args: list[str]) -> subprocess.Popen:
         out = open(self.directory / f"{name}.out", "w")
         err = open(self.directory / f"{name}.err", "w")
-        return subprocess.Popen([LOCUST, "-f", LOCUSTFILE, *args], cwd=ROOT, env=clean_env(),
+        return subprocess.Popen([LOCUST, "-f", self.locustfile, *args], cwd=ROOT, env=clean_env(),
                                 stdout=out, stderr=err, text=True)
 
     def start_master(self, args: list[str]) -> None:

@@ -71,3 +71,20 @@ def test_action_failing_midway_leaves_nothing(cloud_factory):
     assert "went to ERROR: No valid host was found" in run.output
     assert servers_named(faulty, f"ns-{run.run_id}-") == []
     assert "LEAKED" not in run.stdout and "Swept" not in run.stdout
+
+
+def test_the_run_stops_even_when_an_action_loses_the_stop_in_its_finally(cloud):
+    """-t kills each user's greenlet; an error raised in the action's finally replaces that kill.
+    The user must stop anyway (else Locust waits for it forever) and leave nothing behind."""
+    locustfile = str(Path(__file__).resolve().parent / "locustfiles" / "error_in_finally.py")
+    completed = subprocess.run([LOCUST, "-f", locustfile, "--headless", "-t", "4s", "-u", "2", *FAST,
+                                *cli_credentials(cloud)], cwd=ROOT, env=clean_env(),
+                               capture_output=True, text=True, timeout=90)
+    output = completed.stdout + completed.stderr
+    assert "Statistics (per process):" in completed.stdout, output[-3000:]
+    # interrupted by the stop, not failed by the cloud; nothing ran a second time
+    assert "hold_then_fail_to_clean failed" not in output, output[-3000:]
+    assert "Interrupted 2 actions at stop" in completed.stdout, output[-3000:]
+    run_id = re.search(r"run id (\w+)", output).group(1)
+    assert servers_named(cloud, f"ns-{run_id}-") == []
+    assert completed.returncode == 0, output[-3000:]

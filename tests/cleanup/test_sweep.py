@@ -1,0 +1,103 @@
+"""The end-of-run sweep of a local `locust` run: every kind named `<prefix>-<run id>-` goes, in
+dependency order; the same prefix with another run id, or no prefix, stays."""
+from __future__ import annotations
+
+import json
+
+from cleanup_helpers import Api, isolated, leftovers
+from locust_runs import FAST, LocustRun, cli_credentials, run_locust
+
+CLOUD = dict(faults="none", delay_scale=0.1, seed=9)
+
+
+def admin_options(cloud) -> list[str]:
+    admin = cloud.credentials(admin=True)
+    return [f"--os-admin-username={admin['username']}", f"--os-admin-password={admin['password']}",
+            f"--os-admin-project-name={admin['project_name']}"]
+
+
+LEFT = ("1-server", "2-volume", "3-snapshot", "4-image", "5-floating-ip", "6-keypair", "7-secgroup")
+
+
+def leave(member: Api, run: str) -> list[str]:
+    """What a killed user of run `run` would leave in the member's project: every kind, tied up
+    (a volume attached to the server and snapshotted, an image of the server)."""
+    names = [f"ns-{run}-zz1-{suffix}" for suffix in LEFT]
+    server = member.server(names[0])
+    volume = member.volume_(names[1])
+    member.snapshot(volume["id"], names[2])
+    member.attach(server["id"], volume["id"])
+    member.server_image(server["id"], names[3])
+    member.floating_ip(names[4])
+    member.keypair(names[5])
+    member.security_group(names[6])
+    return names
+
+
+def leave_isolated(cloud, admin: Api, run: str) -> None:
+    """An isolated project and user of run `run` (use_isolated_tenants), with resources in it."""
+    tenant = isolated(cloud, admin, f"ns-{run}-zz2-1")
+    tenant.server(f"ns-{run}-zz2-2-server", wait=False)
+    tenant.volume_(f"ns-{run}-zz2-3-volume")
+    tenant.keypair(f"ns-{run}-zz2-4-keypair")
+
+
+def run(cloud, tmp_path, run_id: str, *extra: str) -> tuple[LocustRun, dict]:
+    summary_json = tmp_path / f"{run_id}.json"
+    result = run_locust([*FAST, *cli_credentials(cloud), "--run-id", run_id, "-u", "1", "--max-runs", "1",
+                         "-t", "60s", "--summary-json", str(summary_json), *extra], timeout=150)
+    assert summary_json.exists(), result.output[-3000:]
+    return result, json.loads(summary_json.read_text())
+
+
+def test_with_admin_every_kind_of_the_run_goes_and_another_runs_stay(cloud_factory, tmp_path):
+    cloud = cloud_factory(**CLOUD)
+    member = Api(cloud, cloud.session())
+    admin = Api(cloud, cloud.session(admin=True))
+    ours = leave(member, "swp1")
+    leave_isolated(cloud, admin, "swp1")
+    leave(member, "other")
+    leave_isolated(cloud, admin, "other")
+    # not this run's: the run id as a prefix of another, no run id, no prefix
+    member.server("ns-swp1x-zz1-1-server", wait=False)
+    member.volume_("ns-handmade")
+    member.keypair("web-key")
+    before_other = leftovers(cloud, "ns-other-")
+
+    result, document = run(cloud, tmp_path, "swp1", *admin_options(cloud))
+    assert result.returncode == 0, result.output[-3000:]
+    assert document["leaks"] == [] and "LEAKED" not in result.stdout
+
+    assert leftovers(cloud, "ns-swp1-") == {}
+    swept = set(document["swept"])
+    assert set(ours) <= swept, swept
+    assert {"ns-swp1-zz2-1-project", "ns-swp1-zz2-1-user", "ns-swp1-zz2-2-server", "ns-swp1-zz2-3-volume",
+            "ns-swp1-zz2-4-keypair"} <= swept, swept
+    # the isolated project's own "default" security group went with the project
+    assert any(label.startswith("security group default of project") for label in swept), swept
+
+    # another run of the same prefix, in the member's project and in its isolated project: untouched
+    assert leftovers(cloud, "ns-other-") == before_other
+    assert set(before_other) == {"servers", "volumes", "snapshots", "images", "floating IPs", "keypairs",
+                                 "security groups", "projects", "users"}
+    servers = {s["name"] for s in member.get(f"{member.compute}/servers")["servers"]}
+    assert "ns-swp1x-zz1-1-server" in servers
+    assert "ns-handmade" in {v["name"] for v in member.get(f"{member.volume}/volumes")["volumes"]}
+    assert "web-key" in {k["keypair"]["name"] for k in member.get(f"{member.compute}/os-keypairs")["keypairs"]}
+
+
+def test_without_admin_the_members_project_only(cloud_factory, tmp_path):
+    cloud = cloud_factory(**CLOUD)
+    member = Api(cloud, cloud.session())
+    admin = Api(cloud, cloud.session(admin=True))
+    leave(member, "swp2")
+    leave_isolated(cloud, admin, "swp2")
+    leave(member, "other")
+
+    result, document = run(cloud, tmp_path, "swp2")
+    assert result.returncode == 0, result.output[-3000:]
+    assert document["leaks"] == []
+    # the member's project is clean; the isolated project is out of the member's sight
+    assert leftovers(cloud, "ns-swp2-zz1-") == {}
+    assert set(leftovers(cloud, "ns-swp2-zz2-")) == {"servers", "volumes", "projects", "users"}
+    assert len(leftovers(cloud, "ns-other-")) == 7
