@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import os
 import signal
@@ -61,11 +62,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="port ACTIVE servers answer SSH on at their floating IPs (default 22; "
                              "when 22 cannot be bound, e.g. not root, a free port, shown in "
                              "GET /fakecloud as guest_ssh_port)")
+    parser.add_argument("--public-cidr", type=_loopback_cidr, default=None, metavar="CIDR",
+                        help="floating-IP subnet, inside 127.0.0.0/8 (default: a random 127.X.0.0/16)")
     parser.add_argument("--clouds-yaml", type=Path, help="write clouds 'embedded' and 'embedded-admin' here")
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--member-password", help=argparse.SUPPRESS)
     parser.add_argument("--admin-password", help=argparse.SUPPRESS)
     return parser
+
+
+def _loopback_cidr(text: str) -> str:
+    """A subnet inside 127.0.0.0/8 with room for floating IPs: guests listen on its addresses."""
+    try:
+        network = ipaddress.ip_network(text, strict=False)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a subnet ({exc})") from None
+    if not network.subnet_of(ipaddress.ip_network("127.0.0.0/8")) or network.prefixlen > 28:  # type: ignore[arg-type]
+        raise argparse.ArgumentTypeError(f"{text!r}: use a loopback subnet of at least 16 addresses, "
+                                         "e.g. 127.150.0.0/16")
+    return str(network)
 
 
 def config_from_args(args: argparse.Namespace) -> CloudConfig:
@@ -76,7 +91,8 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        compute_hosts=max(1, args.compute_hosts), seed=args.seed, faults=args.faults,
                        fault_probability=dict(args.fault_probability), delays=delays,
                        token_ttl=args.token_ttl, member_password=args.member_password,
-                       admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port)
+                       admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
+                       public_cidr=args.public_cidr)
 
 
 def clouds_document(cloud) -> dict:
@@ -120,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     gevent.signal_handler(signal.SIGINT, stop.set)
     info = {"auth_url": cloud.auth_url, "base_url": cloud.base_url,
             "log_dir": str(Path(cloud.config.log_dir).resolve()), "pid": os.getpid(),
-            "guest_ssh_port": cloud.guests.port,
+            "guest_ssh_port": cloud.guests.port, "public_cidr": cloud.network.public_cidr,
             "member": {"username": "demo", "password": cloud.member_password, "project_name": "demo"},
             "admin": {"username": "admin", "password": cloud.admin_password, "project_name": "admin"}}
     if args.clouds_yaml:

@@ -52,3 +52,6 @@ class CloudConfig:
     # port the simulated guests answer SSH on at their floating IPs; None: 22 when it can be
     # bound (root), else a free port (reported by GET /fakecloud as guest_ssh_port)
     guest_ssh_port: int | None = None
+    # the external network's subnet (floating IPs, loopback so guests can listen on them); None:
+    # a random 127.X.0.0/16, X in 100-199, so that clouds on one machine do not share addresses
+    public_cidr: str | None = None

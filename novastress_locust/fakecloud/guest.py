@@ -1,7 +1,7 @@
 """Simulated guests: a running server answers SSH on its floating IPs.
 
 A server that is ACTIVE (running) and has an ACTIVE floating IP listens for SSH on
-`<floating ip>:<guest port>` (a 127.100.x.y loopback address), speaking the real SSH
+`<floating ip>:<guest port>` (a 127.X.y.z loopback address), speaking the real SSH
 protocol (paramiko) as a CirrOS guest would: login with the server's keypair or the
 CirrOS password, a few shell commands, and a `/proc/partitions` that follows the
 server's attached volumes. Compute and network call `sync(server_id)` whenever a
@@ -28,14 +28,10 @@ import paramiko
 from gevent.pool import Pool
 from gevent.server import StreamServer
 
-from .network import PUBLIC_CIDR
-
 LOGGER = "novastress.fakecloud.guest"
 GUEST_USER = "cirros"
 GUEST_PASSWORD = "gocubsgo"  # CirrOS's published default password, not a secret
 DEFAULT_PORT = 22
-# the public subnet's gateway: never handed out as a floating IP, so probing it is harmless
-PROBE_ADDRESS = str(ipaddress.ip_network(PUBLIC_CIDR).network_address + 1)
 SSH_VERSION = "SSH-2.0-dropbear_2022.83"  # what CirrOS 0.6 runs
 KERNEL = "5.15.0-71-generic #78-Ubuntu SMP Tue Apr 18 09:00:29 UTC 2023"
 # every session is bounded: connections per listener, time, channels, failed logins, input
@@ -51,12 +47,12 @@ VIRTIO_MAJOR = 253
 BLOCKS_PER_GB = 1024 * 1024  # /proc/partitions counts 1K blocks
 
 
-def _bind_error(port: int) -> OSError | None:
+def _bind_error(port: int, probe_address: str) -> OSError | None:
     """Why `port` cannot be bound on a floating IP address, or None when it can."""
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((PROBE_ADDRESS, port))
+        probe.bind((probe_address, port))
         return None
     except OSError as exc:
         return exc
@@ -64,34 +60,36 @@ def _bind_error(port: int) -> OSError | None:
         probe.close()
 
 
-def _free_port() -> int:
+def _free_port(probe_address: str) -> int:
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     try:
-        probe.bind((PROBE_ADDRESS, 0))
+        probe.bind((probe_address, 0))
         return probe.getsockname()[1]
     finally:
         probe.close()
 
 
-def resolve_port(requested: int | None, preferred: int = DEFAULT_PORT) -> tuple[int, str]:
-    """(guest SSH port, note): the requested port, else `preferred` (22), else a free port.
+def resolve_port(requested: int | None, public_cidr: str, preferred: int = DEFAULT_PORT) -> tuple[int, str]:
+    """(guest SSH port, note): the requested port, else `preferred` (22), else a free port, as
+    bound on the floating-IP subnet's gateway (never handed out, so probing it is harmless).
 
     ValueError with one clear line when a requested port cannot be bound.
     """
+    probe_address = str(ipaddress.ip_network(public_cidr).network_address + 1)
     if requested is not None:
         if not 0 < requested < 65536:
             raise ValueError(f"--guest-ssh-port {requested}: use a port in 1-65535")
-        error = _bind_error(requested)
+        error = _bind_error(requested, probe_address)
         if error is not None:
             why = ("binding it needs root or CAP_NET_BIND_SERVICE"
                    if error.errno in (errno.EACCES, errno.EPERM) else error.strerror)
-            raise ValueError(f"guest SSH port {requested} cannot be bound on {PROBE_ADDRESS} ({why}); "
+            raise ValueError(f"guest SSH port {requested} cannot be bound on {probe_address} ({why}); "
                              "pass --guest-ssh-port with a free port above 1023, e.g. 2222")
         return requested, ""
-    error = _bind_error(preferred)
+    error = _bind_error(preferred, probe_address)
     if error is None:
         return preferred, ""
-    port = _free_port()
+    port = _free_port(probe_address)
     why = ("binding it needs root" if error.errno in (errno.EACCES, errno.EPERM)
            else error.strerror or "in use")
     return port, (f"port {preferred} cannot be bound ({why}); guests answer SSH on port {port} "
@@ -122,7 +120,7 @@ class GuestManager:
 
     def __init__(self, cloud) -> None:
         self.cloud = cloud
-        self.port, self.note = resolve_port(cloud.config.guest_ssh_port)
+        self.port, self.note = resolve_port(cloud.config.guest_ssh_port, cloud.network.public_cidr)
         # one host key for every guest, made at start (ECDSA: generating it takes a millisecond)
         self.host_key = paramiko.ECDSAKey.generate()
         self.guests: dict[str, Guest] = {}
@@ -131,6 +129,7 @@ class GuestManager:
     def info(self) -> dict:
         """What clients need to reach the guests (GET /fakecloud)."""
         info = {"guest_ssh_port": self.port, "guest_ssh_user": GUEST_USER,
+                "floating_ip_cidr": self.cloud.network.public_cidr,
                 "guest_ssh_host_key": f"{self.host_key.get_name()} {self.host_key.get_base64()}"}
         if self.note:
             info["guest_ssh_note"] = self.note
@@ -183,7 +182,7 @@ class GuestManager:
         try:
             listener.server.start()
         except OSError as exc:
-            # e.g. another embedded cloud on this machine holds the same 127.100.x.y address
+            # e.g. another embedded cloud on this machine holds the same address
             self._log("WARNING", f"guest SSH on {address}:{self.port} could not listen: {exc}", guest.server_id,
                       host=server.host)
             return None

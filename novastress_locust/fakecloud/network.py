@@ -1,7 +1,7 @@
 """Neutron v2.0: networks, subnets, ports, security groups, floating IPs, routers.
 
 At start: a shared network "private" (fake addresses, nothing is ever sent there)
-and an external network "public" whose floating IPs are 127.100.x.y loopback
+and an external network "public" whose floating IPs are 127.X.y.z loopback
 addresses, joined by a router as devstack does. Floating IP association completes
 asynchronously (DOWN -> ACTIVE) like the L3 agent; `release_ports` holds the
 planted fault `floating-ip-delete-race`.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import random
 import time
 import uuid
 from collections import deque
@@ -19,11 +20,17 @@ from .logs import LogContext, fake_traceback
 from .service import ApiError, Call, Service, now_iso
 
 PRIVATE_CIDR = "10.0.0.0/16"
-PUBLIC_CIDR = "127.100.0.0/16"
+PUBLIC_RANGE = range(100, 200)   # second octet of a cloud's floating-IP /16 inside 127.0.0.0/8
 # query parameters that are paging/sorting/field selection, never attribute filters
 NON_FILTERS = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse"}
 KEYSTONE_401 = "The request you have made requires authentication."
 FAULT = "floating-ip-delete-race"
+
+
+def pick_public_cidr() -> str:
+    """A loopback /16 for floating IPs, random per cloud (not from the seeded generator: the
+    cloud's fault decisions stay the same for a seed)."""
+    return f"127.{random.SystemRandom().choice(PUBLIC_RANGE)}.0.0/16"
 
 
 class AddressPool:
@@ -93,6 +100,7 @@ class Network(Service):
         # floating ip id -> request ids of the association still in flight
         self.pending_association: dict[str, list[str]] = {}
         self._standard_attr = itertools.count(1)
+        self.public_cidr = self.cloud.config.public_cidr or pick_public_cidr()
         self._bootstrap()
         r = self.router
         r.add("GET", "", self.versions, auth=False)
@@ -125,7 +133,7 @@ class Network(Service):
         self.private = self._add_network("private", None, shared=True, external=False)
         self.private_subnet = self._add_subnet(self.private, "private-subnet", PRIVATE_CIDR, None)
         self.public = self._add_network("public", None, shared=False, external=True)
-        self.public_subnet = self._add_subnet(self.public, "public-subnet", PUBLIC_CIDR, None)
+        self.public_subnet = self._add_subnet(self.public, "public-subnet", self.public_cidr, None)
         self.default_router = self._add_router("router1", None, self.public["id"])
         self.default_router["interfaces"].append(self.private_subnet["id"])
 

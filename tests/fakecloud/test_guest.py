@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import io
+import ipaddress
 import socket
 import time
 import uuid
@@ -14,7 +15,7 @@ import paramiko
 import pytest
 import requests
 
-from novastress_locust.fakecloud.guest import PROBE_ADDRESS, resolve_port
+from novastress_locust.fakecloud.guest import resolve_port
 from waiting import wait_until  # tests/ is on sys.path
 
 COMPUTE = {"service_type": "compute"}
@@ -128,7 +129,8 @@ def test_guest_follows_server_floating_ip_and_volumes(cloud, member):
     sid = server["id"]
     fip = floating_ip_for(member, sid)
     address = fip["floating_ip_address"]
-    assert address.startswith("127.100.")
+    cidr = requests.get(f"{cloud.base_url}/fakecloud", timeout=10).json()["fakecloud"]["floating_ip_cidr"]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(cidr)
 
     client = ssh(address, port, pkey=key)
     assert disks(client) == {"vda": 1024 * 1024}  # flavor 42: 1 GB root disk
@@ -238,6 +240,10 @@ def test_interactive_shell(cloud, member):
 
 
 # -- where the guests listen -------------------------------------------------------------
+CIDR = "127.150.0.0/16"
+PROBE_ADDRESS = "127.150.0.1"   # that subnet's gateway, where resolve_port probes
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind((PROBE_ADDRESS, 0))
@@ -272,10 +278,10 @@ def test_port_22_fallback_when_it_cannot_be_bound():
         holder.bind((PROBE_ADDRESS, 0))
         holder.listen(1)
         busy = holder.getsockname()[1]
-        port, note = resolve_port(None, preferred=busy)
+        port, note = resolve_port(None, CIDR, preferred=busy)
         assert port != busy and 0 < port < 65536
         assert f"port {busy} cannot be bound" in note and f"port {port}" in note
         with pytest.raises(ValueError, match=f"guest SSH port {busy} cannot be bound"):
-            resolve_port(busy)
+            resolve_port(busy, CIDR)
     free = free_port()
-    assert resolve_port(None, preferred=free) == (free, "")
+    assert resolve_port(None, CIDR, preferred=free) == (free, "")

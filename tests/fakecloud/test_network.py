@@ -2,10 +2,12 @@
 `floating-ip-delete-race` fault."""
 from __future__ import annotations
 
+import ipaddress
 import time
 
 import gevent
 import openstack
+import pytest
 import requests
 
 NETWORK = {"service_type": "network"}
@@ -15,6 +17,15 @@ FAULT = "floating-ip-delete-race"
 def find_network(session, name: str) -> dict:
     (network,) = session.get(f"/v2.0/networks?name={name}", endpoint_filter=NETWORK).json()["networks"]
     return network
+
+
+def public_cidr(session) -> ipaddress.IPv4Network:
+    """The external network's subnet, as the API lists it; always inside 127.0.0.0/8."""
+    public = find_network(session, "public")
+    (subnet,) = session.get(f"/v2.0/subnets?network_id={public['id']}", endpoint_filter=NETWORK).json()["subnets"]
+    cidr = ipaddress.ip_network(subnet["cidr"])
+    assert cidr.subnet_of(ipaddress.ip_network("127.0.0.0/8"))
+    return cidr
 
 
 def wait_for_fip(session, fip_id: str, status: str, timeout: float = 10.0) -> dict:
@@ -161,7 +172,7 @@ def test_floating_ip_associate_disassociate(member):
         "floating_network_id": public["id"]}}, endpoint_filter=NETWORK)
     assert created.status_code == 201
     fip = created.json()["floatingip"]
-    assert fip["floating_ip_address"].startswith("127.100.")
+    assert ipaddress.ip_address(fip["floating_ip_address"]) in public_cidr(member)
     assert (fip["status"], fip["port_id"]) == ("DOWN", None)
     associated = member.put(f"/v2.0/floatingips/{fip['id']}", json={"floatingip": {
         "port_id": port["id"]}}, endpoint_filter=NETWORK).json()["floatingip"]
@@ -301,7 +312,7 @@ def test_openstacksdk_networks_and_floating_ip(cloud):
     assert {"private", "public"} <= {n.name for n in conn.network.networks()}
     public = conn.network.find_network("public")
     ip = conn.network.create_ip(floating_network_id=public.id)
-    assert ip.floating_ip_address.startswith("127.100.")
+    assert ipaddress.ip_address(ip.floating_ip_address) in public_cidr(cloud.session())
     assert ip.id in [i.id for i in conn.network.ips(floating_ip_address=ip.floating_ip_address)]
     conn.network.delete_ip(ip)
     assert conn.network.find_ip(ip.id) is None
@@ -346,3 +357,14 @@ def test_floating_ip_delete_race_over_http(cloud_factory):
     assert record["resource_id"] == fip["id"] and record["log"] == "neutron-server.log"
     assert associate.headers["x-openstack-request-id"] in record["request_ids"]
     assert delete.headers["x-openstack-request-id"] in record["request_ids"]
+
+
+def test_each_cloud_has_its_own_floating_ip_range(cloud, cloud_factory):
+    """Two clouds on one machine hand out floating IPs (where guests listen) from different
+    loopback ranges; --public-cidr picks one, and only inside 127.0.0.0/8."""
+    from novastress_locust.fakecloud import EmbeddedCloudError
+    chosen = cloud_factory(faults="none", extra_args=["--public-cidr", "127.201.0.0/16"])
+    assert public_cidr(chosen.session()) == ipaddress.ip_network("127.201.0.0/16")
+    assert public_cidr(chosen.session()) != public_cidr(cloud.session())
+    with pytest.raises(EmbeddedCloudError, match=r"'10.0.0.0/8': use a loopback subnet"):
+        cloud_factory(faults="none", extra_args=["--public-cidr", "10.0.0.0/8"])
