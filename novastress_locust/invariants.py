@@ -79,6 +79,7 @@ class Invariants:
         self._reported: set[tuple[str, str]] = set()
         # server id -> global request ids of the actions that touched it (oldest first)
         self._touches: OrderedDict[str, list[str]] = OrderedDict()
+        self._refused: dict[str, set[str]] = {}   # server id -> actions whose request the API refused
         self._deleted_by: dict[str, str] = {}   # server id -> global id of the action whose DELETE was accepted
         self._seen_task: dict[str, tuple[str, float]] = {}    # server id -> (task_state, first seen)
         # server id -> ("volume" | "floating_ip", id) the storm put on it; checked once it is deleted
@@ -123,8 +124,14 @@ class Invariants:
             while len(self._touches) > TOUCHES_KEPT:
                 forgotten, _ = self._touches.popitem(last=False)
                 self._deleted_by.pop(forgotten, None)
+                self._refused.pop(forgotten, None)
         if global_request_id not in ids:
             ids.append(global_request_id)
+
+    def refused(self, server_id: str, global_request_id: str) -> None:
+        """The API refused this action's request on the server (409): it changed nothing there."""
+        if server_id in self._touches:
+            self._refused.setdefault(server_id, set()).add(global_request_id)
 
     def request_ids(self, server_id: str) -> list[str]:
         """Global request ids of every action that touched the server, the latest (the ones that
@@ -135,7 +142,10 @@ class Invariants:
         # the action whose DELETE was accepted first (in a storm round it is also the action the
         # DELETE raced), then the others, the latest first
         deleter = self._deleted_by.get(server_id)
-        ordered = [g for g in (deleter,) if g] + [g for g in reversed(touches) if g != deleter]
+        refused = self._refused.get(server_id, ())
+        # then the actions the cloud accepted (they changed the server), then those it refused (409)
+        ordered = [g for g in (deleter,) if g] + [g for g in reversed(touches) if g != deleter and g not in refused] \
+            + [g for g in reversed(touches) if g != deleter and g in refused]
         records = [index.lookup(g) for g in ordered] or [index.lookup(server_id)]
         records = [record for record in records if record is not None]
         found: list[str] = []

@@ -276,6 +276,8 @@ def storm_round(user: NovaUser) -> None:
         if accepted is None:
             _forget(storm, member)
             return
+        if accepted is False and record is not None:   # refused: the round changed nothing there
+            checks.refused(member.id, record.global_request_id)
         try:
             if accepted and rng.random() < opts.storm_delete_ratio:
                 _race_delete(user, storm, member, peer, checks, lambda: _server_busy(user, member))
