@@ -305,8 +305,18 @@ def _unlock(member: Member, client: OpenStackClient, other: OpenStackClient | No
             return
 
 
+# the way back from a state an earlier action left the server in: half the time a round takes it,
+# as servers in use come back (and the way back — unshelve above all — races a DELETE too)
+WAY_BACK = {"SHELVED": ("unshelve",), "SHELVED_OFFLOADED": ("unshelve",), "SHUTOFF": ("start",),
+            "PAUSED": ("unpause",), "SUSPENDED": ("resume",), "VERIFY_RESIZE": ("confirm_resize", "revert_resize")}
+
+
 def _choose(rng: random.Random, names: list[str], status: str) -> str:
-    """Mostly an action Nova accepts in this status; sometimes any, to provoke refusals."""
+    """Often the way back from where the server is; else mostly an action Nova accepts in this
+    status; sometimes any, to provoke refusals."""
+    back = [n for n in WAY_BACK.get(status, ()) if n in names]
+    if back and rng.random() < 0.5:
+        return rng.choice(back)
     fitting = [n for n in names if status in _statuses(n)]
     return rng.choice(fitting if fitting and rng.random() < 0.7 else names)
 
