@@ -1,10 +1,12 @@
 """Which planted races a run finds, and how fast: `storm.py` against `create_destroy.py`.
 
-    .venv/bin/python bench/detection.py [--seeds 10] [--seconds 60] [--users 4]
+    .venv/bin/python bench/detection.py [--seeds 10] [--seconds 60] [--users 6]
     .venv/bin/python bench/detection.py --quick          # 1 seed of 6 s, fast cloud delays
 
 For each seed one embedded cloud per locustfile, every planted race armed at its catalogue
-probability, one headless `locust` run with the log watcher on the cloud's log directory.
+probability, one headless `locust` run with the log watcher on the cloud's log directory; both
+locustfiles get the same users (default 6, the storm's own `threads`), the storm runs with its
+default pool and ratios.
 What the run reported — 5xx failures, LOG failures, INVARIANT violations — is matched
 against the cloud's ground truth (`GET /fakecloud/faults`): a detection finds a fired race
 when it carries the request id or the server id the record names. Per class: the fraction of
@@ -174,8 +176,7 @@ def run_once(name: str, seed: int, seconds: float, users: int, scale: float, wor
                 "--invariant-allocation-timeout", f"{max(2.0, 15 * scale):g}",
                 "--invariant-check-interval", "1", "--invariant-settle-timeout", f"{max(10.0, 30 * scale):g}",
                 "--invariant-task-state-timeout", f"{max(10.0, 60 * scale):g}",
-                "--storm-delete-delay-max", f"{2 * scale:g}", "--storm-pool-size", str(max(2, users - 1)),
-                "--quota-step", "0"]
+                "--storm-delete-delay-max", f"{2 * scale:g}", "--quota-step", "0"]
         try:
             run = run_locust(args, env=clean_env(), timeout=seconds + 180)
             output, returncode = run.output, run.returncode
@@ -198,7 +199,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10, help="seeds (runs per locustfile; default 10)")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each run (default 60)")
-    parser.add_argument("--users", type=int, default=4)
+    parser.add_argument("--users", type=int, default=6, help="users of each run (default 6)")
     parser.add_argument("--delay-scale", type=float, default=1.0, help="the cloud's transition delays")
     parser.add_argument("--quick", action="store_true", help="few short runs on fast cloud delays")
     args = parser.parse_args()
@@ -233,7 +234,9 @@ def main() -> int:
     storm, baseline = len(found_by["storm"]), len(found_by["create_destroy"])
     for name in LOCUSTFILES:
         per_run = statistics.mean(len(r.found) for r in results[name]) if results[name] else 0.0
-        print(f"{name}: {len(found_by[name])} classes found in some run, {per_run:.2f} per run on average")
+        every = sum(1 for r in results[name] if len(r.found) == len(CATALOGUE))
+        print(f"{name}: {len(found_by[name])} classes found in some run, {per_run:.2f} per run on average, "
+              f"all {len(CATALOGUE)} in {every} of {len(results[name])} runs")
     ratio = baseline / storm if storm else 0.0
     figure(f"planted race classes found, create_destroy / storm ({args.seeds} seed(s) x {args.seconds:g} s)",
            "storm finds more", f"{baseline} / {storm} of {len(CATALOGUE)}", ratio, storm > baseline,

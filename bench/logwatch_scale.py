@@ -19,7 +19,6 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import os  # noqa: E402
-import random  # noqa: E402
 import resource  # noqa: E402
 import shutil  # noqa: E402
 import subprocess  # noqa: E402

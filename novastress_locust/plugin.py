@@ -36,6 +36,9 @@ from .credentials import CloudTarget, CredentialsError
 from .requestlog import ActionRecord, request_index
 
 LOG = logging.getLogger("novastress")
+# checks of the options a locustfile's own modules read (the storm's, say); the preflight runs them
+# before anything else: a ValueError is one line and exit 2
+OPTION_CHECKS: list[Any] = []
 MSG_USER_DONE = "novastress_user_done"
 MSG_STOP = "novastress_stop"
 
@@ -315,6 +318,11 @@ def preflight(state: RunState) -> None:
         check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
     except InputError as exc:
         raise PreflightError(str(exc)) from None
+    for check in OPTION_CHECKS:
+        try:
+            check(opts)
+        except ValueError as exc:
+            raise PreflightError(str(exc)) from None
     state.prefix = opts.prefix
     state.run_id = opts.run_id or uuid.uuid4().hex[:6]
     opts.run_id = state.run_id

@@ -22,7 +22,10 @@ member's port without waiting (raced, the association is re-sent until the port 
 is in flight when the delete releases it). Either round takes its volume / floating IP back —
 detached or unbound, then deleted — even when the server is gone. Some rounds
 (`--storm-group-ratio`) are server-group bursts: N simultaneous boots into an affinity or
-anti-affinity group, checked against the policy and (admin) the host count.
+anti-affinity group, checked against the policy and (admin) the host count. Some
+(`--storm-plan-ratio`) run a race plan, the races random rounds seldom line up: the member is
+shelved and, once it is, unshelved and deleted while the unshelve is in flight; or a volume
+attach / floating-IP association is deleted while it is in flight.
 
 A 409 is the API correctly refusing a racing request: it is counted on its own `CONFLICT`
 row, not as a failure (`--storm-conflict-fails` makes it one). A 5xx fails the action with
@@ -40,9 +43,9 @@ from typing import Any, Callable
 import gevent
 from gevent.lock import Semaphore
 from locust import events
-from locust.runners import WorkerRunner
 
 from .invariants import invariants
+from .plugin import OPTION_CHECKS
 from .user import ApiError, NovaUser, OpenStackClient, error_message
 
 LOG = logging.getLogger("novastress")
@@ -262,6 +265,10 @@ def storm_round(user: NovaUser) -> None:
             _delete(user, storm, member, user.client, checks)
             return
         names = enabled_actions(opts.storm_actions)
+        plans = [plan for plan in PLANS if plan in names]
+        if plans and rng.random() < getattr(opts, "storm_plan_ratio", 0.0) and \
+                race_plan(user, storm, member, rng.choice(plans), server, peer, checks):
+            return
         name = _choose(rng, names, server["status"])
         if name in RESOURCE_ACTIONS:   # a volume or floating IP put on the member, then taken back
             resource_round(user, storm, member, name, peer, checks)
@@ -461,20 +468,21 @@ IN_FLIGHT_POLL = 0.1   # seconds between two looks at an action in progress befo
 
 
 def _race_delete(user: NovaUser, storm: StormState, member: Member, peer: OpenStackClient | None,
-                 checks, in_flight: Callable[[], bool] | None = None) -> bool:
+                 checks, in_flight: Callable[[], bool] | None = None, timing: str | None = None) -> bool:
     """DELETE the member --storm-delete-delay-* after its action, with either credential: at a
-    uniformly random moment, or (--storm-delete-timing) while `in_flight()` still sees the action in
-    progress — the window a real race needs is often shorter than the delay range."""
-    _race_wait(user, storm, in_flight)
+    uniformly random moment, or (--storm-delete-timing, or `timing`) while `in_flight()` still sees
+    the action in progress — the window a real race needs is often shorter than the delay range."""
+    _race_wait(user, storm, in_flight, timing)
     deleter = storm.rng.choice([user.client, peer]) if peer is not None else user.client
     return _delete(user, storm, member, deleter, checks)
 
 
-def _race_wait(user: NovaUser, storm: StormState, in_flight: Callable[[], bool] | None) -> None:
+def _race_wait(user: NovaUser, storm: StormState, in_flight: Callable[[], bool] | None,
+               timing: str | None = None) -> None:
     """The pause before a racing DELETE (see _race_delete)."""
     opts = user.options
     low, high = sorted((max(0.0, opts.storm_delete_delay_min), max(0.0, opts.storm_delete_delay_max)))
-    timing = getattr(opts, "storm_delete_timing", "uniform")
+    timing = timing or getattr(opts, "storm_delete_timing", "uniform")
     if timing == "mixed":
         timing = storm.rng.choice(("uniform", "in-flight"))
     if timing == "in-flight" and in_flight is not None:
@@ -526,9 +534,10 @@ class Held:
 
 
 def resource_round(user: NovaUser, storm: StormState, member: Member, name: str,
-                   peer: OpenStackClient | None, checks) -> None:
-    """Put a volume or floating IP on the member without waiting, maybe race it with a DELETE,
-    then take it back (detached / unbound, deleted), also when the server is gone meanwhile."""
+                   peer: OpenStackClient | None, checks, planned: bool = False) -> None:
+    """Put a volume or floating IP on the member without waiting, maybe race it with a DELETE
+    (`planned`: always, while the attach / association is in flight), then take it back
+    (detached / unbound, deleted), also when the server is gone meanwhile."""
     opts = user.options
     put, _ = RESOURCE_ACTIONS[name]
     held: list[Held] = []
@@ -536,8 +545,9 @@ def resource_round(user: NovaUser, storm: StormState, member: Member, name: str,
         accepted = put(user, member, held)
         if accepted is None:
             _forget(storm, member)
-        elif accepted and storm.rng.random() < opts.storm_delete_ratio:
-            if _race_delete(user, storm, member, peer, checks, lambda: _holding(user, member, held)):
+        elif accepted and (planned or storm.rng.random() < opts.storm_delete_ratio):
+            if _race_delete(user, storm, member, peer, checks, lambda: _holding(user, member, held),
+                            "in-flight" if planned else None):
                 for item in held:
                     if item.kind == "floating_ip":
                         _keep_associating(user, item)
@@ -693,6 +703,78 @@ RESOURCE_ACTIONS: dict[str, tuple[Callable[[NovaUser, Member, list[Held]], bool 
 }
 
 
+# -- race plans: two-request races a random round seldom sets up --------------------------
+SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
+
+
+def race_plan(user: NovaUser, storm: StormState, member: Member, name: str, server: dict,
+              peer: OpenStackClient | None, checks) -> bool:
+    """Bring the member where `name` is accepted, fire it, and DELETE the member while it is in
+    flight: an unshelve needs a shelve that completed first, an attach / association a volume /
+    floating IP made first — a random round rarely lines those up before another deletes the server.
+    False (nothing done) when the member is busy or in no state the plan starts from."""
+    if server.get("OS-EXT-STS:task_state") is not None:
+        return False
+    if name in RESOURCE_ACTIONS:
+        if server["status"] not in _statuses(name):
+            return False
+        resource_round(user, storm, member, name, peer, checks, planned=True)
+        return True
+    if server["status"] not in SHELVED + _statuses("shelve"):
+        return False
+    unshelve_raced_by_delete(user, storm, member, server, peer, checks)
+    return True
+
+
+def unshelve_raced_by_delete(user: NovaUser, storm: StormState, member: Member, server: dict,
+                             peer: OpenStackClient | None, checks) -> None:
+    """Shelve the member (unless it is shelved) and wait until it is; unshelve it, with either
+    credential, and DELETE it while the unshelve is in flight."""
+    record = user.client.action
+    shelved_here = server["status"] not in SHELVED
+    if shelved_here:
+        accepted = fire(user, user.client, member, "shelve", server)
+        if accepted is None:
+            _forget(storm, member)
+        elif accepted is False and record is not None:   # refused: the round changed nothing there
+            checks.refused(member.id, record.global_request_id)
+        if not accepted:
+            return
+        server = _shelved(user, storm, member)
+        if server is None:   # gone, or another round took it elsewhere meanwhile
+            return
+    client = storm.rng.choice([user.client, peer]) if peer is not None else user.client
+    accepted = fire(user, client, member, "unshelve", server)
+    if accepted is None:
+        _forget(storm, member)
+    elif accepted:
+        _race_delete(user, storm, member, peer, checks, lambda: _server_busy(user, member), "in-flight")
+    elif not shelved_here and record is not None:
+        checks.refused(member.id, record.global_request_id)
+
+
+def _shelved(user: NovaUser, storm: StormState, member: Member) -> dict | None:
+    """The member once shelved with no task in progress (polled, bounded by --build-timeout);
+    None when it is gone (it leaves the pool) or left for another state meanwhile."""
+    deadline = time.monotonic() + user.options.build_timeout
+    while time.monotonic() < deadline:
+        gevent.sleep(user.options.status_poll_interval)
+        response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
+                                    name="compute GET /servers/{id} (storm)")
+        if response.status_code == 404:
+            _forget(storm, member)
+            return None
+        server = response.json()["server"]
+        if server.get("OS-EXT-STS:task_state") is None:
+            return server if server["status"] in SHELVED else None
+    return None
+
+
+# the actions race plans fire (those --storm-actions allows), the unshelve twice as often: it
+# needs a shelve to complete first, and its window (the unshelve's claim) is the narrowest
+PLANS = ("unshelve", "unshelve", "attach_volume", "associate_floating_ip")
+
+
 # -- server-group bursts -------------------------------------------------------------------
 def server_group_burst(user: NovaUser) -> None:
     """N simultaneous boots into an affinity or anti-affinity group, checked against the policy."""
@@ -769,16 +851,19 @@ def _host_count(user: NovaUser) -> int | None:
 
 
 # -- listeners --------------------------------------------------------------------------------
-@events.init.add_listener
-def _check_options(environment, **_kwargs) -> None:
-    opts = environment.parsed_options
-    if opts is None or not hasattr(opts, "storm_actions"):
-        return
-    try:
-        enabled_actions(opts.storm_actions)
-    except ValueError as exc:
-        from .scenario import fail
-        fail(str(exc))
+RATIOS = ("--storm-delete-ratio", "--storm-plan-ratio", "--storm-group-ratio", "--storm-double-ratio")
+
+
+def check_options(opts) -> None:
+    """The storm's options, checked by the preflight: ValueError names the bad one."""
+    enabled_actions(opts.storm_actions)
+    for option in RATIOS:
+        value = getattr(opts, option[2:].replace("-", "_"))
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{option} {value:g}: a fraction of rounds, between 0 and 1")
+
+
+OPTION_CHECKS.append(check_options)
 
 
 @events.test_stop.add_listener

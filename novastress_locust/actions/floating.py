@@ -15,7 +15,6 @@ import os
 import socket
 import struct
 import time
-from typing import Any
 
 import gevent
 

@@ -23,7 +23,7 @@ import sys
 import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gevent.local
 from gevent import GreenletExit

@@ -72,6 +72,20 @@ def test_malformed_scenario_file(cloud, tmp_path):
     _assert_refused(completed, "bad.json")
 
 
+@pytest.mark.parametrize("args, expected", [
+    (["--storm-actions", "reboot,shelve"], "--storm-actions: unknown action reboot (known: soft_reboot, "),
+    (["--storm-plan-ratio", "1.5"], "--storm-plan-ratio 1.5: a fraction of rounds, between 0 and 1"),
+    (["--storm-delete-ratio", "-0.1"], "--storm-delete-ratio -0.1: a fraction of rounds, between 0 and 1"),
+])
+def test_bad_storm_options(cloud, tmp_path, args, expected):
+    storm = ROOT / "locustfiles" / "storm.py"
+    completed = subprocess.run([LOCUST, "-f", str(storm), "--headless", "-t", "20s", *args, "--run-id", "badstorm",
+                                *credentials_args(cloud)], cwd=tmp_path, env=clean_env(HOME=str(tmp_path)),
+                               capture_output=True, text=True, timeout=60)
+    _assert_refused(completed, expected)
+    assert leftovers(cloud, "ns-badstorm-") == {}
+
+
 @pytest.mark.parametrize("case", ["missing", "open", "directory"])
 def test_bad_private_key_of_the_log_watcher(cloud, tmp_path, case):
     key = tmp_path / "id_ed25519"

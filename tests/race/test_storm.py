@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import sys
-from pathlib import Path
 
 import requests
 from locust_runs import FAST, ROOT, clean_env, cli_credentials, images_named, run_locust, servers_named
@@ -51,10 +50,11 @@ def violations(run, kind: str) -> list[tuple[str, list[str]]]:
     return [(subject, ids.split(", ")) for subject, ids in found]
 
 
-def fired(cloud, fault: str) -> list[dict]:
+def fired(cloud, fault: str | None = None) -> list[dict]:
+    """The cloud's ground truth: every fired race record (of this fault)."""
     token = cloud.session(admin=True).get_token()
     response = requests.get(f"{cloud.base_url}/fakecloud/faults", headers={"X-Auth-Token": token}, timeout=10)
-    return [record for record in response.json()["fired"] if record["fault"] == fault]
+    return [record for record in response.json()["fired"] if fault in (None, record["fault"])]
 
 
 def volumes_and_floating_ips(cloud, prefix: str) -> list[str]:
@@ -178,8 +178,7 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
                 "--storm-group-ratio", "0.1", "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
     assert run.returncode == 1, run.output[-4000:]
-    truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
-                         headers={"X-Auth-Token": cloud.session(admin=True).get_token()}).json()["fired"]
+    truth = fired(cloud)
     assert {record["fault"] for record in truth} == set(STORM_RACES), run.output[-3000:]
     started, found = detections(run.output)
     first = first_detections(started, found, truth)
@@ -283,12 +282,12 @@ def test_unshelve_racing_the_delete_is_caught_as_leaked_allocations_of_that_serv
     fault = "unshelve-delete-allocations"
     cloud = cloud_factory(faults=fault, delay_scale=0.1, seed=5,
                           extra_args=["--fault-probability", f"{fault}=1", "--delay", "action=0.2:0.2"])
+    # random rounds only: a shelve, later an unshelve of the shelved server, raced by a DELETE
     run = storm(cloud, "-t", "12s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "shelve,unshelve",
                 "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
-                "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--quota-step", "0")
+                "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--storm-plan-ratio", "0", "--quota-step", "0")
     assert run.returncode == 1, run.output[-4000:]
-    truth = requests.get(f"{cloud.base_url}/fakecloud/faults", timeout=10,
-                         headers={"X-Auth-Token": cloud.session(admin=True).get_token()}).json()["fired"]
+    truth = fired(cloud)
     assert truth and {record["fault"] for record in truth} == {fault}, run.output[-3000:]
     _, found = detections(run.output)
     # the allocations an unshelve re-created after the delete: a leak of exactly that server
@@ -298,3 +297,27 @@ def test_unshelve_racing_the_delete_is_caught_as_leaked_allocations_of_that_serv
                 if d.subject not in by_server or not set(d.request_ids) & set(by_server[d.subject]["request_ids"])]
     assert leaks and not unpinned, (unpinned, run.output[-3000:])
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
+
+
+def test_race_plans_alone_line_up_the_unshelve_and_attach_races(cloud_factory):
+    """No random racing deletes (--storm-delete-ratio 0) and only race plans: each plan shelves the
+    member and waits, or makes a volume, then fires the unshelve / attach and DELETEs the server while
+    it is in flight — both planted races fire, are found, and nothing is left."""
+    races = ("unshelve-delete-allocations", "attach-during-delete")
+    extra = [arg for fault in races for arg in ("--fault-probability", f"{fault}=1")]
+    cloud = cloud_factory(faults=",".join(races), delay_scale=0.1, seed=7,
+                          extra_args=[*extra, "--delay", "action=0.2:0.2", "--delay", "volume=0.3:0.3"])
+    run = storm(cloud, "-t", "12s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "unshelve,attach_volume",
+                "--storm-plan-ratio", "1", "--storm-delete-ratio", "0", "--storm-delete-delay-max", "0.5",
+                "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--quota-step", "0",
+                "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
+    assert run.returncode == 1, run.output[-4000:]
+    truth = fired(cloud)
+    assert {record["fault"] for record in truth} == set(races), run.output[-3000:]
+    started, found = detections(run.output)
+    assert set(first_detections(started, found, truth)) == set(races), run.output[-3000:]
+    # the plans shelved before they unshelved; every racing DELETE came from a plan
+    assert run.stats_row("POST", "compute POST /servers/{id}/action shelve")[0] > 0
+    assert run.stats_row("DELETE", "compute DELETE /servers/{id} (storm)")[0] > 0
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
+    assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
