@@ -168,11 +168,11 @@ STORM_OPTIONS: tuple[Option, ...] = (
     Option("--storm-peer", "admin", "second credential acting on the same servers: admin (the admin "
            "credentials), member (a second user of the project, made through Keystone) or none",
            choices=("admin", "member", "none")),
-    Option("--storm-plan-ratio", 0.25, "fraction of storm rounds that run a race plan: the member is brought "
+    Option("--storm-plan-ratio", 0.3, "fraction of storm rounds that run a race plan: the member is brought "
            "where the action is accepted (shelved, for an unshelve), the action fired and the member deleted "
            "while it is in flight — the races a random round seldom lines up (unshelve, attach_volume, "
            "associate_floating_ip; those --storm-actions allows)", type=float),
-    Option("--storm-group-ratio", 0.1, "fraction of storm rounds that are server-group bursts", type=float),
+    Option("--storm-group-ratio", 0.15, "fraction of storm rounds that are server-group bursts", type=float),
     Option("--storm-double-ratio", 0.2, "fraction of storm actions sent together with a second state change "
            "of the same server by the other credential (two clients changing its state at once)", type=float),
     Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = as many as the "
