@@ -9,14 +9,16 @@
 * Every novastress option is in the start form's "Custom parameters"; passwords, secrets and
   tokens are password fields that never carry a value to the page, and an empty field keeps
   the configured value (the embedded cloud's credentials the master handed the workers, a
-  password from the command line) instead of blanking it.
+  password from the command line) instead of blanking it. A value an option cannot take, or
+  one the preflight's option checks refuse (a storm ratio outside 0-1), is said on the page and
+  the run does not start.
 """
 from __future__ import annotations
 
 import json
 import time
 
-from flask import Blueprint, make_response, request
+from flask import Blueprint, jsonify, make_response, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from . import report as run_reports
@@ -103,6 +105,10 @@ def install(environment, web_ui) -> None:
     def keep_configured_values():
         if request.method == "POST" and request.path.rstrip("/").endswith("/swarm"):
             request.form = form_without_blanks(request.form, our_options())
+            problem = form_problem(request.form, environment.parsed_options)
+            if problem is not None:   # the run does not start; the page shows why
+                return jsonify({"success": False, "message": problem, "host": environment.host})
+        return None
 
     hide_secret_values(web_ui, our_options())
 
@@ -116,6 +122,35 @@ def form_without_blanks(form, ours: dict[str, bool]) -> ImmutableMultiDict:
     kept = [(key, value) for key, values in form.lists() for value in values
             if not (key in ours and str(value).strip() == "")]
     return ImmutableMultiDict(kept)
+
+
+def form_problem(form, parsed_options) -> str | None:
+    """What is wrong with our options as the start form sets them, in one line (None: nothing):
+    a value its option cannot take, or one the checks the preflight runs refuse."""
+    import argparse
+    from types import SimpleNamespace
+
+    from . import options
+    from .plugin import OPTION_CHECKS
+    if parsed_options is None:
+        return None
+    values = dict(vars(parsed_options))
+    for key, value in form.items():
+        option = options.ALL.get(key)
+        if option is None or option.switch or option.secret:
+            continue
+        try:
+            values[key] = option.type(value) if option.type else value
+        except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
+            return f"{option.flag}: invalid value {value!r} ({exc})"
+        if option.choices and values[key] not in option.choices:
+            return f"{option.flag}: invalid choice {value!r} (choose from {', '.join(option.choices)})"
+    for check in OPTION_CHECKS:
+        try:
+            check(SimpleNamespace(**values))
+        except ValueError as exc:
+            return str(exc)
+    return None
 
 
 def hide_secret_values(web_ui, ours: dict[str, bool]) -> None:

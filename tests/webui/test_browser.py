@@ -35,12 +35,17 @@ def artifact_dir(tmp_path: Path) -> Path:
 def web_locust(cloud_factory, tmp_path):
     faulty = cloud_factory(faults="scheduler-capacity-race", delay_scale=0.1, seed=7,
                            extra_args=["--fault-probability", "scheduler-capacity-race=1.0"])
+    yield from _web_master(faulty, tmp_path, LOCUSTFILE, "--target-logfiles", f"{faulty.log_dir}/*.log",
+                           "--log-check-interval", "0.5", "--log-discovery", "none")
+
+
+def _web_master(cloud, tmp_path: Path, locustfile: str, *args: str):
+    """A locust serving its web UI on loopback against `cloud`: (cloud, url, process, output file)."""
     port = free_port()
     out = open(tmp_path / "locust.out", "w")
     process = subprocess.Popen(
-        [LOCUST, "-f", LOCUSTFILE, "--web-host", "127.0.0.1", "--web-port", str(port), *FAST,
-         *cli_credentials(faulty), "--target-logfiles", f"{faulty.log_dir}/*.log",
-         "--log-check-interval", "0.5", "--log-discovery", "none"],
+        [LOCUST, "-f", locustfile, "--web-host", "127.0.0.1", "--web-port", str(port), *FAST,
+         *cli_credentials(cloud), *args],
         cwd=ROOT, env=clean_env(), stdout=out, stderr=subprocess.STDOUT, text=True)
 
     def ready() -> bool:
@@ -51,7 +56,7 @@ def web_locust(cloud_factory, tmp_path):
             return process.poll() is not None     # exited: stop waiting, the test will say why
     wait_for(ready, timeout=60, interval=0.3, what="the web UI")
     assert process.poll() is None, (tmp_path / "locust.out").read_text()[-3000:]
-    yield faulty, f"http://127.0.0.1:{port}", process, tmp_path / "locust.out"
+    yield cloud, f"http://127.0.0.1:{port}", process, tmp_path / "locust.out"
     process.terminate()
     try:
         process.wait(timeout=60)
@@ -136,3 +141,35 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
     # stopping from the page deletes everything the run made (the sweep runs at test stop)
     wait_for(lambda: servers_named(cloud, "ns-") == [], timeout=60, interval=0.5, what="cleanup")
     assert password not in log.read_text()
+
+
+@pytest.fixture
+def web_storm(cloud_factory, tmp_path):
+    yield from _web_master(cloud_factory(faults="none", delay_scale=0.1), tmp_path, "locustfiles/storm.py")
+
+
+def test_a_bad_storm_option_in_the_form_is_refused_on_the_page(web_storm, tmp_path):
+    """The form's storm options pass the checks the preflight runs: a ratio outside 0-1 or a
+    word where a number goes is said on the page, and nothing starts."""
+    cloud, url, process, log = web_storm
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            page.wait_for_selector("input[name=userCount]")
+            page.fill("input[name=userCount]", "2")
+            page.fill("input[name=spawnRate]", "2")
+            page.get_by_text("Custom parameters").click()    # the accordion our options are in
+            for value, message in (("2", "--storm-plan-ratio 2: a fraction of rounds, between 0 and 1"),
+                                   ("often", "--storm-plan-ratio: invalid value 'often'")):
+                page.fill("input[name=stormPlanRatio]", value)
+                page.click("button[type=submit]")
+                page.wait_for_selector(f"text={message}")
+                assert runner_state(url) == "ready"
+            page.screenshot(path=str(artifact_dir(tmp_path) / "webui-bad-storm-option.png"), full_page=True)
+        finally:
+            browser.close()
+    assert servers_named(cloud, "ns-") == []
+    assert process.poll() is None, log.read_text()[-3000:]
