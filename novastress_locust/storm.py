@@ -47,6 +47,7 @@ from locust import events
 from .invariants import invariants
 from .plugin import OPTION_CHECKS
 from .user import ApiError, NovaUser, OpenStackClient, error_message
+from .waiter import WaitError
 
 LOG = logging.getLogger("novastress")
 DEFAULT_GROUP_POLICIES = ("affinity", "anti-affinity")
@@ -253,14 +254,12 @@ def storm_round(user: NovaUser) -> None:
     if peer is not None:
         peer.action = record
     try:
-        response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
-                                    name="compute GET /servers/{id} (storm)")
-        if response.status_code == 404:
+        server = _show(user, member.id)
+        if server is None:
             _forget(storm, member)
             return
         # only rounds that found the server touched it: a violation lists the actions that raced on it
         _touch(user, member.id)
-        server = response.json()["server"]
         if server["status"] == "ERROR":
             _delete(user, storm, member, user.client, checks)
             return
@@ -495,11 +494,16 @@ def _race_wait(user: NovaUser, storm: StormState, in_flight: Callable[[], bool] 
         gevent.sleep(storm.rng.uniform(low, high))
 
 
+def _show(user: NovaUser, server_id: str) -> dict | None:
+    """The server as the storm sees it now; None once it is gone (404)."""
+    response = user.compute.get(f"/servers/{server_id}", expect=(200, 404), name="compute GET /servers/{id} (storm)")
+    return None if response.status_code == 404 else response.json()["server"]
+
+
 def _server_busy(user: NovaUser, member: Member) -> bool:
     """Whether the member still has an action in progress (a task_state); gone counts as not."""
-    response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
-                                name="compute GET /servers/{id} (storm)")
-    return response.status_code == 200 and response.json()["server"].get("OS-EXT-STS:task_state") is not None
+    server = _show(user, member.id)
+    return server is not None and server.get("OS-EXT-STS:task_state") is not None
 
 
 def _holding(user: NovaUser, member: Member, held: list["Held"]) -> bool:
@@ -756,18 +760,16 @@ def unshelve_raced_by_delete(user: NovaUser, storm: StormState, member: Member, 
 def _shelved(user: NovaUser, storm: StormState, member: Member) -> dict | None:
     """The member once shelved with no task in progress (polled, bounded by --build-timeout);
     None when it is gone (it leaves the pool) or left for another state meanwhile."""
-    deadline = time.monotonic() + user.options.build_timeout
-    while time.monotonic() < deadline:
-        gevent.sleep(user.options.status_poll_interval)
-        response = user.compute.get(f"/servers/{member.id}", expect=(200, 404),
-                                    name="compute GET /servers/{id} (storm)")
-        if response.status_code == 404:
-            _forget(storm, member)
-            return None
-        server = response.json()["server"]
-        if server.get("OS-EXT-STS:task_state") is None:
-            return server if server["status"] in SHELVED else None
-    return None
+    try:
+        server = user.poll(f"server {member.name} ({member.id})", lambda: _show(user, member.id),
+                           lambda seen: seen is None or seen.get("OS-EXT-STS:task_state") is None,
+                           user.options.build_timeout)
+    except WaitError:   # still busy: another round's action holds it
+        return None
+    if server is None:
+        _forget(storm, member)
+        return None
+    return server if server["status"] in SHELVED else None
 
 
 # the actions race plans fire (those --storm-actions allows), the unshelve twice as often: it

@@ -31,9 +31,23 @@ def storm(cloud, *args: str, admin: bool = True, timeout: float = 180):
     return run_locust([*STORM, *QUICK, *credentials, *args], env=clean_env(), timeout=timeout)
 
 
-def faulty(cloud_factory, fault: str, *extra: str):
-    return cloud_factory(faults=fault, delay_scale=0.1, seed=5,
-                         extra_args=["--fault-probability", f"{fault}=1", *extra])
+def faulty(cloud_factory, faults: str | tuple[str, ...], *extra: str, seed: int = 5):
+    """A fast cloud with these planted races (one id or several) armed at probability 1."""
+    faults = (faults,) if isinstance(faults, str) else faults
+    armed = [arg for fault in faults for arg in ("--fault-probability", f"{fault}=1")]
+    return cloud_factory(faults=",".join(faults), delay_scale=0.1, seed=seed, extra_args=[*armed, *extra])
+
+
+def every_race_found(run, cloud, races) -> tuple[list[dict], list]:
+    """The run failed, exactly these races fired and each was found by what it reported:
+    (the cloud's ground truth, the run's detections)."""
+    assert run.returncode == 1, run.output[-4000:]
+    truth = fired(cloud)
+    assert {record["fault"] for record in truth} == set(races), run.output[-3000:]
+    started, found = detections(run.output)
+    first = first_detections(started, found, truth)
+    assert set(first) == set(races), (sorted(first), run.output[-3000:])
+    return truth, found
 
 
 def invariant_rows(run) -> dict[str, int]:
@@ -165,12 +179,10 @@ STORM_RACES = ("state-change-race", "delete-preempts-action", "group-policy-burs
 
 
 def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_factory):
-    extra = [arg for fault in STORM_RACES for arg in ("--fault-probability", f"{fault}=1")]
     # an association and an attach are in flight for 0.3 s, an action 0.2 s (the cloud's default is a few
     # ms at this delay scale), and racing deletes go out while the action is seen in progress
-    cloud = cloud_factory(faults=",".join(STORM_RACES), delay_scale=0.1, seed=5,
-                          extra_args=[*extra, "--delay", "network=0.3:0.3", "--delay", "volume=0.3:0.3",
-                                      "--delay", "action=0.2:0.2"])
+    cloud = faulty(cloud_factory, STORM_RACES, "--delay", "network=0.3:0.3", "--delay", "volume=0.3:0.3",
+                   "--delay", "action=0.2:0.2")
     # the cloud's own log directory watched locally: compute-side tracebacks become LOG failures
     run = storm(cloud, "-t", "15s", "-u", "4", "--storm-pool-size", "3", "--storm-actions",
                 "soft_reboot,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
@@ -179,12 +191,7 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
                 # that provoke the API's check-then-save race come from them
                 "--storm-group-ratio", "0.1", "--storm-plan-ratio", "0", "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
-    assert run.returncode == 1, run.output[-4000:]
-    truth = fired(cloud)
-    assert {record["fault"] for record in truth} == set(STORM_RACES), run.output[-3000:]
-    started, found = detections(run.output)
-    first = first_detections(started, found, truth)
-    assert set(first) == set(STORM_RACES), (sorted(first), run.output[-3000:])
+    truth, found = every_race_found(run, cloud, STORM_RACES)
 
     def evidence(fault: str, kind: str, name: str | None = None) -> list:
         """(detection, record) pairs of this fault found by detections of this kind."""
@@ -282,8 +289,7 @@ def test_association_racing_the_delete_is_caught_as_a_floating_ip_on_a_gone_port
 
 def test_unshelve_racing_the_delete_is_caught_as_leaked_allocations_of_that_server(cloud_factory):
     fault = "unshelve-delete-allocations"
-    cloud = cloud_factory(faults=fault, delay_scale=0.1, seed=5,
-                          extra_args=["--fault-probability", f"{fault}=1", "--delay", "action=0.2:0.2"])
+    cloud = faulty(cloud_factory, fault, "--delay", "action=0.2:0.2")
     # random rounds only: a shelve, later an unshelve of the shelved server, raced by a DELETE
     run = storm(cloud, "-t", "12s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "shelve,unshelve",
                 "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
@@ -306,18 +312,12 @@ def test_race_plans_alone_line_up_the_unshelve_and_attach_races(cloud_factory):
     member and waits, or makes a volume, then fires the unshelve / attach and DELETEs the server while
     it is in flight — both planted races fire, are found, and nothing is left."""
     races = ("unshelve-delete-allocations", "attach-during-delete")
-    extra = [arg for fault in races for arg in ("--fault-probability", f"{fault}=1")]
-    cloud = cloud_factory(faults=",".join(races), delay_scale=0.1, seed=7,
-                          extra_args=[*extra, "--delay", "action=0.2:0.2", "--delay", "volume=0.3:0.3"])
+    cloud = faulty(cloud_factory, races, "--delay", "action=0.2:0.2", "--delay", "volume=0.3:0.3", seed=7)
     run = storm(cloud, "-t", "12s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "unshelve,attach_volume",
                 "--storm-plan-ratio", "1", "--storm-delete-ratio", "0", "--storm-delete-delay-max", "0.5",
                 "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
-    assert run.returncode == 1, run.output[-4000:]
-    truth = fired(cloud)
-    assert {record["fault"] for record in truth} == set(races), run.output[-3000:]
-    started, found = detections(run.output)
-    assert set(first_detections(started, found, truth)) == set(races), run.output[-3000:]
+    every_race_found(run, cloud, races)
     # the plans shelved before they unshelved; every racing DELETE came from a plan
     assert run.stats_row("POST", "compute POST /servers/{id}/action shelve")[0] > 0
     assert run.stats_row("DELETE", "compute DELETE /servers/{id} (storm)")[0] > 0
