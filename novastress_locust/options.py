@@ -41,6 +41,13 @@ def _positive(kind):
     return convert
 
 
+def _services(text: str) -> str:
+    """`--embedded-services`: checked here, so a wrong name is an argument error, not a cloud
+    that does not start."""
+    from .fakecloud.config import parse_services
+    return text if text.strip().lower() == "all" else ",".join(parse_services(text))
+
+
 CLOUD = "OpenStack cloud (precedence: these options > clouds.yaml > OS_* environment > --tempest-conf)"
 CLOUD_OPTIONS: tuple[Option, ...] = (
     Option("--os-cloud", None, "cloud name in clouds.yaml (standard search paths; also OS_CLOUD)"),
@@ -119,6 +126,9 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
            "planted race bugs of the embedded cloud: all, none or a comma list "
            "(env NOVASTRESS_FAULTS)"),
     Option("--embedded-seed", None, "seed of the embedded cloud's dice", type=int),
+    Option("--embedded-services", "all", "services in the embedded cloud's catalog besides identity: "
+           "all or a comma list of compute, image, volume, network, placement (a cloud without "
+           "Cinder: compute,image,network,placement)", type=_services),
     Option("--embedded-clouds-yaml", os.environ.get("NOVASTRESS_EMBEDDED_CLOUDS_YAML"),
            "write clouds 'embedded' and 'embedded-admin' of the embedded cloud to this file, to "
            "look at it with the openstack CLI (env NOVASTRESS_EMBEDDED_CLOUDS_YAML)"),

@@ -3,6 +3,8 @@
     with EmbeddedCloud(log_dir="logs", seed=1) as cloud:
         session = cloud.session()            # a keystoneauth Session for the member user
         print(cloud.auth_url, cloud.log_dir)
+
+    EmbeddedCloud(services="compute,image,network,placement")   # a cloud without Cinder
 """
 from __future__ import annotations
 
@@ -25,12 +27,12 @@ class EmbeddedCloud:
     def __init__(self, log_dir: str | os.PathLike | None = None, compute_hosts: int = 3,
                  seed: int | None = None, faults: str = "all", delay_scale: float = 1.0,
                  extra_args: list[str] | tuple[str, ...] = (), host: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, services: str = "all") -> None:
         self._workdir = tempfile.mkdtemp(prefix="novastress-cloud-")
         self.log_dir = str(Path(log_dir or Path(self._workdir) / "logs").resolve())
         self.args = ["--host", host, "--port", str(port), "--log-dir", self.log_dir,
                      "--compute-hosts", str(compute_hosts), "--faults", faults,
-                     "--delay-scale", str(delay_scale), *extra_args]
+                     "--delay-scale", str(delay_scale), "--services", services, *extra_args]
         if seed is not None:
             self.args += ["--seed", str(seed)]
         self.process: subprocess.Popen | None = None

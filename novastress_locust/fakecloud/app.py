@@ -48,6 +48,7 @@ class Control(Service):
         return Response.json(200, {"fakecloud": {"auth_url": self.cloud.auth_url,
                                                  "log_dir": str(self.cloud.logs.directory),
                                                  "compute_hosts": self.cloud.compute_hosts,
+                                                 "services": list(self.cloud.config.services),
                                                  **self.cloud.guests.info()}})
 
     def list_faults(self, call: Call) -> Response:
@@ -127,10 +128,13 @@ class Cloud:
         self.control = Control(self)
         from .guest import GuestManager
         self.guests = GuestManager(self)  # SSH on floating IPs of ACTIVE servers
+        listed = {"compute": self.compute, "image": self.image, "volume": self.volume,
+                  "network": self.network, "placement": self.placement}
+        # a service left out of the catalog (--services) answers 404 at its paths
         self.services: dict[str, Service] = {
-            svc.prefix.strip("/"): svc for svc in (self.identity, self.image, self.network,
-                                                   self.volume, self.placement, self.compute,
-                                                   self.control)}
+            svc.prefix.strip("/"): svc
+            for svc in (self.identity, self.control,
+                        *(listed[name] for name in self.config.services))}
         self._bootstrap()
 
     # -- set-up ------------------------------------------------------------
@@ -159,13 +163,17 @@ class Cloud:
         return f"{self.base_url}/identity"
 
     def catalog_entries(self) -> list[tuple[str, str, str]]:
-        return [("identity", "keystone", f"{self.base_url}/identity"),
-                ("compute", "nova", f"{self.base_url}/compute/v2.1"),
-                ("placement", "placement", f"{self.base_url}/placement"),
-                ("image", "glance", f"{self.base_url}/image"),
-                ("volumev3", "cinderv3", f"{self.base_url}/volume/v3"),
-                ("block-storage", "cinder", f"{self.base_url}/volume/v3"),
-                ("network", "neutron", f"{self.base_url}/networking")]
+        """(service type, name, URL) of every service in the catalog (--services)."""
+        base = self.base_url
+        entries = [("compute", "compute", "nova", f"{base}/compute/v2.1"),
+                   ("placement", "placement", "placement", f"{base}/placement"),
+                   ("image", "image", "glance", f"{base}/image"),
+                   ("volume", "volumev3", "cinderv3", f"{base}/volume/v3"),
+                   ("volume", "block-storage", "cinder", f"{base}/volume/v3"),
+                   ("network", "network", "neutron", f"{base}/networking")]
+        return [("identity", "keystone", f"{base}/identity")] + [
+            (service_type, name, url) for service, service_type, name, url in entries
+            if service in self.config.services]
 
     # -- timing helpers for the asynchronous state machines ---------------
     def delay(self, kind: str) -> float:

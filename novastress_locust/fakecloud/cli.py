@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import CloudConfig, Delays
+from .config import SERVICES, CloudConfig, Delays, parse_services
 from .faults import CATALOGUE
 
 DELAY_KINDS = tuple(vars(Delays()))
@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "GET /fakecloud as guest_ssh_port)")
     parser.add_argument("--public-cidr", type=_loopback_cidr, default=None, metavar="CIDR",
                         help="floating-IP subnet, inside 127.0.0.0/8 (default: a random 127.X.0.0/16)")
+    parser.add_argument("--services", type=parse_services, default=SERVICES, metavar="NAME,...",
+                        help=f"services in the Keystone catalog besides identity: all (default) or a "
+                             f"comma list of {', '.join(SERVICES)}; one left out answers 404")
     parser.add_argument("--clouds-yaml", type=Path, help="write clouds 'embedded' and 'embedded-admin' here")
     parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--member-password", help=argparse.SUPPRESS)
@@ -92,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        fault_probability=dict(args.fault_probability), delays=delays,
                        token_ttl=args.token_ttl, member_password=args.member_password,
                        admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
-                       public_cidr=args.public_cidr)
+                       public_cidr=args.public_cidr, services=args.services)
 
 
 def clouds_document(cloud) -> dict:

@@ -1,7 +1,26 @@
 """Settings of one embedded cloud."""
 from __future__ import annotations
 
+import argparse
 from dataclasses import dataclass, field
+
+# what --services may leave out of the catalog; identity is always there
+SERVICES = ("compute", "image", "volume", "network", "placement")
+
+
+def parse_services(text: str) -> tuple[str, ...]:
+    """`compute,image,network` -> those names in catalog order; `all` -> every service.
+
+        parse_services("network,compute")   # ("compute", "network")
+    """
+    if text.strip().lower() == "all":
+        return SERVICES
+    names = {name.strip().lower() for name in text.split(",") if name.strip()}
+    unknown = sorted(names - set(SERVICES) - {"identity"})
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown service {', '.join(unknown)}: use all or a comma "
+                                         f"list of {', '.join(SERVICES)} (identity is always there)")
+    return tuple(name for name in SERVICES if name in names)
 
 
 @dataclass
@@ -55,3 +74,6 @@ class CloudConfig:
     # the external network's subnet (floating IPs, loopback so guests can listen on them); None:
     # a random 127.X.0.0/16, X in 100-199, so that clouds on one machine do not share addresses
     public_cidr: str | None = None
+    # the services in the Keystone catalog besides identity; one left out answers 404, as a
+    # cloud without it would (the others still use it inside: Nova boots from its images)
+    services: tuple[str, ...] = SERVICES

@@ -76,3 +76,10 @@ def test_bad_delay_is_an_argument_error(tmp_path):
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "use KIND=LOW:HIGH" in err
+
+
+def test_unknown_service_is_an_argument_error(tmp_path):
+    process = start(["--services", "compute,cinder", "--log-dir", str(tmp_path / "logs")])
+    _, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert "unknown service cinder" in err and "compute, image, volume, network, placement" in err

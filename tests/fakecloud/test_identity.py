@@ -67,3 +67,21 @@ def test_missing_token_is_401_on_services(cloud):
     response = requests.get(f"{cloud.base_url}/compute/v2.1/servers", timeout=10)
     assert response.status_code == 401
     assert response.json()["error"]["code"] == 401
+
+
+def test_a_service_left_out_is_absent_from_the_catalog_and_its_paths(cloud_factory):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, services="compute,image,network")
+    session = cloud.session()
+    catalog = session.auth.get_access(session).service_catalog
+    assert {entry["type"] for entry in catalog.catalog} == {"identity", "compute", "image", "network"}
+    with pytest.raises(ks_exceptions.EndpointNotFound):
+        session.get_endpoint(service_type="block-storage", interface="public")
+    token = session.get_token()
+    for path in ("/volume/v3/volumes", "/placement/resource_providers"):
+        assert requests.get(f"{cloud.base_url}{path}", headers={"X-Auth-Token": token},
+                            timeout=10).status_code == 404
+    # the services that stay work, and identity lists only them
+    assert session.get(f"{cloud.base_url}/compute/v2.1/flavors").status_code == 200
+    admin = cloud.session(admin=True)
+    listed = admin.get(f"{cloud.auth_url}/v3/services").json()["services"]
+    assert {service["type"] for service in listed} == {"identity", "compute", "image", "network"}
