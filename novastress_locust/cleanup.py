@@ -152,16 +152,12 @@ class Cloud:
     def user_id(self) -> str | None:
         return self.session.get_user_id()
 
-    def endpoint(self, service_type: str) -> str | None:
-        if service_type not in self._endpoints:
-            url = None
-            for kind in ((service_type,) if service_type != "volume" else ("block-storage", "volumev3")):
-                url = self._retry(lambda: self.session.get_endpoint(**self.target.endpoint_filter(kind)),
-                                  "catalog")
-                if url:
-                    break
-            self._endpoints[service_type] = url.rstrip("/") if url else None
-        return self._endpoints[service_type]
+    def endpoint(self, service: str) -> str | None:
+        """The service's URL; None when the catalog does not list it (CloudTarget.endpoint)."""
+        if service not in self._endpoints:
+            self._endpoints[service] = self._retry(lambda: self.target.endpoint(self.session, service),
+                                                   "catalog")
+        return self._endpoints[service]
 
     def call(self, service_type: str, method: str, path: str, *, params: dict | None = None,
              json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = ()):
@@ -258,21 +254,25 @@ class Cleanup:
 
     # -- driving --------------------------------------------------------------------
     def run(self) -> dict[str, KindResult]:
-        steps: list[tuple[str, Callable[[], list[Resource]], Callable[[Resource], None] | None]] = [
-            ("servers", self.find_servers, self.delete_server),
-            ("images", self.find_images, self.delete_image),
-            ("floating IPs", self.find_floating_ips, self.delete_floating_ip),
-            ("volume attachments", self.find_attachments, self.delete_attachment),
-            ("volume snapshots", self.find_snapshots, self.delete_snapshot),
-            ("volumes", self.find_volumes, self.delete_volume),
-            ("keypairs", self.find_keypairs, self.delete_keypair),
-            ("security groups", self.find_security_groups, self.delete_security_group),
-            ("projects", self.find_projects, self.delete_project),
-            ("users", self.find_users, self.delete_user),
+        # kind, the service that lists it, how to find and delete it
+        steps: list[tuple[str, str, Callable[[], list[Resource]], Callable[[Resource], None]]] = [
+            ("servers", "compute", self.find_servers, self.delete_server),
+            ("images", "image", self.find_images, self.delete_image),
+            ("floating IPs", "network", self.find_floating_ips, self.delete_floating_ip),
+            ("volume attachments", "volume", self.find_attachments, self.delete_attachment),
+            ("volume snapshots", "volume", self.find_snapshots, self.delete_snapshot),
+            ("volumes", "volume", self.find_volumes, self.delete_volume),
+            ("keypairs", "compute", self.find_keypairs, self.delete_keypair),
+            ("security groups", "network", self.find_security_groups, self.delete_security_group),
+            ("projects", "identity", self.find_projects, self.delete_project),
+            ("users", "identity", self.find_users, self.delete_user),
         ]
-        for kind, find, remove in steps:
+        for kind, service, find, remove in steps:
             result = self.results[kind]
             try:
+                if self.cloud.endpoint(service) is None:
+                    # nothing of this kind can exist: a note in the table, not a failure
+                    raise Skip(f"no {service} service in the catalog")
                 result.found = find()
             except Skip as skip:
                 result.note = str(skip)
@@ -280,9 +280,13 @@ class Cleanup:
             except CallFailed as exc:
                 result.failed.append((None, f"could not list {kind}: {exc}"))
                 continue
+            except Exception as exc:  # a surprise must not keep the later kinds from their turn
+                result.failed.append((None, f"could not list {kind}: {type(exc).__name__}: "
+                                            f"{_first_line(exc)}"))
+                continue
             for resource in result.found:
                 self._say(f"{'deleting' if self.delete else 'would delete'} {_singular(kind)} {resource}")
-            if self.delete and result.found and remove is not None:
+            if self.delete and result.found:
                 self._delete_all(result, remove)
         return self.results
 
@@ -384,8 +388,6 @@ class Cleanup:
     def find_images(self) -> list[Resource]:
         """Images named <prefix>-... that the project owns (--all-projects: any project's); never a
         public or community image, whatever its name: others boot from it."""
-        if self.cloud.endpoint("image") is None:
-            raise Skip("no image service in the catalog")
         params = {} if self.all_projects else {"owner": self.cloud.project_id or ""}
         images = self._paged("image", "/v2/images", "images", params)
         return [Resource("image", i["id"], i["name"], i.get("owner"), i) for i in images
@@ -405,8 +407,6 @@ class Cleanup:
 
     # -- floating IPs ------------------------------------------------------------------
     def find_floating_ips(self) -> list[Resource]:
-        if self.cloud.endpoint("network") is None:
-            raise Skip("no network service in the catalog")
         found = self._paged("network", "/v2.0/floatingips", "floatingips", self._own_project_filter())
         ours = []
         for fip in found:
@@ -426,8 +426,6 @@ class Cleanup:
         return {"all_tenants": "1"} if self.all_projects else {}
 
     def _our_volumes(self) -> list[dict]:
-        if self.cloud.endpoint("volume") is None:
-            raise Skip("no volume service in the catalog")
         volumes = self._paged("volume", "/volumes/detail", "volumes", self._volume_params())
         return [v for v in volumes if self.scope.owns(v.get("name")) and v.get("status") != "deleted"]
 
@@ -478,8 +476,6 @@ class Cleanup:
         return {"status": volume.get("status")} if attached else None
 
     def find_snapshots(self) -> list[Resource]:
-        if self.cloud.endpoint("volume") is None:
-            raise Skip("no volume service in the catalog")
         volumes = {v["id"] for v in self._our_volumes()}
         snapshots = self._paged("volume", "/snapshots/detail", "snapshots", self._volume_params())
         live = [s for s in snapshots if s.get("status") != "deleted"]
@@ -561,8 +557,6 @@ class Cleanup:
 
     # -- security groups ---------------------------------------------------------------
     def find_security_groups(self) -> list[Resource]:
-        if self.cloud.endpoint("network") is None:
-            raise Skip("no network service in the catalog")
         groups = self._paged("network", "/v2.0/security-groups", "security_groups",
                              self._own_project_filter())
         isolated = {project.id for project in self._isolated_projects()} if self.all_projects else set()

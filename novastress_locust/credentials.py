@@ -40,6 +40,10 @@ SECRET_KEYS = frozenset({"password", "application_credential_secret", "token", "
 SETTING_KEYS = ("auth_type", "region_name", "interface", "cacert", "insecure")
 ENV_ALIASES = {"OS_TENANT_NAME": "project_name", "OS_TENANT_ID": "project_id",
                "OS_ENDPOINT_TYPE": "interface"}
+# the catalog types a service goes by, in order of preference: clouds list Cinder v3 as
+# block-storage, volumev3 or (older ones) volume
+CATALOG_TYPES = {"volume": ("block-storage", "volumev3", "volume"),
+                 "block-storage": ("block-storage", "volumev3", "volume")}
 
 
 @dataclass
@@ -110,6 +114,25 @@ class CloudTarget:
     def endpoint_filter(self, service_type: str) -> dict[str, Any]:
         return {"service_type": service_type, "interface": self.interface,
                 "region_name": self.region_name}
+
+    def endpoint(self, session, service: str) -> str | None:
+        """The URL of `service` in the catalog of the session's token; None when the catalog does
+        not list it. The one answer to "is this service here?": a cloud without Cinder or Neutron
+        is no error, each caller skips what needs it.
+
+            target.endpoint(session, "volume")    # Cinder v3 under whichever type it is listed
+
+        Authentication problems still raise keystoneauth's exceptions.
+        """
+        from keystoneauth1 import exceptions as ks
+        for service_type in CATALOG_TYPES.get(service, (service,)):
+            try:
+                url = session.get_endpoint(**self.endpoint_filter(service_type))
+            except ks.CatalogException:  # EndpointNotFound, EmptyCatalog: not in this catalog
+                continue
+            if url:
+                return url.rstrip("/")
+        return None
 
 
 @contextmanager

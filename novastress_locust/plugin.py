@@ -76,7 +76,7 @@ class RunState:
     boot: BootArgs | None = None
     embedded: Any = None
     auths: dict[str, Any] = field(default_factory=dict)          # credential key -> auth plugin
-    endpoints: dict[tuple[str, str], str] = field(default_factory=dict)
+    endpoints: dict[tuple[str, str], str | None] = field(default_factory=dict)
     waiters: dict[str, Any] = field(default_factory=dict)        # credential key -> waiter
     user_numbers: dict[str, int] = field(default_factory=dict)
     tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
@@ -151,14 +151,12 @@ class RunState:
         if plugin is not None and (current is None or current == token):
             plugin.invalidate()
 
-    def endpoint(self, session, target: CloudTarget, service_type: str) -> str:
-        key = (target.key, service_type)
+    def endpoint(self, session, target: CloudTarget, service: str) -> str | None:
+        """The service's URL in the credential's catalog, None when it does not list it (once per
+        credential and process: CloudTarget.endpoint)."""
+        key = (target.key, service)
         if key not in self.endpoints:
-            url = session.get_endpoint(**target.endpoint_filter(service_type))
-            if not url:
-                raise PreflightError(f"no {service_type} endpoint in the catalog of {target.who} "
-                                     f"(interface {target.interface}, region {target.region_name or 'any'})")
-            self.endpoints[key] = url.rstrip("/")
+            self.endpoints[key] = target.endpoint(session, service)
         return self.endpoints[key]
 
     def boot_args(self) -> BootArgs:

@@ -43,11 +43,11 @@ from .user import ApiError, NovaUser, OpenStackClient, ServiceClient
 LOG = logging.getLogger("novastress")
 ENTRY_KEYS = {"action", "threads", "use_admin", "use_isolated_tenants", "required_services", "kwargs"}
 DEFAULT_THREADS = 4
-# Tempest's service names (its [service_available] section) -> catalog service types
-SERVICE_TYPES = {"nova": ("compute",), "neutron": ("network",), "cinder": ("block-storage", "volumev3", "volume"),
-                 "glance": ("image",), "swift": ("object-store",), "heat": ("orchestration",),
-                 "ceilometer": ("metering",), "keystone": ("identity",), "placement": ("placement",),
-                 "block-storage": ("block-storage", "volumev3", "volume")}
+# Tempest's service names (its [service_available] section) -> ours (CloudTarget.endpoint);
+# any other name is a catalog service type
+SERVICES = {"nova": "compute", "neutron": "network", "cinder": "volume", "glance": "image",
+            "swift": "object-store", "heat": "orchestration", "ceilometer": "metering",
+            "keystone": "identity"}
 
 
 class ScenarioError(Exception):
@@ -293,13 +293,7 @@ def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
 
 
 def catalog_has(client: OpenStackClient, service: str) -> bool:
-    for service_type in SERVICE_TYPES.get(service.lower(), (service,)):
-        try:
-            if client.session.get_endpoint(**client.target.endpoint_filter(service_type)):
-                return True
-        except Exception:  # keystoneauth's EndpointNotFound and friends: not there
-            continue
-    return False
+    return client.has_service(SERVICES.get(service.lower(), service))
 
 
 class SerialShape(LoadTestShape):

@@ -129,9 +129,18 @@ class OpenStackClient:
         self._names: dict[tuple, str] = {}
 
     # -- services -------------------------------------------------------------
-    def service(self, service_type: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
+    def has_service(self, service: str) -> bool:
+        """Whether the catalog lists the service (compute, image, volume, network, placement…)."""
+        return self.state.endpoint(self.session, self.target, service) is not None
+
+    def service(self, service: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
+        """The client of a service the catalog lists; PreflightError (one line) when it does not."""
         if short not in self._services:
-            endpoint = self.state.endpoint(self.session, self.target, service_type)
+            endpoint = self.state.endpoint(self.session, self.target, service)
+            if endpoint is None:
+                target = self.target
+                raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
+                                     f"{target.interface}, region {target.region_name or 'any'})")
             self._services[short] = ServiceClient(self, short, endpoint, headers)
         return self._services[short]
 
@@ -151,12 +160,6 @@ class OpenStackClient:
     @property
     def volume(self) -> ServiceClient:
         """Cinder v3, under whichever service type the catalog lists it."""
-        if "volume" not in self._services:
-            for service_type in ("block-storage", "volumev3"):
-                try:
-                    return self.service(service_type, "volume")
-                except PreflightError:
-                    continue
         return self.service("volume", "volume")
 
     # -- the one place HTTP happens ----------------------------------------
@@ -231,6 +234,11 @@ class OpenStackClient:
         self.compute  # the catalog must have compute: say so now, not in every user
 
     def find_image(self, wanted: str | None) -> str:
+        if not self.has_service("image"):
+            if wanted:
+                return wanted  # Nova looks it up in its own Glance
+            raise PreflightError(f"the catalog of {self.target.who} has no image service to choose an "
+                                 f"image from: give --image with an image id")
         images = self.image.get("/v2/images", params={"limit": "1000"}).json().get("images", [])
         return _pick("image", wanted, images, "--image",
                      default=lambda: next((i for i in images if i.get("status") == "active"), None))
@@ -245,6 +253,11 @@ class OpenStackClient:
         """A network id, or "none" (microversion 2.37+) when the project has no network."""
         if wanted in ("none", "auto"):
             return wanted
+        if not self.has_service("network"):
+            if wanted:
+                raise PreflightError(f"--network {wanted!r}: the catalog of {self.target.who} has no "
+                                     f"network service; leave --network out to boot without a network")
+            return "none"
         networks = self.network.get("/v2.0/networks").json().get("networks", [])
         if wanted:
             return _pick("network", wanted, networks, "--network")
@@ -296,6 +309,9 @@ def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
 
 VOLUME_BUSY = ("creating", "in-use", "attaching", "detaching", "reserved", "downloading")
 CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "image": 1, "volume": 2, "security_group": 3, "keypair": 4}
+# the service each tracked kind lives in: none of it exists when the catalog lacks that service
+KIND_SERVICES = {"server": "compute", "keypair": "compute", "floating_ip": "network",
+                 "security_group": "network", "volume": "volume", "image": "image"}
 IMAGE_BUSY = ("queued", "saving", "uploading", "importing")   # a snapshot still being written
 
 
@@ -761,6 +777,10 @@ class NovaUser(User):
         # servers first: their deletion detaches volumes and frees ports and security groups
         for tracked in sorted(self.tracked.values(), key=lambda t: CLEANUP_ORDER.get(t.kind, 0)):
             try:
+                if not self.client.has_service(KIND_SERVICES.get(tracked.kind, "compute")):
+                    # its service is not in the catalog: the create never reached a cloud
+                    self.untrack(tracked.name)
+                    continue
                 if tracked.kind in ("volume", "security_group", "keypair", "image"):
                     self._delete_tracked(tracked)
                     continue
