@@ -58,6 +58,9 @@ class BootArgs:
 
 @dataclass
 class Leak:
+    """A resource the run could not delete, by id; without an id, what the final sweep could not
+    check (`name` is then a pattern such as `ns-1a2b3c-* in project …`)."""
+
     kind: str
     name: str
     resource_id: str | None

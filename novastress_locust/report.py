@@ -199,6 +199,7 @@ def summary_document(environment, exit_code: int | None) -> dict:
                    "interrupted": state.interrupted, "log_errors": report.log_error_count},
         "users": users, "actions": report.action_rows(), "log_errors": log_error_rows(environment),
         "swept": list(state.swept),
+        # id None: what the sweep could not check
         "leaks": [{"kind": leak.kind, "name": leak.name, "id": leak.resource_id, "error": leak.error}
                   for leak in state.leaks],
         "requests": requests,
@@ -242,7 +243,8 @@ def summary_html(document: dict) -> str:
         _table("Users", document["users"], ("user", "action", "runs", "failed")),
         _table("Requests", document["requests"], ("type", "name", "requests", "failures", "median_ms", "p95_ms")),
         _table("Swept", [{"name": name} for name in document["swept"]], ("name",)),
-        _table("Leaked", document["leaks"], ("kind", "name", "id", "error")),
+        _table("Leaked", [{**leak, "id": leak["id"] or "not checked"} for leak in document["leaks"]],
+               ("kind", "name", "id", "error")),
         "</body></html>\n",
     ]
     return "\n".join(parts)

@@ -26,7 +26,8 @@ def _user_order(name: str) -> tuple[str, int]:
 
 
 def render(state) -> tuple[str, bool]:
-    """The summary text and whether the run failed (a failed action or a leaked resource)."""
+    """The summary text and whether the run failed (a failed action, a leaked resource, or what the
+    sweep could not check)."""
     tally = collect(state)
     lines = ["Statistics (per process):"]
     total_runs = total_failed = 0
@@ -43,7 +44,13 @@ def render(state) -> tuple[str, bool]:
         lines.append(f"Swept {len(state.swept)} resources named {state.prefix}-{state.run_id}-* "
                      f"that no user had deleted: {', '.join(state.swept[:5])}")
     for leak in state.leaks:
-        lines.append(f"LEAKED {leak.kind} {leak.name} ({leak.resource_id or 'id unknown'}): {leak.error}")
+        if leak.resource_id:
+            lines.append(f"LEAKED {leak.kind} {leak.name} ({leak.resource_id}): {leak.error}")
+        else:
+            # the sweep could not look (a listing failed, or it could not run): nothing is known
+            # to be left, nor known not to be
+            lines.append(f"NOT CHECKED {leak.kind} {leak.name}: {leak.error}; novastress-cleanup "
+                         f"--run-id {state.run_id} looks again")
     # INVARIANT failures (invariants.py) may come from any worker: the stats hold them all
     runner = state.environment.runner
     violated = [error for error in (runner.stats.errors.values() if runner is not None else [])

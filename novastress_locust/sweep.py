@@ -7,7 +7,9 @@ snapshot images, floating IPs, volume attachments, volume snapshots, volumes, ke
 security groups, in dependency order, with retries — and with admin credentials (--os-admin-*,
 or the run's own when they hold the admin role) in every project, so the run's isolated
 projects and users go too. What it deletes is listed as swept; what it cannot is a leak with
-its reason, so the summary says LEAKED and the exit code 1.
+its id and reason, so the summary says LEAKED and the exit code 1. The kinds of a service the
+catalog does not list are skipped (nothing of them can exist); a kind it could not list at all
+is NOT CHECKED, never a leak without an id.
 """
 from __future__ import annotations
 
@@ -36,7 +38,7 @@ def sweep(state: RunState) -> None:
         passes = sweep_run(state.target, Scope(state.prefix, state.run_id), settings,
                            admin=_admin_target(state), every_run=bool(opts.full_clean_stack),
                            out=_LogLines())
-    except Exception as exc:  # CleanupError (credentials), a catalog surprise: the run cannot vouch
+    except Exception as exc:  # CleanupError (credentials) or a surprise: the run cannot vouch
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         LOG.error("novastress: the final sweep could not run: %s", reason)
         _leak(state, Leak("resources", f"{pattern}*", None, f"the final sweep could not run: {reason}"))

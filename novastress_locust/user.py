@@ -681,16 +681,20 @@ class NovaUser(User):
             return self.waiter.wait(server["id"], server.get("name") or server["id"], status,
                                     self.options.build_timeout, since=before) or server
 
+    def _ids(self, tracked: Tracked, named: Callable[[str], list[str]]) -> Iterator[str]:
+        """The tracked resource's id, else the ids of what carries its name (a create whose answer
+        was lost); each becomes its id while it is deleted, so a leak names what exists."""
+        for resource_id in [tracked.resource_id] if tracked.resource_id else named(tracked.name):
+            tracked.resource_id = resource_id
+            yield resource_id
+
     def _delete_tracked(self, tracked: Tracked) -> None:
         """Cleanup of what is not a server or floating IP: find by name when the id is unknown."""
         if tracked.kind == "keypair":
             self._delete_keypair(tracked.name)
             return
         if tracked.kind == "volume":
-            ids = [tracked.resource_id] if tracked.resource_id else [
-                v["id"] for v in self.client.volume.get("/volumes", params={"name": tracked.name}).json()["volumes"]
-                if v.get("name") == tracked.name]
-            for volume_id in ids:
+            for volume_id in self._ids(tracked, self._volumes_named):
                 # a volume still being created, or whose server was just deleted (it detaches on
                 # its own), cannot be deleted yet: wait for that first
                 seen = self._show_volume(volume_id)
@@ -710,19 +714,25 @@ class NovaUser(User):
         elif tracked.kind == "image":
             self._delete_image(tracked)
         elif tracked.kind == "security_group":
-            ids = [tracked.resource_id] if tracked.resource_id else [
-                g["id"] for g in self.client.network.get("/v2.0/security-groups", params={"name": tracked.name})
-                .json()["security_groups"] if g.get("name") == tracked.name]
-            for group_id in ids:
+            for group_id in self._ids(tracked, self._security_groups_named):
                 self.client.network.delete(f"/v2.0/security-groups/{group_id}", expect=(204, 404))
         self.untrack(tracked.name)
 
     def _delete_image(self, tracked: Tracked) -> None:
-        ids = [tracked.resource_id] if tracked.resource_id else [
-            i["id"] for i in self.client.image.get("/v2/images", params={"name": tracked.name}).json()["images"]
-            if i.get("name") == tracked.name]
-        for image_id in ids:
+        for image_id in self._ids(tracked, self._images_named):
             self.delete_image(image_id, tracked.name)
+
+    def _volumes_named(self, name: str) -> list[str]:
+        found = self.client.volume.get("/volumes", params={"name": name}).json()["volumes"]
+        return [volume["id"] for volume in found if volume.get("name") == name]
+
+    def _security_groups_named(self, name: str) -> list[str]:
+        found = self.client.network.get("/v2.0/security-groups", params={"name": name}).json()
+        return [group["id"] for group in found["security_groups"] if group.get("name") == name]
+
+    def _images_named(self, name: str) -> list[str]:
+        found = self.client.image.get("/v2/images", params={"name": name}).json()["images"]
+        return [image["id"] for image in found if image.get("name") == name]
 
     def _show_image(self, image_id: str, client: "OpenStackClient | None" = None) -> dict | None:
         response = (client or self.client).image.get(f"/v2/images/{image_id}", expect=(200, 404))
@@ -785,13 +795,11 @@ class NovaUser(User):
                     self._delete_tracked(tracked)
                     continue
                 if tracked.kind == "floating_ip":
-                    for fip_id in [tracked.resource_id] if tracked.resource_id else \
-                            self._floating_ips_named(tracked.name):
+                    for fip_id in self._ids(tracked, self._floating_ips_named):
                         self.client.network.delete(f"/v2.0/floatingips/{fip_id}", expect=(204, 404))
                     self.untrack(tracked.name)
                     continue
-                ids = [tracked.resource_id] if tracked.resource_id else self._find_by_name(tracked.name)
-                for server_id in ids:
+                for server_id in self._ids(tracked, self._find_by_name):
                     try:
                         self._delete_and_wait(server_id, tracked.name)
                     except WaitError as exc:
@@ -802,10 +810,16 @@ class NovaUser(User):
             except GreenletExit:
                 raise
             except Exception as exc:
-                self.state.leaks.append(Leak(tracked.kind, tracked.name, tracked.resource_id,
-                                             _first_line(exc)))
-                LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
-                          _first_line(exc))
+                if tracked.resource_id is None:
+                    # not even found by name: whether it exists is for the final sweep to tell (it
+                    # lists every name of the run); a leak is something that exists, by id
+                    LOG.warning("%s could not look for %s %s: %s; the final sweep will", self.name,
+                                tracked.kind, tracked.name, _first_line(exc))
+                else:
+                    self.state.leaks.append(Leak(tracked.kind, tracked.name, tracked.resource_id,
+                                                 _first_line(exc)))
+                    LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
+                              _first_line(exc))
                 self.untrack(tracked.name)
 
     def _find_by_name(self, name: str) -> list[str]:

@@ -1,16 +1,24 @@
 """A cloud whose catalog lacks a service (no Cinder, no Neutron): the end of a run and
-`novastress-cleanup` skip that service, never fail on it."""
+`novastress-cleanup` skip that service, never fail on it, and a LEAKED line names only what exists."""
 from __future__ import annotations
 
 import os
 import re
 import signal
+from types import SimpleNamespace
 
 import pytest
 import yaml
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.event import Events
 
 from cleanup_helpers import Api, run_cleanup
-from locust_runs import FAST, clean_env, run_locust
+from locust_runs import FAST, clean_env, cli_credentials, run_locust
+from novastress_locust import options as novastress_options, summary, sweep
+from novastress_locust.cleanup import KindResult, Resource, Scope, SweepPass
+from novastress_locust.plugin import RunState, run_state
+from novastress_locust.user import NovaUser
 
 QUIET = dict(faults="none", delay_scale=0.1, seed=11)
 NO_VOLUME = "compute,image,network,placement"
@@ -92,3 +100,57 @@ def test_cleanup_skips_a_missing_service_and_deletes_the_rest(cloud_factory, ser
     assert servers == {"web-1"}
     keypairs = {k["keypair"]["name"] for k in admin.get(f"{admin.compute}/os-keypairs")["keypairs"]}
     assert keypairs == {"ops-key"}
+
+
+# -- LEAKED names what exists, by id -------------------------------------------------------
+def state_of(environment) -> RunState:
+    state = run_state(environment)
+    state.prefix, state.run_id = "ns", "r2"
+    return state
+
+
+def test_a_leak_without_an_id_is_never_reported_as_leaked():
+    environment = SimpleNamespace(runner=None, parsed_options=None)
+    state = state_of(environment)
+    volumes = KindResult("volumes", failed=[(None, "could not list volumes: GET volume /volumes/detail -> 503")])
+    stuck = Resource("server", "6f1c0e4e-1111-4111-8111-000000000001", "ns-r2-ab1-1-server")
+    servers = KindResult("servers", found=[stuck], failed=[(stuck, "still ACTIVE after the cleanup timeout")])
+    sweep.record(state, SweepPass(Scope("ns", "r2"), "project p1", {"servers": servers, "volumes": volumes}))
+
+    text, failed = summary.render(state)
+    assert failed
+    assert "id unknown" not in text
+    leaked = [line for line in text.splitlines() if line.startswith("LEAKED")]
+    assert leaked == [f"LEAKED server ns-r2-ab1-1-server ({stuck.id}): still ACTIVE after the cleanup timeout"]
+    assert "NOT CHECKED volumes ns-r2-* in project p1: could not list volumes" in text
+
+
+def local_environment(cloud) -> Environment:
+    parser = LocustArgumentParser()
+    novastress_options.add_arguments(parser)
+    parsed = parser.parse_args([*cli_credentials(cloud), "--status-poll-interval", "0.1",
+                                "--build-timeout", "20", "--delete-timeout", "20"])
+    parsed.stop_on_error = False
+    environment = Environment(events=Events(), parsed_options=parsed)
+    environment.create_local_runner()
+    return environment
+
+
+class VolumeUser(NovaUser):
+    abstract = True
+
+
+def test_a_volume_never_created_is_no_leak(cloud_factory):
+    """On a cloud without Cinder a volume action fails before anything exists: its cleanup
+    has nothing to delete and reports nothing."""
+    cloud = cloud_factory(services=NO_VOLUME, **QUIET)
+    environment = local_environment(cloud)
+    state = state_of(environment)
+    user = VolumeUser(environment)
+    user.on_start()
+    with user.action("volume_create_delete"):
+        user.create_volume()
+    assert state.tally[user.name]["volume_create_delete"] == [1, 1]
+    assert user.tracked == {}
+    assert state.leaks == []
+    assert "LEAKED" not in summary.render(state)[0]
