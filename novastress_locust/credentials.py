@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,7 +132,10 @@ class CloudTarget:
             except ks.CatalogException:  # EndpointNotFound, EmptyCatalog: not in this catalog
                 continue
             if url:
-                return url.rstrip("/")
+                url = url.rstrip("/")
+                # Keystone's catalog URL ends in /v3 in some clouds and not in others: callers
+                # say /v3/... themselves
+                return re.sub(r"/v3$", "", url) if service == "identity" else url
         return None
 
 

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Set up everything the test suite needs and run it: a virtualenv with the package and
 # its test extras, and (as root, through apt) the OpenSSH server the log-watching tests
-# start on loopback, and Chromium for the web UI tests. Extra arguments go to pytest.
+# start on loopback, and Chromium for the web UI tests. Then the real-cloud tier: a real
+# Nova 34 on loopback (`novastress-realnova up`, which installs what it needs the first time)
+# and tests/realcloud against it. Extra arguments go to pytest and run just those tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +33,23 @@ fi
 # screenshots and other artefacts of the browser tests land here
 export NOVASTRESS_TEST_ARTIFACTS="${NOVASTRESS_TEST_ARTIFACTS:-$PWD/test-artifacts}"
 mkdir -p "$NOVASTRESS_TEST_ARTIFACTS"
-exec .venv/bin/python -m pytest "$@"
+if [ "$#" -gt 0 ]; then
+    exec .venv/bin/python -m pytest "$@"
+fi
+
+started=$SECONDS
+status=0
+.venv/bin/python -m pytest --ignore=tests/realcloud || status=$?
+echo "fast suite: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
+
+# the real-cloud tier: the stack is started here, outside pytest's per-test timeout (the
+# first time it installs for minutes); if it cannot start, the tier's fixture fails with why
+tier=$SECONDS
+already_up=0
+.venv/bin/novastress-realnova status >/dev/null 2>&1 && already_up=1
+.venv/bin/novastress-realnova up || echo "novastress-realnova up failed; the real-cloud tier will say why"
+.venv/bin/python -m pytest tests/realcloud -o timeout=900 || status=$?
+# a stack this script started is stopped again; one that was running is left running
+[ "$already_up" = 1 ] || .venv/bin/novastress-realnova down
+echo "real-cloud tier (with novastress-realnova up): $(( (SECONDS - tier) / 60 )) min $(( (SECONDS - tier) % 60 )) s"
+exit "$status"

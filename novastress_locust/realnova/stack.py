@@ -129,7 +129,7 @@ class Stack:
         def wsgi(name: str, venv: str, target: str, port: int, workers: int, threads: int,
                  log: str, **env: str) -> Daemon:
             command = [self.venv(venv, "python"), serve, target, f"{HOST}:{port}", "--workers", str(workers),
-                       "--threads", str(threads), "--access-log", str(self.path("logs", f"{name}-access.log")),
+                       "--threads", str(threads), "--access-log", str(self.path("logs", "other", f"{name}-access.log")),
                        "--name", name]
             return Daemon(name, command, log, {"PYTHONWARNINGS": "ignore", **env}, port)
 
@@ -139,15 +139,15 @@ class Stack:
                                f"--datadir={root}/data/mariadb", f"--socket={root}/run/mariadb.sock",
                                f"--pid-file={root}/run/mariadbd.pid", f"--bind-address={HOST}",
                                f"--port={ports.mariadb}", "--max-connections=1000",
-                               "--innodb-buffer-pool-size=256M", f"--log-error={root}/logs/mariadb.log"],
-                   "logs/mariadb.log", port=ports.mariadb, http=False),
-            Daemon("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], "logs/rabbitmq.out", {
+                               "--innodb-buffer-pool-size=256M", f"--log-error={root}/logs/other/mariadb.log"],
+                   "logs/other/mariadb.log", port=ports.mariadb, http=False),
+            Daemon("rabbitmq", ["/usr/lib/rabbitmq/bin/rabbitmq-server"], "logs/other/rabbitmq.out", {
                 "HOME": str(self.path("data", "rabbitmq")),
                 "RABBITMQ_NODENAME": "novastress@localhost",
                 "RABBITMQ_NODE_IP_ADDRESS": HOST, "RABBITMQ_NODE_PORT": str(ports.rabbitmq),
                 "RABBITMQ_DIST_PORT": str(ports.rabbitmq_dist),
                 "RABBITMQ_MNESIA_BASE": str(self.path("data", "rabbitmq", "mnesia")),
-                "RABBITMQ_LOG_BASE": str(self.path("logs")),
+                "RABBITMQ_LOG_BASE": str(self.path("logs", "other")),
                 "RABBITMQ_ENABLED_PLUGINS_FILE": str(self.path("etc", "rabbitmq", "enabled_plugins")),
                 "RABBITMQ_CONFIG_FILE": str(self.path("etc", "rabbitmq", "rabbitmq")),
                 "RABBITMQ_CONF_ENV_FILE": str(self.path("etc", "rabbitmq", "rabbitmq-env.conf")),
@@ -181,7 +181,8 @@ class Stack:
     def up(self, shape: Shape, clouds_yaml: Path) -> None:
         """Install what is missing, start what is not running, shape the cloud, write clouds.yaml."""
         started = time.monotonic()
-        for name in ("logs", "run", "data", "etc"):
+        self._started: list[str] = []
+        for name in ("logs/other", "run", "data", "etc"):
             self.path(name).mkdir(parents=True, exist_ok=True)
         with self._lock():
             self._check_platform()
@@ -209,6 +210,8 @@ class Stack:
             self._wait_compute_hosts(admin, shape, timeout=180)
             self._shape_flavors(admin, shape)
             image = self._ensure_image(admin)
+            if self._started:
+                self._probe_boot(admin, image, timeout=240)
             self._write_clouds_yaml(clouds_yaml, secrets)
         self.say(f"real Nova 34 is up in {time.monotonic() - started:.0f} s: auth URL {configs.auth_url(self.ports)}, "
                  f"{shape.compute_hosts} compute host(s), {shape.flavors} flavor(s), image {IMAGE_NAME} ({image})")
@@ -247,7 +250,8 @@ class Stack:
         return rows
 
     def log_files(self) -> list[Path]:
-        return sorted(self.path("logs").glob("*.log"))
+        """The services' logs (logs/*.log: what a log watch should read), then the rest."""
+        return sorted(self.path("logs").glob("*.log")) + sorted(self.path("logs", "other").glob("*"))
 
     # --- steps ------------------------------------------------------------------------
     def _check_platform(self) -> None:
@@ -486,6 +490,33 @@ class Stack:
                   headers={"Content-Type": "application/octet-stream"})
         return made["id"]
 
+    def _probe_boot(self, admin, image: str, timeout: float) -> None:
+        """Boot and delete one server, so that `up` returns a cloud that schedules: right
+        after a start the scheduler may still count a compute host as not heard from."""
+        compute = {"service_type": "compute", "interface": "public"}
+        version = {"OpenStack-API-Version": "compute 2.37"}
+        flavor = admin.get("/flavors", endpoint_filter=compute).json()["flavors"][0]["id"]
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while time.monotonic() < deadline:
+            server = admin.post("/servers", endpoint_filter=compute, headers=version, json={"server": {
+                "name": "realnova-probe", "imageRef": image, "flavorRef": flavor, "networks": "none"}}
+            ).json()["server"]["id"]
+            status = "BUILD"
+            while status == "BUILD" and time.monotonic() < deadline:
+                time.sleep(0.5)
+                shown = admin.get(f"/servers/{server}", endpoint_filter=compute).json()["server"]
+                status, last = shown["status"], shown.get("fault", {}).get("message", shown["status"])
+            admin.delete(f"/servers/{server}", endpoint_filter=compute)
+            while time.monotonic() < deadline and admin.get(
+                    f"/servers/{server}", endpoint_filter=compute, raise_exc=False).status_code != 404:
+                time.sleep(0.5)
+            if status == "ACTIVE":
+                return
+            time.sleep(3)
+        raise StackError(f"a probe server did not become ACTIVE within {timeout:.0f} s (last: {last}); "
+                         f"see {self.path('logs')}/nova-scheduler.log and nova-conductor.log")
+
     def _write_clouds_yaml(self, path: Path, secrets: dict) -> None:
         path = path.expanduser()
         document = yaml.safe_load(_read(path) or "{}") or {}
@@ -540,12 +571,13 @@ class Stack:
         if daemon.port is not None and self._answers(daemon):
             raise StackError(f"port {daemon.port} on {HOST} is taken by another program: "
                              f"stop it, or stop the stack that owns it, before {daemon.name} can start")
-        log = self.path("logs", f"{daemon.name}.out")
+        log = self.path("logs", "other", f"{daemon.name}.out")
         with open(log, "ab") as output:
             process = subprocess.Popen(daemon.command, cwd=self.root, env={**os.environ, **daemon.env, "NOVASTRESS_REALNOVA_DIR": str(self.root)},
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
                                        start_new_session=True)
         _write(pid_file, f"{process.pid} {_start_time(process.pid)}")
+        self._started.append(daemon.name)
         if wait:
             self._wait_answering(daemon, timeout)
 
@@ -555,7 +587,7 @@ class Stack:
         while not self._answers(daemon):
             if not pid or not self._alive(daemon.name, pid):
                 raise StackError(f"{daemon.name} exited at start: {_last_line(self.path(daemon.log))} "
-                                 f"(see {self.path(daemon.log)} and {self.path('logs', daemon.name + '.out')})")
+                                 f"(see {self.path(daemon.log)} and {self.path('logs', 'other', daemon.name + '.out')})")
             if time.monotonic() > deadline:
                 raise StackError(f"{daemon.name} did not answer on port {daemon.port} within {timeout:.0f} s; "
                                  f"see {self.path(daemon.log)}")
@@ -567,7 +599,7 @@ class Stack:
 
     def _run(self, command: list[str], what: str, timeout: float, env: dict | None = None,
              log: str = "setup.log", ok_codes: tuple[int, ...] = (0,)) -> None:
-        log_path = self.path("logs", log)
+        log_path = self.path("logs", "other", log)
         with open(log_path, "ab") as output:
             output.write(f"\n$ {what}\n".encode())
             output.flush()
@@ -580,6 +612,7 @@ class Stack:
             raise StackError(f"{what} failed (exit {completed.returncode}): {_last_line(log_path)}; see {log_path}")
 
     def _lock(self):
+        self.path("run").mkdir(parents=True, exist_ok=True)
         return _FileLock(self.path("run", "lock"))
 
 

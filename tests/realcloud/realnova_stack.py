@@ -1,0 +1,138 @@
+"""Helpers of the real-cloud tier: a real Nova 34 (`novastress-realnova`) on loopback, driven through the
+same entry points a user runs (`locust -f ...`, `novastress-cleanup`).
+
+    stack = realnova(Shape(flavors=1, compute_hosts=1))   # `novastress-realnova up` in that shape
+    run = stack.locust("locustfiles/create_destroy.py", "-t", "20s")
+    assert stack.leftovers(run.run_id) == {}
+
+The stack lives in $NOVASTRESS_REALNOVA_DIR (default: novastress-realnova's own default). When
+it cannot be started the tier fails with the reason; it never skips. A stack this session
+started is stopped at the end; one that was already running is left running.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
+
+from novastress_locust.realnova import Shape
+from novastress_locust.realnova.cli import default_dir
+
+try:
+    from tests.locust_runs import LOCUST, ROOT, LocustRun, clean_env
+except ImportError:                 # pytest run from another directory: tests/ is on sys.path
+    from locust_runs import LOCUST, ROOT, LocustRun, clean_env
+
+BIN = Path(sys.executable).parent
+STATE_DIR = Path(os.environ.get("NOVASTRESS_REALNOVA_DIR") or default_dir())
+COMPUTE = {"service_type": "compute", "interface": "public"}
+
+
+def realnova_command(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "novastress-realnova"), "--dir", str(STATE_DIR), *args],
+                          capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+@dataclass
+class RealNova:
+    """A running real-Nova stack in one shape, and ways to look at it."""
+
+    root: Path
+    shape: Shape
+
+    @property
+    def clouds_yaml(self) -> Path:
+        return self.root / "clouds.yaml"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.root / "logs"
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return clean_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), **extra)
+
+    def session(self, admin: bool = False) -> ks_session.Session:
+        cloud = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["realnova-admin" if admin else "realnova"]
+        return ks_session.Session(auth=v3.Password(**cloud["auth"]))
+
+    def locust(self, locustfile: str, *args: str, cloud: str = "realnova", timeout: float = 240) -> LocustRun:
+        completed = subprocess.run([LOCUST, "-f", locustfile, "--headless", "--os-cloud", cloud, *args],
+                                   cwd=ROOT, env=self.env(), capture_output=True, text=True, timeout=timeout)
+        return LocustRun(completed.returncode, completed.stdout, completed.stderr)
+
+    def start_locust(self, locustfile: str, *args: str, cloud: str = "realnova") -> subprocess.Popen:
+        return subprocess.Popen([LOCUST, "-f", locustfile, "--headless", "--os-cloud", cloud, *args],
+                                cwd=ROOT, env=self.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+
+    def cleanup(self, *args: str, cloud: str = "realnova-admin") -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "novastress-cleanup"), "--os-cloud", cloud, *args], cwd=ROOT,
+                              env=self.env(), capture_output=True, text=True, timeout=300)
+
+    def leftovers(self, marker: str) -> dict[str, list[str]]:
+        """Everything of any project whose name contains `marker` (a run id), by kind; {} when clean."""
+        admin = self.session(admin=True)
+        member = self.session()
+        found: dict[str, list[str]] = {}
+
+        def listed(kind: str, names) -> None:
+            names = sorted(name for name in names if name and marker in name)
+            if names:
+                found[kind] = names
+
+        listed("servers", (s["name"] for s in admin.get(
+            "/servers", endpoint_filter=COMPUTE, params={"all_tenants": "1"}).json()["servers"]))
+        listed("server groups", (g["name"] for g in admin.get(
+            "/os-server-groups", endpoint_filter=COMPUTE, params={"all_projects": "1"}).json()["server_groups"]))
+        listed("keypairs", (k["keypair"]["name"] for k in member.get(
+            "/os-keypairs", endpoint_filter=COMPUTE).json()["keypairs"]))
+        listed("images", (i.get("name") for i in admin.get(
+            "/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]))
+        listed("security groups", (g["name"] for g in admin.get(
+            "/v2.0/security-groups", endpoint_filter={"service_type": "network"}).json()["security_groups"]))
+        identity = {"service_type": "identity", "interface": "public"}
+        listed("projects", (p["name"] for p in admin.get("/projects", endpoint_filter=identity).json()["projects"]))
+        listed("users", (u["name"] for u in admin.get("/users", endpoint_filter=identity).json()["users"]))
+        return found
+
+    def project_usage(self, project_name: str = "demo", settle: float = 15) -> dict:
+        """Placement usages of a project, once they stop changing (deletes free them asynchronously)."""
+        admin = self.session(admin=True)
+        identity = {"service_type": "identity", "interface": "public"}
+        project = admin.get("/projects", endpoint_filter=identity,
+                            params={"name": project_name}).json()["projects"][0]["id"]
+        deadline = time.monotonic() + settle
+        while True:
+            usages = admin.get("/usages", endpoint_filter={"service_type": "placement"},
+                               params={"project_id": project},
+                               headers={"OpenStack-API-Version": "placement 1.9"}).json()["usages"]
+            if not any(usages.values()) or time.monotonic() > deadline:
+                return {kind: used for kind, used in usages.items() if used}
+            time.sleep(1)
+
+
+class Stacks:
+    """Brings the stack up in the shape each test module asks for."""
+
+    def __init__(self) -> None:
+        self.was_running = realnova_command("status", timeout=60).returncode == 0
+        self.current: Shape | None = None
+
+    def up(self, shape: Shape) -> RealNova:
+        if shape != self.current:
+            completed = realnova_command("up", "--flavors", str(shape.flavors),
+                                         "--compute-hosts", str(shape.compute_hosts))
+            if completed.returncode != 0:
+                reason = (completed.stderr.strip() or completed.stdout.strip()).splitlines()[-1:]
+                pytest.fail(f"the real Nova could not be started: {' '.join(reason) or 'no output'} "
+                            f"(novastress-realnova --dir {STATE_DIR} up)", pytrace=False)
+            self.current = shape
+        return RealNova(STATE_DIR, shape)

@@ -1,0 +1,151 @@
+"""A real Nova in its smallest shape: one flavor, one compute host, no Cinder, no external
+network. What the tool does there is what a new user sees first."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+import uuid
+
+from novastress_locust.realnova import Shape
+
+from realnova_stack import COMPUTE, realnova_command
+
+try:
+    from tests import sshd as sshd_helper
+except ImportError:
+    import sshd as sshd_helper
+
+SHAPE = Shape(flavors=1, compute_hosts=1)
+CREATE_DESTROY = "locustfiles/create_destroy.py"
+UPTIME = "tests/realcloud/locustfiles/hypervisor_uptime.py"
+
+
+def status_rows() -> dict[str, tuple[str, str]]:
+    """novastress-realnova status: daemon -> (state, pid)."""
+    completed = realnova_command("status", timeout=60)
+    return {fields[0]: (fields[1] if fields[1] != "not" else "not answering", fields[-2])
+            for fields in (line.split() for line in completed.stdout.splitlines()) if fields}
+
+
+def test_up_on_a_running_stack_changes_nothing(realnova):
+    before = status_rows()
+    assert before and all(state == "running" for state, _pid in before.values()), before
+    completed = realnova_command("up", "--flavors", "1", "--compute-hosts", "1")
+    assert completed.returncode == 0, completed.stderr
+    assert "real Nova 34 is up" in completed.stdout
+    assert not re.search(r"installing|starting|restarting|preparing", completed.stdout), completed.stdout
+    assert status_rows() == before
+
+
+def test_a_crashed_service_is_restarted_by_up(realnova):
+    pid = int(status_rows()["nova-scheduler"][1])
+    os.killpg(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while status_rows()["nova-scheduler"][0] != "stopped":
+        assert time.monotonic() < deadline, "a killed nova-scheduler still counts as running"
+        time.sleep(0.5)
+    assert realnova_command("status", timeout=60).returncode == 1
+    completed = realnova_command("up", "--flavors", "1", "--compute-hosts", "1")
+    assert completed.returncode == 0, completed.stderr
+    assert "nova-scheduler had stopped: starting it again" in completed.stdout
+    state, new_pid = status_rows()["nova-scheduler"]
+    assert state == "running" and int(new_pid) != pid
+
+
+def test_create_destroy_runs_clean_and_leaves_nothing(realnova, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    run = realnova.locust(CREATE_DESTROY, "-u", "4", "-t", "20s", "--summary-json", str(summary_json))
+    assert run.returncode == 0, run.output[-4000:]
+    assert "LEAKED" not in run.output and "Traceback" not in run.output, run.output[-4000:]
+    runs, failed = run.totals()
+    assert runs >= 4 and failed == 0, run.output[-4000:]
+    document = json.loads(summary_json.read_text())
+    assert document["leaks"] == [], document["leaks"]
+    assert realnova.leftovers(run.run_id) == {}
+    assert realnova.project_usage("demo") == {}
+
+
+def test_cleanup_without_cinder_deletes_only_the_prefix(realnova):
+    member = realnova.session()
+    marker = uuid.uuid4().hex[:6]
+    ours, foreign = f"ns-{marker}-keypair", f"kept-{marker}-keypair"
+    for name in (ours, foreign):
+        member.post("/os-keypairs", endpoint_filter=COMPUTE, json={"keypair": {"name": name}})
+    try:
+        completed = realnova.cleanup("--run-id", marker, "--yes", cloud="realnova")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert "Traceback" not in completed.stdout + completed.stderr
+        assert "no volume service" in completed.stdout, completed.stdout
+        left = realnova.leftovers(marker)
+        assert left == {"keypairs": [foreign]}, left
+        # the admin's view of every project, isolated users and projects included
+        completed = realnova.cleanup("--all-projects", "--yes")
+        assert completed.returncode == 0, completed.stdout + completed.stderr
+        assert "Traceback" not in completed.stdout + completed.stderr
+    finally:
+        member.delete(f"/os-keypairs/{foreign}", endpoint_filter=COMPUTE, raise_exc=False)
+
+
+def _pinned_rows(document: dict) -> list[dict]:
+    return [row for row in document["log_errors"]
+            if row["action"] == "hypervisor_uptime" and row["request_id"].startswith("req-")
+            and "NotImplementedError" in "\n".join(row["lines"])]
+
+
+def test_log_watch_on_this_machine_pins_real_errors_on_request_ids(realnova, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    run = realnova.locust(UPTIME, "-t", "8s", "--target-logfiles", f"{realnova.log_dir}/*.log",
+                          "--log-discovery", "none", "--log-check-interval", "1",
+                          "--summary-json", str(summary_json), cloud="realnova-admin")
+    document = json.loads(summary_json.read_text())
+    pinned = _pinned_rows(document)
+    assert pinned, run.output[-4000:]
+    assert all(row["file"].endswith("nova-compute-compute-1.log") for row in pinned), pinned
+    # the request id in the record is the one the action sent on its calls
+    assert all(row["request_id"] in "\n".join(row["lines"]) for row in pinned)
+    assert run.returncode == 1       # a log error is a failure of the run
+    assert realnova.leftovers(run.run_id) == {}
+
+
+def test_log_watch_over_ssh_pins_real_errors_on_request_ids(realnova, tmp_path):
+    assert sshd_helper.available(), "OpenSSH server not installed: apt-get install openssh-server"
+    key = sshd_helper.make_key(tmp_path / "id_ed25519")
+    server = sshd_helper.start_sshd(tmp_path / "sshd", authorized=[key])
+    try:
+        known_hosts = sshd_helper.write_known_hosts(tmp_path / "known_hosts", [server])
+        summary_json = tmp_path / "summary.json"
+        run = realnova.locust(
+            UPTIME, "-t", "8s", "--target-logfiles", f"{realnova.log_dir}/*.log",
+            "--log-hosts", f"{server.address}:{server.port}", "--log-discovery", "none",
+            "--target-ssh-user", server.user, "--target-private-key-path", str(key),
+            "--known-hosts", str(known_hosts), "--log-check-interval", "1",
+            "--summary-json", str(summary_json), cloud="realnova-admin")
+    finally:
+        server.stop()
+    document = json.loads(summary_json.read_text())
+    pinned = _pinned_rows(document)
+    assert pinned, run.output[-4000:]
+    assert all(row["host"].startswith(server.address) for row in pinned), pinned
+    assert run.returncode == 1
+
+
+def test_sigterm_ends_the_run_in_bounded_time_and_leaves_nothing(realnova, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    process = realnova.start_locust(CREATE_DESTROY, "-u", "4", "-t", "120s", "--summary-json", str(summary_json))
+    time.sleep(15)                   # users are booting and deleting
+    process.send_signal(signal.SIGTERM)
+    try:
+        stdout, stderr = process.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the run did not end within 120 s of SIGTERM")
+    output = stdout + stderr
+    run_id = re.search(r"run id (\w+);", output).group(1)
+    assert "LEAKED" not in output, output[-4000:]
+    assert json.loads(summary_json.read_text())["leaks"] == []
+    assert realnova.leftovers(run_id) == {}
+    assert realnova.project_usage("demo") == {}
