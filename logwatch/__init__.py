@@ -13,11 +13,11 @@ from .records import LogRecord, RecordGrouper, parse_records
 from .targets import (Target, TargetError, discover_os_services, parse_address, parse_host_map,
                       parse_hosts, parse_service_list, resolve)
 from .transports import FileState, LocalTransport, SSHSettings, SSHTransport, Transport, TransportError
-from .watcher import Finding, HostStatus, HostWatcher, LogWatcher, WatchConfig
+from .watcher import Finding, HostCoverage, HostStatus, HostWatcher, LogWatcher, WatchConfig
 
 __all__ = [
     "DEFAULT_PATTERN", "Matcher", "PatternError", "LogRecord", "RecordGrouper", "parse_records",
     "Target", "TargetError", "discover_os_services", "parse_address", "parse_host_map", "parse_hosts",
     "parse_service_list", "resolve", "FileState", "LocalTransport", "SSHSettings", "SSHTransport",
-    "Transport", "TransportError", "Finding", "HostStatus", "HostWatcher", "LogWatcher", "WatchConfig",
+    "Transport", "TransportError", "Finding", "HostCoverage", "HostStatus", "HostWatcher", "LogWatcher", "WatchConfig",
 ]

@@ -76,6 +76,18 @@ class HostStatus:
 
 
 @dataclass
+class HostCoverage:
+    """What the watch of one host covered: `state` is watched, never reached or lost (its
+    connection failed and had not come back when the watch ended)."""
+
+    host: str
+    state: str
+    files: list[str]
+    watched_seconds: float
+    error: str | None = None
+
+
+@dataclass
 class FileCursor:
     path: str
     inode: int
@@ -116,6 +128,11 @@ class HostWatcher:
         self.streams: list[FollowStream] = []
         self._next_prune = 0.0
         self._released: list[tuple[FileCursor, LogRecord]] = []   # pruned, not yet reported
+        # coverage: when the host was first read, since when it is down, how long it was down
+        self.first_ok: float | None = None
+        self.down_since: float | None = None
+        self.down_total = 0.0
+        self.paths: set[str] = set()
 
     @property
     def host(self) -> str:
@@ -160,6 +177,7 @@ class HostWatcher:
                 start = state.size if first and not self.config.from_start else 0
                 cursor = self.cursors[state.inode] = FileCursor(state.path, state.inode, start)
             cursor.path = state.path
+            self.paths.add(state.path)
             if state.size < cursor.offset:           # truncated (copytruncate, `> file`)
                 cursor.reset()
             if state.size > cursor.offset:
@@ -255,6 +273,7 @@ class HostWatcher:
             cursor.reset()
             cursor.offset = piece.offset
         cursor.path = piece.path
+        self.paths.add(piece.path)
         return cursor, held
 
     def close_streams(self) -> None:
@@ -275,6 +294,8 @@ class HostWatcher:
     # -- connection state -----------------------------------------------------------------------
     def failed(self, error: TransportError) -> HostStatus | None:
         """Schedule a retry with backoff; a status only when the cause changed."""
+        if self.down_since is None:
+            self.down_since = time.monotonic()
         self.failures += 1
         delay = min(self.config.backoff_max, self.config.backoff_initial * 2 ** (self.failures - 1))
         self.retry_at = time.monotonic() + delay
@@ -288,11 +309,28 @@ class HostWatcher:
                                             f"{self.config.backoff_max:g} s)")
 
     def succeeded(self) -> HostStatus | None:
+        now = time.monotonic()
+        if self.first_ok is None:
+            self.first_ok = now
+            self.down_since = None       # the time before the first read is not downtime
+        elif self.down_since is not None:
+            self.down_total += now - self.down_since
+            self.down_since = None
         self.failures = 0
         if self.error is None:
             return None
         self.error = None
         return HostStatus(self.host, True, f"{self.host}: reachable again, watching its logs")
+
+    def coverage(self, now: float) -> HostCoverage:
+        files = sorted(self.paths)
+        if self.first_ok is None:
+            return HostCoverage(self.host, "never reached", files, 0.0, self.error or "not read before the end")
+        end = self.down_since if self.down_since is not None else now
+        watched = max(0.0, end - self.first_ok - self.down_total)
+        if self.down_since is not None:
+            return HostCoverage(self.host, "lost", files, watched, self.error)
+        return HostCoverage(self.host, "watched", files, watched)
 
     def close(self) -> None:
         self.close_streams()
@@ -308,6 +346,7 @@ class LogWatcher:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
+        self.covered: list[HostCoverage] = []       # set by stop(): what each host's watch covered
 
     @classmethod
     def build(cls, config: WatchConfig, targets: list[Target], ssh: SSHSettings | None = None,
@@ -395,6 +434,7 @@ class LogWatcher:
                     pass
             findings += host.flush()
             host.close()
+        self.covered = [host.coverage(time.monotonic()) for host in self.hosts]
         if on_finding is not None:
             for finding in findings:
                 self._deliver(on_finding, finding)

@@ -80,6 +80,7 @@ class RunReport:
                 file=str(context.get("file") or name.partition(":")[2]),
                 summary=str(exception or "").splitlines()[0] if exception else "",
                 action=str(context.get("action") or ""),
+                user=str(context.get("user") or ""),
                 request_id=str(context.get("global_request_id") or ""),
                 lines=[str(line) for line in context.get("lines") or []]))
 
@@ -131,7 +132,7 @@ def pin(row: LogErrorRow, index) -> None:
             record = index.lookup(request_id)
             if record is not None:
                 row.action, row.request_id = record.action, record.global_request_id
-                row.user = record.user if record.worker == "local" else f"{worker_label(record.worker)}/{record.user}"
+                row.user = record.who
                 return
 
 
@@ -203,7 +204,14 @@ def summary_document(environment, exit_code: int | None) -> dict:
         "leaks": [{"kind": leak.kind, "name": leak.name, "id": leak.resource_id, "error": leak.error}
                   for leak in state.leaks],
         "requests": requests,
+        "log_watch": log_watch_coverage(environment),
     }
+
+
+def log_watch_coverage(environment) -> list[dict]:
+    """Each watched host: state (watched, never reached, lost), files, seconds, error."""
+    watch = getattr(environment, "novastress_log_watch", None)
+    return [asdict(host) for host in getattr(watch, "coverage", [])]
 
 
 def _table(title: str, rows: list[dict], columns: tuple[str, ...]) -> str:

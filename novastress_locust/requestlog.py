@@ -25,6 +25,11 @@ class ActionRecord:
     failed: bool = False
     error: str | None = None
 
+    @property
+    def who(self) -> str:
+        """The user as the summary names it: `<worker>/<user>` when a worker ran the action."""
+        return self.user if self.worker == "local" else f"{self.worker.rsplit('_', 1)[-1][:8]}/{self.user}"
+
     def as_dict(self) -> dict:
         return asdict(self)
 

@@ -51,6 +51,16 @@ def render(state) -> tuple[str, bool]:
             # to be left, nor known not to be
             lines.append(f"NOT CHECKED {leak.kind} {leak.name}: {leak.error}; novastress-cleanup "
                          f"--run-id {state.run_id} looks again")
+    # what the log watch covered: a run whose logs were never read is not a clean run
+    unwatched = False
+    watch = getattr(state.environment, "novastress_log_watch", None)
+    if watch is not None:
+        watch_lines, unwatched = watch.summary_lines()
+        lines += watch_lines
+    if unwatched and getattr(state.environment.parsed_options, "log_require_all_hosts", False):
+        lines.append("A watched host's logs were not checked (--log-require-all-hosts): the run fails")
+    else:
+        unwatched = False
     # INVARIANT failures (invariants.py) may come from any worker: the stats hold them all
     runner = state.environment.runner
     violated = [error for error in (runner.stats.errors.values() if runner is not None else [])
@@ -60,7 +70,7 @@ def render(state) -> tuple[str, bool]:
         lines += [f"INVARIANT {error.name}: {error.error}" for error in violated[:20]]
         if len(violated) > 20:
             lines.append(f"... and {len(violated) - 20} more (the stats' error table has them all)")
-    return "\n".join(lines), bool(total_failed or state.leaks or violated)
+    return "\n".join(lines), bool(total_failed or state.leaks or violated or unwatched)
 
 
 def set_exit_code(environment: Any, state, failed: bool) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +59,10 @@ OPTIONS: tuple[_Opt, ...] = (
          "each file's offset after a reconnect) for sub-second detection instead of polling every "
          "--log-check-interval", switch=True),
     _Opt("--log-from-start", "also report errors already in the files when the run starts", switch=True),
+    _Opt("--log-local", "watch --target-logfiles on this machine (the master's own files), whatever "
+         "hosts and discovery say", switch=True),
+    _Opt("--log-require-all-hosts", "a host whose logs were never read, or lost and not back by the "
+         "end, fails the run (exit 1); without it the summary only names it", switch=True),
     _Opt("--known-hosts", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)"),
     _Opt("--log-auto-add-host-keys", "accept unknown SSH host keys (first seen wins; a changed key is "
          "still refused)", switch=True, web_ui=False),
@@ -108,6 +113,9 @@ class LogWatch:
         self._stopping = threading.Event()
         self._greenlet = None
         self._quit_requested = False
+        self.started_at: float | None = None
+        self.coverage: list = []            # logwatch.HostCoverage of every host, after stop()
+        self.disabled: str | None = None    # why watching that was asked for did not happen
 
     # -- configuration --------------------------------------------------------------------------
     def build(self):
@@ -137,6 +145,9 @@ class LogWatch:
             logger.info("log watch: embedded cloud logs in %s", log_dir)
             return LogWatcher.build(config, [Target("embedded", "localhost")], local=True)
         config = WatchConfig(logfiles=logfiles, **config_kwargs)
+        if _value(options, "log_local"):
+            logger.info("log watch: %s on this machine (--log-local)", logfiles)
+            return LogWatcher.build(config, [Target("localhost", "localhost")], local=True)
         try:
             host_map = parse_host_map(_value(options, "log_host_map"))
             names: list[str] = []
@@ -210,14 +221,17 @@ class LogWatch:
             watcher = self.build()
         except (SetupError, PatternError) as error:
             logger.error("log watch disabled: %s", error)
+            self.disabled = str(error)
             self.environment.process_exit_code = 1
             return
         except Exception as error:
-            logger.error("log watch disabled: %s", str(error).splitlines()[0] if str(error) else error)
+            self.disabled = str(error).splitlines()[0] if str(error) else type(error).__name__
+            logger.error("log watch disabled: %s", self.disabled)
             return
         if watcher is None or self._stopping.is_set():
             return
         self.watcher = watcher
+        self.started_at = time.monotonic()
         watcher.start(on_finding=self.report, on_status=self.status)
 
     def stop(self) -> None:
@@ -226,7 +240,33 @@ class LogWatch:
             self._greenlet.join(timeout=30)
         if self.watcher is not None:
             self.watcher.stop(on_finding=self.report)
+            self.coverage = list(self.watcher.covered)
             self.watcher = None
+
+    def summary_lines(self) -> tuple[list[str], bool]:
+        """What the watch covered, for the end-of-run summary, and whether a host went unwatched."""
+        if self.disabled:
+            return [f"Log watch: DISABLED: {self.disabled}"], True
+        if not self.coverage:
+            return [], False
+        files = sorted({path for host in self.coverage for path in host.files})
+        longest = max(host.watched_seconds for host in self.coverage)
+        lines = [f"Log watch: {len(self.coverage)} host(s), {len(files)} file(s), up to {longest:.0f} s"]
+        unwatched = False
+        for host in self.coverage:
+            if host.state == "watched":
+                lines.append(f"  {host.host}: {len(host.files)} file(s) watched for {host.watched_seconds:.0f} s")
+            else:
+                unwatched = True
+                lines.append(f"  {host.host}: {host.state.upper()}"
+                             f"{f' after {host.watched_seconds:.0f} s' if host.state == 'lost' else ''}: "
+                             f"{host.error}; its logs were not checked")
+            if host.state != "never reached" and not host.files:
+                lines.append(f"  {host.host}: no file matched {self._logfiles()}")
+        return lines, unwatched
+
+    def _logfiles(self) -> str:
+        return str(_value(self.environment.parsed_options, "target_logfiles") or "the embedded cloud's *.log")
 
     def status(self, status) -> None:
         if status.ok:
@@ -250,6 +290,7 @@ class LogWatch:
             response=None, exception=error,
             context={"host": finding.host, "file": finding.path, "lines": list(record.lines),
                      "action": action.action if action else None,
+                     "user": action.who if action else None,
                      "global_request_id": action.global_request_id if action else None})
         runner = self.environment.runner
         running = runner is not None and getattr(runner, "state", None) in ("spawning", "running")

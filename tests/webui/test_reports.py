@@ -42,11 +42,18 @@ def test_csv_html_and_summary_files_carry_our_rows(cloud_factory, tmp_path):
     assert summary["actions"][0]["failures"] == summary["totals"]["failed"] >= 1
     pinned = [row for row in summary["log_errors"] if row["action"] == "server_create_destroy"]
     assert pinned and all(row["request_id"].startswith("req-") for row in pinned)
+    # the user that ran the action, in the JSON and the CSV alike
+    assert all(row["user"].startswith("ServerCreateDestroy-") for row in pinned), pinned
 
     with open(out / "run_actions.csv") as handle:
         assert [row["runs"] for row in csv.DictReader(handle)] == ["12"]
     with open(out / "run_log_errors.csv") as handle:
-        assert len(list(csv.DictReader(handle))) == summary["totals"]["log_errors"]
+        csv_rows = list(csv.DictReader(handle))
+    assert len(csv_rows) == summary["totals"]["log_errors"]
+    assert all(row["user"].startswith("ServerCreateDestroy-") for row in csv_rows
+               if row["action"] == "server_create_destroy")
+    # the watch covered the cloud's log directory on this machine
+    assert [(host["state"], bool(host["files"])) for host in summary["log_watch"]] == [("watched", True)]
     # Locust's report has no place for extra tables: the companion page beside it has them
     companion = (out / "report.novastress.html").read_text()
     assert "<h2>Actions</h2>" in companion and "<h2>Log errors</h2>" in companion
