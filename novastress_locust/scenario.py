@@ -176,11 +176,11 @@ class ScenarioUser(NovaUser):
     required_services: list[str] = []
     entry_index = 0
 
-    def on_start(self) -> None:
+    def setup(self) -> None:
         self.tenant: Tenant | None = None
         self.admin: OpenStackClient | None = None
         if not (self.use_isolated_tenants or self.use_admin):
-            super().on_start()
+            super().setup()
             return
         self.admin = OpenStackClient(self.state, admin_target(self.state), f"{self.name}-admin")
         target = self.admin.target

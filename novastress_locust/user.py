@@ -34,6 +34,8 @@ from .transport import use_transport
 from .waiter import ACTIVE, DELETED, WaitError
 
 LOG = logging.getLogger("novastress")
+# a user whose setup failed tries again after 1 s, 2 s, 4 s... at most 30 s apart
+SETUP_RETRY_INITIAL, SETUP_RETRY_MAX = 1.0, 30.0
 _ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                          r"[0-9a-fA-F]{12}|\d+|req-[0-9a-f-]{36})$")
 
@@ -347,6 +349,32 @@ class NovaUser(User):
 
     # -- life cycle -----------------------------------------------------------
     def on_start(self) -> None:
+        """Set the user up (`setup()`). A failure is a `setup` ACTION row with its reason, counted
+        in the summary and the exit code, and is retried with capped back-off until the run ends."""
+        delay = SETUP_RETRY_INITIAL
+        while True:
+            started = time.perf_counter()
+            try:
+                self.setup()
+                return
+            except (GreenletExit, StopUser):
+                raise
+            except Exception as exc:
+                if self.being_stopped():
+                    raise GreenletExit() from exc
+                reason = _first_line(exc)
+                self.environment.events.request.fire(
+                    request_type="ACTION", name="setup", response_time=(time.perf_counter() - started) * 1000,
+                    response_length=0, exception=generalize(reason, self.state.names), context={})
+                self.state.count(self.name, "setup", failed=True)
+                LOG.warning("%s setup failed: %s; trying again in %g s", self.name, reason, delay)
+                if self.options.stop_on_error:
+                    self.state.stop_run(f"{self.name} setup failed (--stop-on-error)")
+                gevent.sleep(delay)
+                delay = min(delay * 2, SETUP_RETRY_MAX)
+
+    def setup(self) -> None:
+        """The user's clients (and, in subclasses, what it needs before its first action)."""
         target = self.state.ensure_target()
         self.client = OpenStackClient(self.state, target, self.name)
         self.waiter = self.state.waiter(self.client, self.waiter_kind)
