@@ -323,3 +323,20 @@ def test_race_plans_alone_line_up_the_unshelve_and_attach_races(cloud_factory):
     assert run.stats_row("DELETE", "compute DELETE /servers/{id} (storm)")[0] > 0
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
     assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
+
+
+def test_a_late_allocation_healed_later_is_still_a_leak_with_how_long_it_lived(cloud_factory):
+    """The allocation check reads for its whole window after the server is gone: allocations an
+    unshelve re-created after the DELETE, then removed by compute's periodic task (60 s x 0.1 here),
+    are reported, with how long they lived, although Placement is clean again by the end."""
+    fault = "unshelve-delete-allocations"
+    cloud = faulty(cloud_factory, fault, "--delay", "action=0.2:0.2")
+    run = storm(cloud, "-t", "20s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "shelve,unshelve",
+                "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
+                "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--storm-plan-ratio", "0", "--quota-step", "0",
+                "--invariant-allocation-timeout", "30")
+    assert run.returncode == 1, run.output[-4000:]
+    healed = re.findall(r"placement-allocations-leak: .*held .* for \d+-\d+ s after it was gone \(healed since\)",
+                        run.output)
+    assert healed, run.output[-4000:]
+    assert servers_named(cloud, f"ns-{run.run_id}-") == []
