@@ -129,6 +129,11 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
     Option("--embedded-services", "all", "services in the embedded cloud's catalog besides identity: "
            "all or a comma list of compute, image, volume, network, placement (a cloud without "
            "Cinder: compute,image,network,placement)", type=_services),
+    Option("--embedded-compute-hosts", 3, "simulated compute hosts of the embedded cloud", type=_positive(int)),
+    Option("--embedded-flavors", 4, "flavors the embedded cloud offers (1: nothing can be resized)",
+           type=_positive(int)),
+    Option("--embedded-no-external-network", False, "the embedded cloud has no external network, "
+           "router or floating IPs", switch=True),
     Option("--embedded-clouds-yaml", os.environ.get("NOVASTRESS_EMBEDDED_CLOUDS_YAML"),
            "write clouds 'embedded' and 'embedded-admin' of the embedded cloud to this file, to "
            "look at it with the openstack CLI (env NOVASTRESS_EMBEDDED_CLOUDS_YAML)"),

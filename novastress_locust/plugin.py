@@ -351,7 +351,9 @@ def _start_embedded(state: RunState) -> CloudTarget:
     extra = ["--clouds-yaml", opts.embedded_clouds_yaml] if opts.embedded_clouds_yaml else []
     cloud = EmbeddedCloud(log_dir=opts.embedded_log_dir, faults=opts.embedded_faults,
                           delay_scale=opts.embedded_delay_scale, seed=opts.embedded_seed,
-                          services=opts.embedded_services, extra_args=extra)
+                          services=opts.embedded_services, compute_hosts=opts.embedded_compute_hosts,
+                          flavors=opts.embedded_flavors,
+                          external_network=not opts.embedded_no_external_network, extra_args=extra)
     try:
         cloud.start()
     except EmbeddedCloudError as exc:

@@ -5,6 +5,7 @@
         print(cloud.auth_url, cloud.log_dir)
 
     EmbeddedCloud(services="compute,image,network,placement")   # a cloud without Cinder
+    EmbeddedCloud(flavors=1, compute_hosts=1, external_network=False)   # nothing to resize to, no floating IPs
 """
 from __future__ import annotations
 
@@ -27,12 +28,17 @@ class EmbeddedCloud:
     def __init__(self, log_dir: str | os.PathLike | None = None, compute_hosts: int = 3,
                  seed: int | None = None, faults: str = "all", delay_scale: float = 1.0,
                  extra_args: list[str] | tuple[str, ...] = (), host: str = "127.0.0.1",
-                 port: int = 0, services: str = "all") -> None:
+                 port: int = 0, services: str = "all", flavors: int | None = None,
+                 external_network: bool = True) -> None:
         self._workdir = tempfile.mkdtemp(prefix="novastress-cloud-")
         self.log_dir = str(Path(log_dir or Path(self._workdir) / "logs").resolve())
         self.args = ["--host", host, "--port", str(port), "--log-dir", self.log_dir,
                      "--compute-hosts", str(compute_hosts), "--faults", faults,
                      "--delay-scale", str(delay_scale), "--services", services, *extra_args]
+        if flavors is not None:
+            self.args += ["--flavors", str(flavors)]
+        if not external_network:
+            self.args.append("--no-external-network")
         if seed is not None:
             self.args += ["--seed", str(seed)]
         self.process: subprocess.Popen | None = None

@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import SERVICES, CloudConfig, Delays, parse_services
+from .config import DEFAULT_FLAVORS, SERVICES, CloudConfig, Delays, parse_services
 from .faults import CATALOGUE
 
 DELAY_KINDS = tuple(vars(Delays()))
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(e.g. a container name while listening on 0.0.0.0)")
     parser.add_argument("--log-dir", default="novastress-logs", help="directory of the Nova-style logs")
     parser.add_argument("--compute-hosts", type=int, default=3, help="simulated compute hosts (default 3)")
+    parser.add_argument("--flavors", type=_at_least_one, default=DEFAULT_FLAVORS, metavar="N",
+                        help=f"flavors offered, smallest first (default {DEFAULT_FLAVORS}; 1: nothing can be resized)")
+    parser.add_argument("--no-external-network", dest="external_network", action="store_false",
+                        help="no external network, router or floating IPs (only the private network)")
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same fault decisions")
     parser.add_argument("--faults", default="all",
                         help=f"planted race bugs to arm: all, none or a comma list of "
@@ -74,6 +78,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a whole number of at least 1")
+    return value
+
+
 def _loopback_cidr(text: str) -> str:
     """A subnet inside 127.0.0.0/8 with room for floating IPs: guests listen on its addresses."""
     try:
@@ -95,7 +109,8 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        fault_probability=dict(args.fault_probability), delays=delays,
                        token_ttl=args.token_ttl, member_password=args.member_password,
                        admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
-                       public_cidr=args.public_cidr, services=args.services)
+                       public_cidr=args.public_cidr, services=args.services, flavors=args.flavors,
+                       external_network=args.external_network)
 
 
 def clouds_document(cloud) -> dict:

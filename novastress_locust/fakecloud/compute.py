@@ -20,7 +20,7 @@ from itertools import chain, islice
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from .config import Delays
+from .config import Delays, flavor_table
 from .http import Response
 from .logs import LogContext, ServiceLog
 from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso
@@ -389,8 +389,7 @@ class Compute(Service):
         self._keypair_counter = 0
         self._migration_counter = 0
         self._started = time.time()
-        for flavor_id, name, ram, vcpus, disk in (("42", "m1.nano", 64, 1, 1), ("84", "m1.micro", 128, 1, 1),
-                                                  ("1", "m1.tiny", 512, 1, 1), ("2", "m1.small", 2048, 1, 20)):
+        for flavor_id, name, ram, vcpus, disk in flavor_table(self.cloud.config.flavors):
             self._add_flavor(flavor_id, name, ram, vcpus, disk)
         self._routes()
 

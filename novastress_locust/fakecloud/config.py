@@ -6,6 +6,22 @@ from dataclasses import dataclass, field
 
 # what --services may leave out of the catalog; identity is always there
 SERVICES = ("compute", "image", "volume", "network", "placement")
+# (id, name, ram MB, vcpus, disk GB), smallest first: --flavors N offers the first N (more are made up)
+FLAVORS = (("42", "m1.nano", 64, 1, 1), ("84", "m1.micro", 128, 1, 1), ("1", "m1.tiny", 512, 1, 1),
+           ("2", "m1.small", 2048, 1, 20), ("3", "m1.medium", 4096, 2, 40), ("4", "m1.large", 8192, 4, 80),
+           ("5", "m1.xlarge", 16384, 8, 160))
+DEFAULT_FLAVORS = 4
+
+
+def flavor_table(count: int) -> list[tuple[str, str, int, int, int]]:
+    """The first `count` flavors of FLAVORS, then bigger ones named m1.x8, m1.x9…
+
+        flavor_table(1)   # [("42", "m1.nano", 64, 1, 1)]
+    """
+    offered = list(FLAVORS[:count])
+    for number in range(len(FLAVORS) + 1, count + 1):
+        offered.append((str(100 + number), f"m1.x{number}", 1024 * number, number, 10 * number))
+    return offered
 
 
 def parse_services(text: str) -> tuple[str, ...]:
@@ -77,3 +93,8 @@ class CloudConfig:
     # the services in the Keystone catalog besides identity; one left out answers 404, as a
     # cloud without it would (the others still use it inside: Nova boots from its images)
     services: tuple[str, ...] = SERVICES
+    # flavors offered (FLAVORS); one flavor is a cloud where nothing can be resized
+    flavors: int = DEFAULT_FLAVORS
+    # the external network "public" (floating IPs come from it) and the router to it; without it
+    # the cloud has only its private network, as many real ones do
+    external_network: bool = True

@@ -83,3 +83,19 @@ def test_unknown_service_is_an_argument_error(tmp_path):
     _, err = process.communicate(timeout=30)
     assert process.returncode == 2
     assert "unknown service cinder" in err and "compute, image, volume, network, placement" in err
+
+
+def test_shape_flags_one_flavor_no_external_network(cloud_factory):
+    # what EmbeddedCloud(flavors=1, external_network=False) passes on: --flavors 1 --no-external-network
+    cloud = cloud_factory(flavors=1, external_network=False, compute_hosts=1, faults="none")
+    admin = cloud.session(admin=True)
+    flavors = admin.get(f"{cloud.base_url}/compute/v2.1/flavors").json()["flavors"]
+    assert [flavor["name"] for flavor in flavors] == ["m1.nano"]
+    networks = admin.get(f"{cloud.base_url}/networking/v2.0/networks").json()["networks"]
+    assert [(n["name"], n["router:external"]) for n in networks] == [("private", False)]
+    assert admin.get(f"{cloud.base_url}/networking/v2.0/routers").json()["routers"] == []
+    services = admin.get(f"{cloud.base_url}/compute/v2.1/os-services", params={"binary": "nova-compute"})
+    assert [service["host"] for service in services.json()["services"]] == ["compute-1"]
+    more = cloud_factory(flavors=9, faults="none")
+    flavors = more.session().get(f"{more.base_url}/compute/v2.1/flavors/detail").json()["flavors"]
+    assert len(flavors) == 9 and len({flavor["name"] for flavor in flavors}) == 9
