@@ -19,7 +19,9 @@ class StableFakeDriver(fake.FakeDriver):
         known = node.read_local_node_uuid()
         if known:
             return known
-        made = str(uuid.uuid5(uuid.NAMESPACE_DNS, "novastress-realnova." + nodename))
+        # new for each new host: a host that is retired and added again is a new compute node
+        # (Nova keeps the deleted node's row, and its uuid stays taken)
+        made = str(uuid.uuid4())
         node.write_local_node_uuid(made)
         return made
 

@@ -466,6 +466,8 @@ class Stack:
                 if service["host"] in retired:
                     admin.delete(f"/os-services/{service['id']}", endpoint_filter=compute,
                                  headers={"OpenStack-API-Version": "compute 2.53"})
+            for host in retired:       # added again later, it is a new compute node
+                shutil.rmtree(self.path("data", f"nova-{host}"), ignore_errors=True)
             self.path("run", "retired-hosts").unlink(missing_ok=True)
         existing = {f["name"]: f["id"] for f in admin.get("/flavors", endpoint_filter=compute,
                                                           params={"is_public": "None"}).json()["flavors"]}

@@ -12,6 +12,7 @@ started is stopped at the end; one that was already running is left running.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -62,6 +63,12 @@ class RealNova:
     def session(self, admin: bool = False) -> ks_session.Session:
         cloud = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["realnova-admin" if admin else "realnova"]
         return ks_session.Session(auth=v3.Password(**cloud["auth"]))
+
+    def admin_options(self) -> list[str]:
+        """--os-admin-* of the stack's admin (the storm's peer user, isolated tenants, admin checks)."""
+        auth = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["realnova-admin"]["auth"]
+        return [f"--os-admin-username={auth['username']}", f"--os-admin-password={auth['password']}",
+                f"--os-admin-project-name={auth['project_name']}"]
 
     def locust(self, locustfile: str, *args: str, cloud: str = "realnova", timeout: float = 240) -> LocustRun:
         completed = subprocess.run([LOCUST, "-f", locustfile, "--headless", "--os-cloud", cloud, *args],
@@ -136,3 +143,21 @@ class Stacks:
                             f"(novastress-realnova --dir {STATE_DIR} up)", pytrace=False)
             self.current = shape
         return RealNova(STATE_DIR, shape)
+
+
+# what a failure the cloud is to blame for looks like: a 5xx answer, a server the cloud put in
+# ERROR, a logged error record, an invariant the cloud broke
+CLOUDS_FAULT = re.compile(r"-> 5\d\d\b|went to ERROR|^(LOG|INVARIANT)\s")
+
+
+def failure_rows(run: LocustRun) -> list[str]:
+    """The rows of Locust's final error report: `<count> <type> <name>: <error>`."""
+    report = run.output.rpartition("Error report")[2]
+    return [line.strip() for line in report.splitlines()
+            if re.match(r"^\d+\s+\S+\s", line.strip())]
+
+
+def tools_own_failures(run: LocustRun) -> list[str]:
+    """Failures that are not the cloud's: the tool's own mistakes about the cloud's shape."""
+    return [row for row in failure_rows(run)
+            if not CLOUDS_FAULT.search(re.sub(r"^\d+\s+", "", row))]
