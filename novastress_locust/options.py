@@ -190,8 +190,10 @@ STORM_OPTIONS: tuple[Option, ...] = (
     Option("--storm-group-ratio", 0.15, "fraction of storm rounds that are server-group bursts", type=float),
     Option("--storm-double-ratio", 0.2, "fraction of storm actions sent together with a second state change "
            "of the same server by the other credential (two clients changing its state at once)", type=float),
-    Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = as many as the "
-           "compute hosts with admin credentials, else 2; -1 = no bursts)", type=int),
+    Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = for anti-affinity one "
+           "more than the compute hosts, so that two members must race for one host, for affinity as many; "
+           "at least 2, and 2 when the host count is unknown (it needs admin credentials); -1 = no bursts)",
+           type=int),
     Option("--storm-conflict-fails", False, "count a 409 (the API refusing a racing action) as a failure; "
            "by default it is counted on its own CONFLICT row only", switch=True),
     Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",

@@ -6,9 +6,11 @@ Importing it (the locustfiles do, through `novastress_locust.user`) registers li
 * `init_command_line_parser` — every option of `options.py` (and the log watcher's, when
   `novastress_locust.watch` exists);
 * `init` (local runner or master) — resolve the cloud, start the embedded cloud when none is
-  configured, authenticate, resolve image/flavor/network; any problem is one clear line and
-  exit code 2 before a user spawns;
-* `test_start` / `test_stop` — workers build their shared auth; at the end a run-scoped sweep
+  configured, authenticate, resolve image/flavor/network, print the cloud profile and leave out
+  what the cloud cannot run (cloudprofile.py); any problem, or nothing left to run, is one
+  clear line and exit code 2 before a user spawns;
+* `test_start` / `test_stop` — workers take the cloud profile from the options and fit their
+  user classes to it, and build their shared auth; at the end a run-scoped sweep
   deletes anything named `<prefix>-<run id>-` a user could not;
 * `report_to_master` / `worker_report` — per-user action counts, action records, leaks;
 * `quitting` — Tempest's summary and the exit code.
@@ -31,7 +33,8 @@ import gevent
 from locust import events
 from locust.runners import WorkerRunner
 
-from . import credentials, options, summary
+from . import cloudprofile, credentials, options, summary
+from .cloudprofile import CloudProfile
 from .credentials import CloudTarget, CredentialsError
 from .requestlog import ActionRecord, request_index
 
@@ -84,6 +87,7 @@ class RunState:
     user_numbers: dict[str, int] = field(default_factory=dict)
     tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
     worker_tallies: dict[str, dict] = field(default_factory=dict)
+    profile: CloudProfile | None = None
     interrupted: int = 0
     leaks: list[Leak] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
@@ -339,6 +343,15 @@ def preflight(state: RunState) -> None:
     opts.image = client.find_image(opts.image)
     opts.flavor = client.find_flavor(opts.flavor)
     opts.network = client.find_network(opts.network)
+    # what the cloud offers, once, before the first user spawns; the workers get it with the options
+    state.profile = cloudprofile.probe(state, client)
+    opts.novastress_profile = state.profile.as_dict()
+    print(state.profile.table(), file=sys.stderr, flush=True)
+    had_classes = bool(state.environment.user_classes)
+    for line in cloudprofile.fit(state.environment, state.profile):
+        print(f"novastress: {line}", file=sys.stderr, flush=True)
+    if had_classes and not state.environment.user_classes:
+        raise PreflightError("nothing left to run on this cloud: every action was skipped (see above)")
     # workers receive parsed_options at test start: hand them the resolved credentials
     if state.embedded is not None or not (opts.os_auth_url or opts.os_cloud):
         credentials.export_to_options(opts, target.auth)
@@ -386,6 +399,12 @@ def _on_test_start(environment, **_kwargs) -> None:
     state.run_id = opts.run_id or state.run_id
     state.users_done = 0
     state.stopping_reason = None
+    # a worker learns the master's cloud profile now, and leaves out what the cloud cannot run
+    # (the master said why); on the master it keeps a new test from the web UI to the same fit
+    if state.profile is None and getattr(opts, "novastress_profile", None):
+        state.profile = CloudProfile.from_dict(opts.novastress_profile)
+    if state.profile is not None:
+        cloudprofile.fit(environment, state.profile)
 
 
 @events.test_stop.add_listener

@@ -35,7 +35,7 @@ import yaml
 from locust import LoadTestShape, events
 from locust.runners import WorkerRunner
 
-from .actions import ActionSpec, find
+from .actions import ActionSpec, Needs, find
 from .credentials import CloudTarget
 from .plugin import run_state
 from .user import ApiError, NovaUser, OpenStackClient, ServiceClient
@@ -256,6 +256,10 @@ def user_classes(entries: list[Entry], default_threads: int = 0,
                       "use_isolated_tenants": entry.use_isolated_tenants,
                       "required_services": entry.required_services, "entry_index": entry.index,
                       "explicit_threads": entry.threads is not None, "__module__": module}
+        if entry.use_admin or entry.use_isolated_tenants:
+            # made with, or run as, the admin credentials (cloudprofile.fit leaves it out without them)
+            attributes["needs"] = Needs(admin=True, purpose="use_isolated_tenants" if entry.use_isolated_tenants
+                                        else "use_admin")
         classes.append(type(class_name(entry.spec, taken), (ScenarioUser,), attributes))
     return classes
 

@@ -22,7 +22,8 @@ member's port without waiting (raced, the association is re-sent until the port 
 is in flight when the delete releases it). Either round takes its volume / floating IP back —
 detached or unbound, then deleted — even when the server is gone. Some rounds
 (`--storm-group-ratio`) are server-group bursts: N simultaneous boots into an affinity or
-anti-affinity group, checked against the policy and (admin) the host count. Some
+anti-affinity group, checked against the policy and (admin) the host count; an anti-affinity
+burst has one member more than the cloud has hosts, so two of them must race for one host. Some
 (`--storm-plan-ratio`) run a race plan, the races random rounds seldom line up: the member is
 shelved and, once it is, unshelved and deleted while the unshelve is in flight; or a volume
 attach / floating-IP association is deleted while it is in flight.
@@ -44,6 +45,7 @@ import gevent
 from gevent.lock import Semaphore
 from locust import events
 
+from .cloudprofile import RESIZE, CloudProfile, Needs, Skip
 from .invariants import invariants
 from .plugin import OPTION_CHECKS
 from .user import ApiError, NovaUser, OpenStackClient, error_message
@@ -112,6 +114,33 @@ ACTIONS: dict[str, tuple[Callable[[NovaUser, dict], dict], tuple[str, ...]]] = {
     "revert_resize": (_body("revertResize"), ("VERIFY_RESIZE",)),
     "snapshot": (_snapshot_body, ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")),
 }
+
+
+# what a storm action needs of the cloud besides compute; the others need nothing more
+NEEDS: dict[str, Needs] = {
+    "resize": RESIZE, "confirm_resize": RESIZE, "revert_resize": RESIZE,
+    "snapshot": Needs(services=("image",)),          # the round deletes the snapshot's image
+    "attach_volume": Needs(services=("volume",)),
+    "associate_floating_ip": Needs(services=("network",), floating_ip=True),
+}
+
+
+def fit_actions(arguments: dict, options, profile: CloudProfile) -> tuple[dict | None, list[Skip]]:
+    """--storm-actions narrowed to what the cloud can run (the options reach the workers so); the
+    storm is skipped when none can."""
+    skips: list[Skip] = []
+    kept: list[str] = []
+    for name in enabled_actions(options.storm_actions):
+        reason = profile.lacks(NEEDS[name], name) if name in NEEDS else None
+        if reason:
+            skips.append(Skip("storm action", name, reason))
+        else:
+            kept.append(name)
+    if not kept:
+        return None, skips + [Skip("", "storm", "none of its --storm-actions can run on this cloud")]
+    if skips:
+        options.storm_actions = ",".join(kept)
+    return arguments, skips
 
 
 def enabled_actions(selection: str) -> list[str]:
@@ -783,8 +812,7 @@ def server_group_burst(user: NovaUser) -> None:
     opts = user.options
     storm = storm_state(user.environment)
     policy = storm.rng.choice(DEFAULT_GROUP_POLICIES)
-    # as many boots as hosts: each anti-affinity member fits; more are asked for explicitly
-    count = opts.storm_group_size or _host_count(user) or 2
+    count = burst_size(opts.storm_group_size, policy, _host_count(user))
     checks = invariants(user.environment)
     record = user.client.action
     with user.atomic("create_server_group"):
@@ -825,6 +853,20 @@ def server_group_burst(user: NovaUser) -> None:
                             name="compute DELETE /os-server-groups/{id}")
 
 
+def burst_size(wanted: int, policy: str, hosts: int | None) -> int:
+    """Boots of one burst: `wanted` (--storm-group-size) when given; else for anti-affinity one more
+    than the hosts — at most `hosts` members may be ACTIVE, the race is two landing on one host —
+    and for affinity as many; at least 2 (one host still races), 2 when the host count is unknown.
+
+        burst_size(0, "anti-affinity", 1)   # 2
+    """
+    if wanted:
+        return wanted
+    if hosts is None:
+        return 2
+    return max(2, hosts + 1 if policy == "anti-affinity" else hosts)
+
+
 def _settled(user: NovaUser, server: dict) -> dict:
     """Poll until the server is ACTIVE or ERROR (a burst's loser may rightly be ERROR)."""
     deadline = time.monotonic() + user.options.build_timeout
@@ -839,17 +881,9 @@ def _settled(user: NovaUser, server: dict) -> dict:
 
 
 def _host_count(user: NovaUser) -> int | None:
-    """Compute hosts that are up and enabled (admin); None without admin credentials."""
-    admin = invariants(user.environment).admin()
-    if admin is None:
-        return None
-    cached = user.state.__dict__.get("storm_host_count")
-    if cached is None:
-        hypervisors = admin.compute.get("/os-hypervisors", name="compute GET /os-hypervisors (storm)"
-                                        ).json()["hypervisors"]
-        cached = sum(1 for h in hypervisors if h.get("state", "up") == "up" and h.get("status", "enabled") == "enabled")
-        user.state.__dict__["storm_host_count"] = cached
-    return cached
+    """Compute hosts up and enabled, from the cloud profile; None when unknown (no admin credentials)."""
+    profile = user.state.profile
+    return profile.compute_hosts if profile is not None else None
 
 
 # -- listeners --------------------------------------------------------------------------------
@@ -886,4 +920,5 @@ def _on_test_stop(environment, **_kwargs) -> None:
     storm.peer_target = None
 
 
-__all__ = ["StormUser", "storm_round", "server_group_burst", "ACTIONS", "RESOURCE_ACTIONS", "enabled_actions"]
+__all__ = ["StormUser", "storm_round", "server_group_burst", "ACTIONS", "RESOURCE_ACTIONS", "enabled_actions",
+           "fit_actions", "burst_size", "NEEDS"]

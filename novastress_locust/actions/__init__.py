@@ -12,6 +12,14 @@ that mean it, so Tempest's JSON scenario files run unchanged.
 
     @stress_action(tempest=("tempest.stress.actions.x.XTest",), types=("compute",))
     def x(user, *, new_server: bool = False) -> None: ...
+
+Each action says what it needs of the cloud: the catalog services (`services=`), and in
+`needs=` two flavors, floating IPs, compute hosts, admin credentials, a compute microversion.
+Where the cloud profile does not meet them the action is left out of the run with one line
+(cloudprofile.py); `adapt=` drops the parts of an action's kwargs that do not fit (a bounce's
+resize steps on a cloud with one flavor).
+
+    @stress_action(services=("compute", "network"), needs=Needs(floating_ip=True))
 """
 from __future__ import annotations
 
@@ -20,6 +28,7 @@ import inspect
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from ..cloudprofile import Adapt, Needs, Skip
 from ..discovery import stresstest
 from ..user import NovaUser, action
 
@@ -34,8 +43,9 @@ class ActionSpec:
     task: Callable[[NovaUser], Any]
     defaults: dict[str, Any]            # kwarg -> default (_MISSING: required)
     tempest: tuple[str, ...]
-    services: tuple[str, ...]           # catalog service types it needs
+    needs: Needs                        # catalog services and what else of the cloud it needs
     validate: Callable[[dict], str | None] | None = None
+    adapt: Adapt | None = None          # fits its kwargs to the cloud (cloudprofile.fit)
 
     def check(self, kwargs: Any) -> str | None:
         """What is wrong with these kwargs, in a few words; None when they are right."""
@@ -126,9 +136,11 @@ REGISTRY: _Registry = _Registry()
 def stress_action(function: Callable | None = None, *, tempest: Iterable[str] = (),
                   services: Iterable[str] = ("compute",), types: Iterable[str] = (),
                   discoverable: bool = True, validate: Callable[[dict], str | None] | None = None,
-                  row_name: Callable[[dict], str] | None = None) -> Any:
+                  row_name: Callable[[dict], str] | None = None, needs: Needs = Needs(),
+                  adapt: Adapt | None = None) -> Any:
     """Register `function(user, **kwargs)` as the action named after it, marked @stresstest.
 
+    `services` and `needs` say what it needs of the cloud, `adapt` fits its kwargs to it;
     `row_name(kwargs)` names its ACTION row when the name depends on the kwargs (unit_test).
     """
     def wrap(function: Callable) -> Callable[[NovaUser], Any]:
@@ -153,9 +165,11 @@ def stress_action(function: Callable | None = None, *, tempest: Iterable[str] = 
             task.__doc__ = function.__doc__
         task.__module__ = function.__module__
         task.__qualname__ = function.__qualname__
-        spec = ActionSpec(function.__name__, task, defaults, tuple(tempest), tuple(services), validate)
+        spec = ActionSpec(function.__name__, task, defaults, tuple(tempest), needs.with_services(tuple(services)),
+                          validate, adapt)
         spec_holder.append(spec)
         task.spec = spec
+        task.needs = spec.needs
         if discoverable:
             stresstest(task, types=tuple(types))
         dict.__setitem__(REGISTRY, spec.name, spec)
@@ -172,4 +186,4 @@ def find(name: str) -> ActionSpec | None:
     return next((spec for spec in REGISTRY.values() if name in spec.tempest), None)
 
 
-__all__ = ["action", "stress_action", "REGISTRY", "ActionSpec", "find"]
+__all__ = ["action", "stress_action", "REGISTRY", "ActionSpec", "find", "Needs", "Skip"]

@@ -19,7 +19,7 @@ import time
 import gevent
 
 from ..user import NovaUser
-from . import stress_action
+from . import Needs, stress_action
 from .servers import boot_args, forget, kept
 
 LOG = logging.getLogger("novastress")
@@ -148,7 +148,7 @@ def _validate(kwargs: dict) -> str | None:
 
 
 @stress_action(tempest=("tempest.stress.actions.ssh_floating.FloatingStress",), services=("compute", "network"),
-               types=("network", "floating_ip"), validate=_validate)
+               types=("network", "floating_ip"), validate=_validate, needs=Needs(floating_ip=True))
 def ssh_floating(user: NovaUser, *, vm_extra_args: dict = {}, new_vm: bool = False,  # noqa: B006 (read only)
                  new_sec_group: bool = False, new_floating: bool = False, reboot: bool = False,
                  floating_pool: str | None = None, verify: list = list(CHECKS), check_timeout: float = 120,

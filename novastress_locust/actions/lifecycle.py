@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+from ..cloudprofile import RESIZE, CloudProfile
 from ..user import ApiError, NovaUser
-from . import stress_action
+from . import Needs, Skip, stress_action
 from .servers import kept
 
 
@@ -80,6 +81,8 @@ BOUNCES: dict[str, Callable[[NovaUser, dict, dict], dict]] = {
     "rebuild": lambda u, s, kw: u.server_action(
         s, {"rebuild": {"imageRef": kw.get("image") or u.state.boot_args().image_id}}, "ACTIVE", atomic="rebuild"),
 }
+# what a bounce needs of the cloud besides compute
+BOUNCE_NEEDS = {"resize_confirm": RESIZE, "resize_revert": RESIZE}
 
 
 def _server(user: NovaUser, new_server: bool) -> dict:
@@ -99,7 +102,7 @@ def _define(bounce: str) -> None:
     run.__name__ = run.__qualname__ = bounce
     run.__module__ = __name__
     run.__doc__ = f"{bounce.replace('_', ' then ')} the user's server, waiting for each state."
-    globals()[bounce] = stress_action(run, types=("compute", "lifecycle"))
+    globals()[bounce] = stress_action(run, types=("compute", "lifecycle"), needs=BOUNCE_NEEDS.get(bounce, Needs()))
 
 
 for _bounce in BOUNCES:
@@ -128,7 +131,28 @@ def _validate_bounce(kwargs: dict) -> str | None:
     return None
 
 
-@stress_action(types=("compute", "lifecycle"), validate=_validate_bounce)
+def _fit_bounce(arguments: dict, options, profile: CloudProfile) -> tuple[dict, list[Skip]]:
+    """The bounces of kwarg `actions` the cloud can run; the others are skipped."""
+    skips: list[Skip] = []
+
+    def fits(name: str) -> bool:
+        reason = profile.lacks(BOUNCE_NEEDS.get(name, Needs()), name)
+        if reason:
+            skips.append(Skip("boot_and_bounce step", name, reason))
+        return not reason
+
+    actions = []
+    for item in arguments.get("actions", []):
+        if isinstance(item, dict):
+            item = {name: count for name, count in item.items() if fits(name)}
+            if item:
+                actions.append(item)
+        elif fits(item):
+            actions.append(item)
+    return {**arguments, "actions": actions}, skips
+
+
+@stress_action(types=("compute", "lifecycle"), validate=_validate_bounce, adapt=_fit_bounce)
 def boot_and_bounce(user: NovaUser, *, actions: list = ["soft_reboot", "stop_start"],  # noqa: B006
                     flavor: str | None = None, image: str | None = None) -> None:
     """Boot a server, apply each bounce of `actions` in order, delete it (Rally's boot_and_bounce_server)."""

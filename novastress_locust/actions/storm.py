@@ -9,12 +9,12 @@ Either turns the invariant checks on for the run; options `--storm-*` and `--inv
 """
 from __future__ import annotations
 
-from ..storm import server_group_burst as _burst, storm_round
+from ..storm import fit_actions, server_group_burst as _burst, storm_round
 from ..user import NovaUser
 from . import stress_action
 
 
-@stress_action(types=("compute", "storm"))
+@stress_action(types=("compute", "storm"), adapt=fit_actions)
 def storm(user: NovaUser) -> None:
     """One storm round on the process's shared server pool (refill, group burst or a raced action)."""
     storm_round(user)

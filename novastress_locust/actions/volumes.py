@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 
 from ..user import NovaUser
-from . import stress_action
+from . import Needs, stress_action
 from .floating import GuestError, GuestShell, guest_port, ssh_shell, until
 from .servers import boot_args, kept
 
@@ -64,7 +64,7 @@ def _validate_verify(kwargs: dict) -> str | None:
 
 @stress_action(tempest=("tempest.stress.actions.volume_attach_verify.VolumeVerifyStress",),
                services=("compute", "block-storage", "network"), types=("volume", "network"),
-               validate=_validate_verify)
+               validate=_validate_verify, needs=Needs(floating_ip=True))
 def volume_attach_verify(user: NovaUser, *, vm_extra_args: dict = {},  # noqa: B006 (read only)
                          floating_pool: str | None = None, new_volume: bool = True, new_server: bool = False,
                          enable_ssh_verify: bool = True, ssh_test_before_attach: bool = False,
