@@ -31,6 +31,10 @@ class Option:
         return self.flag.lstrip("-").replace("-", "_")
 
 
+# identical failures in a row after which an action backs off (--backoff-cap)
+BACKOFF_AFTER = 3
+
+
 def _positive(kind):
     def convert(text: str):
         value = kind(text)
@@ -114,6 +118,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
            "name); every resource is still named <prefix>-<run id>-...", switch=True),
     Option("--full-clean-stack", False, "after the run, also delete everything named "
            "<prefix>-* left by earlier runs in this credential's project (Tempest [stress] name)", switch=True),
+    Option("--backoff-cap", 30.0, f"an action that failed the same way {BACKOFF_AFTER} times in a row waits "
+           "1 s before its next run, twice as long after each further such failure, at most this many "
+           "seconds; a success ends it (per user; 0 = never wait)", type=float),
 )
 
 EMBEDDED = "Embedded cloud (used when no cloud is configured)"

@@ -88,6 +88,8 @@ class RunState:
     tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
     worker_tallies: dict[str, dict] = field(default_factory=dict)
     profile: CloudProfile | None = None
+    backoffs: dict[str, int] = field(default_factory=dict)               # action -> times it backed off
+    worker_backoffs: dict[str, dict[str, int]] = field(default_factory=dict)
     interrupted: int = 0
     leaks: list[Leak] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
@@ -127,6 +129,9 @@ class RunState:
         runs = self.tally.setdefault(user, {}).setdefault(action, [0, 0])
         runs[0] += 1
         runs[1] += int(failed)
+
+    def backed_off(self, action: str) -> None:
+        self.backoffs[action] = self.backoffs.get(action, 0) + 1
 
     # -- credentials and shared auth ---------------------------------------
     def ensure_target(self) -> CloudTarget:
@@ -425,6 +430,7 @@ def _worker_report(environment, client_id: str, data: dict) -> None:
         return
     state = run_state(environment)
     state.worker_tallies[client_id] = report["tally"]
+    state.worker_backoffs[client_id] = report.get("backoffs", {})
     state.interrupted += report.get("interrupted", 0)
     index = request_index(environment)
     for raw in report.get("records", []):
@@ -444,7 +450,8 @@ def _report_to_master(environment, client_id: str, data: dict) -> None:
     records, state.unreported = state.unreported, []
     leaks, state.leaks = state.leaks, []
     interrupted, state.interrupted = state.interrupted, 0
-    data["novastress"] = {"tally": state.tally, "records": [r.as_dict() for r in records],
+    data["novastress"] = {"tally": state.tally, "backoffs": state.backoffs,
+                          "records": [r.as_dict() for r in records],
                           "leaks": [leak.__dict__ for leak in leaks], "interrupted": interrupted}
 
 

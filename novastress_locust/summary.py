@@ -4,10 +4,13 @@
     ServerCreateDestroy-1 (server_create_destroy): Run 12 actions (0 failed)
     Summary:
     Run 96 actions (1 failed)
+    volume_create_delete backed off 12 times (same failure 3+ times in a row)
 """
 from __future__ import annotations
 
 from typing import Any
+
+from .options import BACKOFF_AFTER
 
 
 def collect(state) -> dict[str, dict[str, list[int]]]:
@@ -37,6 +40,12 @@ def render(state) -> tuple[str, bool]:
             total_runs += runs
             total_failed += failed
     lines += ["Summary:", f"Run {total_runs} actions ({total_failed} failed)"]
+    backoffs = dict(state.backoffs)
+    for worker_backoffs in state.worker_backoffs.values():
+        for action, times in worker_backoffs.items():
+            backoffs[action] = backoffs.get(action, 0) + times
+    lines += [f"{action} backed off {times} times (same failure {BACKOFF_AFTER}+ times in a row)"
+              for action, times in sorted(backoffs.items())]
     if state.interrupted:
         lines.append(f"Interrupted {state.interrupted} actions at stop (not counted; their "
                      f"resources were deleted)")

@@ -28,6 +28,7 @@ from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from .credentials import CloudTarget, CredentialsError, quiet_discovery
+from .options import BACKOFF_AFTER
 from .plugin import Leak, PreflightError, RunState, run_state
 from .requestlog import ActionRecord, request_index
 from .transport import use_transport
@@ -346,6 +347,7 @@ class NovaUser(User):
         self.tracked: dict[str, Tracked] = {}
         self.runs = 0
         self._sequence = 0
+        self._failure_streaks: dict[str, tuple[str, int]] = {}   # action -> (failure, times in a row)
 
     # -- life cycle -----------------------------------------------------------
     def on_start(self) -> None:
@@ -454,10 +456,27 @@ class NovaUser(User):
             LOG.warning("%s %s failed [%s]: %s", self.name, name, record.global_request_id, record.error)
             if self.options.stop_on_error:
                 self.state.stop_run(f"{self.name} {name} failed (--stop-on-error)")
+        self._back_off(name, error)
         if self.options.max_runs and self.runs >= self.options.max_runs:
             self.state.user_done()
             while True:  # done: idle until the run ends (every user done, -t, Ctrl-C)
                 gevent.sleep(3600)
+
+    def _back_off(self, name: str, error: Exception | None) -> None:
+        """The same failure BACKOFF_AFTER times in a row: wait 1 s before the next run, twice as
+        long after each further one, at most --backoff-cap; a success or another failure resets it.
+        A cloud that refuses an action outright is not hammered thousands of times a second."""
+        if error is None:
+            self._failure_streaks.pop(name, None)
+            return
+        failure = str(generalize(str(error), self.state.names))
+        last, times = self._failure_streaks.get(name, ("", 0))
+        times = times + 1 if failure == last else 1
+        self._failure_streaks[name] = (failure, times)
+        cap = getattr(self.options, "backoff_cap", 0) or 0
+        if times >= BACKOFF_AFTER and cap > 0:
+            self.state.backed_off(name)
+            gevent.sleep(min(cap, 2.0 ** min(times - BACKOFF_AFTER, 30)))
 
     def being_stopped(self) -> bool:
         """Whether the run is stopping or Locust has asked this user's greenlet to die."""
