@@ -104,6 +104,12 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--delete-timeout", 120.0, "seconds a server may take to disappear after DELETE",
            type=_positive(float)),
     Option("--status-poll-interval", 1.0, "seconds between status polls", type=_positive(float)),
+    Option("--snapshot-timeout", 60.0, "seconds a server snapshot's image may stay queued or saving "
+           "before it is deleted as it is (some clouds, e.g. Nova's fake driver, never upload one)",
+           type=_positive(float)),
+    Option("--cleanup-timeout", 30.0, "once the run stops (end of -t, Ctrl-C, SIGTERM), every wait of a "
+           "user's cleanup ends by this many seconds after the stop; what is still there then is left "
+           "to the final sweep and named", type=_positive(float)),
     Option("--request-timeout", 60.0, "seconds one API call may take before it counts as failed "
            "(a hung cloud must not hang the users)", type=_positive(float)),
     Option("--waiter", "batched", "batched: one changes-since list per interval serves every "
@@ -141,6 +147,8 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
            type=_positive(int)),
     Option("--embedded-no-external-network", False, "the embedded cloud has no external network, "
            "router or floating IPs", switch=True),
+    Option("--embedded-snapshots-never-finish", False, "the embedded cloud's server snapshots stay "
+           "queued for ever, as with Nova's fake virt driver", switch=True),
     Option("--embedded-clouds-yaml", os.environ.get("NOVASTRESS_EMBEDDED_CLOUDS_YAML"),
            "write clouds 'embedded' and 'embedded-admin' of the embedded cloud to this file, to "
            "look at it with the openstack CLI (env NOVASTRESS_EMBEDDED_CLOUDS_YAML)"),
@@ -205,8 +213,10 @@ STORM_OPTIONS: tuple[Option, ...] = (
            "by default it is counted on its own CONFLICT row only", switch=True),
     Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",
            type=_positive(float)),
-    Option("--invariant-allocation-timeout", 30.0, "seconds the Placement allocations (admin), attached "
-           "volumes and floating-IP associations of a deleted server may outlive it", type=_positive(float)),
+    Option("--invariant-allocation-timeout", 90.0, "seconds after a server is gone that its Placement "
+           "allocations (admin) are read (a late PUT seen at any read is a leak, even if nova-compute's "
+           "60 s periodic task heals it), and that its attached volumes and floating-IP associations may "
+           "outlive it", type=_positive(float)),
     Option("--invariant-task-state-timeout", 120.0, "seconds a server may stay in one transitional "
            "task_state", type=_positive(float)),
     Option("--invariant-check-interval", 5.0, "seconds between scans of the run's servers",

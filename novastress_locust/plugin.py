@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import events
 from locust.runners import WorkerRunner
 
@@ -91,12 +92,18 @@ class RunState:
     backoffs: dict[str, int] = field(default_factory=dict)               # action -> times it backed off
     worker_backoffs: dict[str, dict[str, int]] = field(default_factory=dict)
     interrupted: int = 0
+    # a snapshot's image stayed queued past --snapshot-timeout: this cloud never finishes them
+    snapshots_stuck: bool = False
     leaks: list[Leak] = field(default_factory=list)
     swept: list[str] = field(default_factory=list)
     users_done: int = 0
     unreported: list[ActionRecord] = field(default_factory=list)
     stopping_reason: str | None = None
     summary_printed: bool = False
+    # the end-of-run work (every test_stop listener: invariant checks, quota restore, sweep)
+    # began / is done: the summary waits for it, under SIGTERM too
+    ending: bool = False
+    ended: Any = field(default_factory=gevent.event.Event)
     # -u / spawn rate not given: filled from the user classes' threads (a scenario may refill them)
     users_from_threads: bool = False
     spawn_rate_from_users: bool = False
@@ -371,7 +378,8 @@ def _start_embedded(state: RunState) -> CloudTarget:
                           delay_scale=opts.embedded_delay_scale, seed=opts.embedded_seed,
                           services=opts.embedded_services, compute_hosts=opts.embedded_compute_hosts,
                           flavors=opts.embedded_flavors,
-                          external_network=not opts.embedded_no_external_network, extra_args=extra)
+                          external_network=not opts.embedded_no_external_network,
+                          snapshots_finish=not opts.embedded_snapshots_never_finish, extra_args=extra)
     try:
         cloud.start()
     except EmbeddedCloudError as exc:
@@ -404,6 +412,13 @@ def _on_test_start(environment, **_kwargs) -> None:
     state.run_id = opts.run_id or state.run_id
     state.users_done = 0
     state.stopping_reason = None
+    state.ending = False
+    state.ended.clear()
+    # the sweep is the last thing a stop does, after every other module's test_stop listener
+    handlers = environment.events.test_stop._handlers
+    if _end_of_test_stop in handlers:
+        handlers.remove(_end_of_test_stop)
+    handlers.append(_end_of_test_stop)
     # a worker learns the master's cloud profile now, and leaves out what the cloud cannot run
     # (the master said why); on the master it keeps a new test from the web UI to the same fit
     if state.profile is None and getattr(opts, "novastress_profile", None):
@@ -417,10 +432,28 @@ def _on_test_stop(environment, **_kwargs) -> None:
     if not hasattr(environment.parsed_options, "prefix"):
         return
     state = run_state(environment)
+    state.ending = True
     state.stop_waiters()
-    if not isinstance(environment.runner, WorkerRunner) and not environment.parsed_options.leave_dirty_stack:
-        from .user import sweep
-        sweep(state)
+
+
+def _end_of_test_stop(environment, **_kwargs) -> None:
+    """The last test_stop listener (put last at each test start): the run-scoped sweep."""
+    if not hasattr(environment.parsed_options, "prefix"):
+        return
+    state = run_state(environment)
+    try:
+        if not isinstance(environment.runner, WorkerRunner) and not environment.parsed_options.leave_dirty_stack:
+            from .user import sweep
+            sweep(state)
+    finally:
+        state.ended.set()
+
+
+def _end_wait(opts) -> float:
+    """How long the summary waits for the end-of-run work: the cleanup bound, a server's delete,
+    and the invariant follow-ups (settling, the quota step's deletes)."""
+    return sum(float(getattr(opts, name, 0) or 0) for name in (
+        "cleanup_timeout", "delete_timeout", "invariant_settle_timeout", "invariant_delete_timeout"))
 
 
 def _worker_report(environment, client_id: str, data: dict) -> None:
@@ -464,6 +497,18 @@ def _on_quitting(environment, **_kwargs) -> None:
     if runner is not None and runner.state in ("spawning", "running"):
         # Ctrl-C / SIGTERM: stop the users first, so their resources are deleted before we report
         runner.stop()
+    if state.ending and not state.ended.is_set():
+        # a SIGTERM or Ctrl-C during the end of the run (-t ended, the stop is still at work in
+        # another greenlet): the sweep and every restore step finish before the summary
+        wait = _end_wait(environment.parsed_options)
+        LOG.info("novastress: waiting up to %g s for the end of the run (invariant checks, quota "
+                 "restore, sweep) before the summary", wait)
+        if not state.ended.wait(wait):
+            LOG.error("novastress: the end of the run did not finish within %g s; what it had not deleted "
+                      "or restored is not checked: novastress-cleanup --run-id %s looks again", wait,
+                      state.run_id)
+            state.leaks.append(Leak("resources", f"{state.prefix}-{state.run_id}-*", None,
+                                    f"the end of the run did not finish within {wait:g} s"))
     if not state.summary_printed:
         state.summary_printed = True
         text, failed = summary.render(state)

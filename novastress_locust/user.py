@@ -348,6 +348,7 @@ class NovaUser(User):
         self.runs = 0
         self._sequence = 0
         self._failure_streaks: dict[str, tuple[str, int]] = {}   # action -> (failure, times in a row)
+        self._stop_deadline: float | None = None    # set by bounded() once the run stops
 
     # -- life cycle -----------------------------------------------------------
     def on_start(self) -> None:
@@ -462,6 +463,15 @@ class NovaUser(User):
             while True:  # done: idle until the run ends (every user done, -t, Ctrl-C)
                 gevent.sleep(3600)
 
+    def bounded(self, timeout: float) -> float:
+        """A wait's timeout. Once the run is stopping every wait of this user ends by one deadline,
+        --cleanup-timeout after the stop reached it, so that a stop ends in bounded time."""
+        if not self.being_stopped():
+            return timeout
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.options.cleanup_timeout
+        return max(0.0, min(timeout, self._stop_deadline - time.monotonic()))
+
     def _back_off(self, name: str, error: Exception | None) -> None:
         """The same failure BACKOFF_AFTER times in a row: wait 1 s before the next run, twice as
         long after each further one, at most --backoff-cap; a success or another failure resets it.
@@ -530,7 +540,7 @@ class NovaUser(User):
     def _delete_and_wait(self, server_id: str, name: str, known: dict | None = None) -> None:
         before = time.time()
         self.compute.delete(f"/servers/{server_id}", expect=(204, 404))
-        self.waiter.wait(server_id, name, DELETED, self.options.delete_timeout, since=before,
+        self.waiter.wait(server_id, name, DELETED, self.bounded(self.options.delete_timeout), since=before,
                          initial={"status": known["status"]} if known and "status" in known else None)
         self.untrack(name)
 
@@ -558,6 +568,7 @@ class NovaUser(User):
     def poll(self, what: str, fetch: Callable[[], dict | None], done: Callable[[dict | None], bool],
              timeout: float, failed: Callable[[dict | None], str | None] | None = None) -> dict | None:
         """Call `fetch()` every poll interval until `done(seen)`; WaitError on `failed` or timeout."""
+        timeout = self.bounded(timeout)
         deadline = time.monotonic() + timeout
         while True:
             gevent.sleep(self.options.status_poll_interval)
@@ -791,8 +802,17 @@ class NovaUser(User):
         client = client or self.client
         seen = self._show_image(image_id, client)
         if seen is not None and seen["status"] in IMAGE_BUSY:
-            seen = self.poll(f"image {name} ({image_id})", lambda: self._show_image(image_id, client),
-                             lambda s: s is None or s["status"] not in IMAGE_BUSY, self.options.build_timeout)
+            # a cloud whose snapshots never finish (seen once) is not waited for again
+            timeout = 0.0 if self.state.snapshots_stuck else self.options.snapshot_timeout
+            try:
+                seen = self.poll(f"image {name} ({image_id})", lambda: self._show_image(image_id, client),
+                                 lambda s: s is None or s["status"] not in IMAGE_BUSY, timeout)
+            except WaitError:
+                if not self.being_stopped() and not self.state.snapshots_stuck:
+                    self.state.snapshots_stuck = True
+                    LOG.warning("%s: snapshot image %s still %s after %g s (--snapshot-timeout): deleting it "
+                                "as it is; later snapshots of this run are not waited for", self.name, name,
+                                seen["status"], timeout)
         if seen is not None:
             client.image.delete(f"/v2/images/{image_id}", expect=(204, 404))
         self.untrack(name)

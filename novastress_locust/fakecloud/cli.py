@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"flavors offered, smallest first (default {DEFAULT_FLAVORS}; 1: nothing can be resized)")
     parser.add_argument("--no-external-network", dest="external_network", action="store_false",
                         help="no external network, router or floating IPs (only the private network)")
+    parser.add_argument("--snapshots-never-finish", dest="snapshots_finish", action="store_false",
+                        help="a server snapshot's image stays queued for ever, as with Nova's fake virt "
+                             "driver (the server's task state clears as if it had uploaded)")
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same fault decisions")
     parser.add_argument("--faults", default="all",
                         help=f"planted race bugs to arm: all, none or a comma list of "
@@ -110,7 +113,7 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        token_ttl=args.token_ttl, member_password=args.member_password,
                        admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
                        public_cidr=args.public_cidr, services=args.services, flavors=args.flavors,
-                       external_network=args.external_network)
+                       external_network=args.external_network, snapshots_finish=args.snapshots_finish)
 
 
 def clouds_document(cloud) -> dict:

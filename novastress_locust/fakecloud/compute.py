@@ -1955,6 +1955,13 @@ class Compute(Service):
                       f"(state: {server.power_state} expected: 1)", ctx, instance=server.id)
         if self._snapshot_image_gone(server, record, event, ctx, image_id):
             return
+        if not self.cloud.config.snapshots_finish:
+            # Nova's fake virt driver: the snapshot "succeeds" and nothing is ever uploaded
+            server.snapshot = None
+            server.task_state = None
+            server.touch()
+            self._event(record, event, server.host)
+            return
         server.task_state = "image_pending_upload"
         server.touch()
         self._after(server, self.cloud.delay("action"), self._snapshot_upload, server, record, event, ctx,

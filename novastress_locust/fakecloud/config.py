@@ -98,3 +98,5 @@ class CloudConfig:
     # the external network "public" (floating IPs come from it) and the router to it; without it
     # the cloud has only its private network, as many real ones do
     external_network: bool = True
+    # False: snapshot images stay queued, the upload never comes (Nova's fake virt driver)
+    snapshots_finish: bool = True
