@@ -553,7 +553,8 @@ class Invariants:
                                                name="compute POST /servers (quota step)")
                 if response.status_code == 202:
                     accepted.append(response.json()["server"]["id"])
-            gevent.joinall([gevent.spawn(boot, n) for n in range(headroom + 2)], timeout=opts.request_timeout)
+            from .greenlets import joined, spawn_kept
+            joined([spawn_kept(boot, n) for n in range(headroom + 2)], opts.request_timeout)
             for server_id in accepted:
                 self.touched(server_id, record.global_request_id)
                 record.resource_ids.append(server_id)

@@ -48,6 +48,7 @@ from locust import events
 from .cloudprofile import RESIZE, CloudProfile, Needs, Skip
 from .invariants import invariants
 from .plugin import OPTION_CHECKS
+from .greenlets import joined, spawn_kept
 from .user import ApiError, NovaUser, OpenStackClient, error_message
 from .waiter import WaitError
 
@@ -406,12 +407,8 @@ def fire_together(user: NovaUser, shots: list[tuple[OpenStackClient, str]], memb
                   server: dict) -> bool | None:
     """Two state changes of one server sent at the same moment (two clients racing): True when
     one was accepted, None when the server is gone; the first error (a 5xx) is raised after both."""
-    greenlets = [gevent.spawn(fire, user, client, member, name, server) for client, name in shots]
-    gevent.joinall(greenlets, timeout=user.options.request_timeout * 2)
-    for greenlet in greenlets:
-        if greenlet.exception is not None:
-            raise greenlet.exception
-    results = [greenlet.value for greenlet in greenlets]
+    greenlets = [spawn_kept(fire, user, client, member, name, server) for client, name in shots]
+    results = joined(greenlets, user.options.request_timeout * 2)
     if any(result is True for result in results):
         return True
     return None if None in results else False
@@ -833,12 +830,10 @@ def server_group_burst(user: NovaUser) -> None:
                     "group": group["id"]}}, expect=(202,)).json()["server"]
                 user.track("server", name, created["id"])
                 servers.append({"id": created["id"], "name": name})
-            greenlets = [gevent.spawn(boot_one, name) for name in names]
-            gevent.joinall(greenlets, timeout=opts.request_timeout * 2)
-            for greenlet in greenlets:
-                if greenlet.exception is not None:
-                    raise greenlet.exception
+            joined([spawn_kept(boot_one, name) for name in names], opts.request_timeout * 2)
             members = [_settled(user, server) for server in servers]
+            for server, member in zip(servers, members):
+                server["status"] = member["status"]     # a loser's ERROR is known before its DELETE
         request_ids = [record.global_request_id, *record.request_ids] if record else []
         for server in servers if record else []:
             checks.touched(server["id"], record.global_request_id)

@@ -539,7 +539,15 @@ class NovaUser(User):
 
     def _delete_and_wait(self, server_id: str, name: str, known: dict | None = None) -> None:
         before = time.time()
-        self.compute.delete(f"/servers/{server_id}", expect=(204, 404))
+        response = self.compute.delete(f"/servers/{server_id}", expect=(204, 404, 409))
+        if response.status_code == 409:
+            if "is locked" not in error_message(response):
+                raise ApiError(f"compute DELETE /servers/{{id}} -> 409 {error_message(response)}", 409)
+            # a lock action left it locked (a racing unlock lost): only an admin may delete a
+            # locked server, its owner unlocks it first
+            self.compute.post(f"/servers/{server_id}/action", json={"unlock": None}, expect=(202, 404),
+                              name="compute POST /servers/{id}/action unlock")
+            self.compute.delete(f"/servers/{server_id}", expect=(204, 404))
         self.waiter.wait(server_id, name, DELETED, self.bounded(self.options.delete_timeout), since=before,
                          initial={"status": known["status"]} if known and "status" in known else None)
         self.untrack(name)

@@ -96,10 +96,12 @@ def verdict(wait: _Wait, server: dict | None) -> tuple[bool, str | None]:
         elif status != "ERROR":
             if wait.was_error is None:
                 wait.was_error = False
-        elif wait.deleting_seen or wait.was_error is False or _updated_since(server, wait.since):
+        elif wait.deleting_seen or wait.was_error is False or (wait.was_error is None
+                                                                and _updated_since(server, wait.since)):
             # an ERROR from before the DELETE (a failed build, still within the changes-since
-            # look-back) is not a failed delete: only one after the delete started is — a delete
-            # that raced a build can be lost that way without "deleting" ever being seen
+            # look-back, or known to the caller) is not a failed delete: only one after the delete
+            # started is — a delete that raced a build can be lost that way without "deleting"
+            # ever being seen
             return True, f"{who} went to ERROR while deleting{_fault(server)}"
         return False, None
     if status == wait.target:
