@@ -36,19 +36,21 @@ class StressMark:
     class_setup_per: str = "process"
     allow_inheritance: bool = False
     types: tuple[str, ...] = ()
+    needs: Any = None          # cloudprofile.Needs: what the test needs of the cloud
 
 
 def stresstest(function: Callable | None = None, *, class_setup_per: str = "process",
-               allow_inheritance: bool = False, types: Iterable[str] = ()) -> Any:
-    """Mark an action or a test as a stress test (Tempest's `@stresstest`).
+               allow_inheritance: bool = False, types: Iterable[str] = (), needs: Any = None) -> Any:
+    """Mark an action or a test as a stress test (Tempest's `@stresstest`); `needs` (a
+    cloudprofile.Needs) leaves it out, with one line, on a cloud that lacks what it needs.
 
-        @stresstest(class_setup_per="action", types=("volume",))
+        @stresstest(class_setup_per="action", types=("volume",), needs=Needs(services=("volume",)))
         def test_attach(self): ...
     """
     if class_setup_per not in CLASS_SETUP_PER:
         raise ValueError(f"class_setup_per must be one of {', '.join(CLASS_SETUP_PER)}, "
                          f"not {class_setup_per!r}")
-    mark = StressMark(class_setup_per, allow_inheritance, tuple(types))
+    mark = StressMark(class_setup_per, allow_inheritance, tuple(types), needs)
 
     def apply(target: Callable) -> Callable:
         setattr(target, MARK, mark)

@@ -503,7 +503,8 @@ class NovaUser(User):
         try:
             yield
         except Exception as exc:
-            self._fire_atomic(name, started, exc)
+            if not self.being_stopped():   # a step cut short by the stop is interrupted, not failed
+                self._fire_atomic(name, started, exc)
             raise
         else:
             self._fire_atomic(name, started, None)

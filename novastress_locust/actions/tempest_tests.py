@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import unittest
 
+from ..cloudprofile import Needs
 from ..discovery import stresstest
 from .floating import guest_port, tcp_open, until
 from .unit_test import current_user
@@ -23,7 +24,8 @@ class TestNetworkAdvancedServerOps(unittest.TestCase):
             until(f"cannot connect to the SSH port {address}:{port}", lambda: tcp_open(address, port, 5.0),
                   user.options.build_timeout, user.options.status_poll_interval)
 
-    @stresstest(class_setup_per="process", types=("network", "smoke"))
+    @stresstest(class_setup_per="process", types=("network", "smoke"),
+                needs=Needs(services=("compute", "network"), floating_ip=True))
     def test_server_connectivity_stop_start(self) -> None:
         user = current_user()
         group = user.create_security_group(tuple(sorted({22, guest_port(user)})))

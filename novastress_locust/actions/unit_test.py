@@ -30,6 +30,8 @@ from gevent import GreenletExit
 from locust.exception import StopUser
 from gevent.lock import Semaphore
 
+from ..cloudprofile import CloudProfile, Needs, Skip
+from ..discovery import MARK
 from ..user import NovaUser
 from . import stress_action
 
@@ -258,8 +260,23 @@ def _row_name(kwargs: dict) -> str:
     return "unit_test " + ".".join(parts)
 
 
+def _adapt(kwargs: dict, _options, profile: CloudProfile) -> tuple[dict | None, list[Skip]]:
+    """A test marked `@stresstest(needs=...)` is left out on a cloud that lacks what it needs."""
+    try:
+        target = resolve(kwargs["test_method"])
+    except (KeyError, ValueError):
+        return kwargs, []               # _validate says what is wrong with it
+    function = getattr(target.owner, target.attribute, None) if target.owner else \
+        getattr(target.module, target.attribute, None)
+    needs = getattr(getattr(function, MARK, None), "needs", None)
+    reason = profile.lacks(needs, target.short) if isinstance(needs, Needs) else None
+    if reason:
+        return None, [Skip("test", target.short, reason)]
+    return kwargs, []
+
+
 @stress_action(tempest=("tempest.stress.actions.unit_test.UnitTest",), services=(), discoverable=False,
-               validate=_validate, row_name=_row_name)
+               validate=_validate, row_name=_row_name, adapt=_adapt)
 def unit_test(user: NovaUser, *, test_method: str = inspect.Parameter.empty,  # type: ignore[assignment]
               class_setup_per: str = "process") -> None:
     """Run one test; its failure or error fails the action."""

@@ -118,3 +118,20 @@ def test_ssh_floating_without_an_external_network_has_nothing_left_to_run(cloud_
     assert "nothing left to run on this cloud" in run.stderr.strip().splitlines()[-1]
     assert "Traceback" not in run.output and action_rows(run) == {}
     assert leftovers(cloud, f"ns-{run.run_id}-") == {}
+
+
+def test_a_test_marked_with_needs_is_skipped_where_the_cloud_lacks_them(cloud_factory, scenario_file):
+    """A `unit_test` entry runs a test whose @stresstest(needs=...) says it needs floating IPs:
+    on a cloud without an external network it is left out with one line, the other entry runs."""
+    cloud = cloud_factory(external_network=False, faults="none", delay_scale=0.1)
+    path = scenario_file(
+        "- action: unit_test\n  threads: 1\n  kwargs:\n    test_method: tempest.scenario."
+        "test_network_advanced_server_ops.TestNetworkAdvancedServerOps.test_server_connectivity_stop_start\n"
+        "- action: server_create_destroy\n  threads: 1\n")
+    run = run_scenario(cloud, path, "-t", "6s")
+    assert run.returncode == 0, run.output[-4000:]
+    assert skipping(run.stderr) == ["novastress: skipping test TestNetworkAdvancedServerOps."
+                                    "test_server_connectivity_stop_start: the cloud has no external network, "
+                                    "floating IPs need one"], run.stderr[-3000:]
+    assert set(action_rows(run)) == {"server_create_destroy"}
+    assert leftovers(cloud, f"ns-{run.run_id}-") == {}
