@@ -198,7 +198,10 @@ class RunState:
             if kind == "per-server":
                 waiter = PerServerWaiter(client.compute, interval)
             else:
-                waiter = BatchedServerWaiter(client.compute, interval)
+                # its own client: the shared poll belongs to no user's action, so neither its
+                # request ids nor its failures are pinned on the action of the user that came first
+                from .user import OpenStackClient
+                waiter = BatchedServerWaiter(OpenStackClient(self, client.target, "waiter").compute, interval)
             self.waiters[key] = waiter
         return waiter
 

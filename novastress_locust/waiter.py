@@ -275,7 +275,8 @@ class BatchedServerWaiter:
         started = time.monotonic()
         for _ in range(MAX_PAGES):
             self.polls += 1
-            response = self.compute.get("/servers/detail", params=params)
+            response = self.compute.get("/servers/detail", params=params,
+                                        name="compute GET /servers/detail?changes-since (waiter)")
             self._learn_clock(response)
             body = response.json()
             servers += body.get("servers", [])
