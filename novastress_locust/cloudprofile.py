@@ -314,7 +314,8 @@ def _fit_class(cls, options, profile: CloudProfile, skips: list[Skip]) -> bool:
                 cls.kwargs = adapted
         tasks.append(task)
     if not tasks:
-        return False
+        # a class with no tasks of its own (one that drives itself) had nothing to leave out
+        return not (getattr(cls, "tasks", None) or [])
     if len(tasks) != len(cls.tasks):
         cls.tasks = tasks
     return True
