@@ -185,10 +185,15 @@ class StormUser(NovaUser):
                 member = storm.members.get(tracked.resource_id or "")
                 if tracked.kind == "server" and member is not None:
                     try:
-                        _unlock(member, peer or self.client, self.client if peer else None)
+                        _unlock(member.id, peer or self.client, self.client if peer else None)
                     except ApiError as exc:
                         LOG.warning("%s could not unlock %s: %s", self.name, member.id, exc)
         super().on_stop()
+
+    def unlock_server(self, server_id: str) -> None:
+        """The peer (an admin) may hold the lock: unlock with it first, then as the owner."""
+        peer = self.__dict__.get("storm_peer")
+        _unlock(server_id, peer or self.client, self.client if peer else None)
 
     def cleanup(self) -> None:
         """A failed round deletes this user's pool servers: they leave the pool, and their deletes
@@ -321,20 +326,20 @@ def storm_round(user: NovaUser) -> None:
                 gevent.sleep(rng.uniform(0, 0.5))  # others meet the lock meanwhile
         finally:
             if accepted and name == "lock":
-                _unlock(member, client, peer if client is user.client else user.client)
+                _unlock(member.id, client, peer if client is user.client else user.client)
         _finish_snapshots(user)
     finally:
         if peer is not None:
             peer.action = None
 
 
-def _unlock(member: Member, client: OpenStackClient, other: OpenStackClient | None) -> None:
+def _unlock(server_id: str, client: OpenStackClient, other: OpenStackClient | None) -> None:
     """The server must not stay locked: cleanup and the sweep delete it as its owner. When the
     other credential (an admin) locked it meanwhile, only that one may unlock it (403 here)."""
     for unlocker in (client, other):
         if unlocker is None:
             continue
-        response = unlocker.compute.post(f"/servers/{member.id}/action", json={"unlock": None},
+        response = unlocker.compute.post(f"/servers/{server_id}/action", json={"unlock": None},
                                          expect=(202, 403, 404, 409),
                                          name="compute POST /servers/{id}/action unlock")
         if response.status_code != 403:
@@ -817,6 +822,7 @@ def server_group_burst(user: NovaUser) -> None:
             "name": user.resource_name("group"), "policies": [policy]}}, expect=(200,),
             name="compute POST /os-server-groups").json()["server_group"]
     servers: list[dict] = []
+    boots: list[gevent.Greenlet] = []
     try:
         with user.atomic("boot_server_group_burst"):
             boot = user.state.boot_args()
@@ -830,7 +836,8 @@ def server_group_burst(user: NovaUser) -> None:
                     "group": group["id"]}}, expect=(202,)).json()["server"]
                 user.track("server", name, created["id"])
                 servers.append({"id": created["id"], "name": name})
-            joined([spawn_kept(boot_one, name) for name in names], opts.request_timeout * 2)
+            boots = [spawn_kept(boot_one, name) for name in names]
+            joined(boots, opts.request_timeout * 2)
             members = [_settled(user, server) for server in servers]
             for server, member in zip(servers, members):
                 server["status"] = member["status"]     # a loser's ERROR is known before its DELETE
@@ -839,6 +846,9 @@ def server_group_burst(user: NovaUser) -> None:
             checks.touched(server["id"], record.global_request_id)
         checks.check_group(policy, group["id"], members, _host_count(user), request_ids)
     finally:
+        # a stop cut the burst short: its boots end before the group goes (a boot after that
+        # would be refused for a group that is gone, a failure of our own making)
+        gevent.killall(boots, block=True, timeout=5)
         for server in servers:
             try:
                 user.delete_server(server)

@@ -546,12 +546,17 @@ class NovaUser(User):
                 raise ApiError(f"compute DELETE /servers/{{id}} -> 409 {error_message(response)}", 409)
             # a lock action left it locked (a racing unlock lost): only an admin may delete a
             # locked server, its owner unlocks it first
-            self.compute.post(f"/servers/{server_id}/action", json={"unlock": None}, expect=(202, 404),
-                              name="compute POST /servers/{id}/action unlock")
+            self.unlock_server(server_id)
             self.compute.delete(f"/servers/{server_id}", expect=(204, 404))
         self.waiter.wait(server_id, name, DELETED, self.bounded(self.options.delete_timeout), since=before,
                          initial={"status": known["status"]} if known and "status" in known else None)
         self.untrack(name)
+
+    def unlock_server(self, server_id: str) -> None:
+        """Unlock a server before deleting it (403: another credential locked it; a subclass that
+        holds that credential unlocks with it)."""
+        self.compute.post(f"/servers/{server_id}/action", json={"unlock": None}, expect=(202, 403, 404, 409),
+                          name="compute POST /servers/{id}/action unlock")
 
     # -- floating IPs ------------------------------------------------------------
     def create_floating_ip(self, floating_network_id: str, **extra: Any) -> dict:

@@ -52,6 +52,7 @@ DATABASES = ("keystone", "placement", "glance", "neutron", "nova_api", "nova", "
 FLAVORS = (("m1.nano", 64, 1), ("m1.micro", 128, 1), ("m1.tiny", 256, 1), ("m1.small", 512, 2),
            ("m1.medium", 1024, 4), ("m1.large", 2048, 8))
 IMAGE_NAME = "realnova-image"
+PROBE_ATTEMPT = 60.0     # seconds one probe boot may take before it is deleted and tried again
 MEMBER_CLOUD, ADMIN_CLOUD = "realnova", "realnova-admin"
 SERVICE_USERS = ("nova", "placement", "glance", "neutron")
 CATALOG = (("keystone", "identity", None), ("nova", "compute", "/v2.1"), ("placement", "placement", ""),
@@ -211,7 +212,7 @@ class Stack:
             self._shape_flavors(admin, shape)
             image = self._ensure_image(admin)
             if self._started:
-                self._probe_boot(admin, image, timeout=240)
+                self._probe_boot(admin, image, timeout=300)
             self._write_clouds_yaml(clouds_yaml, secrets)
         self.say(f"real Nova 34 is up in {time.monotonic() - started:.0f} s: auth URL {configs.auth_url(self.ports)}, "
                  f"{shape.compute_hosts} compute host(s), {shape.flavors} flavor(s), image {IMAGE_NAME} ({image})")
@@ -505,7 +506,9 @@ class Stack:
                 "name": "realnova-probe", "imageRef": image, "flavorRef": flavor, "networks": "none"}}
             ).json()["server"]["id"]
             status = "BUILD"
-            while status == "BUILD" and time.monotonic() < deadline:
+            # a build that hangs (sent to a host that just went away) is given up and tried again
+            attempt_ends = min(deadline, time.monotonic() + PROBE_ATTEMPT)
+            while status == "BUILD" and time.monotonic() < attempt_ends:
                 time.sleep(0.5)
                 shown = admin.get(f"/servers/{server}", endpoint_filter=compute).json()["server"]
                 status, last = shown["status"], shown.get("fault", {}).get("message", shown["status"])

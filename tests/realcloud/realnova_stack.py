@@ -110,6 +110,23 @@ class RealNova:
         listed("users", (u["name"] for u in admin.get("/users", endpoint_filter=identity).json()["users"]))
         return found
 
+    def force_delete_servers(self, marker: str, timeout: float = 90) -> list[str]:
+        """Servers named with `marker` that Nova itself left undeletable (a stuck task state):
+        reset to ERROR and deleted as admin, so the next test starts clean; their names."""
+        admin = self.session(admin=True)
+        stuck = [s for s in admin.get("/servers", endpoint_filter=COMPUTE,
+                                      params={"all_tenants": "1"}).json()["servers"] if marker in s["name"]]
+        for server in stuck:
+            admin.post(f"/servers/{server['id']}/action", endpoint_filter=COMPUTE,
+                       json={"os-resetState": {"state": "error"}}, raise_exc=False)
+            admin.delete(f"/servers/{server['id']}", endpoint_filter=COMPUTE, raise_exc=False)
+        deadline = time.monotonic() + timeout
+        while stuck and time.monotonic() < deadline and any(
+                admin.get(f"/servers/{s['id']}", endpoint_filter=COMPUTE, raise_exc=False).status_code != 404
+                for s in stuck):
+            time.sleep(1)
+        return [server["name"] for server in stuck]
+
     def project_usage(self, project_name: str = "demo", settle: float = 15) -> dict:
         """Placement usages of a project, once they stop changing (deletes free them asynchronously)."""
         admin = self.session(admin=True)

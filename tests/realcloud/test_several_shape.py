@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from novastress_locust.realnova import Shape
 
-from realnova_stack import COMPUTE, realnova_command, tools_own_failures
+from realnova_stack import COMPUTE, tools_own_failures
 
 SHAPE = Shape(flavors=3, compute_hosts=2)
 
@@ -45,14 +45,11 @@ def test_servers_land_on_both_hosts(realnova):
     assert realnova.leftovers(run.run_id) == {}
 
 
-def test_back_to_one_host_retires_the_other(realnova):
-    completed = realnova_command("up", "--flavors", "1", "--compute-hosts", "1")
-    try:
-        assert completed.returncode == 0, completed.stderr
-        assert "stopped nova-compute-compute-2" in completed.stdout
-        assert _compute_hosts(realnova) == {"compute-1"}
-        flavors = realnova.session().get("/flavors", endpoint_filter=COMPUTE).json()["flavors"]
-        assert len(flavors) == 1
-    finally:
-        # the module's shape again, for whatever runs next in this session
-        realnova_command("up", "--flavors", str(SHAPE.flavors), "--compute-hosts", str(SHAPE.compute_hosts))
+def test_back_to_one_host_retires_the_other(stacks, realnova):
+    """Last of the tier: the stack is left in the default shape, the one `up` starts with."""
+    realnova = stacks.up(Shape())
+    assert "compute-2" not in _compute_hosts(realnova)
+    assert (realnova.log_dir / "nova-compute-compute-2.log").exists()
+    assert _compute_hosts(realnova) == {"compute-1"}
+    flavors = realnova.session().get("/flavors", endpoint_filter=COMPUTE).json()["flavors"]
+    assert len(flavors) == 1
