@@ -163,8 +163,9 @@ class Stacks:
 
 
 # what a failure the cloud is to blame for looks like: a 5xx answer, a server the cloud put in
-# ERROR, a logged error record, an invariant the cloud broke
-CLOUDS_FAULT = re.compile(r"-> 5\d\d\b|went to ERROR|^(LOG|INVARIANT)\s")
+# ERROR, a logged error record, an invariant the cloud broke, Nova counting one of its own
+# compute services down (409 "Service is unavailable": a loaded host missed its heartbeats)
+CLOUDS_FAULT = re.compile(r"-> 5\d\d\b|went to ERROR|^(LOG|INVARIANT)\s|-> 409 Service is unavailable")
 
 
 def failure_rows(run: LocustRun) -> list[str]:
