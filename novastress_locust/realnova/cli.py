@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from .stack import Shape, Stack, StackError, follow
+from .stack import Shape, Stack, StackError, tail
 
 
 def default_dir() -> Path:
@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
                 names = ", ".join(path.stem for path in files) or "none yet"
                 print(f"novastress-realnova: no log named {args.service!r}; logs: {names}", file=sys.stderr)
                 return 2
-            for line in follow(chosen[0], args.lines):
+            for line in tail(chosen[0], args.lines):
                 print(line)
     except StackError as error:
         print(f"novastress-realnova: {error}", file=sys.stderr)

@@ -25,10 +25,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import yaml
 
@@ -667,12 +668,9 @@ class _FileLock:
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            self.say_waiting()
+            print(f"waiting for another novastress-realnova on {self.path.parent.parent}", file=sys.stderr)
             fcntl.flock(self.handle, fcntl.LOCK_EX)
         return self
-
-    def say_waiting(self) -> None:
-        print(f"waiting for another novastress-realnova on {self.path.parent.parent}", file=sys.stderr)
 
     def __exit__(self, *exc) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
@@ -748,6 +746,6 @@ def _group_name() -> str:
     return grp.getgrgid(os.getegid()).gr_name
 
 
-def follow(path: Path, lines: int) -> Iterator[str]:
+def tail(path: Path, lines: int) -> list[str]:
     """The last `lines` lines of a log."""
-    yield from _read(path).splitlines()[-lines:]
+    return list(deque(_read(path).splitlines(), maxlen=lines))
