@@ -677,16 +677,7 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
     member's project only (Tempest's full_clean_stack spoke of the run's own credential).
     Raises CleanupError when the member credentials do not work.
     """
-    cloud = connect(member, settings)
-    admin_cloud: Cloud | None = cloud if has_admin_role(cloud) else None
-    if admin_cloud is None and admin is not None and admin.key != member.key:
-        try:
-            candidate = connect(admin, settings)
-        except CleanupError as exc:
-            LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
-                        "project %s only", exc, cloud.project_id)
-        else:
-            admin_cloud = candidate if has_admin_role(candidate) else None
+    cloud, admin_cloud = _clouds(member, admin, settings)
     plan: list[tuple[Cloud, Scope, bool]] = []
     if admin_cloud is not None:
         plan.append((admin_cloud, scope, True))
@@ -701,6 +692,69 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
         where = "every project" if all_projects else f"project {acting.project_id}"
         passes.append(SweepPass(pass_scope, where, results))
     return passes
+
+
+def _clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings) -> tuple[Cloud, Cloud | None]:
+    """The member's cloud, and one holding the admin role (the member's own, or `admin`'s) or None."""
+    cloud = connect(member, settings)
+    if has_admin_role(cloud):
+        return cloud, cloud
+    if admin is None or admin.key == member.key:
+        return cloud, None
+    try:
+        candidate = connect(admin, settings)
+    except CleanupError as exc:
+        LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
+                    "project %s only", exc, cloud.project_id)
+        return cloud, None
+    return cloud, candidate if has_admin_role(candidate) else None
+
+
+# how to look one resource up by id, per kind a user tracks: service, path, the answer's key
+SHOW = {
+    "server": ("compute", "/servers/{}", "server"),
+    "volume": ("volume", "/volumes/{}", "volume"),
+    "floating_ip": ("network", "/v2.0/floatingips/{}", "floatingip"),
+    "security_group": ("network", "/v2.0/security-groups/{}", "security_group"),
+    "image": ("image", "/v2/images/{}", None),
+    "keypair": ("compute", "/os-keypairs/{}", "keypair"),
+}
+
+
+def gone_after_all(member: CloudTarget, leaks: Iterable[tuple[str, str]], settings: Settings,
+                   admin: CloudTarget | None = None) -> set[str]:
+    """Of `(kind, id)` pairs a user could not delete, the ids the cloud no longer has.
+
+    A delete that failed can still be carried out: Nova answers 500 to a DELETE that raced a
+    build and finishes the delete anyway. A leak is something that exists, so each is looked up
+    by id (with admin credentials when there are some: an isolated project's server) before it
+    is reported. Kinds without a lookup, and lookups that fail, stay leaks; so does everything
+    when `admin` is given but not usable: the member's 404 for another project's resource (an
+    isolated tenant's) says nothing.
+    """
+    leaks = [(kind, resource_id) for kind, resource_id in leaks if kind in SHOW]
+    if not leaks:
+        return set()
+    cloud, admin_cloud = _clouds(member, admin, settings)
+    if admin_cloud is None and admin is not None and admin.key != member.key:
+        return set()
+    acting = admin_cloud or cloud
+    gone = set()
+    for kind, resource_id in leaks:
+        service, path, key = SHOW[kind]
+        try:
+            if acting.endpoint(service) is None:
+                continue
+            response = acting.call(service, "GET", path.format(resource_id), expect=(200, 404))
+        except CallFailed as exc:
+            LOG.warning("novastress: could not look up %s %s: %s", kind, resource_id, exc)
+            continue
+        record = {} if response.status_code == 404 else response.json()
+        record = record.get(key, {}) if key else record
+        status = str(record.get("status", "")).upper()
+        if response.status_code == 404 or status in GONE or status in ("DELETED", "PENDING_DELETE"):
+            gone.add(resource_id)
+    return gone
 
 
 # -- command line -------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cleanup_helpers import Api, isolated, leftovers
+from cleanup_helpers import COMPUTE_HEADERS, Api, isolated, leftovers
 from locust_runs import FAST, LocustRun, cli_credentials, run_locust
 
 CLOUD = dict(faults="none", delay_scale=0.1, seed=9)
@@ -101,3 +101,36 @@ def test_without_admin_the_members_project_only(cloud_factory, tmp_path):
     assert leftovers(cloud, "ns-swp2-zz1-") == {}
     assert set(leftovers(cloud, "ns-swp2-zz2-")) == {"servers", "volumes", "projects", "users"}
     assert len(leftovers(cloud, "ns-other-")) == 7
+
+
+def test_a_leak_the_cloud_finished_deleting_after_all_is_no_leak(cloud_factory):
+    """Nova can answer 500 to a DELETE that raced a build and delete the server anyway: before a
+    user's leak is reported it is looked up by id, in an isolated project too (admin)."""
+    from novastress_locust.cleanup import Settings, gone_after_all
+    from novastress_locust.credentials import CloudTarget
+
+    cloud = cloud_factory(**CLOUD)
+    member = Api(cloud, cloud.session())
+    admin = Api(cloud, cloud.session(admin=True))
+    kept = member.server("ns-gone1-zz1-kept")
+    deleted = member.server("ns-gone1-zz1-deleted")
+    member.session.delete(f"{member.compute}/servers/{deleted['id']}", headers=COMPUTE_HEADERS)
+    member.wait(lambda: member.session.get(f"{member.compute}/servers/{deleted['id']}", raise_exc=False,
+                                           headers=COMPUTE_HEADERS).status_code == 404)
+    tenant = isolated(cloud, admin, "ns-gone1-zz2-1")
+    theirs = tenant.server("ns-gone1-zz2-2-server", wait=False)
+    volume = member.volume_("ns-gone1-zz1-volume")
+    claims = [("server", kept["id"]), ("server", deleted["id"]), ("server", theirs["id"]),
+              ("volume", volume["id"]), ("floating_ip", "00000000-0000-4000-8000-000000000000"),
+              ("resources", "ns-gone1-*")]
+    settings = Settings(timeout=60)
+    member_target = CloudTarget("password", dict(cloud.credentials()), "test")
+    admin_target = CloudTarget("password", dict(cloud.credentials(admin=True)), "test")
+    gone = gone_after_all(member_target, claims, settings, admin=admin_target)
+    assert gone == {deleted["id"], "00000000-0000-4000-8000-000000000000"}
+    # admin credentials that do not work: the member cannot see the isolated project, and its
+    # 404 proves nothing, so every claim stands
+    wrong = CloudTarget("password", {**cloud.credentials(admin=True), "password": "not-it"}, "test")
+    assert gone_after_all(member_target, claims, settings, admin=wrong) == set()
+    # no admin credentials at all: the run had no isolated projects, the member's 404 is enough
+    assert deleted["id"] in gone_after_all(member_target, claims, settings)
