@@ -8,7 +8,7 @@ Every resource a run creates is named `<prefix>-<run id>-...` (floating IPs, whi
 name in Neutron, carry it as their description). Only resources whose name starts with
 `<prefix>-` (or `<prefix>-<run id>-` with `--run-id`) are touched, never anything else:
 Tempest's cleanup deleted every tenant's servers, this one cannot. Kinds go in dependency
-order (servers before the floating IPs, volumes and security groups they hold; server
+order (servers before their server groups and the floating IPs, volumes and security groups they hold; server
 snapshots (images) after their servers; volume snapshots before their volumes; projects and
 users last), each with retries, backoff and a deadline.
 The end is a table (kind, found, deleted, failed); the exit code is 1 when anything could
@@ -33,7 +33,7 @@ from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
 
 LOG = logging.getLogger("novastress.cleanup")
 
-KINDS = ("servers", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
+KINDS = ("servers", "server groups", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
          "keypairs", "security groups", "projects", "users")
 # 2.10: an admin may list and delete the keypairs of another user (isolated users' keypairs)
 COMPUTE_MICROVERSION = "2.10"
@@ -257,6 +257,7 @@ class Cleanup:
         # kind, the service that lists it, how to find and delete it
         steps: list[tuple[str, str, Callable[[], list[Resource]], Callable[[Resource], None]]] = [
             ("servers", "compute", self.find_servers, self.delete_server),
+            ("server groups", "compute", self.find_server_groups, self.delete_server_group),
             ("images", "image", self.find_images, self.delete_image),
             ("floating IPs", "network", self.find_floating_ips, self.delete_floating_ip),
             ("volume attachments", "volume", self.find_attachments, self.delete_attachment),
@@ -383,6 +384,23 @@ class Cleanup:
 
         delete()
         self._wait_gone(resource, lambda: self._show_server(resource), on_error=again)
+
+    # -- server groups (the storm's bursts) -------------------------------------------------
+    def find_server_groups(self) -> list[Resource]:
+        """Groups named <prefix>-...; Nova pages this list by offset, not marker."""
+        params = {"limit": "1000", **({"all_projects": "True"} if self.all_projects else {})}
+        found: list[dict] = []
+        for page_number in range(100):
+            page = self.cloud.call("compute", "GET", "/os-server-groups",
+                                   params={**params, "offset": str(page_number * 1000)}).json()["server_groups"]
+            found += page
+            if len(page) < 1000:
+                break
+        return [Resource("server group", g["id"], g["name"], g.get("project_id"), g) for g in found
+                if self.scope.owns(g.get("name"))]
+
+    def delete_server_group(self, resource: Resource) -> None:
+        self.cloud.call("compute", "DELETE", f"/os-server-groups/{resource.id}", expect=(204, 404))
 
     # -- images (server snapshots) ---------------------------------------------------------
     def find_images(self) -> list[Resource]:
@@ -613,7 +631,7 @@ class StillThere(Exception):
 
 
 def _singular(kind: str) -> str:
-    return {"servers": "server", "images": "image", "floating IPs": "floating IP",
+    return {"servers": "server", "server groups": "server group", "images": "image", "floating IPs": "floating IP",
             "volume attachments": "volume attachment",
             "volume snapshots": "volume snapshot", "volumes": "volume", "keypairs": "keypair",
             "security groups": "security group", "projects": "project", "users": "user"}[kind]
@@ -771,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only this run's resources (<prefix>-<run id>-...); default: every run")
     scope.add_argument("--all-projects", action="store_true",
                        help="look in every project (admin): servers, images, volumes, floating IPs "
-                            "and security groups of all projects, isolated projects and users")
+                            "server groups and security groups of all projects, isolated projects and users")
     scope.add_argument("--yes", action="store_true", help="delete; without it the cleanup only lists")
     how = parser.add_argument_group("How hard to try")
     defaults = Settings()

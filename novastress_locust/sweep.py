@@ -2,7 +2,7 @@
 
 Users delete their own resources; the sweep is the net under them — a worker killed with
 SIGKILL, a user stopped before its cleanup ran. It runs on the master (or the local runner)
-once every worker has stopped, with the code of `novastress-cleanup` (cleanup.py): servers,
+once every worker has stopped, with the code of `novastress-cleanup` (cleanup.py): servers, server groups,
 snapshot images, floating IPs, volume attachments, volume snapshots, volumes, keypairs and
 security groups, in dependency order, with retries — and with admin credentials (--os-admin-*,
 or the run's own when they hold the admin role) in every project, so the run's isolated
@@ -20,8 +20,6 @@ from .credentials import CloudTarget
 from .plugin import Leak, RunState
 
 LOG = logging.getLogger("novastress")
-# a sweep waits for servers, then for volumes: each may take up to --delete-timeout
-DELETE_TIMEOUTS = 2
 CONCURRENCY = 16
 
 
@@ -30,8 +28,10 @@ def sweep(state: RunState) -> None:
     if state.target is None or not state.run_id:
         return
     opts = state.options
+    # bounded like the rest of the stop: a server's delete after the users' cleanup bound; the
+    # summary waits that long for it (plugin._end_wait), and names what is still there then
     settings = Settings(interval=opts.status_poll_interval, request_timeout=opts.request_timeout,
-                        timeout=DELETE_TIMEOUTS * opts.delete_timeout, concurrency=CONCURRENCY)
+                        timeout=opts.cleanup_timeout + opts.delete_timeout, concurrency=CONCURRENCY)
     pattern = f"{state.prefix}-{state.run_id}-"
     _after_delete_checks(state)
     admin = _admin_target(state)

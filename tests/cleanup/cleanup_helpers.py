@@ -92,6 +92,10 @@ class Api:
     def keypair(self, name: str) -> None:
         self.post(f"{self.compute}/os-keypairs", {"keypair": {"name": name}})
 
+    def server_group(self, name: str) -> dict:
+        return self.post(f"{self.compute}/os-server-groups",
+                         {"server_group": {"name": name, "policies": ["anti-affinity"]}})["server_group"]
+
     def security_group(self, name: str) -> dict:
         return self.post(f"{self.network}/security-groups",
                          {"security_group": {"name": name}})["security_group"]
@@ -134,6 +138,8 @@ def leftovers(cloud, pattern: str) -> dict[str, list[str]]:
     found = {
         "servers": [s["name"] for s in admin.get(f"{admin.compute}/servers/detail", all_tenants="1")["servers"]
                     if owned(s["name"]) and s["status"] != "DELETED"],
+        "server groups": [g["name"] for g in admin.get(f"{admin.compute}/os-server-groups",
+                                                       all_projects="True")["server_groups"] if owned(g["name"])],
         "floating IPs": [f["description"] for f in admin.get(f"{admin.network}/floatingips")["floatingips"]
                          if owned(f["description"])],
         "volumes": [v["name"] for v in admin.get(f"{admin.volume}/volumes/detail", all_tenants="1")["volumes"]

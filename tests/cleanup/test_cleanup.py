@@ -24,6 +24,7 @@ def test_lists_by_default_then_deletes_one_run_then_every_run(cloud_factory):
         member.keypair(f"ns-{run}-a1-3-keypair")
         member.security_group(f"ns-{run}-a1-4-secgroup")
         member.volume_(f"ns-{run}-a1-5-volume")
+        member.server_group(f"ns-{run}-a1-6-server-group")
     # not ours: no prefix, another prefix that starts alike, the prefix not at the start
     foreign = ["web-1", "nsx-r1-a1-1-server", "ns_r1-server", "x-ns-r1-a1-1-server"]
     for name in foreign:
@@ -33,13 +34,15 @@ def test_lists_by_default_then_deletes_one_run_then_every_run(cloud_factory):
     member.keypair("ops-key")
     member.security_group("web")
     member.volume_("database")
+    member.server_group("web-spread")
 
     listed = run_cleanup(cloud)
     assert listed.returncode == 0, listed.output
     assert listed.row("servers") == (2, 0, 0)
     assert listed.row("floating IPs") == (2, 0, 0)
     assert listed.row("volumes") == (2, 0, 0)
-    assert "add --yes to delete these 10" in listed.stdout
+    assert listed.row("server groups") == (2, 0, 0)
+    assert "add --yes to delete these 12" in listed.stdout
     assert "would delete server ns-r1-a1-1-server" in listed.stdout
     assert not any(name in listed.stdout for name in foreign[1:])
     # listing deleted nothing
@@ -47,10 +50,10 @@ def test_lists_by_default_then_deletes_one_run_then_every_run(cloud_factory):
 
     one_run = run_cleanup(cloud, "--run-id", "r1", "--yes")
     assert one_run.returncode == 0, one_run.output
-    for kind in ("servers", "floating IPs", "keypairs", "security groups", "volumes"):
+    for kind in ("servers", "server groups", "floating IPs", "keypairs", "security groups", "volumes"):
         assert one_run.row(kind) == (1, 1, 0), kind
     assert leftovers(cloud, "ns-r1-") == {}
-    assert len(leftovers(cloud, "ns-r2-")) == 5          # the other run is untouched
+    assert len(leftovers(cloud, "ns-r2-")) == 6          # the other run is untouched
 
     every_run = run_cleanup(cloud, "--yes")
     assert every_run.returncode == 0, every_run.output
@@ -63,6 +66,7 @@ def test_lists_by_default_then_deletes_one_run_then_every_run(cloud_factory):
     assert "ops-key" in {k["keypair"]["name"] for k in member.get(f"{member.compute}/os-keypairs")["keypairs"]}
     assert "web" in {g["name"] for g in member.get(f"{member.network}/security-groups")["security_groups"]}
     assert "database" in {v["name"] for v in member.get(f"{member.volume}/volumes")["volumes"]}
+    assert "web-spread" in {g["name"] for g in member.get(f"{member.compute}/os-server-groups")["server_groups"]}
 
 
 def test_attached_volumes_and_snapshots_go_in_dependency_order(cloud_factory):

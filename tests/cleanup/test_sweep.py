@@ -16,7 +16,8 @@ def admin_options(cloud) -> list[str]:
             f"--os-admin-project-name={admin['project_name']}"]
 
 
-LEFT = ("1-server", "2-volume", "3-snapshot", "4-image", "5-floating-ip", "6-keypair", "7-secgroup")
+LEFT = ("1-server", "2-volume", "3-snapshot", "4-image", "5-floating-ip", "6-keypair", "7-secgroup",
+        "8-server-group")
 
 
 def leave(member: Api, run: str) -> list[str]:
@@ -31,6 +32,7 @@ def leave(member: Api, run: str) -> list[str]:
     member.floating_ip(names[4])
     member.keypair(names[5])
     member.security_group(names[6])
+    member.server_group(names[7])
     return names
 
 
@@ -40,6 +42,7 @@ def leave_isolated(cloud, admin: Api, run: str) -> None:
     tenant.server(f"ns-{run}-zz2-2-server", wait=False)
     tenant.volume_(f"ns-{run}-zz2-3-volume")
     tenant.keypair(f"ns-{run}-zz2-4-keypair")
+    tenant.server_group(f"ns-{run}-zz2-5-server-group")
 
 
 def run(cloud, tmp_path, run_id: str, *extra: str) -> tuple[LocustRun, dict]:
@@ -72,14 +75,14 @@ def test_with_admin_every_kind_of_the_run_goes_and_another_runs_stay(cloud_facto
     swept = set(document["swept"])
     assert set(ours) <= swept, swept
     assert {"ns-swp1-zz2-1-project", "ns-swp1-zz2-1-user", "ns-swp1-zz2-2-server", "ns-swp1-zz2-3-volume",
-            "ns-swp1-zz2-4-keypair"} <= swept, swept
+            "ns-swp1-zz2-4-keypair", "ns-swp1-zz2-5-server-group"} <= swept, swept
     # the isolated project's own "default" security group went with the project
     assert any(label.startswith("security group default of project") for label in swept), swept
 
     # another run of the same prefix, in the member's project and in its isolated project: untouched
     assert leftovers(cloud, "ns-other-") == before_other
-    assert set(before_other) == {"servers", "volumes", "snapshots", "images", "floating IPs", "keypairs",
-                                 "security groups", "projects", "users"}
+    assert set(before_other) == {"servers", "server groups", "volumes", "snapshots", "images", "floating IPs",
+                                 "keypairs", "security groups", "projects", "users"}
     servers = {s["name"] for s in member.get(f"{member.compute}/servers")["servers"]}
     assert "ns-swp1x-zz1-1-server" in servers
     assert "ns-handmade" in {v["name"] for v in member.get(f"{member.volume}/volumes")["volumes"]}
@@ -99,8 +102,8 @@ def test_without_admin_the_members_project_only(cloud_factory, tmp_path):
     assert document["leaks"] == []
     # the member's project is clean; the isolated project is out of the member's sight
     assert leftovers(cloud, "ns-swp2-zz1-") == {}
-    assert set(leftovers(cloud, "ns-swp2-zz2-")) == {"servers", "volumes", "projects", "users"}
-    assert len(leftovers(cloud, "ns-other-")) == 7
+    assert set(leftovers(cloud, "ns-swp2-zz2-")) == {"servers", "server groups", "volumes", "projects", "users"}
+    assert len(leftovers(cloud, "ns-other-")) == 8
 
 
 def test_a_leak_the_cloud_finished_deleting_after_all_is_no_leak(cloud_factory):
