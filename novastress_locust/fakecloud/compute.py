@@ -28,6 +28,15 @@ from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso
 MIN_MINOR = 1
 MAX_MINOR = 104
 MAX_VERSION = f"2.{MAX_MINOR}"
+# what POST /servers accepts in its `server` object, at any microversion
+SERVER_CREATE_FIELDS = frozenset({
+    "name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "OS-DCF:diskConfig", "accessIPv4",
+    "accessIPv6", "personality", "key_name", "security_groups", "user_data", "availability_zone",
+    "block_device_mapping", "block_device_mapping_v2", "config_drive", "min_count", "max_count",
+    "return_reservation_id", "description", "tags", "trusted_image_certificates", "host",
+    "hypervisor_hostname", "hostname"})
+# attributes GET shows that PUT /servers/{id} and rebuild answer without before 2.75
+SHOW_ONLY_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "os-extended-volumes:")
 VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 VARY = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
 VERSION_UPDATED = "2013-07-23T11:33:21Z"
@@ -617,11 +626,11 @@ class Compute(Service):
             view.update({"ram": flavor.ram, "disk": flavor.disk,
                          "swap": flavor.swap if minor >= 75 else (flavor.swap or ""),
                          "OS-FLV-EXT-DATA:ephemeral": flavor.ephemeral})
-            if minor < 75:
+            if minor < 102:
                 view["OS-FLV-DISABLED:disabled"] = False
             view["vcpus"] = flavor.vcpus
             view["os-flavor-access:is_public"] = flavor.is_public
-            if minor < 75:
+            if minor < 102:
                 view["rxtx_factor"] = 1.0
         view["links"] = self._links("flavors", flavor.id)
         if minor >= 55:
@@ -718,6 +727,18 @@ class Compute(Service):
                     {"version": 4, "addr": floating.get("floating_ip_address", ""),
                      "OS-EXT-IPS:type": "floating", "OS-EXT-IPS-MAC:mac_addr": mac})
         return addresses
+
+    def _changed_view(self, server: Server, minor: int, admin: bool, key_name: bool = False) -> dict:
+        """The server as PUT /servers/{id} and rebuild answer: before 2.75 without the extended
+        attributes a GET shows (rebuild has key_name from 2.54)."""
+        if minor >= 75:
+            return self._server_view(server, minor, admin)
+        view = self._server_view(server, minor, admin=False)
+        for key in [key for key in view if key.startswith(SHOW_ONLY_PREFIXES)]:
+            del view[key]
+        for key in ("config_drive", "security_groups", *(() if key_name else ("key_name",))):
+            view.pop(key, None)
+        return view
 
     def _server_view(self, server: Server, minor: int, admin: bool, show: bool = True) -> dict:
         base = self._base
@@ -909,7 +930,7 @@ class Compute(Service):
         if "description" in spec and self._minor(call) >= 19:
             server.description = spec["description"]
         server.touch()
-        return Response.json(200, {"server": self._server_view(server, self._minor(call), self._admin(call))})
+        return Response.json(200, {"server": self._changed_view(server, self._minor(call), self._admin(call))})
 
     # -- quotas ------------------------------------------------------------
     def _limits(self, project_id: str) -> dict[str, int]:
@@ -1054,6 +1075,10 @@ class Compute(Service):
         for key in ("name", "flavorRef"):
             if key not in spec:
                 raise schema(f"'{key}' is a required property")
+        unknown = sorted(set(spec) - SERVER_CREATE_FIELDS)
+        if unknown:   # Nova's schema: additionalProperties is false
+            raise schema(f"Additional properties are not allowed ({', '.join(map(repr, unknown))} "
+                         f"{'was' if len(unknown) == 1 else 'were'} unexpected)")
         if minor >= 37 and "networks" not in spec:
             raise schema("'networks' is a required property")
         name = spec["name"]
@@ -1887,7 +1912,7 @@ class Compute(Service):
                     ActionRule("rebuild", (), "rebuilding", end_state, 4 if end_state == "stopped" else 1,
                                "compute_rebuild_instance", "rebuild"))
         minor = self._minor(call)
-        view = self._server_view(server, minor, self._admin(call))
+        view = self._changed_view(server, minor, self._admin(call), key_name=minor >= 54)
         view["adminPass"] = spec.get("adminPass") or "".join(
             secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
         return Response.json(202, {"server": view})
@@ -1906,7 +1931,10 @@ class Compute(Service):
         properties = {"min_ram": int(base.get("min_ram") or 0),
                       "min_disk": max(int(base.get("min_disk") or 0), server.flavor.disk),
                       "base_image_ref": server.image_id, "instance_uuid": server.id,
-                      "user_id": call.token.user_id, "image_type": "snapshot", **metadata}
+                      "user_id": call.token.user_id, "image_type": "snapshot",
+                      # Nova records these at boot, from the booting user's token: here the snapshotting user's
+                      "owner_user_name": call.token.user_name, "owner_project_name": call.token.project_name,
+                      "boot_roles": ",".join(role.name for role in call.token.roles), **metadata}
         image = self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
                                                  user_id=call.token.user_id)
         server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())

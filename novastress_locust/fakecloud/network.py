@@ -749,7 +749,9 @@ class Network(Service):
                               port_min, port_max, spec.get("remote_ip_prefix"),
                               spec.get("description"))
         group["revision_number"] += 1
-        return Response.json(201, {"security_group_rule": rule})
+        # Neutron answers a create before its standard attributes are loaded: no id of theirs, no tags
+        created = {key: value for key, value in rule.items() if key not in ("standard_attr_id", "tags")}
+        return Response.json(201, {"security_group_rule": created})
 
     def delete_security_group_rule(self, call: Call, resource_id: str) -> Response:
         rule = self._get(call, self.rules, resource_id, "SecurityGroupRuleNotFound",
