@@ -20,6 +20,7 @@ once, and a traceback cut by the disconnect stays one record.
 from __future__ import annotations
 
 import codecs
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from .targets import Target
 from .transports import (FileState, FollowPiece, FollowStream, LocalTransport, SSHSettings, SSHTransport,
                          Transport, TransportError)
 
+logger = logging.getLogger("novastress.logwatch")
 ENCODING = "utf-8"
 # bytes read and parsed at a time: a file that grew by a gigabyte between two checks is
 # read piece by piece, and only error records are kept, so memory stays flat
@@ -411,7 +413,11 @@ class LogWatcher:
 
     def _deliver(self, on_finding, finding: Finding) -> None:
         with self._lock:             # callbacks see one finding at a time
-            on_finding(finding)
+            try:
+                on_finding(finding)
+            except Exception as exc:  # noqa: BLE001 - a bad callback must not end the host's watch
+                logger.error("log watch: could not report the error in %s (%s): %s: %s", finding.name,
+                             finding.record.summary(), type(exc).__name__, exc)
 
     def stop(self, on_finding: Callable[[Finding], None] | None = None, final_check: bool = True,
              timeout: float = 10.0) -> list[Finding]:

@@ -540,7 +540,9 @@ class Invariants:
                                      name="compute GET /os-quota-sets/{id} (quota step)").json()["quota_set"]
         before = self._in_use(member, project_id)
         limit = before + headroom
-        record = ActionRecord("quota_step", "invariants", state.worker, f"req-{uuid.uuid4()}")
+        record = ActionRecord("quota_step", "invariants", state.worker, f"req-{uuid.uuid4()}",
+                              expected_log={r"TooManyInstances|Quota exceeded for instances":
+                                            "Nova's conductor re-check refusing racing boots over the quota"})
         request_index(self.environment).add(record)
         admin.compute.request("PUT", f"/os-quota-sets/{project_id}", json={"quota_set": {"instances": limit}},
                               name="compute PUT /os-quota-sets/{id} (quota step)")

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections import deque
@@ -24,6 +25,16 @@ class ActionRecord:
     ended: float | None = None
     failed: bool = False
     error: str | None = None
+    # logged errors that are Nova's documented answer to this action, not a finding: a pattern
+    # (searched in the record's text) -> why Nova logs it (a burst racing for hosts, say)
+    expected_log: dict[str, str] = field(default_factory=dict)
+
+    def expects(self, text: str) -> str | None:
+        """Why a logged error with this text is expected of this action; None when it is not."""
+        for pattern, why in self.expected_log.items():
+            if re.search(pattern, text):
+                return why
+        return None
 
     @property
     def who(self) -> str:

@@ -170,6 +170,30 @@ def test_follow_mode_threads_report_new_errors(tmp_path):
     assert messages(found) == ["boom 2"] and rest == [] and statuses == []
 
 
+def test_a_failing_report_does_not_end_the_watch(tmp_path, caplog):
+    log = tmp_path / "a.log"
+    append(log, "")
+    watch = watcher(tmp_path, follow=True, settle=0.05, follow_poll=0.02)
+    found = []
+
+    def report(finding) -> None:
+        if finding.record.message == "boom 1":
+            raise TypeError("the report broke")
+        found.append(finding)
+    watch.start(report)
+    try:
+        wait_listed(watch)
+        append(log, error_record(1))
+        append(log, error_record(2))
+        deadline = time.monotonic() + 5
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        watch.stop()
+    assert messages(found) == ["boom 2"]
+    assert "could not report the error in" in caplog.text and "TypeError: the report broke" in caplog.text
+
+
 def test_stop_makes_a_final_check(tmp_path):
     log = tmp_path / "a.log"
     append(log, "")
