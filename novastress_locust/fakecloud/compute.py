@@ -20,6 +20,8 @@ from itertools import chain, islice
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import gevent
+
 from .config import Delays, flavor_table
 from .http import Response
 from .logs import LogContext, ServiceLog
@@ -50,6 +52,9 @@ STATE_RACE_WINDOW = 0.05
 # which heals allocations left behind by deleted instances (Nova's default interval)
 HEAL_INTERVAL = 60.0
 FROZEN_RECHECK = 0.25  # seconds between looks at a server held by a chaos freeze rule
+# seconds nova-api spends between its quota check and creating the build request (image and
+# network checks): boots arriving meanwhile check against the same usage, so all may pass
+QUOTA_CHECK_WINDOW = 0.2
 FAULT_KINDS = {400: "badRequest", 403: "forbidden", 404: "itemNotFound", 405: "badMethod",
                409: "conflictingRequest", 413: "overLimit", 415: "badMediaType",
                429: "overLimit", 501: "notImplemented", 503: "serviceUnavailable"}
@@ -209,6 +214,7 @@ class Server:
     preempted: tuple | None = None       # (last_change, delete ids): the action a DELETE cut short
     unshelve_race: tuple | None = None   # (last_change, delete ids): the unshelve a DELETE raced
     snapshot: tuple | None = None        # (image id, LogContext, ids, started) of a createImage in flight
+    boot_count: int = 1                  # servers its POST asked for: what the quota re-check reports
 
     def __post_init__(self) -> None:
         self.updated = self.updated or self.created
@@ -325,6 +331,24 @@ MANAGER_ACTIONS = {"reboot": "reboot_instance", "stop": "stop_instance", "start"
                    "resume": "resume_instance", "shelve": "shelve_instance", "rebuild": "rebuild_instance",
                    "resize": "resize_instance", "revertResize": "revert_resize", "confirmResize": "confirm_resize",
                    "createImage": "snapshot_instance"}
+EXCUTILS_PY = "/opt/stack/venv/lib/python3.11/site-packages/oslo_utils/excutils.py"
+# an exception escaping an RPC cast: oslo.messaging logs it under this traceback head
+RPC_DISPATCH_FRAMES = [
+    (f"{MSG_PY}/rpc/server.py", 176, "_process_incoming", "res = self.dispatcher.dispatch(message)"),
+    (f"{MSG_PY}/rpc/dispatcher.py", 309, "dispatch", "return self._do_dispatch(endpoint, method, ctxt, args)"),
+    (f"{MSG_PY}/rpc/dispatcher.py", 229, "_do_dispatch", "result = func(ctxt, **new_args)")]
+# schedule_and_build_instances re-raising the conductor's quota re-check (TooManyInstances)
+QUOTA_RECHECK_FRAMES = _frames(
+    *RPC_DISPATCH_FRAMES,
+    (f"{NOVA_PY}/conductor/manager.py", 1774, "schedule_and_build_instances",
+     "with excutils.save_and_reraise_exception():"),
+    (EXCUTILS_PY, 260, "__exit__", "self.force_reraise()"),
+    (EXCUTILS_PY, 226, "force_reraise", "raise self.value"),
+    (f"{NOVA_PY}/conductor/manager.py", 1768, "schedule_and_build_instances",
+     "self._recheck_quota(context, instance.flavor, request_specs[0],"),
+    (f"{NOVA_PY}/conductor/manager.py", 1025, "_recheck_quota", "compute_utils.check_num_instances_quota("),
+    (f"{NOVA_PY}/compute/utils.py", 1181, "check_num_instances_quota",
+     "raise exception.TooManyInstances(overs=overs,"))
 # vm_states Nova's compute API takes a snapshot (createImage) in
 SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 
@@ -948,15 +972,48 @@ class Compute(Service):
             usage = self.usage[project_id] = {"instances": 0, "cores": 0, "ram": 0}
         return usage
 
-    def _check_quota(self, project_id: str, count: int, flavor: Flavor) -> None:
+    def _check_quota(self, project_id: str, count: int, flavor: Flavor) -> bool:
+        """nova-api's check: 403 over the quota; True when the boot takes the last of it."""
         limits = self._limits(project_id)
         usage = self._usage(project_id)
+        last = False
         for resource, wanted in (("instances", count), ("cores", count * flavor.vcpus),
                                  ("ram", count * flavor.ram)):
             limit = limits[resource]
-            if limit >= 0 and usage[resource] + wanted > limit:
-                raise ApiError(403, f"Quota exceeded for {resource}: Requested {wanted}, but already "
-                                    f"used {usage[resource]} of {limit} {resource}")
+            if limit >= 0:
+                if usage[resource] + wanted > limit:
+                    raise ApiError(403, f"Quota exceeded for {resource}: Requested {wanted}, but already "
+                                        f"used {usage[resource]} of {limit} {resource}")
+                last = last or usage[resource] + 2 * wanted > limit
+        return last
+
+    def _recheck_quota(self, server: Server) -> str | None:
+        """The conductor's re-check once the instance exists: Nova's TooManyInstances text, or None.
+
+        It counts instances in the cell (boots still being scheduled are build requests, not
+        counted), with a delta of 0, so the message says the whole limit is used."""
+        project_id = server.project_id
+        limits = self._limits(project_id)
+        usage = self._usage(project_id)
+        # cheap when the boots still scheduling do not matter: the usage counts them too
+        if all(limits[r] < 0 or usage[r] <= limits[r] for r in ("instances", "cores", "ram")):
+            return None
+        in_cell = dict(usage)
+        for other_id in self.scheduling:
+            other = self.servers.get(other_id)
+            if other is not None and other.project_id == project_id:
+                in_cell["instances"] -= 1
+                in_cell["cores"] -= other.flavor.vcpus
+                in_cell["ram"] -= other.flavor.ram
+        overs = [r for r in ("cores", "instances", "ram") if 0 <= limits[r] < in_cell[r]]
+        if not overs:
+            return None
+        count, flavor = server.boot_count, server.flavor
+        requested = {"instances": count, "cores": count * flavor.vcpus, "ram": count * flavor.ram}
+        allowed = ", ".join(str(limits[r]) for r in overs)
+        names = ", ".join(overs)
+        return (f"Quota exceeded for {names}: Requested {', '.join(str(requested[r]) for r in overs)}, "
+                f"but already used {allowed} of {allowed} {names}")
 
     def _charge(self, project_id: str, flavor: Flavor, sign: int, instances: bool = True) -> None:
         usage = self._usage(project_id)
@@ -1113,7 +1170,10 @@ class Compute(Service):
             count = max(1, int(spec.get("max_count") or spec.get("min_count") or 1))
         except (TypeError, ValueError):
             raise schema("'min_count' and 'max_count' must be integers") from None
-        self._check_quota(call.token.project_id, count, flavor)
+        if self._check_quota(call.token.project_id, count, flavor):
+            # nova-api creates nothing until its image and network checks are done: a boot that
+            # takes the last of the quota leaves room to boots racing it for that long
+            gevent.sleep(QUOTA_CHECK_WINDOW)
         security_groups = [g.get("name", "default") for g in spec.get("security_groups") or ()
                            if isinstance(g, dict)] or ["default"]
         reservation_id = "r-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
@@ -1126,6 +1186,7 @@ class Compute(Service):
             server = self._new_server(call, server_name, flavor, image_id, key_name, metadata, requested,
                                       security_groups, reservation_id, hints if isinstance(hints, dict) else {},
                                       group, spec, minor)
+            server.boot_count = count
             first = first or server
         body = {"server": {"id": first.id, "links": self._links("servers", first.id),
                            "OS-DCF:diskConfig": "MANUAL",
@@ -1279,6 +1340,11 @@ class Compute(Service):
         if host is None:
             self._no_valid_host(server)
             return
+        # the instance now exists in the cell: boots that raced past nova-api's check are over
+        over_quota = self._recheck_quota(server)
+        if over_quota is not None and not self._quota_recheck_skipped(server, over_quota):
+            self._quota_recheck_failed(server, host, over_quota)
+            return
         server.host = host
         server.host_id = self._host_id(server.project_id, host)
         if server.task_state != "deleting":
@@ -1324,6 +1390,34 @@ class Compute(Service):
                 "scheduler-capacity-race", server.boot_ids + race_with.boot_ids, server.id,
                 f"boot of {server.id} lost the claim race against {race_with.id}: NoValidHost",
                 log="nova-conductor.log")
+
+    def _quota_recheck_failed(self, server: Server, host: str, message: str) -> None:
+        """The conductor's re-check refuses the boot: ERROR with Nova's 413 fault, never built.
+
+        As in Nova, the instance keeps its quota usage and its Placement allocations until it
+        is deleted; its host's compute never saw it."""
+        ctx = server.context
+        error = f"nova.exception.TooManyInstances: {message}"
+        log = self.cloud.logs.conductor
+        log.write("WARNING", "nova.scheduler.utils", f"Failed to compute_task_build_instances: {message}: {error}",
+                  ctx)
+        log.write("WARNING", "nova.scheduler.utils", f"Setting instance to ERROR state.: {error}", ctx,
+                  instance=server.id)
+        log.write("ERROR", "oslo_messaging.rpc.server", f"Exception during message handling: {error}", ctx,
+                  traceback=["Traceback (most recent call last):", *QUOTA_RECHECK_FRAMES, error])
+        self._release_host(server, host, server.flavor, placement=False)
+        # the conductor records the create action only for instances it goes on to build
+        server.actions = [record for record in server.actions if record.action != "create"]
+        self._set_error(server, message, "", code=413)
+
+    def _quota_recheck_skipped(self, server: Server, message: str) -> bool:
+        """The planted bug: the re-check is skipped and a boot over the quota is built."""
+        if not self.cloud.faults.roll("quota-recheck-skipped"):
+            return False
+        self.cloud.faults.fired("quota-recheck-skipped", server.boot_ids, server.id,
+                                f"boot of {server.id} was built over project {server.project_id}'s quota, "
+                                f"the conductor's re-check skipped ({message})")
+        return True
 
     def _set_error(self, server: Server, message: str, details: str, code: int = 500) -> None:
         server.vm_state = "error"

@@ -50,6 +50,9 @@ CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
     FaultSpec("unshelve-delete-allocations",
               "unshelve racing a delete: the unshelve's claim re-creates the server's Placement "
               "allocations after the delete removed them; a periodic task heals them later", 0.3),
+    FaultSpec("quota-recheck-skipped",
+              "boots racing past nova-api's quota check: the conductor skips its re-check and "
+              "builds the excess, the project stays over its instance quota without an error", 0.5),
     FaultSpec("group-policy-burst",
               "simultaneous boots into an anti-affinity group: two members land on one host, "
               "the policy violated without an error", 0.1),
