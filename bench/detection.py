@@ -47,7 +47,7 @@ INVARIANT_SEES = {
     "server-group-policy": {"group-policy-burst"},
     "server-group-host-count": {"scheduler-capacity-race", "group-policy-burst"},
     "quota-usage-mismatch": {"quota-usage-drift"},
-    "quota-exceeded": {"quota-usage-drift"},
+    "quota-exceeded": {"quota-usage-drift", "quota-recheck-skipped"},
     "volume-attached-to-deleted-server": {"attach-during-delete"},
     "floating-ip-on-gone-port": {"floating-ip-delete-race"},
 }

@@ -127,12 +127,21 @@ class RealNova:
             time.sleep(1)
         return [server["name"] for server in stuck]
 
+    def quotas(self, project_name: str = "demo") -> dict:
+        """The project's compute quota set (what a quota step must restore)."""
+        admin = self.session(admin=True)
+        project = self._project_id(admin, project_name)
+        return admin.get(f"/os-quota-sets/{project}", endpoint_filter=COMPUTE).json()["quota_set"]
+
+    @staticmethod
+    def _project_id(admin, project_name: str) -> str:
+        identity = {"service_type": "identity", "interface": "public"}
+        return admin.get("/projects", endpoint_filter=identity, params={"name": project_name}).json()["projects"][0]["id"]
+
     def project_usage(self, project_name: str = "demo", settle: float = 15) -> dict:
         """Placement usages of a project, once they stop changing (deletes free them asynchronously)."""
         admin = self.session(admin=True)
-        identity = {"service_type": "identity", "interface": "public"}
-        project = admin.get("/projects", endpoint_filter=identity,
-                            params={"name": project_name}).json()["projects"][0]["id"]
+        project = self._project_id(admin, project_name)
         deadline = time.monotonic() + settle
         while True:
             usages = admin.get("/usages", endpoint_filter={"service_type": "placement"},
