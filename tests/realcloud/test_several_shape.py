@@ -2,6 +2,8 @@
 the stack goes back to fewer hosts without a trace of the ones it dropped."""
 from __future__ import annotations
 
+import re
+
 from novastress_locust.realnova import Shape
 
 from realnova_stack import COMPUTE, tools_own_failures
@@ -28,6 +30,23 @@ def test_bounce_resizes_and_every_failure_is_the_clouds(realnova):
     assert tools_own_failures(run) == [], run.output[-4000:]
     assert run.stats_row("POST", "compute POST /servers/{id}/action resize") is not None, run.output[-4000:]
     assert realnova.leftovers(run.run_id) == {}
+
+
+def test_storm_resizes_races_its_bursts_on_both_hosts_and_every_failure_is_the_clouds(realnova):
+    run = realnova.locust("locustfiles/storm.py", *realnova.admin_options(), "-t", "30s", "-u", "3",
+                          "--storm-actions", "resize,confirm_resize,revert_resize,soft_reboot,stop,start", "--quota-step", "0",
+                          "--snapshot-timeout", "5", timeout=420)
+    assert not re.search(r"skipping storm actions? [^\n]*\bresize\b", run.output), run.output[-4000:]
+    assert not re.search(r"^Traceback \(most recent call last\)", run.output, re.M), run.output[-4000:]
+    assert tools_own_failures(run) == [], run.output[-4000:]
+    assert re.search(r"^  hosts +2 nova-compute up and enabled$", run.output, re.M), run.output[-4000:]
+    assert run.stats_row("POST", "compute POST /servers/{id}/action resize") is not None, run.output[-4000:]
+    undeletable = set(re.findall(r"INVARIANT server-not-deleted: InvariantViolation\('([0-9a-f-]{36})", run.output))
+    leaked = set(re.findall(r"^LEAKED server \S+ \(([0-9a-f-]{36})\)", run.stdout, re.M))
+    assert leaked <= undeletable, run.output[-4000:]
+    realnova.force_delete_servers(run.run_id)
+    assert realnova.leftovers(run.run_id) == {}
+    assert realnova.project_usage("demo") == {}
 
 
 def _spawned(realnova) -> list[int]:
