@@ -89,6 +89,7 @@ class RunState:
     tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
     worker_tallies: dict[str, dict] = field(default_factory=dict)
     profile: CloudProfile | None = None
+    skipped: list[str] = field(default_factory=list)    # what the cloud's shape left out, and why
     backoffs: dict[str, int] = field(default_factory=dict)               # action -> times it backed off
     worker_backoffs: dict[str, dict[str, int]] = field(default_factory=dict)
     interrupted: int = 0
@@ -139,6 +140,14 @@ class RunState:
 
     def backed_off(self, action: str) -> None:
         self.backoffs[action] = self.backoffs.get(action, 0) + 1
+
+    def all_backoffs(self) -> dict[str, int]:
+        """Times each action backed off, this process's and every worker's."""
+        backoffs = dict(self.backoffs)
+        for worker_backoffs in self.worker_backoffs.values():
+            for action, times in worker_backoffs.items():
+                backoffs[action] = backoffs.get(action, 0) + times
+        return backoffs
 
     # -- credentials and shared auth ---------------------------------------
     def ensure_target(self) -> CloudTarget:
@@ -363,7 +372,8 @@ def preflight(state: RunState) -> None:
     opts.novastress_profile = state.profile.as_dict()
     print(state.profile.table(), file=sys.stderr, flush=True)
     had_classes = bool(state.environment.user_classes)
-    for line in cloudprofile.fit(state.environment, state.profile):
+    state.skipped = cloudprofile.fit(state.environment, state.profile)
+    for line in state.skipped:
         print(f"novastress: {line}", file=sys.stderr, flush=True)
     if had_classes and not state.environment.user_classes:
         raise PreflightError("nothing left to run on this cloud: every action was skipped (see above)")

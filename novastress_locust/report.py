@@ -205,6 +205,10 @@ def summary_document(environment, exit_code: int | None) -> dict:
                   for leak in state.leaks],
         "requests": requests,
         "log_watch": log_watch_coverage(environment),
+        # what the cloud offered, what its shape left out, and how often a failing action slowed down
+        "profile": state.profile.as_dict() if state.profile is not None else None,
+        "skipped": list(state.skipped),
+        "backoffs": state.all_backoffs(),
     }
 
 

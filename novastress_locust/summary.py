@@ -40,12 +40,9 @@ def render(state) -> tuple[str, bool]:
             total_runs += runs
             total_failed += failed
     lines += ["Summary:", f"Run {total_runs} actions ({total_failed} failed)"]
-    backoffs = dict(state.backoffs)
-    for worker_backoffs in state.worker_backoffs.values():
-        for action, times in worker_backoffs.items():
-            backoffs[action] = backoffs.get(action, 0) + times
-    lines += [f"{action} backed off {times} times (same failure {BACKOFF_AFTER}+ times in a row)"
-              for action, times in sorted(backoffs.items())]
+    lines += [f"{action} backed off {times} times ("
+              f"{'each failed setup retried later' if action == 'setup' else f'same failure {BACKOFF_AFTER}+ times in a row'})"
+              for action, times in sorted(state.all_backoffs().items())]
     if state.interrupted:
         lines.append(f"Interrupted {state.interrupted} actions at stop (not counted; their "
                      f"resources were deleted)")

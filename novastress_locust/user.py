@@ -373,8 +373,10 @@ class NovaUser(User):
                 LOG.warning("%s setup failed: %s; trying again in %g s", self.name, reason, delay)
                 if self.options.stop_on_error:
                     self.state.stop_run(f"{self.name} setup failed (--stop-on-error)")
+                self.state.backed_off("setup")
                 gevent.sleep(delay)
-                delay = min(delay * 2, SETUP_RETRY_MAX)
+                # --backoff-cap bounds every back-off; 0 (no back-off for actions) still waits for setup
+                delay = min(delay * 2, getattr(self.options, "backoff_cap", 0) or SETUP_RETRY_MAX)
 
     def setup(self) -> None:
         """The user's clients (and, in subclasses, what it needs before its first action)."""

@@ -1,6 +1,7 @@
 """The cloud profile at start, and what a cloud lacks left out of the run: one line each, not a failure."""
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -52,10 +53,11 @@ def test_anti_affinity_bursts_outnumber_the_hosts():
 
 
 @pytest.mark.parametrize("processes", [[], ["--processes", "2"]], ids=["local", "two-workers"])
-def test_bounce_on_one_flavor_skips_the_resizes_with_one_line_and_prints_the_profile_once(processes):
+def test_bounce_on_one_flavor_skips_the_resizes_with_one_line_and_prints_the_profile_once(processes, tmp_path):
     # with workers the master says why, and each worker leaves the steps out by the profile it was sent
+    summary_json = tmp_path / "summary.json"
     run = run_locust(["-f", "locustfiles/bounce.py", *QUIET, "--embedded-flavors", "1", "--max-runs", "1",
-                      "-t", "60s", *processes], timeout=120)
+                      "-t", "60s", "--summary-json", str(summary_json), *processes], timeout=120)
     assert run.returncode == 0, run.output[-4000:]
     assert run.totals() == (4, 0)
     assert skipping(run.output) == ["novastress: skipping boot_and_bounce steps resize_confirm, resize_revert: "
@@ -67,6 +69,12 @@ def test_bounce_on_one_flavor_skips_the_resizes_with_one_line_and_prints_the_pro
     assert re.search(r"^  flavors +1: m1\.nano \(booting m1\.nano\)$", tables[0], re.M)
     assert re.search(r"^  hosts +3 nova-compute up and enabled$", tables[0], re.M)
     assert "Traceback" not in run.output
+    # the summary JSON says the same: the profile, and what it left out
+    document = json.loads(summary_json.read_text())
+    assert document["skipped"] == ["skipping boot_and_bounce steps resize_confirm, resize_revert: "
+                                   "the cloud has one flavor, resize needs two"]
+    assert len(document["profile"]["flavors"]) == 1 and document["profile"]["compute_hosts"] == 3
+    assert document["backoffs"] == {}
 
 
 def test_storm_without_cinder_on_one_flavor_fires_no_attach_and_no_resize():
