@@ -91,7 +91,7 @@ def locust_environment(credentials: dict, user_classes: list, *extra: str):
     from locust.argument_parser import get_parser
     from locust.env import Environment
 
-    from novastress_locust.plugin import run_state
+    from novastress_locust.state import run_state
 
     creds = credentials
     options = get_parser().parse_args([

@@ -7,6 +7,6 @@
 Locust's --tags / --exclude-tags filter the same marks. Each gets
 --default-thread-number-per-action users (4 when not set).
 """
-from novastress_locust.discovery import classes_from_command_line
+from novastress_locust.scenario import classes_from_discovery
 
-globals().update({user_class.__name__: user_class for user_class in classes_from_command_line(__name__)})
+globals().update({user_class.__name__: user_class for user_class in classes_from_discovery(__name__)})

@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 from . import options as novastress_options
 from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
+from .errors import error_message
 
 LOG = logging.getLogger("novastress.cleanup")
 
@@ -174,7 +175,7 @@ class Cloud:
                                             headers=headers, raise_exc=False)
             if response.status_code in expect:
                 return response
-            error = CallFailed(f"{label} -> {response.status_code} {_error_message(response)}",
+            error = CallFailed(f"{label} -> {response.status_code} {error_message(response)}",
                                response.status_code)
             error.transient = response.status_code in self.TRANSIENT + retry_on  # type: ignore[attr-defined]
             raise error
@@ -207,24 +208,6 @@ class Cloud:
             pause = min(delay, self.settings.max_backoff, max(0.0, self.remaining()))
             time.sleep(pause * random.uniform(0.75, 1.25))
             delay *= 2
-
-
-def _error_message(response) -> str:
-    """The message of an OpenStack error body, one line."""
-    try:
-        body = response.json()
-    except ValueError:
-        lines = response.text.strip().splitlines()
-        return lines[0][:200] if lines else (response.reason or "")
-    if isinstance(body, dict):
-        for value in body.values():
-            if isinstance(value, dict) and "message" in value:
-                return str(value["message"]).splitlines()[0][:300]
-        for key in ("message", "NeutronError"):
-            if key in body:
-                value = body[key]
-                return str(value.get("message") if isinstance(value, dict) else value).splitlines()[0][:300]
-    return str(body)[:200]
 
 
 def _first_line(exc: BaseException) -> str:

@@ -156,7 +156,7 @@ class CloudProfile:
 def probe(state, client) -> CloudProfile:
     """The profile of the cloud `client` talks to; image/flavor/network already resolved in the
     options. Each look that fails leaves its part unknown: the profile never stops a run."""
-    from .user import ApiError
+    from .client import ApiError
     opts = state.options
     profile = CloudProfile()
     for kind in _catalog_types(client):
@@ -212,7 +212,7 @@ def _catalog_types(client) -> list[str]:
 def _current_version(client, kind: str) -> dict | None:
     """The current API version record at the service's endpoint (its version document), None
     when the endpoint says nothing readable."""
-    from .user import ApiError, ServiceClient
+    from .client import ApiError, ServiceClient
     url = client.state.endpoint(client.session, client.target, kind)
     # Cinder's catalog URL often ends in the project id, where no version document is
     candidates = [url] + ([url.rsplit("/", 1)[0]] if url and re.search(r"/[0-9a-f]{32}$", url) else [])
@@ -245,13 +245,12 @@ def _version_text(version: dict | None) -> str:
 def _admin_client(state):
     """A client with admin credentials whose token has the admin role; None without one."""
     from keystoneauth1 import exceptions as ks
-    from .scenario import admin_target   # the one place admin credentials are resolved
-    from .user import OpenStackClient
+    from .client import OpenStackClient
     if state.embedded is not None and not state.options.os_admin_username:
         target = CloudTarget("password", state.embedded.credentials(admin=True), "embedded cloud admin",
                              state.target.region_name if state.target else None)
     else:
-        target = admin_target(state)
+        target = state.admin_target()
     try:
         client = OpenStackClient(state, target, "cloud-profile-admin")
         roles = client.session.auth.get_access(client.session).role_names

@@ -21,7 +21,7 @@ import sys
 import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 CLASS_SETUP_PER = ("application", "process", "action")
 MARK = "__stresstest__"
@@ -149,11 +149,11 @@ def discover_tests(module, stress_type: str | None = None, call_inherited: bool 
 
 
 def discover(modules: Iterable[str] = (), stress_type: str | None = None,
-             call_inherited: bool = False) -> list[Discovered]:
-    """Our marked actions, then the marked tests of every named module."""
-    from .actions import REGISTRY
+             call_inherited: bool = False, actions: Mapping[str, Any] | None = None) -> list[Discovered]:
+    """The marked ones of `actions` (the action registry: name -> spec), then the marked tests of
+    every named module."""
     found: list[Discovered] = []
-    for name, spec in REGISTRY.items():
+    for name, spec in (actions if actions is not None else {}).items():
         if getattr(spec.task, MARK, None) is None:
             continue
         if stress_type is not None and stress_type not in types_of(spec.task):
@@ -162,8 +162,8 @@ def discover(modules: Iterable[str] = (), stress_type: str | None = None,
     for module_name in modules:
         module = load_module(module_name)
         found += discover_tests(module, stress_type, call_inherited)
-        # a module may also define actions with the action decorators: they are in REGISTRY now
-        for name, spec in REGISTRY.items():
+        # a module may also define actions with the action decorators: they are in `actions` now
+        for name, spec in (actions if actions is not None else {}).items():
             if spec.task.__module__ == module.__name__ and getattr(spec.task, MARK, None) is not None and \
                     all(d.name != name for d in found) and \
                     (stress_type is None or stress_type in types_of(spec.task)):
@@ -173,35 +173,3 @@ def discover(modules: Iterable[str] = (), stress_type: str | None = None,
 
 def is_test_case(value: Any) -> bool:
     return inspect.isclass(value) and issubclass(value, unittest.TestCase)
-
-
-def classes_from_command_line(module: str) -> list[type]:
-    """User classes for locustfiles/all.py from --stress-type/--call-inherited/--stress-module."""
-    from .scenario import Entry, command_line, fail, user_classes
-    from .actions import REGISTRY
-    parsed = command_line()
-    try:
-        found = discover(parsed.stress_module, parsed.stress_type, parsed.call_inherited)
-    except DiscoveryError as exc:
-        fail(str(exc))
-    if not found:
-        fail(f"no @stresstest action or test has type {parsed.stress_type!r}" if parsed.stress_type
-             else "no @stresstest action or test found")
-    entries = []
-    for index, item in enumerate(found, 1):
-        spec = REGISTRY[item.action]
-        problem = spec.check(item.kwargs)
-        if problem:
-            fail(f"{item.name}: {problem}")
-        entries.append(Entry(index, spec, None, kwargs=item.kwargs))
-    classes = user_classes(entries, module=module)
-    for cls, item in zip(classes, found):
-        if item.action == "unit_test":
-            # name the class after the test, not "UnitTest2"
-            cls.__name__ = cls.__qualname__ = _class_name_for_test(item.name, {c.__name__ for c in classes})
-    return classes
-
-
-def _class_name_for_test(test_id: str, taken: set[str]) -> str:
-    parts = test_id.replace("::", ".").split(".")[-2:]
-    return "".join(part[:1].upper() + part[1:] for part in "_".join(parts).split("_") if part)

@@ -99,7 +99,7 @@ class Invariants:
     # -- plumbing --------------------------------------------------------------------
     @property
     def state(self):
-        from .plugin import run_state
+        from .state import run_state
         return run_state(self.environment)
 
     @property
@@ -109,7 +109,7 @@ class Invariants:
     def member(self):
         """The run's own credentials (an OpenStackClient)."""
         if self._member is None:
-            from .user import OpenStackClient
+            from .client import OpenStackClient
             self._member = OpenStackClient(self.state, self.state.ensure_target(), "invariants")
         return self._member
 
@@ -204,12 +204,12 @@ class Invariants:
             return self.member()
         own = self._clients.get(client.target.key)
         if own is None:
-            from .user import OpenStackClient
+            from .client import OpenStackClient
             own = self._clients[client.target.key] = OpenStackClient(self.state, client.target, "invariants")
         return own
 
     def _watch_delete(self, server_id: str, client) -> None:
-        from .user import ApiError
+        from .client import ApiError
         opts = self.options
         deadline = time.monotonic() + opts.invariant_delete_timeout
         last = "unknown"
@@ -413,7 +413,7 @@ class Invariants:
             self._scanner = gevent.spawn(self._scan_loop)
 
     def _scan_loop(self) -> None:
-        from .user import ApiError
+        from .client import ApiError
         while True:
             gevent.sleep(self.options.invariant_check_interval)
             try:
@@ -458,7 +458,7 @@ class Invariants:
 
     def end_checks(self) -> None:
         """Once settled: quota usage = live servers; provider usages = sum of live flavors; quota step."""
-        from .user import ApiError
+        from .client import ApiError
         opts = self.options
         member = self.member()
         try:
@@ -533,7 +533,7 @@ class Invariants:
         """Set the instance quota to usage + headroom, boot headroom + 2 at once, check, restore."""
         import uuid
         from .requestlog import ActionRecord, request_index
-        from .user import ApiError
+        from .client import ApiError
         state, opts = self.state, self.options
         project_id = member.session.get_project_id()
         original = admin.compute.get(f"/os-quota-sets/{project_id}",
@@ -607,7 +607,7 @@ class Invariants:
                                   ).json()["quota_set"]["instances"]["in_use"]
 
     def _wait_gone(self, client, server_ids: list[str], timeout: float) -> None:
-        from .plugin import Leak
+        from .state import Leak
         deadline = time.monotonic() + timeout
         pending = list(server_ids)
         while pending:
@@ -653,10 +653,10 @@ def invariants(environment: Any) -> Invariants:
 
 
 def _boot_body(state, name: str) -> dict:
-    from .user import _microversion_at_least
+    from .client import microversion_at_least
     boot = state.boot_args()
     body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id}
-    if boot.networks != "none" or _microversion_at_least(state.options.compute_microversion, 2, 37):
+    if boot.networks != "none" or microversion_at_least(state.options.compute_microversion, 2, 37):
         body["networks"] = boot.networks
     return body
 
@@ -673,11 +673,10 @@ def _resources(resources: dict) -> str:
 def _admin_client(state):
     """An OpenStackClient with admin credentials (--os-admin-*, else the run's own) whose token
     really has the admin role and whose catalog lists Placement; None otherwise (said once)."""
-    from .user import OpenStackClient
-    from .scenario import admin_target
+    from .client import OpenStackClient
     checks = invariants(state.environment)
     try:
-        target = admin_target(state)
+        target = state.admin_target()
         client = OpenStackClient(state, target, "invariants-admin")
         roles = client.session.auth.get_access(client.session).role_names
     except Exception as exc:  # bad admin credentials: the run goes on without the admin checks
@@ -707,7 +706,7 @@ def _ours(environment) -> bool:
 def _on_init(environment, runner=None, **_kwargs) -> None:
     if not _ours(environment):
         return
-    from .plugin import run_state
+    from .state import run_state
     state = run_state(environment)
     opts = environment.parsed_options
     if state.embedded is not None and not opts.os_admin_username:

@@ -21,16 +21,9 @@ import atexit
 import importlib.util
 import logging
 import os
-import re
-import secrets
 import sys
-import time
 import uuid
-from dataclasses import dataclass, field
-from typing import Any
 
-import gevent
-import gevent.event
 from locust import events
 from locust.runners import WorkerRunner
 
@@ -38,239 +31,9 @@ from . import cloudprofile, credentials, options, summary
 from .cloudprofile import CloudProfile
 from .credentials import CloudTarget, CredentialsError
 from .requestlog import ActionRecord, request_index
+from .state import MSG_STOP, MSG_USER_DONE, OPTION_CHECKS, Leak, PreflightError, RunState, run_state
 
 LOG = logging.getLogger("novastress")
-# checks of the options a locustfile's own modules read (the storm's, say); the preflight runs them
-# before anything else: a ValueError is one line and exit 2
-OPTION_CHECKS: list[Any] = []
-MSG_USER_DONE = "novastress_user_done"
-MSG_STOP = "novastress_stop"
-
-
-class PreflightError(Exception):
-    """The run cannot start; str() is one clear line."""
-
-
-@dataclass
-class BootArgs:
-    """What every server of the run boots from: ids, resolved once before the load."""
-
-    image_id: str
-    flavor_id: str
-    networks: Any          # "none", "auto" or [{"uuid": ...}]
-
-
-@dataclass
-class Leak:
-    """A resource the run could not delete, by id; without an id, what the final sweep could not
-    check (`name` is then a pattern such as `ns-1a2b3c-* in project …`)."""
-
-    kind: str
-    name: str
-    resource_id: str | None
-    error: str
-
-
-@dataclass
-class RunState:
-    """Everything novastress keeps per Locust Environment (no module-level mutable state)."""
-
-    environment: Any
-    run_id: str = ""
-    prefix: str = "ns"
-    process_tag: str = field(default_factory=lambda: secrets.token_hex(2))
-    target: CloudTarget | None = None
-    boot: BootArgs | None = None
-    embedded: Any = None
-    auths: dict[str, Any] = field(default_factory=dict)          # credential key -> auth plugin
-    endpoints: dict[tuple[str, str], str | None] = field(default_factory=dict)
-    waiters: dict[str, Any] = field(default_factory=dict)        # credential key -> waiter
-    user_numbers: dict[str, int] = field(default_factory=dict)
-    tally: dict[str, dict[str, list[int]]] = field(default_factory=dict)  # user -> action -> [runs, failed]
-    worker_tallies: dict[str, dict] = field(default_factory=dict)
-    profile: CloudProfile | None = None
-    skipped: list[str] = field(default_factory=list)    # what the cloud's shape left out, and why
-    backoffs: dict[str, int] = field(default_factory=dict)               # action -> times it backed off
-    worker_backoffs: dict[str, dict[str, int]] = field(default_factory=dict)
-    interrupted: int = 0
-    # a snapshot's image stayed queued past --snapshot-timeout: this cloud never finishes them
-    snapshots_stuck: bool = False
-    leaks: list[Leak] = field(default_factory=list)
-    swept: list[str] = field(default_factory=list)
-    users_done: int = 0
-    unreported: list[ActionRecord] = field(default_factory=list)
-    stopping_reason: str | None = None
-    summary_printed: bool = False
-    # the end-of-run work (every test_stop listener: invariant checks, quota restore, sweep)
-    # began / is done: the summary waits for it, under SIGTERM too
-    ending: bool = False
-    ended: Any = field(default_factory=gevent.event.Event)
-    # -u / spawn rate not given: filled from the user classes' threads (a scenario may refill them)
-    users_from_threads: bool = False
-    spawn_rate_from_users: bool = False
-    _names: re.Pattern | None = None
-    _names_key: tuple[str, str] | None = None
-
-    @property
-    def options(self):
-        return self.environment.parsed_options
-
-    @property
-    def names(self) -> re.Pattern:
-        """Matches the names this run gives its resources."""
-        if self._names is None or self._names_key != (self.prefix, self.run_id):
-            self._names_key = (self.prefix, self.run_id)
-            self._names = re.compile(rf"\b{re.escape(self.prefix)}-{re.escape(self.run_id)}-[\w-]+")
-        return self._names
-
-    @property
-    def worker(self) -> str:
-        runner = self.environment.runner
-        return runner.client_id if isinstance(runner, WorkerRunner) else "local"
-
-    def next_user_name(self, class_name: str) -> str:
-        number = self.user_numbers.get(class_name, 0) + 1
-        self.user_numbers[class_name] = number
-        return f"{class_name}-{number}"
-
-    def count(self, user: str, action: str, failed: bool) -> None:
-        runs = self.tally.setdefault(user, {}).setdefault(action, [0, 0])
-        runs[0] += 1
-        runs[1] += int(failed)
-
-    def backed_off(self, action: str) -> None:
-        self.backoffs[action] = self.backoffs.get(action, 0) + 1
-
-    def all_backoffs(self) -> dict[str, int]:
-        """Times each action backed off, this process's and every worker's."""
-        backoffs = dict(self.backoffs)
-        for worker_backoffs in self.worker_backoffs.values():
-            for action, times in worker_backoffs.items():
-                backoffs[action] = backoffs.get(action, 0) + times
-        return backoffs
-
-    # -- credentials and shared auth ---------------------------------------
-    def ensure_target(self) -> CloudTarget:
-        if self.target is None:
-            target = credentials.resolve(self.options)
-            if target is None:
-                raise CredentialsError("no cloud configured (set --os-cloud, OS_* variables or "
-                                       "--tempest-conf)")
-            self.target = target
-        return self.target
-
-    def auth(self, target: CloudTarget):
-        """One auth plugin per credential per process: every user of it shares one token."""
-        plugin = self.auths.get(target.key)
-        if plugin is None:
-            plugin = target.plugin()
-            _share_auth(plugin, self.environment)
-            self.auths[target.key] = plugin
-        return plugin
-
-    def token_rejected(self, target: CloudTarget, token: str | None) -> None:
-        """A call got 401 with `token`: drop it unless another user already replaced it.
-
-        When a token expires every user in flight gets a 401 at once; only the first drops
-        the token, the next call of each fetches (under the plugin's lock) or reuses the new one.
-        """
-        plugin = self.auths.get(target.key)
-        current = getattr(getattr(plugin, "auth_ref", None), "auth_token", None)
-        if plugin is not None and (current is None or current == token):
-            plugin.invalidate()
-
-    def endpoint(self, session, target: CloudTarget, service: str) -> str | None:
-        """The service's URL in the credential's catalog, None when it does not list it (once per
-        credential and process: CloudTarget.endpoint)."""
-        key = (target.key, service)
-        if key not in self.endpoints:
-            self.endpoints[key] = target.endpoint(session, service)
-        return self.endpoints[key]
-
-    def boot_args(self) -> BootArgs:
-        if self.boot is None:
-            opts = self.options
-            networks: Any = opts.network or "none"
-            if networks not in ("none", "auto"):
-                networks = [{"uuid": networks}]
-            self.boot = BootArgs(opts.image, opts.flavor, networks)
-        return self.boot
-
-    def waiter(self, client, kind: str | None = None) -> Any:
-        """The waiter of this process for the client's credential (`kind` overrides --waiter)."""
-        from .waiter import BatchedServerWaiter, PerServerWaiter
-        kind = kind or self.options.waiter
-        key = f"{client.target.key}/{kind}"
-        waiter = self.waiters.get(key)
-        if waiter is None:
-            interval = self.options.status_poll_interval
-            if kind == "per-server":
-                waiter = PerServerWaiter(client.compute, interval)
-            else:
-                # its own client: the shared poll belongs to no user's action, so neither its
-                # request ids nor its failures are pinned on the action of the user that came first
-                from .user import OpenStackClient
-                waiter = BatchedServerWaiter(OpenStackClient(self, client.target, "waiter").compute, interval)
-            self.waiters[key] = waiter
-        return waiter
-
-    def stop_waiters(self) -> None:
-        # stopped waiters start again on the next wait (a new test from the web UI)
-        for waiter in self.waiters.values():
-            waiter.stop()
-
-    # -- run control ---------------------------------------------------------
-    def user_done(self) -> None:
-        """A user finished its --max-runs; the test ends when every user has."""
-        runner = self.environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner.send_message(MSG_USER_DONE, {"worker": runner.client_id})
-            return
-        self.users_done += 1
-        if self.users_done >= runner.target_user_count:
-            self.stop_run(f"every user finished its {self.options.max_runs} runs")
-
-    def stop_run(self, reason: str) -> None:
-        """End the whole run (from any greenlet; a worker asks the master)."""
-        runner = self.environment.runner
-        if isinstance(runner, WorkerRunner):
-            runner.send_message(MSG_STOP, {"reason": reason})
-            return
-        if self.stopping_reason is None:
-            self.stopping_reason = reason
-            LOG.info("novastress: %s, stopping the run", reason)
-            gevent.spawn(runner.quit)
-
-
-def run_state(environment) -> RunState:
-    """The RunState of this Environment, created on first use."""
-    state = getattr(environment, "novastress", None)
-    if state is None:
-        state = RunState(environment)
-        environment.novastress = state
-    return state
-
-
-def _share_auth(plugin, environment) -> None:
-    """Every token request of a shared auth plugin fires `identity POST /v3/auth/tokens`."""
-    get_auth_ref = plugin.get_auth_ref
-
-    def timed_get_auth_ref(session, **kwargs):
-        started = time.perf_counter()
-        error = None
-        try:
-            return get_auth_ref(session, **kwargs)
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            environment.events.request.fire(
-                request_type="POST", name="identity POST /v3/auth/tokens",
-                response_time=(time.perf_counter() - started) * 1000, response_length=0,
-                exception=error, context={})
-
-    plugin.get_auth_ref = timed_get_auth_ref
-
 
 # -- listeners ---------------------------------------------------------------
 @events.init_command_line_parser.add_listener
@@ -340,7 +103,7 @@ def _worker_user_done(state: RunState) -> None:
 
 def preflight(state: RunState) -> None:
     """Before any load: find the cloud, authenticate, resolve what to boot. Raises one-line errors."""
-    from .user import OpenStackClient
+    from .client import OpenStackClient
     opts = state.options
     from .inputs import InputError, check_private_key
     try:  # the log watcher would find out only after the load began
@@ -456,7 +219,7 @@ def _end_of_test_stop(environment, **_kwargs) -> None:
     state = run_state(environment)
     try:
         if not isinstance(environment.runner, WorkerRunner) and not environment.parsed_options.leave_dirty_stack:
-            from .user import sweep
+            from .sweep import sweep
             sweep(state)
     finally:
         state.ended.set()

@@ -178,7 +178,7 @@ def log_error_rows(environment) -> list[dict]:
 def summary_document(environment, exit_code: int | None) -> dict:
     """Everything the Tempest-style summary says, and the extra tables, as one JSON-able dict."""
     from . import summary
-    from .plugin import run_state
+    from .state import run_state
     state = run_state(environment)
     tally = summary.collect(state)
     users = [{"user": user, "action": action, "runs": runs, "failed": failed}

@@ -24,7 +24,6 @@ import argparse
 import json
 import logging
 import os
-import re
 import secrets
 import sys
 from dataclasses import dataclass, field
@@ -35,10 +34,12 @@ import yaml
 from locust import LoadTestShape, events
 from locust.runners import WorkerRunner
 
-from .actions import ActionSpec, Needs, find
+from .actions import REGISTRY, ActionSpec, Needs, find
 from .credentials import CloudTarget
-from .plugin import run_state
-from .user import ApiError, NovaUser, OpenStackClient, ServiceClient
+from .discovery import DiscoveryError, discover
+from .client import ApiError, OpenStackClient, shared_waiter
+from .state import run_state
+from .user import NovaUser
 
 LOG = logging.getLogger("novastress")
 ENTRY_KEYS = {"action", "threads", "use_admin", "use_isolated_tenants", "required_services", "kwargs"}
@@ -112,7 +113,6 @@ def _entry(path: Path, index: int, raw: Any) -> Entry:
         raise ScenarioError(f"{where}: 'action' is missing; name an action such as server_create_destroy")
     spec = find(name)
     if spec is None:
-        from .actions import REGISTRY
         raise ScenarioError(f"{where}: unknown action {name!r}; use one of {', '.join(sorted(REGISTRY))} "
                             f"or a tempest.stress.actions class path")
     where = f"{where} ({spec.name})"
@@ -136,25 +136,6 @@ def _entry(path: Path, index: int, raw: Any) -> Entry:
 
 
 # -- users ------------------------------------------------------------------------------
-def admin_target(state) -> CloudTarget:
-    """The admin credentials: --os-admin-*, else the run's own (tempest.conf gives admin ones)."""
-    opts = state.options
-    base = state.ensure_target()
-    if not getattr(opts, "os_admin_username", None):
-        return base
-    auth = {"auth_url": base.auth.get("auth_url"), "username": opts.os_admin_username,
-            "password": opts.os_admin_password, "project_name": opts.os_admin_project_name or "admin",
-            "user_domain_name": base.auth.get("user_domain_name") or "Default",
-            "project_domain_name": base.auth.get("project_domain_name") or "Default"}
-    return CloudTarget("password", auth, "--os-admin-username", base.region_name, base.interface, base.verify)
-
-
-def identity(client: OpenStackClient) -> ServiceClient:
-    """Keystone v3 at the auth URL's root (catalogs differ on whether /v3 is part of it)."""
-    if "identity" not in client._services:
-        root = re.sub(r"/v3/?$", "", str(client.target.auth.get("auth_url", "")).rstrip("/"))
-        client._services["identity"] = ServiceClient(client, "identity", root)
-    return client._services["identity"]
 
 
 @dataclass
@@ -182,13 +163,13 @@ class ScenarioUser(NovaUser):
         if not (self.use_isolated_tenants or self.use_admin):
             super().setup()
             return
-        self.admin = OpenStackClient(self.state, admin_target(self.state), f"{self.name}-admin")
+        self.admin = OpenStackClient(self.state, self.state.admin_target(), f"{self.name}-admin")
         target = self.admin.target
         if self.use_isolated_tenants:
             self.tenant = self._create_tenant()
             target = self.tenant.target
         self.client = OpenStackClient(self.state, target, self.name)
-        self.waiter = self.state.waiter(self.client, self.waiter_kind)
+        self.waiter = shared_waiter(self.state, self.client, self.waiter_kind)
 
     def on_stop(self) -> None:
         super().on_stop()
@@ -198,7 +179,7 @@ class ScenarioUser(NovaUser):
 
     def _create_tenant(self) -> Tenant:
         """Project + user + member role, as Tempest's driver made for use_isolated_tenants."""
-        keystone = identity(self.admin)
+        keystone = self.admin.identity
         project_name, user_name = self.resource_name("project"), self.resource_name("user")
         password = secrets.token_urlsafe(18)
         with self.atomic("create_isolated_tenant"):
@@ -224,7 +205,7 @@ class ScenarioUser(NovaUser):
                                                              base.region_name, base.interface, base.verify))
 
     def _delete_tenant(self, tenant: Tenant) -> None:
-        keystone = identity(self.admin)
+        keystone = self.admin.identity
         try:
             with self.atomic("delete_isolated_tenant"):
                 keystone.delete(f"/v3/users/{tenant.user_id}", expect=(204, 404))
@@ -389,7 +370,7 @@ def _sweep_tenants(environment, **_kwargs) -> None:
         return
     pattern = f"{state.prefix}-{state.run_id}-"
     try:
-        keystone = identity(OpenStackClient(state, admin_target(state), "sweep"))
+        keystone = OpenStackClient(state, state.admin_target(), "sweep").identity
         for collection, kind in (("users", "user"), ("projects", "project")):
             for record in keystone.get(f"/v3/{collection}").json()[collection]:
                 if str(record.get("name", "")).startswith(pattern):
@@ -397,3 +378,33 @@ def _sweep_tenants(environment, **_kwargs) -> None:
                     state.swept.append(record["name"])
     except Exception as exc:
         LOG.error("novastress: could not sweep isolated projects/users: %s", exc)
+
+
+def classes_from_discovery(module: str) -> list[type]:
+    """User classes for locustfiles/all.py from --stress-type/--call-inherited/--stress-module."""
+    parsed = command_line()
+    try:
+        found = discover(parsed.stress_module, parsed.stress_type, parsed.call_inherited, actions=REGISTRY)
+    except DiscoveryError as exc:
+        fail(str(exc))
+    if not found:
+        fail(f"no @stresstest action or test has type {parsed.stress_type!r}" if parsed.stress_type
+             else "no @stresstest action or test found")
+    entries = []
+    for index, item in enumerate(found, 1):
+        spec = REGISTRY[item.action]
+        problem = spec.check(item.kwargs)
+        if problem:
+            fail(f"{item.name}: {problem}")
+        entries.append(Entry(index, spec, None, kwargs=item.kwargs))
+    classes = user_classes(entries, module=module)
+    for cls, item in zip(classes, found):
+        if item.action == "unit_test":
+            # name the class after the test, not "UnitTest2"
+            cls.__name__ = cls.__qualname__ = _class_name_for_test(item.name, {c.__name__ for c in classes})
+    return classes
+
+
+def _class_name_for_test(test_id: str, taken: set[str]) -> str:
+    parts = test_id.replace("::", ".").split(".")[-2:]
+    return "".join(part[:1].upper() + part[1:] for part in "_".join(parts).split("_") if part)

@@ -47,9 +47,11 @@ from locust import events
 
 from .cloudprofile import RESIZE, CloudProfile, Needs, Skip
 from .invariants import invariants
-from .plugin import OPTION_CHECKS
+from .state import OPTION_CHECKS
 from .greenlets import joined, spawn_kept
-from .user import ApiError, NovaUser, OpenStackClient, error_message
+from .client import ApiError, OpenStackClient, generalize
+from .errors import error_message
+from .user import NovaUser
 from .waiter import WaitError
 
 LOG = logging.getLogger("novastress")
@@ -252,8 +254,7 @@ def _make_peer_member(user: NovaUser, admin: OpenStackClient, storm: StormState)
     """A second user with the member role in the run's project, made through Keystone."""
     import secrets
     from .credentials import CloudTarget
-    from .scenario import identity
-    keystone = identity(admin)
+    keystone = admin.identity
     project_id = user.client.session.get_project_id()
     name = f"{user.state.prefix}-{user.state.run_id}-{user.state.process_tag}-storm-peer"
     password = secrets.token_urlsafe(18)
@@ -424,7 +425,6 @@ def conflict(user: NovaUser, name: str, response) -> None:
     request_id = response.headers.get("x-openstack-request-id")
     message = f"{name} -> {response.status_code} {error_message(response)} [{request_id}]"
     error = ApiError(message, response.status_code) if user.options.storm_conflict_fails else None
-    from .user import generalize
     user.environment.events.request.fire(
         request_type="CONFLICT", name=name, response_time=0, response_length=0,
         exception=error and generalize(message, user.state.names), context={"request_id": request_id})
@@ -924,9 +924,8 @@ def _on_test_stop(environment, **_kwargs) -> None:
     if storm.peer_user is not None:
         user_id, admin = storm.peer_user
         storm.peer_user = None
-        from .scenario import identity
         try:
-            identity(admin).delete(f"/v3/users/{user_id}", expect=(204, 404))
+            admin.identity.delete(f"/v3/users/{user_id}", expect=(204, 404))
         except ApiError as exc:
             LOG.error("novastress: could not delete the storm's peer user: %s", exc)
     storm.peer_resolved = False

@@ -17,7 +17,7 @@ import logging
 
 from .cleanup import Resource, Scope, Settings, SweepPass, gone_after_all, sweep_run
 from .credentials import CloudTarget
-from .plugin import Leak, RunState
+from .state import Leak, RunState
 
 LOG = logging.getLogger("novastress")
 CONCURRENCY = 16
@@ -116,9 +116,8 @@ def _label(resource: Resource, scope: Scope) -> str:
 
 
 def _admin_target(state: RunState) -> CloudTarget | None:
-    from .scenario import admin_target  # the one place admin credentials are resolved
     try:
-        return admin_target(state)
+        return state.admin_target()
     except Exception as exc:  # no usable admin credentials: the member's project only
         LOG.warning("novastress: the final sweep has no admin credentials (%s)", exc)
         return None

@@ -27,289 +27,18 @@ from locust import User, constant
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
-from .credentials import CloudTarget, CredentialsError, quiet_discovery
+from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser gets novastress's listeners)
+from .client import (ApiError, OpenStackClient, ServiceClient, first_line, generalize, microversion_at_least,
+                     shared_waiter, template)
+from .errors import error_message
 from .options import BACKOFF_AFTER
-from .plugin import Leak, PreflightError, RunState, run_state
 from .requestlog import ActionRecord, request_index
-from .transport import use_transport
+from .state import Leak, run_state
 from .waiter import ACTIVE, DELETED, WaitError
 
 LOG = logging.getLogger("novastress")
 # a user whose setup failed tries again after 1 s, 2 s, 4 s... at most 30 s apart
 SETUP_RETRY_INITIAL, SETUP_RETRY_MAX = 1.0, 30.0
-_ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
-                         r"[0-9a-fA-F]{12}|\d+|req-[0-9a-f-]{36})$")
-
-
-class ApiError(Exception):
-    """An OpenStack call answered something unexpected; str() is one line."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_GENERAL = ((re.compile(rf"\breq-{_UUID}"), "{request_id}"), (re.compile(_UUID), "{id}"))
-
-
-class Failure(Exception):
-    """What a request event reports: the error with names and ids generalized, so equal
-    failures group into one row of Locust's error table (the specifics go to the log)."""
-
-
-def generalize(text: str, names: re.Pattern | None = None) -> Failure:
-    if names is not None:
-        text = names.sub("{name}", text)
-    for pattern, replacement in _GENERAL:
-        text = pattern.sub(replacement, text)
-    return Failure(text)
-
-
-def template(path: str) -> str:
-    """`/servers/3f1c.../action` -> `/servers/{id}/action`: ids must not explode the stats table."""
-    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
-
-
-def error_message(response) -> str:
-    """The message of an OpenStack error body (Nova, Keystone, Neutron, Glance, Cinder)."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip().splitlines()
-        return text[0][:200] if text else response.reason or ""
-    if isinstance(body, dict):
-        for value in body.values():
-            if isinstance(value, dict) and "message" in value:
-                return str(value["message"]).splitlines()[0][:300]
-        if "message" in body:
-            return str(body["message"]).splitlines()[0][:300]
-    return str(body)[:200]
-
-
-class ServiceClient:
-    """One service of one user: `compute.get("/servers/detail")`, URLs from the catalog."""
-
-    def __init__(self, client: "OpenStackClient", service: str, endpoint: str,
-                 headers: dict[str, str] | None = None) -> None:
-        self.client = client
-        self.service = service
-        self.endpoint = endpoint
-        self.headers = headers or {}
-
-    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
-                expect: tuple[int, ...] = (200,), name: str | None = None):
-        return self.client.call(self, method, path, json=json, params=params, expect=expect, name=name)
-
-    def get(self, path: str, *, params: dict | None = None, expect: tuple[int, ...] = (200,),
-            name: str | None = None):
-        return self.request("GET", path, params=params, expect=expect, name=name)
-
-    def post(self, path: str, *, json: Any = None, expect: tuple[int, ...] = (200, 201, 202),
-             name: str | None = None):
-        return self.request("POST", path, json=json, expect=expect, name=name)
-
-    def delete(self, path: str, *, expect: tuple[int, ...] = (204,), name: str | None = None):
-        return self.request("DELETE", path, expect=expect, name=name)
-
-
-class OpenStackClient:
-    """A keystoneauth Session (shared auth plugin, own connections) whose calls fire Locust events."""
-
-    def __init__(self, state: RunState, target: CloudTarget, user_name: str) -> None:
-        self.state = state
-        self.target = target
-        self.user_name = user_name
-        self.events = state.environment.events
-        self.session = target.session(state.auth(target))
-        # --transport fast: geventhttpclient under keystoneauth (transport.py)
-        use_transport(self.session, getattr(state.options, "transport", "requests"))
-        # keystoneauth applies it to every call of the session, token requests included
-        self.session.timeout = getattr(state.options, "request_timeout", None)
-        self.action: ActionRecord | None = None
-        self.index = request_index(state.environment)
-        self._services: dict[str, ServiceClient] = {}
-        self._names: dict[tuple, str] = {}
-
-    # -- services -------------------------------------------------------------
-    def has_service(self, service: str) -> bool:
-        """Whether the catalog lists the service (compute, image, volume, network, placement…)."""
-        return self.state.endpoint(self.session, self.target, service) is not None
-
-    def service(self, service: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
-        """The client of a service the catalog lists; PreflightError (one line) when it does not."""
-        if short not in self._services:
-            endpoint = self.state.endpoint(self.session, self.target, service)
-            if endpoint is None:
-                target = self.target
-                raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
-                                     f"{target.interface}, region {target.region_name or 'any'})")
-            self._services[short] = ServiceClient(self, short, endpoint, headers)
-        return self._services[short]
-
-    @property
-    def compute(self) -> ServiceClient:
-        microversion = self.state.options.compute_microversion
-        return self.service("compute", "compute", {"OpenStack-API-Version": f"compute {microversion}"})
-
-    @property
-    def image(self) -> ServiceClient:
-        return self.service("image", "image")
-
-    @property
-    def network(self) -> ServiceClient:
-        return self.service("network", "network")
-
-    @property
-    def volume(self) -> ServiceClient:
-        """Cinder v3, under whichever service type the catalog lists it."""
-        return self.service("volume", "volume")
-
-    # -- the one place HTTP happens ----------------------------------------
-    def call(self, service: ServiceClient, method: str, path: str, *, json: Any, params: dict | None,
-             expect: tuple[int, ...], name: str | None):
-        if name is None:
-            key = (service.service, method, path, tuple(params) if params else ())
-            name = self._names.get(key)
-            if name is None:
-                name = f"{service.service} {method} {template(path)}"
-                if params:
-                    name += "?" + "&".join(sorted(params))
-                if len(self._names) < 10_000:  # paths with ids are templated once per id
-                    self._names[key] = name
-        headers = dict(service.headers)
-        action = self.action
-        if action is not None:
-            headers["X-OpenStack-Request-ID"] = action.global_request_id
-        started = time.perf_counter()
-        try:
-            response = self.session.request(service.endpoint + path, method, json=json, params=params,
-                                            headers=headers, raise_exc=False, allow_reauth=False)
-            if response.status_code == 401:
-                # the shared token expired or was revoked: one user re-authenticates, all retry once
-                self.state.token_rejected(self.target, response.request.headers.get("X-Auth-Token"))
-                response = self.session.request(service.endpoint + path, method, json=json,
-                                                params=params, headers=headers, raise_exc=False,
-                                                allow_reauth=False)
-        except Exception as exc:  # keystoneauth's ConnectFailure, Unauthorized at re-auth, SSLError...
-            error = ApiError(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-            self.events.request.fire(request_type=method, name=name,
-                                     response_time=(time.perf_counter() - started) * 1000,
-                                     response_length=0, exception=error, context={})
-            raise error from None
-        elapsed = (time.perf_counter() - started) * 1000
-        request_id = response.headers.get("x-openstack-request-id") or \
-            response.headers.get("x-compute-request-id")
-        if action is not None and request_id:
-            action.request_ids.append(request_id)
-            self.index.note(action, request_id)
-        error = None
-        if response.status_code not in expect:
-            error = ApiError(f"{name} -> {response.status_code} {error_message(response)}"
-                             f"{' [' + request_id + ']' if request_id else ''}", response.status_code)
-        self.events.request.fire(request_type=method, name=name, response_time=elapsed,
-                                 response_length=len(response.content),
-                                 exception=error and generalize(str(error), self.state.names),
-                                 context={"request_id": request_id})
-        if error is not None:
-            raise error
-        return response
-
-    # -- preflight helpers ----------------------------------------------------
-    def authenticate(self) -> None:
-        """Get a token now: bad credentials or an unreachable auth URL become one clear line."""
-        from keystoneauth1 import exceptions as ks
-
-        who = f"{self.target.who} ({self.target.source})"
-        try:
-            with quiet_discovery():
-                self.session.get_token()
-        except ks.Unauthorized:
-            raise CredentialsError(f"authentication failed for {who}: the cloud answered 401; "
-                                   f"check the password / application credential") from None
-        except (ks.ConnectFailure, ks.DiscoveryFailure) as exc:
-            reason = _connection_reason(str(exc))
-            if reason:
-                raise CredentialsError(f"cannot reach the auth URL of {who}: {reason}") from None
-            raise CredentialsError(f"no Keystone found at the auth URL of {who}: {_first_line(exc)}") from None
-        except ks.ClientException as exc:
-            raise CredentialsError(f"cannot authenticate {who}: {_first_line(exc)}") from None
-        self.compute  # the catalog must have compute: say so now, not in every user
-
-    def find_image(self, wanted: str | None) -> str:
-        if not self.has_service("image"):
-            if wanted:
-                return wanted  # Nova looks it up in its own Glance
-            raise PreflightError(f"the catalog of {self.target.who} has no image service to choose an "
-                                 f"image from: give --image with an image id")
-        images = self.image.get("/v2/images", params={"limit": "1000"}).json().get("images", [])
-        return _pick("image", wanted, images, "--image",
-                     default=lambda: next((i for i in images if i.get("status") == "active"), None))
-
-    def find_flavor(self, wanted: str | None) -> str:
-        flavors = self.compute.get("/flavors/detail").json().get("flavors", [])
-        return _pick("flavor", wanted, flavors, "--flavor",
-                     default=lambda: min(flavors, key=lambda f: (f.get("vcpus", 0), f.get("ram", 0),
-                                                                 f.get("disk", 0)), default=None))
-
-    def find_network(self, wanted: str | None) -> str:
-        """A network id, or "none" (microversion 2.37+) when the project has no network."""
-        if wanted in ("none", "auto"):
-            return wanted
-        if not self.has_service("network"):
-            if wanted:
-                raise PreflightError(f"--network {wanted!r}: the catalog of {self.target.who} has no "
-                                     f"network service; leave --network out to boot without a network")
-            return "none"
-        networks = self.network.get("/v2.0/networks").json().get("networks", [])
-        if wanted:
-            return _pick("network", wanted, networks, "--network")
-        usable = [n for n in networks if not n.get("router:external")]
-        project_id = self.session.get_project_id()
-        own = [n for n in usable if n.get("project_id") == project_id]
-        for candidates in (own, usable):
-            if len(candidates) == 1:
-                return candidates[0]["id"]
-        if not usable:
-            return "none"
-        raise PreflightError(f"the project sees {len(usable)} networks "
-                             f"({', '.join(n.get('name') or n['id'] for n in usable[:6])}); "
-                             f"choose one with --network")
-
-
-def _connection_reason(text: str) -> str | None:
-    """`Connection refused`, `Name or service not known`…: the socket's own words, if any."""
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if found:
-        return found.group(1).strip()
-    if "Unable to establish connection" in text or "timed out" in text.lower():
-        return "unable to establish a connection"
-    return None
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
-          default: Callable[[], dict | None] | None = None) -> str:
-    if wanted:
-        by_id = [item for item in items if item.get("id") == wanted]
-        by_name = [item for item in items if item.get("name") == wanted]
-        found = by_id or by_name
-        if len(found) == 1:
-            return found[0]["id"]
-        if len(found) > 1:
-            raise PreflightError(f"{option} {wanted!r} matches {len(found)} {kind}s; give its id")
-        names = ", ".join(sorted(str(item.get("name") or item.get("id")) for item in items)[:8])
-        raise PreflightError(f"{option} {wanted!r} matches no {kind}; available: {names or 'none'}")
-    chosen = default() if default else None
-    if chosen is None:
-        raise PreflightError(f"the cloud has no usable {kind}; create one or name it with {option}")
-    return chosen["id"]
-
-
 VOLUME_BUSY = ("creating", "in-use", "attaching", "detaching", "reserved", "downloading")
 CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "image": 1, "volume": 2, "security_group": 3, "keypair": 4}
 # the service each tracked kind lives in: none of it exists when the catalog lacks that service
@@ -365,7 +94,7 @@ class NovaUser(User):
             except Exception as exc:
                 if self.being_stopped():
                     raise GreenletExit() from exc
-                reason = _first_line(exc)
+                reason = first_line(exc)
                 self.environment.events.request.fire(
                     request_type="ACTION", name="setup", response_time=(time.perf_counter() - started) * 1000,
                     response_length=0, exception=generalize(reason, self.state.names), context={})
@@ -382,7 +111,7 @@ class NovaUser(User):
         """The user's clients (and, in subclasses, what it needs before its first action)."""
         target = self.state.ensure_target()
         self.client = OpenStackClient(self.state, target, self.name)
-        self.waiter = self.state.waiter(self.client, self.waiter_kind)
+        self.waiter = shared_waiter(self.state, self.client, self.waiter_kind)
 
     def on_stop(self) -> None:
         # StopUser, quit, a killed greenlet: whatever is still tracked goes now
@@ -442,7 +171,7 @@ class NovaUser(User):
                 self.cleanup()
                 raise GreenletExit() from exc
             error = exc
-            record.failed, record.error = True, _first_line(exc)
+            record.failed, record.error = True, first_line(exc)
             if not self.options.leave_dirty_stack:
                 self.cleanup()
         finally:
@@ -526,7 +255,7 @@ class NovaUser(User):
             self.track("server", name)
             body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id,
                                     **extra}
-            if boot.networks != "none" or _microversion_at_least(self.options.compute_microversion, 2, 37):
+            if boot.networks != "none" or microversion_at_least(self.options.compute_microversion, 2, 37):
                 body["networks"] = boot.networks
             before = time.time()
             server = self.compute.post("/servers", json={"server": body}, expect=(202,)).json()["server"]
@@ -847,10 +576,8 @@ class NovaUser(User):
     def _reset_lost_detach(self, volume: dict, name: str) -> dict | None:
         """Only an admin can detach a volume from a server that is gone: reset it with the
         --os-admin-* credentials (else the run's own), or say exactly what is left and why."""
-        from .scenario import admin_target  # the one place admin credentials are resolved
-
         gone = ", ".join(self._lost_detach(volume))
-        admin = OpenStackClient(self.state, admin_target(self.state), f"{self.name}-admin")
+        admin = OpenStackClient(self.state, self.state.admin_target(), f"{self.name}-admin")
         try:
             admin.volume.post(f"/volumes/{volume['id']}/action", expect=(202,), json={
                 "os-reset_status": {"status": "available", "attach_status": "detached"}})
@@ -897,12 +624,12 @@ class NovaUser(User):
                     # not even found by name: whether it exists is for the final sweep to tell (it
                     # lists every name of the run); a leak is something that exists, by id
                     LOG.warning("%s could not look for %s %s: %s; the final sweep will", self.name,
-                                tracked.kind, tracked.name, _first_line(exc))
+                                tracked.kind, tracked.name, first_line(exc))
                 else:
                     self.state.leaks.append(Leak(tracked.kind, tracked.name, tracked.resource_id,
-                                                 _first_line(exc)))
+                                                 first_line(exc)))
                     LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
-                              _first_line(exc))
+                              first_line(exc))
                 self.untrack(tracked.name)
 
     def _find_by_name(self, name: str) -> list[str]:
@@ -917,15 +644,6 @@ class NovaUser(User):
         return []
 
 
-def _microversion_at_least(version: str, major: int, minor: int) -> bool:
-    if version == "latest":
-        return True
-    try:
-        have_major, have_minor = (int(part) for part in str(version).split("."))
-    except ValueError:
-        return False
-    return (have_major, have_minor) >= (major, minor)
-
 
 def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:
     """Make `function(user)` a Locust task timed as one ACTION named after it."""
@@ -936,15 +654,6 @@ def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:
     task.__doc__ = function.__doc__
     return task
 
-
-def sweep(state: RunState) -> None:
-    """After the run: delete whatever of the run is still there, every kind (sweep.py).
-
-    Users delete their own resources; this is the net under them (a user killed in a way
-    that skipped its cleanup). `--full-clean-stack` widens it to `<prefix>-` (earlier runs).
-    """
-    from .sweep import sweep as sweep_run
-    sweep_run(state)
 
 
 __all__ = ["NovaUser", "OpenStackClient", "ServiceClient", "ApiError", "action", "template"]

@@ -177,7 +177,7 @@ class LogWatch:
         from logwatch import SSHTransport, TargetError, TransportError, parse_address, parse_service_list
         options = self.environment.parsed_options
         mode = _value(options, "log_discovery")
-        cloud = _cloud_target(options)
+        cloud = _cloud_target(self.environment)
         if mode is None:
             mode = "os-services" if cloud is not None else "none"
         try:
@@ -349,15 +349,17 @@ def _request_index(environment):
     return requestlog.request_index(environment)
 
 
-def _cloud_target(options):
+def _cloud_target(environment):
+    """The credentials to list compute hosts with: the run's admin ones, resolved by the run state
+    (once); None when no cloud is configured."""
+    from .credentials import CredentialsError
+    from .state import run_state
+    state = run_state(environment)
     try:
-        from . import credentials
-    except ImportError:
+        state.ensure_target()
+    except CredentialsError:
         return None
-    try:
-        return credentials.resolve(options)
-    except Exception:
-        return None
+    return state.admin_target()
 
 
 def embedded_log_dir(environment) -> str | None:
@@ -369,7 +371,7 @@ def embedded_log_dir(environment) -> str | None:
     if state is not None and getattr(state, "target", None) is not None:
         return None                       # preflight found a real cloud
     options = environment.parsed_options
-    if _cloud_target(options) is None and getattr(options, "embedded_log_dir", None):
+    if getattr(options, "embedded_log_dir", None):
         return str(Path(options.embedded_log_dir).resolve())
     return None
 

@@ -131,7 +131,7 @@ def form_problem(form, parsed_options) -> str | None:
     from types import SimpleNamespace
 
     from . import options
-    from .plugin import OPTION_CHECKS
+    from .state import OPTION_CHECKS
     if parsed_options is None:
         return None
     values = dict(vars(parsed_options))

@@ -117,6 +117,10 @@ class _Registry(dict):
         self._load()
         return super().__iter__()
 
+    def __len__(self) -> int:
+        self._load()
+        return super().__len__()
+
     def items(self):
         self._load()
         return super().items()

@@ -195,4 +195,4 @@ def test_unit_test_names_the_failed_call_inside_the_test(cloud_factory, tmp_path
     result = run(cloud, scenario(tmp_path, "unit_test", kwargs=f"{{test_method: '{test}'}}"))
     # the test's last error line: the call inside it that failed
     assert_failed_clearly(cloud, result, "unit_test TestNetworkAdvancedServerOps.test_server_connectivity_stop_start",
-                          r"^'novastress_locust\.user\.ApiError: compute POST /servers/\{id\}/action os-stop -> 503 ")
+                          r"^'novastress_locust\.client\.ApiError: compute POST /servers/\{id\}/action os-stop -> 503 ")

@@ -17,7 +17,7 @@ from cleanup_helpers import Api, run_cleanup
 from locust_runs import FAST, clean_env, cli_credentials, run_locust
 from novastress_locust import options as novastress_options, summary, sweep
 from novastress_locust.cleanup import KindResult, Resource, Scope, SweepPass
-from novastress_locust.plugin import RunState, run_state
+from novastress_locust.state import RunState, run_state
 from novastress_locust.user import NovaUser
 
 QUIET = dict(faults="none", delay_scale=0.1, seed=11)

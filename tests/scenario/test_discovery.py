@@ -4,13 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from scenario_runs import action_rows, leftovers, run_scenario
+from novastress_locust.actions import REGISTRY
 from novastress_locust.discovery import discover
 
 SAMPLE = str(Path(__file__).with_name("stress_sample.py"))
 
 
 def _tests(**options) -> set[str]:
-    found = discover([SAMPLE], **options)
+    found = discover([SAMPLE], **options, actions=REGISTRY)
     return {d.name.split("::", 1)[1] for d in found if d.action == "unit_test"}
 
 
@@ -24,7 +25,7 @@ def test_type_filter_keeps_only_matching_tests_and_actions():
     assert _tests(stress_type="smoke") == {"Base::test_inherited_allowed", "Child::test_child",
                                            "Child::test_inherited_allowed"}
     assert _tests(stress_type="slow") == {"Child::test_child", "test_function"}
-    volume_actions = {d.name for d in discover([], stress_type="volume")}
+    volume_actions = {d.name for d in discover([], stress_type="volume", actions=REGISTRY)}
     assert volume_actions == {"volume_create_delete", "volume_attach_delete", "volume_attach_verify"}
 
 

@@ -1,0 +1,313 @@
+"""The one way the load reaches the cloud: OpenStackClient, a keystoneauth session whose every
+call is a Locust request event, with the run's shared auth and catalog.
+
+    client = OpenStackClient(state, state.ensure_target(), "ServerCreateDestroy-1")
+    servers = client.compute.get("/servers/detail").json()["servers"]     # compute GET /servers/detail
+    client.compute.delete(f"/servers/{server_id}", expect=(204, 404))     # ApiError on anything else
+
+Errors: ApiError (an unexpected answer; one line with the request id), `error_message()` (the
+message of any OpenStack error body), `generalize()` (ids and names out, so equal failures group).
+"""
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, Callable
+
+from .credentials import CloudTarget, CredentialsError, quiet_discovery
+from .errors import error_message
+from .requestlog import ActionRecord, request_index
+from .state import PreflightError, RunState
+from .transport import use_transport
+from .waiter import BatchedServerWaiter, PerServerWaiter
+
+_ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
+                         r"[0-9a-fA-F]{12}|\d+|req-[0-9a-f-]{36})$")
+
+
+class ApiError(Exception):
+    """An OpenStack call answered something unexpected; str() is one line."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GENERAL = ((re.compile(rf"\breq-{_UUID}"), "{request_id}"), (re.compile(_UUID), "{id}"))
+
+
+class Failure(Exception):
+    """What a request event reports: the error with names and ids generalized, so equal
+    failures group into one row of Locust's error table (the specifics go to the log)."""
+
+
+def generalize(text: str, names: re.Pattern | None = None) -> Failure:
+    if names is not None:
+        text = names.sub("{name}", text)
+    for pattern, replacement in _GENERAL:
+        text = pattern.sub(replacement, text)
+    return Failure(text)
+
+
+def template(path: str) -> str:
+    """`/servers/3f1c.../action` -> `/servers/{id}/action`: ids must not explode the stats table."""
+    return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
+
+
+class ServiceClient:
+    """One service of one user: `compute.get("/servers/detail")`, URLs from the catalog."""
+
+    def __init__(self, client: "OpenStackClient", service: str, endpoint: str,
+                 headers: dict[str, str] | None = None) -> None:
+        self.client = client
+        self.service = service
+        self.endpoint = endpoint
+        self.headers = headers or {}
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
+                expect: tuple[int, ...] = (200,), name: str | None = None):
+        return self.client.call(self, method, path, json=json, params=params, expect=expect, name=name)
+
+    def get(self, path: str, *, params: dict | None = None, expect: tuple[int, ...] = (200,),
+            name: str | None = None):
+        return self.request("GET", path, params=params, expect=expect, name=name)
+
+    def post(self, path: str, *, json: Any = None, expect: tuple[int, ...] = (200, 201, 202),
+             name: str | None = None):
+        return self.request("POST", path, json=json, expect=expect, name=name)
+
+    def delete(self, path: str, *, expect: tuple[int, ...] = (204,), name: str | None = None):
+        return self.request("DELETE", path, expect=expect, name=name)
+
+
+class OpenStackClient:
+    """A keystoneauth Session (shared auth plugin, own connections) whose calls fire Locust events."""
+
+    def __init__(self, state: RunState, target: CloudTarget, user_name: str) -> None:
+        self.state = state
+        self.target = target
+        self.user_name = user_name
+        self.events = state.environment.events
+        self.session = target.session(state.auth(target))
+        # --transport fast: geventhttpclient under keystoneauth (transport.py)
+        use_transport(self.session, getattr(state.options, "transport", "requests"))
+        # keystoneauth applies it to every call of the session, token requests included
+        self.session.timeout = getattr(state.options, "request_timeout", None)
+        self.action: ActionRecord | None = None
+        self.index = request_index(state.environment)
+        self._services: dict[str, ServiceClient] = {}
+        self._names: dict[tuple, str] = {}
+
+    # -- services -------------------------------------------------------------
+    def has_service(self, service: str) -> bool:
+        """Whether the catalog lists the service (compute, image, volume, network, placement…)."""
+        return self.state.endpoint(self.session, self.target, service) is not None
+
+    def service(self, service: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
+        """The client of a service the catalog lists; PreflightError (one line) when it does not."""
+        if short not in self._services:
+            endpoint = self.state.endpoint(self.session, self.target, service)
+            if endpoint is None:
+                target = self.target
+                raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
+                                     f"{target.interface}, region {target.region_name or 'any'})")
+            self._services[short] = ServiceClient(self, short, endpoint, headers)
+        return self._services[short]
+
+    @property
+    def compute(self) -> ServiceClient:
+        microversion = self.state.options.compute_microversion
+        return self.service("compute", "compute", {"OpenStack-API-Version": f"compute {microversion}"})
+
+    @property
+    def image(self) -> ServiceClient:
+        return self.service("image", "image")
+
+    @property
+    def network(self) -> ServiceClient:
+        return self.service("network", "network")
+
+    @property
+    def identity(self) -> ServiceClient:
+        """Keystone v3 at the auth URL's root (catalogs differ on whether /v3 is part of it)."""
+        if "identity" not in self._services:
+            root = re.sub(r"/v3/?$", "", str(self.target.auth.get("auth_url", "")).rstrip("/"))
+            self._services["identity"] = ServiceClient(self, "identity", root)
+        return self._services["identity"]
+
+    @property
+    def volume(self) -> ServiceClient:
+        """Cinder v3, under whichever service type the catalog lists it."""
+        return self.service("volume", "volume")
+
+    # -- the one place HTTP happens ----------------------------------------
+    def call(self, service: ServiceClient, method: str, path: str, *, json: Any, params: dict | None,
+             expect: tuple[int, ...], name: str | None):
+        if name is None:
+            key = (service.service, method, path, tuple(params) if params else ())
+            name = self._names.get(key)
+            if name is None:
+                name = f"{service.service} {method} {template(path)}"
+                if params:
+                    name += "?" + "&".join(sorted(params))
+                if len(self._names) < 10_000:  # paths with ids are templated once per id
+                    self._names[key] = name
+        headers = dict(service.headers)
+        action = self.action
+        if action is not None:
+            headers["X-OpenStack-Request-ID"] = action.global_request_id
+        started = time.perf_counter()
+        try:
+            response = self.session.request(service.endpoint + path, method, json=json, params=params,
+                                            headers=headers, raise_exc=False, allow_reauth=False)
+            if response.status_code == 401:
+                # the shared token expired or was revoked: one user re-authenticates, all retry once
+                self.state.token_rejected(self.target, response.request.headers.get("X-Auth-Token"))
+                response = self.session.request(service.endpoint + path, method, json=json,
+                                                params=params, headers=headers, raise_exc=False,
+                                                allow_reauth=False)
+        except Exception as exc:  # keystoneauth's ConnectFailure, Unauthorized at re-auth, SSLError...
+            error = ApiError(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            self.events.request.fire(request_type=method, name=name,
+                                     response_time=(time.perf_counter() - started) * 1000,
+                                     response_length=0, exception=error, context={})
+            raise error from None
+        elapsed = (time.perf_counter() - started) * 1000
+        request_id = response.headers.get("x-openstack-request-id") or \
+            response.headers.get("x-compute-request-id")
+        if action is not None and request_id:
+            action.request_ids.append(request_id)
+            self.index.note(action, request_id)
+        error = None
+        if response.status_code not in expect:
+            error = ApiError(f"{name} -> {response.status_code} {error_message(response)}"
+                             f"{' [' + request_id + ']' if request_id else ''}", response.status_code)
+        self.events.request.fire(request_type=method, name=name, response_time=elapsed,
+                                 response_length=len(response.content),
+                                 exception=error and generalize(str(error), self.state.names),
+                                 context={"request_id": request_id})
+        if error is not None:
+            raise error
+        return response
+
+    # -- preflight helpers ----------------------------------------------------
+    def authenticate(self) -> None:
+        """Get a token now: bad credentials or an unreachable auth URL become one clear line."""
+        from keystoneauth1 import exceptions as ks
+
+        who = f"{self.target.who} ({self.target.source})"
+        try:
+            with quiet_discovery():
+                self.session.get_token()
+        except ks.Unauthorized:
+            raise CredentialsError(f"authentication failed for {who}: the cloud answered 401; "
+                                   f"check the password / application credential") from None
+        except (ks.ConnectFailure, ks.DiscoveryFailure) as exc:
+            reason = _connection_reason(str(exc))
+            if reason:
+                raise CredentialsError(f"cannot reach the auth URL of {who}: {reason}") from None
+            raise CredentialsError(f"no Keystone found at the auth URL of {who}: {first_line(exc)}") from None
+        except ks.ClientException as exc:
+            raise CredentialsError(f"cannot authenticate {who}: {first_line(exc)}") from None
+        self.compute  # the catalog must have compute: say so now, not in every user
+
+    def find_image(self, wanted: str | None) -> str:
+        if not self.has_service("image"):
+            if wanted:
+                return wanted  # Nova looks it up in its own Glance
+            raise PreflightError(f"the catalog of {self.target.who} has no image service to choose an "
+                                 f"image from: give --image with an image id")
+        images = self.image.get("/v2/images", params={"limit": "1000"}).json().get("images", [])
+        return _pick("image", wanted, images, "--image",
+                     default=lambda: next((i for i in images if i.get("status") == "active"), None))
+
+    def find_flavor(self, wanted: str | None) -> str:
+        flavors = self.compute.get("/flavors/detail").json().get("flavors", [])
+        return _pick("flavor", wanted, flavors, "--flavor",
+                     default=lambda: min(flavors, key=lambda f: (f.get("vcpus", 0), f.get("ram", 0),
+                                                                 f.get("disk", 0)), default=None))
+
+    def find_network(self, wanted: str | None) -> str:
+        """A network id, or "none" (microversion 2.37+) when the project has no network."""
+        if wanted in ("none", "auto"):
+            return wanted
+        if not self.has_service("network"):
+            if wanted:
+                raise PreflightError(f"--network {wanted!r}: the catalog of {self.target.who} has no "
+                                     f"network service; leave --network out to boot without a network")
+            return "none"
+        networks = self.network.get("/v2.0/networks").json().get("networks", [])
+        if wanted:
+            return _pick("network", wanted, networks, "--network")
+        usable = [n for n in networks if not n.get("router:external")]
+        project_id = self.session.get_project_id()
+        own = [n for n in usable if n.get("project_id") == project_id]
+        for candidates in (own, usable):
+            if len(candidates) == 1:
+                return candidates[0]["id"]
+        if not usable:
+            return "none"
+        raise PreflightError(f"the project sees {len(usable)} networks "
+                             f"({', '.join(n.get('name') or n['id'] for n in usable[:6])}); "
+                             f"choose one with --network")
+
+
+def _connection_reason(text: str) -> str | None:
+    """`Connection refused`, `Name or service not known`…: the socket's own words, if any."""
+    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+    if found:
+        return found.group(1).strip()
+    if "Unable to establish connection" in text or "timed out" in text.lower():
+        return "unable to establish a connection"
+    return None
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
+          default: Callable[[], dict | None] | None = None) -> str:
+    if wanted:
+        by_id = [item for item in items if item.get("id") == wanted]
+        by_name = [item for item in items if item.get("name") == wanted]
+        found = by_id or by_name
+        if len(found) == 1:
+            return found[0]["id"]
+        if len(found) > 1:
+            raise PreflightError(f"{option} {wanted!r} matches {len(found)} {kind}s; give its id")
+        names = ", ".join(sorted(str(item.get("name") or item.get("id")) for item in items)[:8])
+        raise PreflightError(f"{option} {wanted!r} matches no {kind}; available: {names or 'none'}")
+    chosen = default() if default else None
+    if chosen is None:
+        raise PreflightError(f"the cloud has no usable {kind}; create one or name it with {option}")
+    return chosen["id"]
+
+
+def shared_waiter(state: RunState, client: OpenStackClient, kind: str | None = None) -> Any:
+    """The waiter of this process for the client's credential (`kind` overrides --waiter)."""
+    kind = kind or state.options.waiter
+    key = f"{client.target.key}/{kind}"
+    waiter = state.waiters.get(key)
+    if waiter is None:
+        interval = state.options.status_poll_interval
+        if kind == "per-server":
+            waiter = PerServerWaiter(client.compute, interval)
+        else:
+            # its own client: the shared poll belongs to no user's action, so neither its
+            # request ids nor its failures are pinned on the action of the user that came first
+            waiter = BatchedServerWaiter(OpenStackClient(state, client.target, "waiter").compute, interval)
+        state.waiters[key] = waiter
+    return waiter
+
+
+def microversion_at_least(version: str, major: int, minor: int) -> bool:
+    if version == "latest":
+        return True
+    try:
+        have_major, have_minor = (int(part) for part in str(version).split("."))
+    except ValueError:
+        return False
+    return (have_major, have_minor) >= (major, minor)
