@@ -2,6 +2,7 @@
 
     novastress-realnova up                       # first time: installs, then starts (minutes)
     novastress-realnova up --flavors 2 --compute-hosts 3
+    novastress-realnova up --with-cinder         # and Cinder 29 (kept by later ups until --without-cinder)
     novastress-realnova status
     novastress-realnova logs nova-compute-compute-1 -n 50
     novastress-realnova down
@@ -42,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--flavors", type=_count(1, 6), default=1, help="public flavors to offer (>= 2 lets resize run)")
     up.add_argument("--compute-hosts", type=_count(1, 8), default=1,
                     help="simulated compute hosts, one nova-compute process each")
+    cinder = up.add_mutually_exclusive_group()
+    cinder.add_argument("--with-cinder", dest="cinder", action="store_const", const=True,
+                        help="add Cinder 29 (cinder-api, -scheduler, -volume; a backend that stores nothing) "
+                             "and list it in the catalog, so the volume actions run; a later up keeps it "
+                             "until --without-cinder (the first time installs it into venv-nova, about 20 s)")
+    cinder.add_argument("--without-cinder", dest="cinder", action="store_const", const=False,
+                        help="stop Cinder and take it out of the catalog (the volume actions are then skipped)")
     up.add_argument("--clouds-yaml", type=Path,
                     help="write clouds 'realnova' (member) and 'realnova-admin' here (default: DIR/clouds.yaml)")
     commands.add_parser("down", help="stop every daemon the stack started")
@@ -57,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack(args.dir)
     try:
         if args.command == "up":
-            stack.up(Shape(args.flavors, args.compute_hosts), args.clouds_yaml or stack.path("clouds.yaml"))
+            # Cinder is part of the shape until said otherwise: what the last up had
+            cinder = stack.recorded_shape().cinder if args.cinder is None else args.cinder
+            stack.up(Shape(args.flavors, args.compute_hosts, cinder), args.clouds_yaml or stack.path("clouds.yaml"))
         elif args.command == "down":
             stack.down()
         elif args.command == "status":

@@ -24,6 +24,7 @@ class Ports:
     glance: int = 9292
     neutron: int = 9696
     nova_api: int = 8774
+    cinder: int = 8776
     mariadb: int = 33306
     rabbitmq: int = 35672
     rabbitmq_dist: int = 35673
@@ -172,18 +173,49 @@ ram = 100000000
 enabled = false
 [glance]
 region_name = RegionOne
-[cinder]
-os_region_name = RegionOne
 """
     text += _service_auth("keystone_authtoken", ports, "nova", secrets["nova"], True)
     text += _service_auth("service_user", ports, "nova", secrets["nova"]).replace(
         "[service_user]\n", "[service_user]\nsend_service_user_token = true\n")
     text += _service_auth("placement", ports, "placement", secrets["placement"])
     text += _service_auth("neutron", ports, "neutron", secrets["neutron"])
+    # the same with or without Cinder in the shape, so adding it needs no restart of Nova;
+    # the credentials serve calls made without a user's token (cleaning up a failed build)
+    text += _service_auth("cinder", ports, "nova", secrets["nova"]).replace(
+        "region_name = RegionOne\n", "os_region_name = RegionOne\n")
     return text
 
 
-def render(root: Path, ports: Ports, secrets: dict, hosts: list[str]) -> dict[str, str]:
+def cinder(root: Path, ports: Ports, secrets: dict) -> str:
+    """cinder.conf for cinder-api, -scheduler and -volume: one backend that stores nothing
+    (noop_volume.py). The daemons log to logs/<their name>.log, cinder-api as cinder-api.conf
+    says (its process is serve.py); api-paste.ini is found next to this file, and
+    resource_filters.json is copied there from the virtualenv as api-paste.ini is."""
+    return f"""[DEFAULT]
+transport_url = {_transport(ports)}
+log_dir = {root}/logs
+state_path = {root}/data/cinder
+host = realnova
+my_ip = {HOST}
+auth_strategy = keystone
+enabled_backends = noop
+# the filters cinder-api lets a list query use (nova lists attachments by instance_id)
+resource_query_filters_file = {root}/etc/cinder/resource_filters.json
+debug = false
+[noop]
+volume_driver = cinder.volume.drivers.novastress_noop.NoopVolumeDriver
+volume_backend_name = noop
+[database]
+connection = {_database(ports, secrets, 'cinder')}
+[oslo_concurrency]
+lock_path = {root}/data/cinder/locks
+[coordination]
+backend_url = file://{root}/data/cinder/coordination
+""" + _service_auth("keystone_authtoken", ports, "cinder", secrets["cinder"], True) + \
+        _service_auth("nova", ports, "cinder", secrets["cinder"])
+
+
+def render(root: Path, ports: Ports, secrets: dict, hosts: list[str], with_cinder: bool = False) -> dict[str, str]:
     """Every generated file of the stack, keyed by its path relative to the state directory."""
     files = {
         "etc/keystone/keystone.conf": keystone(root, ports, secrets),
@@ -194,6 +226,9 @@ def render(root: Path, ports: Ports, secrets: dict, hosts: list[str]) -> dict[st
         "etc/nova/nova.conf": nova(root, ports, secrets, "controller", with_database=True),
         "etc/nova/nova-api.conf": f"[DEFAULT]\nlog_file = {root}/logs/nova-api.log\n",
     }
+    if with_cinder:
+        files["etc/cinder/cinder.conf"] = cinder(root, ports, secrets)
+        files["etc/cinder/cinder-api.conf"] = f"[DEFAULT]\nlog_file = {root}/logs/cinder-api.log\n"
     for host in hosts:
         files[f"etc/nova/nova-compute-{host}.conf"] = nova(
             root, ports, secrets, host, with_database=False,

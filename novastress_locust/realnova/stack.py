@@ -6,10 +6,12 @@
 
 Keystone, Placement, Glance, the Neutron API, nova-api, -conductor, -scheduler and one
 nova-compute per simulated host (Nova's fake virt driver), on a MariaDB and a RabbitMQ of
-the stack's own. Everything lives in the state directory: virtualenvs, configuration,
-databases, logs (one file per service) and the pid of each daemon, which runs in its own
-session so that `down` stops exactly what `up` started. Every step is idempotent: a second
-`up` checks each service and restarts only the ones that are not answering.
+the stack's own; with `Shape(cinder=True)` also cinder-api, -scheduler and -volume (Cinder
+29 with a backend that stores nothing, noop_volume.py). Everything lives in the state
+directory: virtualenvs, configuration, databases, logs (one file per service) and the pid of
+each daemon, which runs in its own session so that `down` stops exactly what `up` started.
+Every step is idempotent: a second `up` checks each service and restarts only the ones that
+are not answering.
 """
 from __future__ import annotations
 
@@ -49,15 +51,21 @@ VIRTUALENVS = {
     "venv-glance": ["glance==33.0.0", "gunicorn", "pymysql", "python-memcached", "os-brick"],
     "venv-neutron": ["neutron==29.0.0", "gunicorn", "pymysql", "SQLAlchemy<2.1", "python-memcached"],
 }
-DATABASES = ("keystone", "placement", "glance", "neutron", "nova_api", "nova", "nova_cell0")
+# Cinder 29 is Nova 34's release; its pins agree with nova's, so it joins venv-nova (only
+# when a shape asks for it: it adds about 115 MB and about 20 s of pip)
+CINDER_REQUIREMENTS = ["cinder==29.0.0"]
+DATABASES = ("keystone", "placement", "glance", "neutron", "nova_api", "nova", "nova_cell0", "cinder")
 FLAVORS = (("m1.nano", 64, 1), ("m1.micro", 128, 1), ("m1.tiny", 256, 1), ("m1.small", 512, 2),
            ("m1.medium", 1024, 4), ("m1.large", 2048, 8))
 IMAGE_NAME = "realnova-image"
 PROBE_ATTEMPT = 60.0     # seconds one probe boot may take before it is deleted and tried again
 MEMBER_CLOUD, ADMIN_CLOUD = "realnova", "realnova-admin"
-SERVICE_USERS = ("nova", "placement", "glance", "neutron")
+SERVICE_USERS = ("nova", "placement", "glance", "neutron", "cinder")
 CATALOG = (("keystone", "identity", None), ("nova", "compute", "/v2.1"), ("placement", "placement", ""),
            ("glance", "image", ""), ("neutron", "network", ""))
+# Cinder under the type Nova looks up (volumev3, its catalog_info default) and the one the
+# service-types authority names it by (block-storage)
+CINDER_CATALOG = (("cinderv3", "volumev3"), ("cinder", "block-storage"))
 
 
 class StackError(Exception):
@@ -66,10 +74,12 @@ class StackError(Exception):
 
 @dataclass(frozen=True)
 class Shape:
-    """What the cloud looks like: how many flavors and simulated compute hosts."""
+    """What the cloud looks like: how many flavors and simulated compute hosts, and whether
+    it has Cinder."""
 
     flavors: int = 1
     compute_hosts: int = 1
+    cinder: bool = False
 
     def hosts(self) -> list[str]:
         return [f"compute-{n}" for n in range(1, self.compute_hosts + 1)]
@@ -113,11 +123,15 @@ class Stack:
     def secrets(self) -> dict[str, str]:
         """The stack's passwords, made once and kept in run/secrets.json (mode 0600)."""
         stored = self.path("run", "secrets.json")
-        if stored.exists():
-            return json.loads(stored.read_text())
-        made = {name: tokens.token_urlsafe(12) for name in ("admin", "demo", "database", *SERVICE_USERS)}
+        kept = json.loads(stored.read_text()) if stored.exists() else {}
+        # a service user added since the stack was made gets a password of its own
+        made = {name: kept.get(name) or tokens.token_urlsafe(12)
+                for name in ("admin", "demo", "database", *SERVICE_USERS)}
+        if made == kept:
+            return kept
         stored.parent.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(stored, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(descriptor, 0o600)       # the mode of a file that was there is kept by open
         with os.fdopen(descriptor, "w") as handle:
             json.dump(made, handle)
         return made
@@ -177,6 +191,17 @@ class Stack:
         daemons.append(wsgi("nova-api", "venv-nova", "nova.wsgi.osapi_compute:application", ports.nova_api, 2, 8,
                             "logs/nova-api.log", OS_NOVA_CONFIG_DIR=f"{root}/etc/nova",
                             OS_NOVA_CONFIG_FILES="api-paste.ini;nova.conf;nova-api.conf"))
+        if shape.cinder:
+            cinder_conf = str(self.path("etc", "cinder", "cinder.conf"))
+            api = wsgi("cinder-api", "venv-nova", "cinder.wsgi.api:application", ports.cinder, 1, 8,
+                       "logs/cinder-api.log")
+            # cinder's WSGI module reads its configuration from the command line only
+            api.command += ["--config-file", cinder_conf, "--config-file",
+                            str(self.path("etc", "cinder", "cinder-api.conf"))]
+            daemons.append(api)
+            for name in ("cinder-scheduler", "cinder-volume"):
+                daemons.append(Daemon(name, [self.venv("venv-nova", name), "--config-file", cinder_conf],
+                                      f"logs/{name}.log", {"PYTHONWARNINGS": "ignore"}))
         return daemons
 
     # --- commands ---------------------------------------------------------------------
@@ -189,26 +214,30 @@ class Stack:
         with self._lock():
             self._check_platform()
             self._install_packages()
-            self._install_virtualenvs()
+            self._install_virtualenvs(shape)
             secrets = self.secrets()
             self._write_configs(shape, secrets)
             daemons = {daemon.name: daemon for daemon in self.daemons(shape)}
-            self._stop_extra_hosts(shape)
+            self._stop_retired(shape)
             self._initialize_mariadb()
             self._ensure_running(daemons["mariadb"], timeout=60)
             self._create_databases(secrets)
             self._ensure_running(daemons["rabbitmq"], timeout=90)
-            self._sync_databases(secrets)
+            self._sync_databases(secrets, shape)
             for name in ("keystone", "placement", "glance", "neutron"):
                 self._ensure_running(daemons[name], timeout=120, wait=False)
             for name in ("keystone", "placement", "glance", "neutron"):
                 self._wait_answering(daemons[name], timeout=120)
             admin = self._keystone_setup(secrets)
             self.path("data", ".done-keystone-setup").touch()
+            self._shape_cinder_catalog(admin, shape, secrets)
             for name, daemon in daemons.items():
-                if name.startswith("nova-"):
+                if name.startswith(("nova-", "cinder-")):
                     self._ensure_running(daemon, timeout=120, wait=False)
             self._wait_answering(daemons["nova-api"], timeout=120)
+            if shape.cinder:
+                self._wait_answering(daemons["cinder-api"], timeout=120)
+                self._wait_cinder_volume(admin, shape, timeout=120)
             self._wait_compute_hosts(admin, shape, timeout=180)
             self._shape_flavors(admin, shape)
             image = self._ensure_image(admin)
@@ -216,14 +245,15 @@ class Stack:
                 self._probe_boot(admin, image, timeout=300)
             self._write_clouds_yaml(clouds_yaml, secrets)
         self.say(f"real Nova 34 is up in {time.monotonic() - started:.0f} s: auth URL {configs.auth_url(self.ports)}, "
-                 f"{shape.compute_hosts} compute host(s), {shape.flavors} flavor(s), image {IMAGE_NAME} ({image})")
+                 f"{shape.compute_hosts} compute host(s), {shape.flavors} flavor(s), "
+                 f"{'Cinder 29' if shape.cinder else 'no Cinder'}, image {IMAGE_NAME} ({image})")
         self.say(f"clouds.yaml: {clouds_yaml} (clouds {MEMBER_CLOUD!r} and {ADMIN_CLOUD!r}); "
                  f"logs: {self.path('logs')}/*.log")
 
     def down(self) -> list[str]:
         """Stop every daemon the stack started (by its recorded pid), newest first."""
         stopped = []
-        order = [daemon.name for daemon in self.daemons(self._recorded_shape())]
+        order = [daemon.name for daemon in self.daemons(self.recorded_shape())]
         with self._lock():
             pid_files = self.path("run").glob("*.daemon.pid")
             for pid_file in sorted(pid_files, key=lambda f: order.index(f.name[:-11]) if f.name[:-11] in order else 99,
@@ -239,7 +269,7 @@ class Stack:
 
     def status(self) -> list[DaemonStatus]:
         """Each daemon with its pid and whether it answers."""
-        shape = self._recorded_shape()
+        shape = self.recorded_shape()
         rows = []
         for daemon in self.daemons(shape):
             pid = _read_pid(self._pid_file(daemon.name))
@@ -274,7 +304,7 @@ class Stack:
         self._run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing],
                   "apt-get install", env=env, timeout=900)
 
-    def _install_virtualenvs(self) -> None:
+    def _install_virtualenvs(self, shape: Shape) -> None:
         todo = [name for name, requirements in VIRTUALENVS.items()
                 if _read(self.path(name, ".novastress-requirements")) != "\n".join(requirements)]
         if todo:
@@ -282,7 +312,18 @@ class Stack:
             with ThreadPoolExecutor(len(todo)) as pool:
                 for _ in pool.map(self._install_virtualenv, todo):
                     pass
-        shutil.copyfile(HERE / "stable_fake.py", self._site_packages("venv-nova") / "nova" / "virt" / "novastress_fake.py")
+        site_packages = self._site_packages("venv-nova")
+        shutil.copyfile(HERE / "stable_fake.py", site_packages / "nova" / "virt" / "novastress_fake.py")
+        if not shape.cinder:
+            return
+        if _read(self.path("venv-nova", ".novastress-cinder")) != "\n".join(CINDER_REQUIREMENTS):
+            self.say(f"installing {' '.join(CINDER_REQUIREMENTS)} into venv-nova from PyPI")
+            # nova's own pins on the same command line, so that pip keeps them
+            requirements = VIRTUALENVS["venv-nova"] + CINDER_REQUIREMENTS
+            self._run([self.venv("venv-nova", "python"), "-m", "pip", "install", "--quiet", *requirements],
+                      f"pip install {' '.join(requirements)}", timeout=900, log="install-cinder.log")
+            _write(self.path("venv-nova", ".novastress-cinder"), "\n".join(CINDER_REQUIREMENTS))
+        shutil.copyfile(HERE / "noop_volume.py", site_packages / "cinder" / "volume" / "drivers" / "novastress_noop.py")
 
     def _install_virtualenv(self, name: str) -> None:
         requirements = VIRTUALENVS[name]
@@ -303,12 +344,17 @@ class Stack:
         return found[0]
 
     def _write_configs(self, shape: Shape, secrets: dict) -> None:
-        for relative, text in configs.render(self.root, self.ports, secrets, shape.hosts()).items():
+        for relative, text in configs.render(self.root, self.ports, secrets, shape.hosts(), shape.cinder).items():
             _write(self.path(relative), text)
-        # the paste pipelines as each service ships them
-        for venv, source, target in (("venv-nova", "etc/nova/api-paste.ini", "etc/nova/api-paste.ini"),
-                                     ("venv-glance", "etc/glance/glance-api-paste.ini", "etc/glance/glance-api-paste.ini"),
-                                     ("venv-neutron", "etc/neutron/api-paste.ini", "etc/neutron/api-paste.ini")):
+        # the paste pipelines (and cinder-api's list filters) as each service ships them
+        shipped = [("venv-nova", "etc/nova/api-paste.ini", "etc/nova/api-paste.ini"),
+                   ("venv-glance", "etc/glance/glance-api-paste.ini", "etc/glance/glance-api-paste.ini"),
+                   ("venv-neutron", "etc/neutron/api-paste.ini", "etc/neutron/api-paste.ini")]
+        if shape.cinder:
+            shipped += [("venv-nova", f"etc/cinder/{name}", f"etc/cinder/{name}")
+                        for name in ("api-paste.ini", "resource_filters.json")]
+            self.path("data", "cinder", "locks").mkdir(parents=True, exist_ok=True)
+        for venv, source, target in shipped:
             shutil.copyfile(self.path(venv, source), self.path(target))
         _write(self.path("etc", "rabbitmq", "enabled_plugins"), "[].\n")
         _write(self.path("etc", "rabbitmq", "rabbitmq.conf"), "loopback_users.guest = true\n")
@@ -334,7 +380,7 @@ class Stack:
         self._run(["/usr/bin/mariadb", "--no-defaults", f"--socket={self.root}/run/mariadb.sock", "-uroot",
                    "-e", "; ".join(statements) + "; FLUSH PRIVILEGES;"], "creating the databases", timeout=60)
 
-    def _sync_databases(self, secrets: dict) -> None:
+    def _sync_databases(self, secrets: dict, shape: Shape) -> None:
         nova_manage = [self.venv("venv-nova", "nova-manage"), "--config-file", str(self.path("etc/nova/nova.conf"))]
         keystone_manage = [self.venv("venv-nova", "keystone-manage"), "--config-file",
                            str(self.path("etc/keystone/keystone.conf"))]
@@ -360,6 +406,9 @@ class Stack:
             ("nova-cell1", [*nova_manage, "cell_v2", "create_cell", "--name", "cell1"]),
             ("nova-db", [*nova_manage, "db", "sync"]),
         ]
+        if shape.cinder:
+            steps.append(("cinder-db", [self.venv("venv-nova", "cinder-manage"), "--config-file",
+                                        str(self.path("etc/cinder/cinder.conf")), "db", "sync"]))
         pending = [(name, command) for name, command in steps if not self.path("data", f".done-{name}").exists()]
         if pending:
             self.say(f"preparing the databases: {', '.join(name for name, _ in pending)}")
@@ -401,28 +450,37 @@ class Stack:
         admin.invalidate()                 # the next token's catalog has the endpoints just made
         return admin
 
+    def _wait_services_up(self, admin, shape: Shape, service_type: str, binary: str,
+                          ready: Callable[[set[str]], bool], timeout: float, failure: Callable[[set[str]], str]) -> None:
+        """Poll the service's os-services until `ready(hosts where binary is up and enabled)`;
+        StackError `failure(those hosts)` after `timeout` or when a daemon of the stack exits."""
+        deadline = time.monotonic() + timeout
+        while True:
+            up = set()
+            try:
+                response = admin.get("/os-services", endpoint_filter={"service_type": service_type,
+                                                                      "interface": "public"},
+                                     params={"binary": binary}, raise_exc=False)
+                if response.status_code == 200:
+                    up = {s["host"] for s in response.json()["services"] if s["state"] == "up"
+                          and s["status"] == "enabled"}
+                if ready(up):
+                    return
+            except Exception:              # the API may still be starting its workers
+                pass
+            if time.monotonic() > deadline:
+                raise StackError(failure(up))
+            self._check_daemons_alive(shape)
+            time.sleep(2)
+
     def _wait_compute_hosts(self, admin, shape: Shape, timeout: float) -> None:
         """Every simulated host's nova-compute is up and mapped to the cell."""
         hosts = set(shape.hosts())
         deadline = time.monotonic() + timeout
-        compute = {"service_type": "compute", "interface": "public"}
-        while True:
-            up = set()
-            try:
-                response = admin.get("/os-services", endpoint_filter=compute, params={"binary": "nova-compute"},
-                                     raise_exc=False)
-                if response.status_code == 200:
-                    up = {s["host"] for s in response.json()["services"] if s["state"] == "up"
-                          and s["status"] == "enabled"}
-            except Exception:              # nova-api may still be starting its workers
-                pass
-            if hosts <= up:
-                break
-            if time.monotonic() > deadline:
-                raise StackError(f"nova-compute did not come up on {', '.join(sorted(hosts - up))} within "
-                                 f"{timeout:.0f} s; see {self.path('logs')}/nova-compute-*.log")
-            self._check_daemons_alive(shape)
-            time.sleep(2)
+        self._wait_services_up(
+            admin, shape, "compute", "nova-compute", lambda up: hosts <= up, timeout,
+            lambda up: f"nova-compute did not come up on {', '.join(sorted(hosts - up))} within "
+                       f"{timeout:.0f} s; see {self.path('logs')}/nova-compute-*.log")
         nova_manage = [self.venv("venv-nova", "nova-manage"), "--config-file", str(self.path("etc/nova/nova.conf"))]
         while True:
             self._run([*nova_manage, "cell_v2", "discover_hosts"], "nova-manage cell_v2 discover_hosts", timeout=120)
@@ -442,20 +500,57 @@ class Stack:
                 raise StackError(f"{daemon.name} exited while the stack was starting: "
                                  f"{_last_line(self.path(daemon.log))} (see {self.path(daemon.log)})")
 
-    def _stop_extra_hosts(self, shape: Shape) -> None:
-        """Stop the nova-compute of hosts a previous `up` had and this shape has not."""
-        wanted = {f"nova-compute-{host}" for host in shape.hosts()}
-        for pid_file in self.path("run").glob("nova-compute-*.daemon.pid"):
+    def _stop_retired(self, shape: Shape) -> None:
+        """Stop the daemons a previous `up` started and this shape has not: the nova-compute
+        of hosts it dropped, Cinder's services when it has no Cinder."""
+        wanted = {daemon.name for daemon in self.daemons(shape)}
+        for pid_file in sorted(self.path("run").glob("*.daemon.pid")):
             name = pid_file.name[: -len(".daemon.pid")]
             if name in wanted:
                 continue
             pid = _read_pid(pid_file)
             if pid and self._alive(name, pid):
                 _stop_group(pid)
-                self.say(f"stopped {name}: this shape has {shape.compute_hosts} host(s)")
+                reason = "no Cinder" if name.startswith("cinder-") else f"{shape.compute_hosts} host(s)"
+                self.say(f"stopped {name}: this shape has {reason}")
             pid_file.unlink(missing_ok=True)
-            _write(self.path("run", "retired-hosts"),
-                   "\n".join(sorted(set(_read(self.path("run", "retired-hosts")).split()) | {name[13:]})))
+            if name.startswith("nova-compute-"):
+                _write(self.path("run", "retired-hosts"),
+                       "\n".join(sorted(set(_read(self.path("run", "retired-hosts")).split()) | {name[13:]})))
+
+    def _shape_cinder_catalog(self, admin, shape: Shape, secrets: dict) -> None:
+        """Cinder in the catalog (and its service user) when the shape has it, out of it when
+        not: a cloud whose catalog lists no volume service is one the tool skips volumes on."""
+        url = configs.auth_url(self.ports)
+        identity = _Identity(admin, url)
+        listed = [service for _name, service_type in CINDER_CATALOG
+                  for service in admin.get(f"{url}/services", params={"type": service_type}).json()["services"]]
+        if not shape.cinder:
+            for service in listed:         # keystone deletes a service's endpoints with it
+                admin.delete(f"{url}/services/{service['id']}")
+            if listed:
+                self.say("took Cinder out of the catalog: this shape has no Cinder")
+                admin.invalidate()
+            return
+        service_project = identity.find_or_create("projects", "project", {"name": "service", "domain_id": "default"})
+        user = identity.user("cinder", secrets["cinder"])
+        for role in ("admin", "service"):
+            identity.grant(service_project, user, identity.find_or_create("roles", "role", {"name": role}))
+        for name, service_type in CINDER_CATALOG:
+            identity.service(name, service_type, f"http://{HOST}:{self.ports.cinder}/v3")
+        if len(listed) < len(CINDER_CATALOG):
+            admin.invalidate()             # the next token's catalog has Cinder
+
+    def _wait_cinder_volume(self, admin, shape: Shape, timeout: float) -> None:
+        """cinder-volume is up and has reported its backend, so that a volume create finds a host."""
+        def ready(up: set[str]) -> bool:
+            return bool(up) and bool(admin.get("/scheduler-stats/get_pools", endpoint_filter={
+                "service_type": "block-storage", "interface": "public"}).json().get("pools"))
+
+        self._wait_services_up(
+            admin, shape, "block-storage", "cinder-volume", ready, timeout,
+            lambda up: f"cinder-volume did not report its backend within {timeout:.0f} s; "
+                       f"see {self.path('logs')}/cinder-volume.log and cinder-scheduler.log")
 
     def _shape_flavors(self, admin, shape: Shape) -> None:
         compute = {"service_type": "compute", "interface": "public"}
@@ -599,7 +694,8 @@ class Stack:
                                  f"see {self.path(daemon.log)}")
             time.sleep(0.5)
 
-    def _recorded_shape(self) -> Shape:
+    def recorded_shape(self) -> Shape:
+        """The shape the last `up` brought the stack to (the default one before any)."""
         recorded = _read(self.path("run", "shape.json"))
         return Shape(**json.loads(recorded)) if recorded else Shape()
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
@@ -35,6 +36,7 @@ except ImportError:                 # pytest run from another directory: tests/ 
 BIN = Path(sys.executable).parent
 STATE_DIR = Path(os.environ.get("NOVASTRESS_REALNOVA_DIR") or default_dir())
 COMPUTE = {"service_type": "compute", "interface": "public"}
+VOLUME = {"service_type": "block-storage", "interface": "public"}
 
 
 def realnova_command(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
@@ -103,6 +105,13 @@ class RealNova:
             "/os-keypairs", endpoint_filter=COMPUTE).json()["keypairs"]))
         listed("images", (i.get("name") for i in admin.get(
             "/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]))
+        try:
+            has_cinder = bool(admin.get_endpoint(**VOLUME))
+        except ks_exceptions.EndpointNotFound:
+            has_cinder = False
+        if has_cinder:
+            listed("volumes", (v["name"] for v in admin.get(
+                "/volumes/detail", endpoint_filter=VOLUME, params={"all_tenants": "1"}).json()["volumes"]))
         listed("security groups", (g["name"] for g in admin.get(
             "/v2.0/security-groups", endpoint_filter={"service_type": "network"}).json()["security_groups"]))
         identity = {"service_type": "identity", "interface": "public"}
@@ -162,7 +171,8 @@ class Stacks:
     def up(self, shape: Shape) -> RealNova:
         if shape != self.current:
             completed = realnova_command("up", "--flavors", str(shape.flavors),
-                                         "--compute-hosts", str(shape.compute_hosts))
+                                         "--compute-hosts", str(shape.compute_hosts),
+                                         "--with-cinder" if shape.cinder else "--without-cinder")
             if completed.returncode != 0:
                 reason = (completed.stderr.strip() or completed.stdout.strip()).splitlines()[-1:]
                 pytest.fail(f"the real Nova could not be started: {' '.join(reason) or 'no output'} "
