@@ -25,6 +25,7 @@ class Option:
     # store_true flags have no type and no value
     switch: bool = False
     extra: dict = field(default_factory=dict)
+    web_ui: bool = True    # shown in the web UI's start form
 
     @property
     def dest(self) -> str:
@@ -228,20 +229,55 @@ STORM_OPTIONS: tuple[Option, ...] = (
            type=int),
 )
 
+LOG_WATCH = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"
+LOG_CHECK_INTERVAL = 60.0            # seconds between checks of remote logs (poll mode)
+EMBEDDED_LOG_CHECK_INTERVAL = 1.0    # the embedded cloud's local logs: a stat per file
+LOG_OPTIONS: tuple[Option, ...] = (
+    Option("--target-logfiles", None, "shell glob(s) of the log files on every watched host, e.g. "
+           "'/opt/stack/logs/*.log' (Tempest [stress] target_logfiles); none: the embedded cloud's logs"),
+    Option("--target-ssh-user", None, "SSH user on the controller and compute nodes (default: ~/.ssh/config, "
+           "then the local user)"),
+    Option("--target-private-key-path", None, "SSH private key (default: ssh-agent and ~/.ssh keys)", secret=True),
+    Option("--target-controller", None, "controller host[:port]: watched too, and where "
+           "`nova-manage service list` runs with --log-discovery nova-manage"),
+    Option("--log-check-interval", None, f"seconds between log checks in poll mode (default {LOG_CHECK_INTERVAL:g}; "
+           f"{EMBEDDED_LOG_CHECK_INTERVAL:g} for the embedded cloud's local logs)", type=_positive(float)),
+    Option("--log-hosts", None, "more hosts to watch, comma-separated host[:port] (added to discovery)"),
+    Option("--log-host-map", None, "service host name -> SSH address: name=host[:port],... for clouds whose "
+           "os-services host names are not SSH addresses"),
+    Option("--log-discovery", None, "how to find the compute nodes: os-services (Compute API, admin), "
+           "nova-manage (over SSH on the controller), none (only --target-controller/--log-hosts); "
+           "default os-services when a cloud is configured", choices=("os-services", "nova-manage", "none")),
+    Option("--log-pattern", None, "regular expression of an error line (default 'ERROR|TRACE', like Tempest's egrep)"),
+    Option("--log-ignore", None, "regular expression: records with a matching line are not errors"),
+    Option("--log-follow", False, "stream the logs (a read-only reader on one SSH channel per host, resumed at "
+           "each file's offset after a reconnect) for sub-second detection instead of polling every "
+           "--log-check-interval", switch=True),
+    Option("--log-from-start", False, "also report errors already in the files when the run starts", switch=True),
+    Option("--log-local", False, "watch --target-logfiles on this machine (the master's own files), whatever "
+           "hosts and discovery say", switch=True),
+    Option("--log-require-all-hosts", False, "a host whose logs were never read, or lost and not back by the "
+           "end, fails the run (exit 1); without it the summary only names it", switch=True),
+    Option("--known-hosts", None, "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)"),
+    Option("--log-auto-add-host-keys", False, "accept unknown SSH host keys (first seen wins; a changed key is "
+           "still refused)", switch=True, web_ui=False),
+    Option("--ssh-port", None, "SSH port of hosts given without one (default: ~/.ssh/config, then 22)", type=_positive(int)),
+)
+
 GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS),
-    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS))
+    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS), (LOG_WATCH, LOG_OPTIONS))
 ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
 
 
-def add_arguments(parser) -> None:
+def add_arguments(parser, groups=GROUPS) -> None:
     """Add every option to Locust's parser (an `init_command_line_parser` listener calls this)."""
-    for title, group_options in GROUPS:
+    for title, group_options in groups:
         group = parser.add_argument_group(title)
         for opt in group_options:
             action = group.add_argument(opt.flag, **argument_kwargs(opt))
             # what LocustArgumentParser.add_argument sets; argument groups do not take these kwargs
-            action.include_in_web_ui = True
+            action.include_in_web_ui = opt.web_ui
             action.is_secret = opt.secret
             action.is_required = False
             action.is_multiple = False

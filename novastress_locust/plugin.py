@@ -3,8 +3,7 @@
 Importing it (the locustfiles do, through `novastress_locust.user`) registers listeners on
 `locust.events`:
 
-* `init_command_line_parser` — every option of `options.py` (and the log watcher's, when
-  `novastress_locust.watch` exists);
+* `init_command_line_parser` — every option of `options.py` (the log watcher's group too);
 * `init` (local runner or master) — resolve the cloud, start the embedded cloud when none is
   configured, authenticate, resolve image/flavor/network, print the cloud profile and leave out
   what the cloud cannot run (cloudprofile.py); any problem, or nothing left to run, is one
@@ -18,7 +17,6 @@ Importing it (the locustfiles do, through `novastress_locust.user`) registers li
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import logging
 import os
 import sys
@@ -48,11 +46,9 @@ def _add_options(parser) -> None:
         sys.exit(2)
 
 
-# the log watcher adds its own option group and master-side listeners; registered here, at
-# import, so its parser listener is in place before Locust builds the parser
-if importlib.util.find_spec("novastress_locust.watch") is not None:
-    from . import watch as _watch
-    _watch.register(events)
+# the log watcher's master-side listeners (its options are options.py's "Log watching" group)
+from . import watch as _watch  # noqa: E402
+_watch.register(events)
 
 # distributed end of run, web UI tabs, summary files; registered before `_on_quitting` below, so
 # (quitting fires in reverse) they see the run after its summary and exit code are settled

@@ -15,79 +15,19 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
+
+from . import options as registry
 
 logger = logging.getLogger("novastress.logwatch")
 
-DEFAULT_INTERVAL = 60.0
-EMBEDDED_INTERVAL = 1.0
-TITLE = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"
-
-
-@dataclass(frozen=True)
-class _Opt:
-    flag: str
-    help: str
-    type: type | None = None
-    switch: bool = False
-    web_ui: bool = True
-    secret: bool = False
-    choices: tuple[str, ...] | None = None
-    default: object = None
-
-
-OPTIONS: tuple[_Opt, ...] = (
-    _Opt("--target-logfiles", "shell glob(s) of the log files on every watched host, e.g. "
-         "'/opt/stack/logs/*.log' (Tempest [stress] target_logfiles); none: the embedded cloud's logs"),
-    _Opt("--target-ssh-user", "SSH user on the controller and compute nodes (default: ~/.ssh/config, "
-         "then the local user)"),
-    _Opt("--target-private-key-path", "SSH private key (default: ssh-agent and ~/.ssh keys)", secret=True),
-    _Opt("--target-controller", "controller host[:port]: watched too, and where "
-         "`nova-manage service list` runs with --log-discovery nova-manage"),
-    _Opt("--log-check-interval", f"seconds between log checks in poll mode (default {DEFAULT_INTERVAL:g}; "
-         f"{EMBEDDED_INTERVAL:g} for the embedded cloud's local logs)", type=float),
-    _Opt("--log-hosts", "more hosts to watch, comma-separated host[:port] (added to discovery)"),
-    _Opt("--log-host-map", "service host name -> SSH address: name=host[:port],... for clouds whose "
-         "os-services host names are not SSH addresses"),
-    _Opt("--log-discovery", "how to find the compute nodes: os-services (Compute API, admin), "
-         "nova-manage (over SSH on the controller), none (only --target-controller/--log-hosts); "
-         "default os-services when a cloud is configured", choices=("os-services", "nova-manage", "none")),
-    _Opt("--log-pattern", "regular expression of an error line (default 'ERROR|TRACE', like Tempest's egrep)"),
-    _Opt("--log-ignore", "regular expression: records with a matching line are not errors"),
-    _Opt("--log-follow", "stream the logs (a read-only reader on one SSH channel per host, resumed at "
-         "each file's offset after a reconnect) for sub-second detection instead of polling every "
-         "--log-check-interval", switch=True),
-    _Opt("--log-from-start", "also report errors already in the files when the run starts", switch=True),
-    _Opt("--log-local", "watch --target-logfiles on this machine (the master's own files), whatever "
-         "hosts and discovery say", switch=True),
-    _Opt("--log-require-all-hosts", "a host whose logs were never read, or lost and not back by the "
-         "end, fails the run (exit 1); without it the summary only names it", switch=True),
-    _Opt("--known-hosts", "known_hosts file to verify host keys against (default ~/.ssh/known_hosts)"),
-    _Opt("--log-auto-add-host-keys", "accept unknown SSH host keys (first seen wins; a changed key is "
-         "still refused)", switch=True, web_ui=False),
-    _Opt("--ssh-port", "SSH port of hosts given without one (default: ~/.ssh/config, then 22)", type=int),
-)
+DEFAULT_INTERVAL = registry.LOG_CHECK_INTERVAL
+EMBEDDED_INTERVAL = registry.EMBEDDED_LOG_CHECK_INTERVAL
 
 
 def add_arguments(parser) -> None:
-    """The log-watching argument group (an `init_command_line_parser` listener calls this)."""
-    group = parser.add_argument_group(TITLE)
-    for opt in OPTIONS:
-        kwargs: dict = {"default": False if opt.switch else opt.default, "help": opt.help,
-                        "dest": opt.flag.lstrip("-").replace("-", "_")}
-        if opt.switch:
-            kwargs["action"] = "store_true"
-        elif opt.type is not None:
-            kwargs["type"] = opt.type
-        if opt.choices:
-            kwargs["choices"] = opt.choices
-        action = group.add_argument(opt.flag, **kwargs)
-        # what LocustArgumentParser.add_argument sets; argument groups do not take these kwargs
-        action.include_in_web_ui = opt.web_ui
-        action.is_secret = opt.secret
-        action.is_required = False
-        action.is_multiple = False
+    """The log-watching argument group alone (options.py holds it; for the watch without the plugin)."""
+    registry.add_arguments(parser, groups=[group for group in registry.GROUPS if group[0] == registry.LOG_WATCH])
 
 
 class LogError(Exception):
@@ -126,7 +66,7 @@ class LogWatch:
         options = self.environment.parsed_options
         config_kwargs = dict(
             patterns=_value(options, "log_pattern") or None, ignore=_value(options, "log_ignore") or None,
-            interval=float(_value(options, "log_check_interval") or DEFAULT_INTERVAL),
+            interval=_interval(_value(options, "log_check_interval")),
             follow=bool(_value(options, "log_follow")), from_start=bool(_value(options, "log_from_start")))
         if config_kwargs["interval"] <= 0:
             raise SetupError("--log-check-interval must be greater than zero")
@@ -376,6 +316,11 @@ def embedded_log_dir(environment) -> str | None:
     return None
 
 
+def _interval(value) -> float:
+    """--log-check-interval, or the default when it is not given (0 is refused by the parser)."""
+    return DEFAULT_INTERVAL if value is None else float(value)
+
+
 def _value(options, name: str):
     value = getattr(options, name, None)
     if isinstance(value, str):
@@ -388,7 +333,6 @@ def register(events) -> None:
     if getattr(events, "_novastress_watch_registered", False):
         return
     events._novastress_watch_registered = True
-    events.init_command_line_parser.add_listener(add_arguments)
     watches: dict[int, LogWatch] = {}
 
     def on_test_start(environment, **_kwargs) -> None:

@@ -62,15 +62,7 @@ def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
 def our_options() -> dict[str, bool]:
     """dest -> is secret, for every novastress option shown in the form."""
     from . import options
-    shown = {dest: opt.secret for dest, opt in options.ALL.items()}
-    try:
-        from . import watch
-    except ImportError:
-        return shown
-    for opt in getattr(watch, "OPTIONS", ()):
-        if getattr(opt, "web_ui", True):
-            shown[opt.flag.lstrip("-").replace("-", "_")] = bool(getattr(opt, "secret", False))
-    return shown
+    return {dest: opt.secret for dest, opt in options.ALL.items() if opt.web_ui}
 
 
 def install(environment, web_ui) -> None:

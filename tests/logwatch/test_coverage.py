@@ -38,3 +38,21 @@ def test_log_local_watches_the_files_on_this_machine(cloud, tmp_path):
     assert host["state"] == "watched" and host["watched_seconds"] > 0
     assert any(path.endswith("nova-api.log") for path in host["files"]), host
     assert "Log watch: 1 host(s)" in run.stdout and "localhost: " in run.stdout
+
+
+def test_a_log_check_interval_that_cannot_be_is_refused_before_the_run(cloud):
+    # one option registry: the parser refuses it (exit 2) before a user spawns, and the web UI's
+    # start form runs the same conversion
+    for bad in ("0", "-5"):
+        run = run_locust(["-u", "1", "-t", "5s", *FAST, *cli_credentials(cloud), "--log-check-interval", bad],
+                         timeout=60)
+        assert run.returncode == 2, run.output[-2000:]
+        assert f"--log-check-interval: must be greater than zero, got {bad}" in run.output, run.output[-2000:]
+        assert "All users spawned" not in run.output
+    from types import SimpleNamespace
+
+    from novastress_locust.webui import form_problem, our_options
+    problem = form_problem({"log_check_interval": "0"}, SimpleNamespace(log_check_interval=None))
+    assert problem is not None and problem.startswith("--log-check-interval: invalid value '0'"), problem
+    assert our_options()["target_private_key_path"] is True          # a secret: never on the page
+    assert "log_auto_add_host_keys" not in our_options()              # not offered in the form
