@@ -13,7 +13,7 @@ import uuid
 import pytest
 from novastress_locust.realnova import Shape
 
-from realnova_stack import COMPUTE, ROOT, failure_rows, realnova_command, tools_own_failures
+from realnova_stack import COMPUTE, LOCUST, ROOT, failure_rows, realnova_command, tools_own_failures
 
 try:
     from tests import sshd as sshd_helper
@@ -119,9 +119,10 @@ def test_log_watch_over_ssh_pins_real_errors_on_request_ids(realnova, tmp_path):
     try:
         known_hosts = sshd_helper.write_known_hosts(tmp_path / "known_hosts", [server])
         summary_json = tmp_path / "summary.json"
+        down = sshd_helper.free_port()      # a second node whose sshd is down: named, never silent
         run = realnova.locust(
             UPTIME, "-t", "8s", "--target-logfiles", f"{realnova.log_dir}/*.log",
-            "--log-hosts", f"{server.address}:{server.port}", "--log-discovery", "none",
+            "--log-hosts", f"{server.address}:{server.port},127.0.0.1:{down}", "--log-discovery", "none",
             "--target-ssh-user", server.user, "--target-private-key-path", str(key),
             "--known-hosts", str(known_hosts), "--log-check-interval", "1",
             "--summary-json", str(summary_json), cloud="realnova-admin")
@@ -132,6 +133,9 @@ def test_log_watch_over_ssh_pins_real_errors_on_request_ids(realnova, tmp_path):
     assert pinned, run.output[-4000:]
     assert all(row["host"].startswith(server.address) for row in pinned), pinned
     assert run.returncode == 1
+    states = {host["host"]: host["state"] for host in document["log_watch"]}
+    assert states == {f"{server.address}:{server.port}": "watched", f"127.0.0.1:{down}": "never reached"}, states
+    assert f"127.0.0.1:{down}: NEVER REACHED" in run.stdout, run.stdout[-3000:]
 
 
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
@@ -150,6 +154,43 @@ def test_a_signal_ends_the_run_in_bounded_time_and_leaves_nothing(realnova, tmp_
     assert "LEAKED" not in output, output[-4000:]
     assert json.loads(summary_json.read_text())["leaks"] == []
     assert realnova.leftovers(run_id) == {}
+    assert realnova.project_usage("demo") == {}
+
+
+def test_sigterm_during_the_quota_step_restores_the_quota_before_the_summary(realnova):
+    """SIGTERM while the end of the run is at work (real builds keep the quota step's boots busy):
+    the summary waits for the restore and the sweep, so nothing is left and the quota is back."""
+    quotas = realnova.quotas("demo")
+    command = [LOCUST, "-f", "locustfiles/storm.py", "--headless", "--os-cloud", "realnova",
+               *realnova.admin_options(), "-t", "15s", "-u", "2", "--storm-pool-size", "2",
+               "--storm-group-ratio", "0", "--quota-step", "2", "--snapshot-timeout", "5"]
+    process = subprocess.Popen(command, cwd=ROOT, env=realnova.env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + 120
+    for line in process.stdout:
+        lines.append(line)
+        if "--run-time limit reached, shutting down" in line:
+            break
+        assert time.monotonic() < deadline, "".join(lines[-50:])
+    time.sleep(3)                    # the end of the run is settling the pool, then the quota step
+    process.send_signal(signal.SIGTERM)
+    try:
+        rest, _ = process.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError("the run did not end within 300 s of SIGTERM")
+    output = "".join(lines) + rest
+    run_id = re.search(r"run id (\w+);", output).group(1)
+    # the SIGTERM came during the end: while the users' own cleanup ran (the stop then runs the end
+    # itself) or while the end was at work (the summary says it waits for it)
+    assert "Got SIGTERM signal" in output, output[-4000:]
+    undeletable = set(re.findall(r"INVARIANT server-not-deleted: InvariantViolation\('([0-9a-f-]{36})", output))
+    leaked = set(re.findall(r"^LEAKED server \S+ \(([0-9a-f-]{36})\)", output, re.M))
+    assert leaked <= undeletable and "NOT CHECKED" not in output, output[-4000:]
+    realnova.force_delete_servers(run_id)
+    assert realnova.leftovers(run_id) == {}
+    assert realnova.quotas("demo") == quotas, output[-4000:]      # restored before the process ended
     assert realnova.project_usage("demo") == {}
 
 
@@ -185,6 +226,9 @@ def test_storm_runs_what_the_cloud_can_and_every_failure_is_the_clouds(realnova)
     leaked = set(re.findall(r"^LEAKED server \S+ \(([0-9a-f-]{36})\)", run.stdout, re.M))
     assert leaked <= undeletable and "LEAKED" not in re.sub(r"^LEAKED server .*$", "", run.stdout, flags=re.M), \
         run.output[-4000:]
+    # Nova's quota re-check: racing boots accepted past the limit are put in ERROR, not a violation
+    assert run.stats_row("POST", "compute POST /servers (quota step)") is not None, run.output[-4000:]
+    assert "quota-exceeded" not in run.output, run.output[-4000:]
     expected_logged = r"NoValidHost|GroupAffinityViolation|instance group policy|TooManyInstances"
     assert not [row for row in failure_rows(run) if re.match(r"\d+\s+LOG\s", row)
                 and re.search(expected_logged, row)], run.output[-4000:]
@@ -199,8 +243,10 @@ SCENARIOS = sorted(p.name for p in (ROOT / "locustfiles" / "etc").iterdir())
 
 @pytest.mark.parametrize("name", SCENARIOS)
 def test_shipped_scenarios_run_what_the_cloud_can(realnova, name):
+    # every user runs its entry once (Tempest's -n 1): isolated tenants and real builds take a
+    # while, and a fixed -t could end before the first action does
     run = realnova.locust("locustfiles/scenario.py", f"--scenario=locustfiles/etc/{name}",
-                          *realnova.admin_options(), "-t", "15s")
+                          *realnova.admin_options(), "--max-runs", "1", "-t", "120s", timeout=300)
     assert "Traceback" not in run.output, run.output[-4000:]
     if "nothing left to run on this cloud" in run.output:
         # every entry needs what this cloud lacks (Cinder, an external network): one line, exit 2
