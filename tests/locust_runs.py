@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,3 +90,25 @@ def cli_credentials(cloud, admin: bool = False) -> list[str]:
     return [f"--os-auth-url={creds['auth_url']}", f"--os-username={creds['username']}",
             f"--os-password={creds['password']}", f"--os-project-name={creds['project_name']}"]
 
+
+def signal_after_run_time(command: list[str], env: dict[str, str], delay: float, stop: int = signal.SIGTERM,
+                          timeout: float = 240) -> LocustRun:
+    """Run `locust` until its -t ends, wait `delay` seconds (the end of the run is at work), send
+    `stop` and collect everything it printed (stdout and stderr together)."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    deadline = time.monotonic() + timeout
+    for line in process.stdout:
+        lines.append(line)
+        if "--run-time limit reached, shutting down" in line:
+            break
+        assert time.monotonic() < deadline, "".join(lines[-50:])
+    time.sleep(delay)
+    process.send_signal(stop)
+    try:
+        rest, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        raise AssertionError(f"the run did not end within {timeout:g} s of {signal.Signals(stop).name}")
+    return LocustRun(process.returncode, "".join(lines) + rest, "")

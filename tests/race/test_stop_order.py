@@ -2,11 +2,7 @@
 the summary waits for it, so the quota is restored and nothing is left, under SIGTERM too."""
 from __future__ import annotations
 
-import signal
-import subprocess
-import time
-
-from locust_runs import FAST, LOCUST, ROOT, LocustRun, clean_env, cli_credentials, servers_named
+from locust_runs import FAST, LOCUST, clean_env, cli_credentials, servers_named, signal_after_run_time
 
 
 def test_sigterm_during_the_quota_step_waits_for_its_restore_and_the_sweep(cloud_factory):
@@ -19,22 +15,10 @@ def test_sigterm_during_the_quota_step_waits_for_its_restore_and_the_sweep(cloud
                "--storm-pool-size", "2", "--storm-group-ratio", "0", "--quota-step", "2",
                "--invariant-delete-timeout", "10", "--invariant-allocation-timeout", "2",
                "--invariant-settle-timeout", "20"]
-    process = subprocess.Popen(command, cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 90
-    for line in process.stdout:
-        lines.append(line)
-        if "--run-time limit reached, shutting down" in line:
-            break
-        assert time.monotonic() < deadline, "".join(lines[-50:])
     # the load has ended; the end-of-run work (settling, then the quota step) runs in Locust's
     # stopping greenlet
-    time.sleep(1.5)
-    process.send_signal(signal.SIGTERM)
-    rest, _ = process.communicate(timeout=240)
-    output = "".join(lines) + rest
-    run = LocustRun(process.returncode, output, "")
+    run = signal_after_run_time(command, clean_env(), 1.5, timeout=240)
+    output = run.output
     assert "before the summary" in output, output[-4000:]     # the SIGTERM came during the end
     summary_at = output.index("Statistics (per process):")
     assert "LEAKED" not in output and "NOT CHECKED" not in output, output[-4000:]

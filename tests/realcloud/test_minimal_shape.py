@@ -16,6 +16,11 @@ from novastress_locust.realnova import Shape
 from realnova_stack import COMPUTE, LOCUST, ROOT, failure_rows, realnova_command, tools_own_failures
 
 try:
+    from tests.locust_runs import signal_after_run_time
+except ImportError:
+    from locust_runs import signal_after_run_time
+
+try:
     from tests import sshd as sshd_helper
 except ImportError:
     import sshd as sshd_helper
@@ -164,23 +169,8 @@ def test_sigterm_during_the_quota_step_restores_the_quota_before_the_summary(rea
     command = [LOCUST, "-f", "locustfiles/storm.py", "--headless", "--os-cloud", "realnova",
                *realnova.admin_options(), "-t", "15s", "-u", "2", "--storm-pool-size", "2",
                "--storm-group-ratio", "0", "--quota-step", "2", "--snapshot-timeout", "5"]
-    process = subprocess.Popen(command, cwd=ROOT, env=realnova.env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    lines: list[str] = []
-    deadline = time.monotonic() + 120
-    for line in process.stdout:
-        lines.append(line)
-        if "--run-time limit reached, shutting down" in line:
-            break
-        assert time.monotonic() < deadline, "".join(lines[-50:])
-    time.sleep(3)                    # the end of the run is settling the pool, then the quota step
-    process.send_signal(signal.SIGTERM)
-    try:
-        rest, _ = process.communicate(timeout=300)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise AssertionError("the run did not end within 300 s of SIGTERM")
-    output = "".join(lines) + rest
+    # 3 s after -t: the end of the run is settling the pool, then the quota step
+    output = signal_after_run_time(command, realnova.env(), 3, timeout=300).output
     run_id = re.search(r"run id (\w+);", output).group(1)
     # the SIGTERM came during the end: while the users' own cleanup ran (the stop then runs the end
     # itself) or while the end was at work (the summary says it waits for it)
