@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterable
 
 from . import options as novastress_options
 from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
-from .errors import error_message
+from .errors import error_message, first_line
 
 LOG = logging.getLogger("novastress.cleanup")
 
@@ -197,22 +197,17 @@ class Cloud:
                 raise CallFailed(f"{label}: the cloud answered 401 (credentials rejected)", 401) from None
             except (ks.ConnectFailure, ks.ConnectionError, ks.RetriableConnectionFailure,
                     ks.DiscoveryFailure) as exc:
-                error = CallFailed(f"{label}: {type(exc).__name__}: {_first_line(exc)}")
+                error = CallFailed(f"{label}: {type(exc).__name__}: {first_line(exc)}")
             except ks.HttpError as exc:  # raised by the catalog/auth calls
                 if exc.http_status not in self.TRANSIENT:
-                    raise CallFailed(f"{label}: {_first_line(exc)}", exc.http_status) from None
-                error = CallFailed(f"{label}: {_first_line(exc)}", exc.http_status)
+                    raise CallFailed(f"{label}: {first_line(exc)}", exc.http_status) from None
+                error = CallFailed(f"{label}: {first_line(exc)}", exc.http_status)
             if attempt > self.settings.retries or self.remaining() <= 0:
                 raise CallFailed(f"{error} (gave up after {attempt} attempts)", error.status)
             # jitter: many workers retrying in step would hit a struggling cloud together
             pause = min(delay, self.settings.max_backoff, max(0.0, self.remaining()))
             time.sleep(pause * random.uniform(0.75, 1.25))
             delay *= 2
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # -- the cleanup -------------------------------------------------------------------------
@@ -266,7 +261,7 @@ class Cleanup:
                 continue
             except Exception as exc:  # a surprise must not keep the later kinds from their turn
                 result.failed.append((None, f"could not list {kind}: {type(exc).__name__}: "
-                                            f"{_first_line(exc)}"))
+                                            f"{first_line(exc)}"))
                 continue
             for resource in result.found:
                 self._say(f"{'deleting' if self.delete else 'would delete'} {_singular(kind)} {resource}")
@@ -285,7 +280,7 @@ class Cleanup:
                     result.failed.append((resource, str(exc)))
             except Exception as exc:  # a surprise must not hide the other resources' fate
                 with self._lock:
-                    result.failed.append((resource, f"{type(exc).__name__}: {_first_line(exc)}"))
+                    result.failed.append((resource, f"{type(exc).__name__}: {first_line(exc)}"))
             else:
                 with self._lock:
                     result.deleted.append(resource)
@@ -666,7 +661,7 @@ class SweepPass:
 
 
 def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: CloudTarget | None = None,
-              every_run: bool = False, out=None) -> list[SweepPass]:
+              every_run: bool = False, out=None, clouds: Clouds | None = None) -> list[SweepPass]:
     """Delete what a run left, every kind in dependency order: the end-of-run sweep.
 
         passes = sweep_run(target, Scope("ns", "1a2b3c"), Settings(timeout=240), admin=admin_target)
@@ -676,9 +671,11 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
     project, so the run's isolated projects and users (and their resources) go too; without
     them, in the member's project only. `every_run` adds `<prefix>-` of earlier runs, in the
     member's project only (Tempest's full_clean_stack spoke of the run's own credential).
-    Raises CleanupError when the member credentials do not work.
+    Raises CleanupError when the member credentials do not work. `clouds` (connect_clouds) reuses
+    connections made already.
     """
-    cloud, admin_cloud = _clouds(member, admin, settings)
+    clouds = clouds or connect_clouds(member, admin, settings)
+    cloud, admin_cloud = clouds.member, clouds.admin
     plan: list[tuple[Cloud, Scope, bool]] = []
     if admin_cloud is not None:
         plan.append((admin_cloud, scope, True))
@@ -695,20 +692,31 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
     return passes
 
 
-def _clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings) -> tuple[Cloud, Cloud | None]:
-    """The member's cloud, and one holding the admin role (the member's own, or `admin`'s) or None."""
+@dataclass
+class Clouds:
+    """The member's cloud and one holding the admin role (the member's own, or the admin
+    credentials'); `admin_refused`: admin credentials were given and could not be used."""
+
+    member: Cloud
+    admin: Cloud | None
+    admin_refused: bool = False
+
+
+def connect_clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings) -> Clouds:
     cloud = connect(member, settings)
     if has_admin_role(cloud):
-        return cloud, cloud
+        return Clouds(cloud, cloud)
     if admin is None or admin.key == member.key:
-        return cloud, None
+        return Clouds(cloud, None)
     try:
         candidate = connect(admin, settings)
     except CleanupError as exc:
         LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
                     "project %s only", exc, cloud.project_id)
-        return cloud, None
-    return cloud, candidate if has_admin_role(candidate) else None
+        return Clouds(cloud, None, admin_refused=True)
+    if not has_admin_role(candidate):
+        return Clouds(cloud, None, admin_refused=True)
+    return Clouds(cloud, candidate)
 
 
 # how to look one resource up by id, per kind a user tracks: service, path, the answer's key
@@ -722,24 +730,20 @@ SHOW = {
 }
 
 
-def gone_after_all(member: CloudTarget, leaks: Iterable[tuple[str, str]], settings: Settings,
-                   admin: CloudTarget | None = None) -> set[str]:
+def gone_after_all(clouds: Clouds, leaks: Iterable[tuple[str, str]]) -> set[str]:
     """Of `(kind, id)` pairs a user could not delete, the ids the cloud no longer has.
 
     A delete that failed can still be carried out: Nova answers 500 to a DELETE that raced a
     build and finishes the delete anyway. A leak is something that exists, so each is looked up
     by id (with admin credentials when there are some: an isolated project's server) before it
     is reported. Kinds without a lookup, and lookups that fail, stay leaks; so does everything
-    when `admin` is given but not usable: the member's 404 for another project's resource (an
-    isolated tenant's) says nothing.
+    when admin credentials were given but not usable: the member's 404 for another project's
+    resource (an isolated tenant's) says nothing.
     """
     leaks = [(kind, resource_id) for kind, resource_id in leaks if kind in SHOW]
-    if not leaks:
+    if not leaks or clouds.admin_refused:
         return set()
-    cloud, admin_cloud = _clouds(member, admin, settings)
-    if admin_cloud is None and admin is not None and admin.key != member.key:
-        return set()
-    acting = admin_cloud or cloud
+    acting = clouds.admin or clouds.member
     gone = set()
     for kind, resource_id in leaks:
         service, path, key = SHOW[kind]
@@ -753,7 +757,7 @@ def gone_after_all(member: CloudTarget, leaks: Iterable[tuple[str, str]], settin
         record = {} if response.status_code == 404 else response.json()
         record = record.get(key, {}) if key else record
         status = str(record.get("status", "")).upper()
-        if response.status_code == 404 or status in GONE or status in ("DELETED", "PENDING_DELETE"):
+        if response.status_code == 404 or status in (*GONE, "PENDING_DELETE"):
             gone.add(resource_id)
     return gone
 

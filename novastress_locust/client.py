@@ -15,7 +15,7 @@ import time
 from typing import Any, Callable
 
 from .credentials import CloudTarget, CredentialsError, quiet_discovery
-from .errors import error_message
+from .errors import error_message, first_line
 from .requestlog import ActionRecord, request_index
 from .state import PreflightError, RunState
 from .transport import use_transport
@@ -261,11 +261,6 @@ def _connection_reason(text: str) -> str | None:
     if "Unable to establish connection" in text or "timed out" in text.lower():
         return "unable to establish a connection"
     return None
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _pick(kind: str, wanted: str | None, items: list[dict], option: str,

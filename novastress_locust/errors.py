@@ -2,6 +2,7 @@
 
     error_message(response)   # "Instance 3f1c... could not be found."  (Nova, Keystone, Glance,
                               #  Cinder, Placement, Neutron's NeutronError) or the body's first line
+    first_line(exc)           # an exception in one line (its type when it has no text)
 
 Imports nothing: the load's clients, the sweep and `novastress-cleanup` share it.
 """
@@ -29,3 +30,8 @@ def error_message(response) -> str:
             first = errors[0]
             return str(first.get("detail") or first.get("title") or first).splitlines()[0][:300]
     return str(body)[:200]
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

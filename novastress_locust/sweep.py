@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import logging
 
-from .cleanup import Resource, Scope, Settings, SweepPass, gone_after_all, sweep_run
+from .cleanup import Clouds, Resource, Scope, Settings, SweepPass, connect_clouds, gone_after_all, sweep_run
 from .credentials import CloudTarget
+from .errors import first_line
 from .state import Leak, RunState
 
 LOG = logging.getLogger("novastress")
@@ -34,27 +35,28 @@ def sweep(state: RunState) -> None:
                         timeout=opts.cleanup_timeout + opts.delete_timeout, concurrency=CONCURRENCY)
     pattern = f"{state.prefix}-{state.run_id}-"
     _after_delete_checks(state)
-    admin = _admin_target(state)
     try:
-        passes = sweep_run(state.target, Scope(state.prefix, state.run_id), settings, admin=admin,
-                           every_run=bool(opts.full_clean_stack), out=_LogLines())
+        clouds = connect_clouds(state.target, _admin_target(state), settings)
+        passes = sweep_run(state.target, Scope(state.prefix, state.run_id), settings,
+                           every_run=bool(opts.full_clean_stack), out=_LogLines(), clouds=clouds)
     except Exception as exc:  # CleanupError (credentials) or a surprise: the run cannot vouch
-        reason = _first_line(exc)
+        reason = first_line(exc)
         LOG.error("novastress: the final sweep could not run: %s", reason)
         _leak(state, Leak("resources", f"{pattern}*", None, f"the final sweep could not run: {reason}"))
         return
     for one in passes:
         record(state, one)
-    _drop_gone(state, settings, admin)
+    _drop_gone(state, clouds)
 
 
-def _drop_gone(state: RunState, settings: Settings, admin: CloudTarget | None) -> None:
-    """A leak a user reported whose resource the cloud finished deleting after all is no leak."""
+def _drop_gone(state: RunState, clouds: Clouds) -> None:
+    """A leak a user reported whose resource the cloud finished deleting after all is no leak
+    (looked up with the sweep's own connections)."""
     claimed = [(leak.kind, leak.resource_id) for leak in state.leaks if leak.resource_id]
     try:
-        gone = gone_after_all(state.target, claimed, settings, admin=admin)
+        gone = gone_after_all(clouds, claimed)
     except Exception as exc:  # the claims stand: better a leak looked at twice than one missed
-        LOG.warning("novastress: could not check the leaks again: %s", _first_line(exc))
+        LOG.warning("novastress: could not check the leaks again: %s", first_line(exc))
         return
     for leak in [leak for leak in state.leaks if leak.resource_id in gone]:
         LOG.info("novastress: final sweep: %s %s (%s) is gone after all (%s)", leak.kind, leak.name,
@@ -95,10 +97,6 @@ def _leak(state: RunState, leak: Leak) -> None:
     # the user's own report of the same resource says more (what it was doing): keep one line
     if leak.resource_id is None or not any(known.resource_id == leak.resource_id for known in state.leaks):
         state.leaks.append(leak)
-
-
-def _first_line(exc: BaseException) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def _same(leak: Leak, resource: Resource) -> bool:

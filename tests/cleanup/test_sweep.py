@@ -109,7 +109,7 @@ def test_without_admin_the_members_project_only(cloud_factory, tmp_path):
 def test_a_leak_the_cloud_finished_deleting_after_all_is_no_leak(cloud_factory):
     """Nova can answer 500 to a DELETE that raced a build and delete the server anyway: before a
     user's leak is reported it is looked up by id, in an isolated project too (admin)."""
-    from novastress_locust.cleanup import Settings, gone_after_all
+    from novastress_locust.cleanup import Settings, connect_clouds, gone_after_all
     from novastress_locust.credentials import CloudTarget
 
     cloud = cloud_factory(**CLOUD)
@@ -129,11 +129,11 @@ def test_a_leak_the_cloud_finished_deleting_after_all_is_no_leak(cloud_factory):
     settings = Settings(timeout=60)
     member_target = CloudTarget("password", dict(cloud.credentials()), "test")
     admin_target = CloudTarget("password", dict(cloud.credentials(admin=True)), "test")
-    gone = gone_after_all(member_target, claims, settings, admin=admin_target)
+    gone = gone_after_all(connect_clouds(member_target, admin_target, settings), claims)
     assert gone == {deleted["id"], "00000000-0000-4000-8000-000000000000"}
     # admin credentials that do not work: the member cannot see the isolated project, and its
     # 404 proves nothing, so every claim stands
     wrong = CloudTarget("password", {**cloud.credentials(admin=True), "password": "not-it"}, "test")
-    assert gone_after_all(member_target, claims, settings, admin=wrong) == set()
+    assert gone_after_all(connect_clouds(member_target, wrong, settings), claims) == set()
     # no admin credentials at all: the run had no isolated projects, the member's 404 is enough
-    assert deleted["id"] in gone_after_all(member_target, claims, settings)
+    assert deleted["id"] in gone_after_all(connect_clouds(member_target, None, settings), claims)
