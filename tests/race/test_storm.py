@@ -221,8 +221,10 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
                 "soft_reboot,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
                 "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
                 # random rounds only (race plans have a test of their own): the double state changes
-                # that provoke the API's check-then-save race come from them
-                "--storm-group-ratio", "0.1", "--storm-plan-ratio", "0", "--quota-step", "0",
+                # that provoke the API's check-then-save race come from them, often enough that the
+                # race fires within the 15 s on a loaded machine too
+                "--storm-group-ratio", "0.1", "--storm-plan-ratio", "0", "--storm-double-ratio", "0.6",
+                "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
     truth, found = every_race_found(run, cloud, STORM_RACES)
 
