@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# the project first: `import logwatch` is the package, not bench/logwatch.py
+# the project first: its packages import from this checkout, installed or not
 sys.path.insert(0, str(ROOT))
 
 SERVER_CORE = 0     # the embedded cloud (or whatever answers)

@@ -3,7 +3,7 @@
     .venv/bin/python bench/logwatch_scale.py [--hosts 100] [--files 5] [--seconds 20] [--interval 1]
 
 Transport: the local one (each host a directory of its own under a temp dir, read through
-`LocalTransport`), because 100 sshd would measure sshd, not the watcher; `bench/logwatch.py`
+`LocalTransport`), because 100 sshd would measure sshd, not the watcher; `bench/logwatch_latency.py`
 covers the SSH path on a real sshd. A writer process (core 0) appends oslo.log INFO lines to
 every file (`--lines-per-second` in all) and, every `--error-every` seconds, one ERROR line
 stamped with its write time to a random file. The watcher runs as the Locust master runs it

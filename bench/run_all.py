@@ -41,7 +41,7 @@ BENCHES = [
     Bench("waiter", "waiter.py", ["--users", "200", "--seconds", "15"], ["--users", "10", "--seconds", "3"]),
     Bench("concurrency", "concurrency.py", ["--seconds", "20"],
           ["--users", "60", "--seconds", "3", "--spawn-rate", "100"]),
-    Bench("logwatch", "logwatch.py", ["--size-mb", "100", "--checks", "10", "--samples", "15"],
+    Bench("logwatch", "logwatch_latency.py", ["--size-mb", "100", "--checks", "10", "--samples", "15"],
           ["--size-mb", "2", "--checks", "2", "--samples", "3"], needs="sshd"),
     Bench("logwatch_scale", "logwatch_scale.py", ["--seconds", "20"],
           ["--hosts", "10", "--seconds", "3", "--initial-kb", "10", "--lines-per-second", "200"]),

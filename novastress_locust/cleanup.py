@@ -26,15 +26,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, NoReturn
 
 from . import options as novastress_options
-from .credentials import CloudTarget, CredentialsError, quiet_discovery, resolve
-from .errors import error_message, first_line
+from .credentials import CloudTarget, quiet_discovery, resolve
+from .errors import UserError, error_message, exit_with, first_line
+from .kinds import KINDS
 
 LOG = logging.getLogger("novastress.cleanup")
 
-KINDS = ("servers", "server groups", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
+# the rows of its table, in the order it deletes them (attachments are undone before volumes go)
+TABLE = ("servers", "server groups", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
          "keypairs", "security groups", "projects", "users")
 # 2.10: an admin may list and delete the keypairs of another user (isolated users' keypairs)
 COMPUTE_MICROVERSION = "2.10"
@@ -42,7 +44,7 @@ COMPUTE_MICROVERSION = "2.10"
 GONE = ("DELETED", "SOFT_DELETED")
 
 
-class CleanupError(Exception):
+class CleanupError(UserError):
     """A problem the user can fix (credentials, scope); str() is one clear line."""
 
 
@@ -161,8 +163,10 @@ class Cloud:
         return self._endpoints[service]
 
     def call(self, service_type: str, method: str, path: str, *, params: dict | None = None,
-             json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = ()):
-        """One API call, retried with backoff on transient trouble; CallFailed when it gives up."""
+             json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = (),
+             name: str | None = None):
+        """One API call, retried with backoff on transient trouble; CallFailed when it gives up.
+        (`name` names a Locust request; this client fires none.)"""
         endpoint = self.endpoint(service_type)
         if endpoint is None:
             raise CallFailed(f"no {service_type} endpoint in the catalog")
@@ -224,7 +228,7 @@ class Cleanup:
         # keypairs belong to a user, not a project: an admin looking in every project also
         # lists these users' keypairs (a run's own member user, when an admin sweeps its run)
         self.keypair_users = [user for user in keypair_users if user]
-        self.results: dict[str, KindResult] = {kind: KindResult(kind) for kind in KINDS}
+        self.results: dict[str, KindResult] = {kind: KindResult(kind) for kind in TABLE}
         self._lock = threading.Lock()
         self._projects: list[Resource] | None = None
         self._users: list[Resource] | None = None
@@ -337,20 +341,19 @@ class Cleanup:
         return [Resource("server", s["id"], s["name"], s.get("tenant_id"), s) for s in servers
                 if self.scope.owns(s.get("name")) and s.get("status") not in GONE]
 
-    def _show_server(self, resource: Resource) -> dict | None:
-        response = self.cloud.call("compute", "GET", f"/servers/{resource.id}", expect=(200, 404))
-        return None if response.status_code == 404 else response.json()["server"]
+    def _show(self, resource: Resource) -> dict | None:
+        return KINDS[resource.kind.replace(" ", "_").lower()].show(self.cloud.call, resource.id)
 
     def delete_server(self, resource: Resource) -> None:
         def delete() -> None:
             try:
-                self.cloud.call("compute", "DELETE", f"/servers/{resource.id}", expect=(204, 404))
+                KINDS["server"].delete(self.cloud.call, resource.id)
             except CallFailed as exc:
                 if exc.status == 409 and "locked" in str(exc).lower():
                     # a run's own lock action: unlock (admins may) and delete
                     self.cloud.call("compute", "POST", f"/servers/{resource.id}/action",
                                     json={"unlock": None}, expect=(202,))
-                    self.cloud.call("compute", "DELETE", f"/servers/{resource.id}", expect=(204, 404))
+                    KINDS["server"].delete(self.cloud.call, resource.id)
                 else:
                     raise
 
@@ -361,7 +364,7 @@ class Cleanup:
             self._redelete(resource, server, delete)
 
         delete()
-        self._wait_gone(resource, lambda: self._show_server(resource), on_error=again)
+        self._wait_gone(resource, lambda: self._show(resource), on_error=again)
 
     # -- server groups (the storm's bursts) -------------------------------------------------
     def find_server_groups(self) -> list[Resource]:
@@ -378,7 +381,7 @@ class Cleanup:
                 if self.scope.owns(g.get("name"))]
 
     def delete_server_group(self, resource: Resource) -> None:
-        self.cloud.call("compute", "DELETE", f"/os-server-groups/{resource.id}", expect=(204, 404))
+        KINDS["server_group"].delete(self.cloud.call, resource.id)
 
     # -- images (server snapshots) ---------------------------------------------------------
     def find_images(self) -> list[Resource]:
@@ -391,15 +394,10 @@ class Cleanup:
                 and (self.all_projects or i.get("owner") == self.cloud.project_id)]
 
     def delete_image(self, resource: Resource) -> None:
-        # Glance deletes at once, even a snapshot still being saved (its server is gone by now)
-        self.cloud.call("image", "DELETE", f"/v2/images/{resource.id}", expect=(204, 404))
-        self._wait_gone(resource, lambda: self._show_image(resource))
-
-    def _show_image(self, resource: Resource) -> dict | None:
-        response = self.cloud.call("image", "GET", f"/v2/images/{resource.id}", expect=(200, 404))
-        image = None if response.status_code == 404 else response.json()
+        # Glance deletes at once, even a snapshot still being saved (its server is gone by now);
         # a delayed delete leaves the record in pending_delete: gone for its owner
-        return None if image is None or image.get("status") in ("deleted", "pending_delete") else image
+        KINDS["image"].delete(self.cloud.call, resource.id)
+        self._wait_gone(resource, lambda: self._show(resource))
 
     # -- floating IPs ------------------------------------------------------------------
     def find_floating_ips(self) -> list[Resource]:
@@ -415,7 +413,7 @@ class Cleanup:
         return ours
 
     def delete_floating_ip(self, resource: Resource) -> None:
-        self.cloud.call("network", "DELETE", f"/v2.0/floatingips/{resource.id}", expect=(204, 404))
+        KINDS["floating_ip"].delete(self.cloud.call, resource.id)
 
     # -- volumes -----------------------------------------------------------------------
     def _volume_params(self) -> dict[str, str]:
@@ -486,12 +484,7 @@ class Cleanup:
 
     def delete_snapshot(self, resource: Resource) -> None:
         # 400 while the snapshot is still creating: retried until it settles
-        self.cloud.call("volume", "DELETE", f"/snapshots/{resource.id}", expect=(202, 204, 404),
-                        retry_on=(400,))
-        self._wait_gone(resource, lambda: self._show("volume", f"/snapshots/{resource.id}", "snapshot"),
-                        on_error=lambda record: self._redelete(resource, record, lambda: self.cloud.call(
-                            "volume", "DELETE", f"/snapshots/{resource.id}", expect=(202, 204, 404),
-                            retry_on=(400,))))
+        self._delete_and_wait(resource, retry_on=(400,))
 
     def find_volumes(self) -> list[Resource]:
         return [Resource("volume", v["id"], v["name"], v.get("os-vol-tenant-attr:tenant_id"), v)
@@ -508,16 +501,14 @@ class Cleanup:
             raise CallFailed(f"has snapshot(s) {', '.join(foreign)} not named {self.scope.pattern}...; "
                              f"they are not ours to delete: delete them by hand, then run again")
         # 400 while attaching/detaching or a snapshot is still being deleted: retried
-        self.cloud.call("volume", "DELETE", f"/volumes/{resource.id}", expect=(202, 204, 404),
-                        retry_on=(400,))
-        self._wait_gone(resource, lambda: self._show("volume", f"/volumes/{resource.id}", "volume"),
-                        on_error=lambda record: self._redelete(resource, record, lambda: self.cloud.call(
-                            "volume", "DELETE", f"/volumes/{resource.id}", expect=(202, 204, 404),
-                            retry_on=(400,))))
+        self._delete_and_wait(resource, retry_on=(400,))
 
-    def _show(self, service: str, path: str, key: str) -> dict | None:
-        response = self.cloud.call(service, "GET", path, expect=(200, 404))
-        return None if response.status_code == 404 else response.json()[key]
+    def _delete_and_wait(self, resource: Resource, retry_on: tuple[int, ...] = ()) -> None:
+        """DELETE it, wait until it is gone; one that goes to ERROR is deleted again (bounded)."""
+        kind = KINDS[resource.kind.replace(" ", "_").lower()]
+        kind.delete(self.cloud.call, resource.id, retry_on=retry_on)
+        self._wait_gone(resource, lambda: self._show(resource), on_error=lambda record: self._redelete(
+            resource, record, lambda: kind.delete(self.cloud.call, resource.id, retry_on=retry_on)))
 
     def _redelete(self, resource: Resource, record: dict, delete: Callable[[], None]) -> None:
         """The resource went to ERROR while deleting: delete it again, a bounded number of times."""
@@ -548,8 +539,7 @@ class Cleanup:
 
     def delete_keypair(self, resource: Resource) -> None:
         owner = resource.detail.get("user_id")
-        self.cloud.call("compute", "DELETE", f"/os-keypairs/{resource.id}",
-                        params={"user_id": owner} if owner else None, expect=(202, 204, 404))
+        KINDS["keypair"].delete(self.cloud.call, resource.id, params={"user_id": owner} if owner else None)
 
     # -- security groups ---------------------------------------------------------------
     def find_security_groups(self) -> list[Resource]:
@@ -565,8 +555,7 @@ class Cleanup:
 
     def delete_security_group(self, resource: Resource) -> None:
         # 409 while a port of a server still being deleted uses it: retried
-        self.cloud.call("network", "DELETE", f"/v2.0/security-groups/{resource.id}",
-                        expect=(204, 404), retry_on=(409,))
+        KINDS["security_group"].delete(self.cloud.call, resource.id, retry_on=(409,))
 
     # -- isolated projects and users -----------------------------------------------------
     def _isolated_projects(self) -> list[Resource]:
@@ -589,7 +578,7 @@ class Cleanup:
         return self._isolated_projects()
 
     def delete_project(self, resource: Resource) -> None:
-        self.cloud.call("identity", "DELETE", f"/v3/projects/{resource.id}", expect=(204, 404))
+        KINDS["project"].delete(self.cloud.call, resource.id)
 
     def find_users(self) -> list[Resource]:
         if not self.all_projects:
@@ -597,7 +586,7 @@ class Cleanup:
         return self._isolated_users()
 
     def delete_user(self, resource: Resource) -> None:
-        self.cloud.call("identity", "DELETE", f"/v3/users/{resource.id}", expect=(204, 404))
+        KINDS["user"].delete(self.cloud.call, resource.id)
 
 
 class Skip(Exception):
@@ -719,17 +708,6 @@ def connect_clouds(member: CloudTarget, admin: CloudTarget | None, settings: Set
     return Clouds(cloud, candidate)
 
 
-# how to look one resource up by id, per kind a user tracks: service, path, the answer's key
-SHOW = {
-    "server": ("compute", "/servers/{}", "server"),
-    "volume": ("volume", "/volumes/{}", "volume"),
-    "floating_ip": ("network", "/v2.0/floatingips/{}", "floatingip"),
-    "security_group": ("network", "/v2.0/security-groups/{}", "security_group"),
-    "image": ("image", "/v2/images/{}", None),
-    "keypair": ("compute", "/os-keypairs/{}", "keypair"),
-}
-
-
 def gone_after_all(clouds: Clouds, leaks: Iterable[tuple[str, str]]) -> set[str]:
     """Of `(kind, id)` pairs a user could not delete, the ids the cloud no longer has.
 
@@ -740,25 +718,19 @@ def gone_after_all(clouds: Clouds, leaks: Iterable[tuple[str, str]]) -> set[str]
     when admin credentials were given but not usable: the member's 404 for another project's
     resource (an isolated tenant's) says nothing.
     """
-    leaks = [(kind, resource_id) for kind, resource_id in leaks if kind in SHOW]
+    leaks = [(kind, resource_id) for kind, resource_id in leaks if kind in KINDS]
     if not leaks or clouds.admin_refused:
         return set()
     acting = clouds.admin or clouds.member
     gone = set()
     for kind, resource_id in leaks:
-        service, path, key = SHOW[kind]
         try:
-            if acting.endpoint(service) is None:
+            if acting.endpoint(KINDS[kind].service) is None:
                 continue
-            response = acting.call(service, "GET", path.format(resource_id), expect=(200, 404))
+            if KINDS[kind].show(acting.call, resource_id) is None:
+                gone.add(resource_id)
         except CallFailed as exc:
             LOG.warning("novastress: could not look up %s %s: %s", kind, resource_id, exc)
-            continue
-        record = {} if response.status_code == 404 else response.json()
-        record = record.get(key, {}) if key else record
-        status = str(record.get("status", "")).upper()
-        if response.status_code == 404 or status in (*GONE, "PENDING_DELETE"):
-            gone.add(resource_id)
     return gone
 
 
@@ -824,8 +796,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(retries=args.retries, interval=args.poll_interval, timeout=args.timeout,
                             request_timeout=args.request_timeout, concurrency=args.concurrency)
         cloud = connect(target, settings)
-    except (CleanupError, CredentialsError) as exc:
-        return _fail(str(exc))
+    except UserError as exc:
+        _fail(str(exc))
     where = "every project" if args.all_projects else f"project {cloud.project_id}"
     print(f"novastress-cleanup: {'deleting' if args.yes else 'listing'} resources named "
           f"{scope.pattern}* in {where} of {target.who}", flush=True)
@@ -843,9 +815,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _fail(message: str) -> int:
-    print(f"novastress-cleanup: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+def _fail(message: str) -> NoReturn:
+    exit_with("novastress-cleanup", message)
 
 
 if __name__ == "__main__":

@@ -16,8 +16,8 @@ from typing import Any, Callable
 
 from .credentials import CloudTarget, CredentialsError, quiet_discovery
 from .errors import error_message, first_line
-from .requestlog import ActionRecord, request_index
-from .state import PreflightError, RunState
+from .requestlog import ActionRecord
+from .state import PreflightError, RunState, request_index
 from .transport import use_transport
 from .waiter import BatchedServerWaiter, PerServerWaiter
 
@@ -140,6 +140,12 @@ class OpenStackClient:
     def volume(self) -> ServiceClient:
         """Cinder v3, under whichever service type the catalog lists it."""
         return self.service("volume", "volume")
+
+    def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
+                expect: tuple[int, ...] = (200,), name: str | None = None):
+        """A call by service type (compute, image, network, volume, identity): what kinds.Kind calls."""
+        client = getattr(self, service)
+        return self.call(client, method, path, json=json, params=params, expect=expect, name=name)
 
     # -- the one place HTTP happens ----------------------------------------
     def call(self, service: ServiceClient, method: str, path: str, *, json: Any, params: dict | None,

@@ -23,9 +23,10 @@ from typing import Any, Mapping
 import yaml
 
 from . import options as novastress_options
+from .errors import UserError
 
 
-class CredentialsError(Exception):
+class CredentialsError(UserError):
     """A configuration problem the user can fix; str() is one clear line."""
 
 

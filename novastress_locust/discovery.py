@@ -23,11 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
+from .errors import UserError
+
 CLASS_SETUP_PER = ("application", "process", "action")
 MARK = "__stresstest__"
 
 
-class DiscoveryError(Exception):
+class DiscoveryError(UserError):
     """A module to discover in cannot be used; str() is one line."""
 
 

@@ -16,12 +16,14 @@ import stat
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from .errors import UserError
+
 # what configargparse accepts, written the way Locust's documentation writes it
 _LINE = re.compile(r"^(?P<key>[A-Za-z][\w-]*)\s*(?:[=:]\s*(?P<value>.*))?$")
 DEFAULT_CONFIG_FILES = ("~/.locust.conf", "locust.conf")
 
 
-class InputError(Exception):
+class InputError(UserError):
     """A file or option the user must fix; str() is one clear line."""
 
 

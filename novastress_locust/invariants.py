@@ -140,7 +140,7 @@ class Invariants:
     def request_ids(self, server_id: str) -> list[str]:
         """Global request ids of every action that touched the server, the latest (the ones that
         raced) first, then their local request ids."""
-        from .requestlog import request_index
+        from .state import request_index
         index = request_index(self.environment)
         touches = self._touches.get(server_id, [])
         # the action whose DELETE was accepted first (in a storm round it is also the action the
@@ -485,7 +485,7 @@ class Invariants:
 
     def check_provider_usages(self, admin) -> None:
         """Every provider's usage equals the flavors of the live servers on its host."""
-        from .requestlog import request_index
+        from .state import request_index
         flavors = {f["id"]: f for f in admin.compute.get(
             "/flavors/detail", params={"is_public": "None"},
             name="compute GET /flavors/detail (invariant)").json()["flavors"]}
@@ -532,7 +532,8 @@ class Invariants:
     def quota_step(self, member, admin, headroom: int) -> None:
         """Set the instance quota to usage + headroom, boot headroom + 2 at once, check, restore."""
         import uuid
-        from .requestlog import ActionRecord, request_index
+        from .requestlog import ActionRecord
+        from .state import request_index
         from .client import ApiError
         state, opts = self.state, self.options
         project_id = member.session.get_project_id()
@@ -645,11 +646,11 @@ class Invariants:
 
 def invariants(environment: Any) -> Invariants:
     """The Invariants of this Environment, created on first use."""
-    found = getattr(environment, "novastress_invariants", None)
-    if found is None:
-        found = Invariants(environment)
-        environment.novastress_invariants = found
-    return found
+    from .state import run_state
+    state = run_state(environment)
+    if state.invariants is None:
+        state.invariants = Invariants(environment)
+    return state.invariants
 
 
 def _boot_body(state, name: str) -> dict:
@@ -730,7 +731,8 @@ def _on_test_start(environment, **_kwargs) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
-    checks = getattr(environment, "novastress_invariants", None)
+    from .state import run_state
+    checks = run_state(environment).invariants
     if checks is None or not checks.active:
         return
     checks.active = False

@@ -27,9 +27,11 @@ from locust.runners import WorkerRunner
 
 from . import cloudprofile, credentials, options, summary
 from .cloudprofile import CloudProfile
-from .credentials import CloudTarget, CredentialsError
-from .requestlog import ActionRecord, request_index
-from .state import MSG_STOP, MSG_USER_DONE, OPTION_CHECKS, Leak, PreflightError, RunState, run_state
+from .credentials import CloudTarget
+from .errors import UserError, exit_with
+from .requestlog import ActionRecord
+from .state import (MSG_STOP, MSG_USER_DONE, OPTION_CHECKS, Leak, PreflightError, RunState, request_index,
+                    run_state)
 
 LOG = logging.getLogger("novastress")
 
@@ -42,8 +44,7 @@ def _add_options(parser) -> None:
     try:
         check_config_files(sys.argv[1:], os.environ)
     except InputError as exc:
-        print(f"novastress: {exc}", file=sys.stderr, flush=True)
-        sys.exit(2)
+        exit_with("novastress", exc)
 
 
 # the log watcher's master-side listeners (its options are options.py's "Log watching" group)
@@ -73,10 +74,9 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         lambda client_id, data, **kw: _worker_report(environment, client_id, data))
     try:
         preflight(state)
-    except (CredentialsError, PreflightError) as exc:
-        print(f"novastress: {exc}", file=sys.stderr, flush=True)
+    except UserError as exc:
         _stop_embedded(state, force=True)
-        sys.exit(2)
+        exit_with("novastress", exc)
     state.users_from_threads = opts.num_users is None
     state.spawn_rate_from_users = opts.spawn_rate is None
     if opts.num_users is None:
@@ -101,11 +101,9 @@ def preflight(state: RunState) -> None:
     """Before any load: find the cloud, authenticate, resolve what to boot. Raises one-line errors."""
     from .client import OpenStackClient
     opts = state.options
-    from .inputs import InputError, check_private_key
-    try:  # the log watcher would find out only after the load began
-        check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
-    except InputError as exc:
-        raise PreflightError(str(exc)) from None
+    from .inputs import check_private_key
+    # the log watcher would find out only after the load began
+    check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
     for check in OPTION_CHECKS:
         try:
             check(opts)

@@ -143,11 +143,11 @@ def worker_label(client_id: str) -> str:
 
 def run_report(environment) -> RunReport:
     """The RunReport of this Environment, created on first use."""
-    report = getattr(environment, "novastress_report", None)
-    if report is None:
-        report = RunReport()
-        environment.novastress_report = report
-    return report
+    from .state import run_state
+    state = run_state(environment)
+    if state.report is None:
+        state.report = RunReport()
+    return state.report
 
 
 def to_csv(rows: list[dict], columns: tuple[str, ...]) -> str:
@@ -170,7 +170,7 @@ def log_errors_csv(environment) -> str:
 
 def log_error_rows(environment) -> list[dict]:
     """The Log errors table, pinned on actions with everything the workers reported so far."""
-    from .requestlog import request_index
+    from .state import request_index
     return run_report(environment).log_error_rows(request_index(environment))
 
 
@@ -214,7 +214,8 @@ def summary_document(environment, exit_code: int | None) -> dict:
 
 def log_watch_coverage(environment) -> list[dict]:
     """Each watched host: state (watched, never reached, lost), files, seconds, error."""
-    watch = getattr(environment, "novastress_log_watch", None)
+    from .state import run_state
+    watch = run_state(environment).log_watch
     return [asdict(host) for host in getattr(watch, "coverage", [])]
 
 

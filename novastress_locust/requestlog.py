@@ -1,6 +1,6 @@
 """Which action sent which request: the index the log watcher uses to pin a trace on an action.
 
-    index = request_index(environment)
+    index = request_index(environment)       # state.request_index: the run's one index
     record = index.lookup("req-0f4c...")      # global id, any local id, or a resource id
     print(record.action, record.user, record.global_request_id)
 """
@@ -104,11 +104,3 @@ class RequestIndex:
             if key:
                 self._by_id[key] = record
 
-
-def request_index(environment) -> RequestIndex:
-    """The RequestIndex of this Environment, created on first use."""
-    index = getattr(environment, "novastress_request_index", None)
-    if index is None:
-        index = RequestIndex()
-        environment.novastress_request_index = index
-    return index

@@ -28,7 +28,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 from locust import LoadTestShape, events
@@ -37,6 +37,8 @@ from locust.runners import WorkerRunner
 from .actions import REGISTRY, ActionSpec, Needs, find
 from .credentials import CloudTarget
 from .discovery import DiscoveryError, discover
+from .errors import UserError, exit_with
+from .kinds import KINDS
 from .client import ApiError, OpenStackClient, shared_waiter
 from .state import run_state
 from .user import NovaUser
@@ -51,7 +53,7 @@ SERVICES = {"nova": "compute", "neutron": "network", "cinder": "volume", "glance
             "keystone": "identity"}
 
 
-class ScenarioError(Exception):
+class ScenarioError(UserError):
     """A scenario file cannot be used; str() is one line naming the file, the entry and the fix."""
 
 
@@ -196,7 +198,7 @@ class ScenarioUser(NovaUser):
                 keystone.request("PUT", f"/v3/projects/{project['id']}/users/{user['id']}/roles/{roles[0]['id']}",
                                  expect=(204,))
             except Exception:
-                keystone.delete(f"/v3/projects/{project['id']}", expect=(204, 404))
+                KINDS["project"].delete(self.admin.request, project["id"])
                 raise
         base = self.admin.target
         auth = {"auth_url": base.auth.get("auth_url"), "username": user_name, "password": password,
@@ -205,11 +207,10 @@ class ScenarioUser(NovaUser):
                                                              base.region_name, base.interface, base.verify))
 
     def _delete_tenant(self, tenant: Tenant) -> None:
-        keystone = self.admin.identity
         try:
             with self.atomic("delete_isolated_tenant"):
-                keystone.delete(f"/v3/users/{tenant.user_id}", expect=(204, 404))
-                keystone.delete(f"/v3/projects/{tenant.project_id}", expect=(204, 404))
+                KINDS["user"].delete(self.admin.request, tenant.user_id)
+                KINDS["project"].delete(self.admin.request, tenant.project_id)
         except Exception as exc:
             LOG.error("%s could not delete its isolated project/user: %s", self.name, exc)
 
@@ -258,10 +259,9 @@ def command_line(argv: list[str] | None = None) -> argparse.Namespace:
     return parsed
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One clear line and exit code 2, before anything is started."""
-    print(f"novastress: {message}", file=sys.stderr, flush=True)
-    raise SystemExit(2)
+    exit_with("novastress", message)
 
 
 def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
@@ -370,11 +370,11 @@ def _sweep_tenants(environment, **_kwargs) -> None:
         return
     pattern = f"{state.prefix}-{state.run_id}-"
     try:
-        keystone = OpenStackClient(state, state.admin_target(), "sweep").identity
-        for collection, kind in (("users", "user"), ("projects", "project")):
-            for record in keystone.get(f"/v3/{collection}").json()[collection]:
+        admin = OpenStackClient(state, state.admin_target(), "sweep")
+        for kind in (KINDS["user"], KINDS["project"]):
+            for record in admin.request("identity", "GET", kind.collection).json()[kind.list_key]:
                 if str(record.get("name", "")).startswith(pattern):
-                    keystone.delete(f"/v3/{collection}/{record['id']}", expect=(204, 404))
+                    kind.delete(admin.request, record["id"])
                     state.swept.append(record["name"])
     except Exception as exc:
         LOG.error("novastress: could not sweep isolated projects/users: %s", exc)

@@ -23,7 +23,8 @@ from locust.runners import WorkerRunner
 
 from . import credentials
 from .credentials import CloudTarget, CredentialsError
-from .requestlog import ActionRecord
+from .errors import UserError
+from .requestlog import ActionRecord, RequestIndex
 
 if TYPE_CHECKING:
     from .cloudprofile import CloudProfile
@@ -36,7 +37,7 @@ MSG_USER_DONE = "novastress_user_done"
 MSG_STOP = "novastress_stop"
 
 
-class PreflightError(Exception):
+class PreflightError(UserError):
     """The run cannot start; str() is one clear line."""
 
 
@@ -97,6 +98,13 @@ class RunState:
     # -u / spawn rate not given: filled from the user classes' threads (a scenario may refill them)
     users_from_threads: bool = False
     spawn_rate_from_users: bool = False
+    # each feature's own state, made on first use through the feature's accessor
+    requests: RequestIndex = field(default_factory=RequestIndex)   # request id -> the action that sent it
+    report: Any = None            # report.RunReport (report.run_report)
+    log_watch: Any = None         # watch.LogWatch of the test running (master or local runner)
+    invariants: Any = None        # invariants.Invariants (invariants.invariants)
+    storm: Any = None             # storm.StormState (storm.storm_state)
+    class_setups: Any = None      # unit-test classes set up once per run (actions.unit_test)
     _names: re.Pattern | None = None
     _names_key: tuple[str, str] | None = None
 
@@ -234,6 +242,11 @@ def run_state(environment) -> RunState:
         state = RunState(environment)
         environment.novastress = state
     return state
+
+
+def request_index(environment) -> RequestIndex:
+    """Which action sent which request, in this Environment."""
+    return run_state(environment).requests
 
 
 def _share_auth(plugin, environment) -> None:

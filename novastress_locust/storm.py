@@ -47,10 +47,11 @@ from locust import events
 
 from .cloudprofile import RESIZE, CloudProfile, Needs, Skip
 from .invariants import invariants
-from .state import OPTION_CHECKS
+from .state import OPTION_CHECKS, run_state
 from .greenlets import joined, spawn_kept
 from .client import ApiError, OpenStackClient, generalize
 from .errors import error_message
+from .kinds import KINDS
 from .user import NovaUser
 from .waiter import WaitError
 
@@ -81,10 +82,10 @@ class StormState:
 
 
 def storm_state(environment) -> StormState:
-    state = getattr(environment, "novastress_storm", None)
-    if state is None:
-        state = environment.novastress_storm = StormState()
-    return state
+    state = run_state(environment)
+    if state.storm is None:
+        state.storm = StormState()
+    return state.storm
 
 
 # action name -> (request body for a server, statuses in which Nova accepts it)
@@ -395,7 +396,7 @@ def _snapshot_accepted(user: NovaUser, client: OpenStackClient, name: str, respo
         image_id = response.json()["image_id"]
     except (ValueError, KeyError, TypeError):
         image_id = response.headers.get("Location", "").rstrip("/").rpartition("/")[2]
-    user.track("image", name, image_id or None)
+    user.track("image", name, image_id or None, owner=client if client is not user.client else None)
     user.__dict__.setdefault("storm_snapshots", []).append((name, image_id, client))
 
 
@@ -541,11 +542,11 @@ def _holding(user: NovaUser, member: Member, held: list["Held"]) -> bool:
     """Whether a volume attach / floating-IP association of this round is still in progress."""
     for item in held:
         if item.kind == "volume":
-            seen = user._show_volume(item.resource["id"])
+            seen = user.show("volume", item.resource["id"])
             if seen is not None and seen["status"] in SETTLING:
                 return True
         else:
-            seen = user._show_floating_ip(item.resource["id"])
+            seen = user.show("floating_ip", item.resource["id"])
             if seen is not None and seen.get("status") == "DOWN" and seen.get("port_id") == item.port_id:
                 return True
     return False
@@ -677,11 +678,11 @@ def _settle(user: NovaUser, item: Held, member: Member) -> None:
     """Wait until the attach / association is done one way or the other (bounded)."""
     if item.kind == "volume":
         user.poll(f"volume {item.resource['name']} ({item.resource['id']})",
-                  lambda: user._show_volume(item.resource["id"]),
+                  lambda: user.show("volume", item.resource["id"]),
                   lambda seen: seen is None or seen["status"] not in SETTLING, user.options.build_timeout)
     else:
         user.poll(f"floating IP {item.resource['floating_ip_address']}",
-                  lambda: user._show_floating_ip(item.resource["id"]),
+                  lambda: user.show("floating_ip", item.resource["id"]),
                   lambda seen: seen is None or seen["status"] != "DOWN" or seen.get("port_id") != item.port_id,
                   user.options.build_timeout)
 
@@ -699,7 +700,7 @@ def _release(user: NovaUser, item: Held, member: Member, gone: bool) -> None:
     if not gone:
         _detach(user, member.id, item.resource["id"])
     # waits out a detach in progress; a volume left attached to a gone server is reset as admin
-    user._delete_tracked(tracked)
+    user.delete_tracked(tracked)
 
 
 def _detach(user: NovaUser, server_id: str, volume_id: str, quick: bool = False) -> None:
@@ -725,7 +726,7 @@ def _attached_volumes(user: NovaUser) -> list[tuple[str, str]]:
     found = []
     for tracked in list(user.tracked.values()):
         if tracked.kind == "volume" and tracked.resource_id:
-            volume = user._show_volume(tracked.resource_id)
+            volume = user.show("volume", tracked.resource_id)
             found += [(a["server_id"], tracked.resource_id) for a in (volume or {}).get("attachments") or []
                       if a.get("server_id")]
     return found
@@ -862,8 +863,7 @@ def server_group_burst(user: NovaUser) -> None:
                 user.delete_server(server)
             except Exception as exc:  # noqa: BLE001 - raised here it would replace the burst's own error
                 LOG.warning("%s: could not delete group member %s: %s", user.name, server["id"], exc)
-        user.compute.delete(f"/os-server-groups/{group['id']}", expect=(204, 404),
-                            name="compute DELETE /os-server-groups/{id}")
+        KINDS["server_group"].delete(user.client.request, group["id"])
 
 
 def burst_size(wanted: int, policy: str, hosts: int | None) -> int:
@@ -917,7 +917,7 @@ OPTION_CHECKS.append(check_options)
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
-    storm = getattr(environment, "novastress_storm", None)
+    storm = run_state(environment).storm
     if storm is None:
         return
     storm.members.clear()
@@ -925,7 +925,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
         user_id, admin = storm.peer_user
         storm.peer_user = None
         try:
-            admin.identity.delete(f"/v3/users/{user_id}", expect=(204, 404))
+            KINDS["user"].delete(admin.request, user_id)
         except ApiError as exc:
             LOG.error("novastress: could not delete the storm's peer user: %s", exc)
     storm.peer_resolved = False

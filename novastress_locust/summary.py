@@ -59,7 +59,7 @@ def render(state) -> tuple[str, bool]:
                          f"--run-id {state.run_id} looks again")
     # what the log watch covered: a run whose logs were never read is not a clean run
     unwatched = False
-    watch = getattr(state.environment, "novastress_log_watch", None)
+    watch = state.log_watch
     if watch is not None:
         watch_lines, unwatched = watch.summary_lines()
         lines += watch_lines

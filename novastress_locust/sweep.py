@@ -67,7 +67,7 @@ def _drop_gone(state: RunState, clouds: Clouds) -> None:
 def _after_delete_checks(state: RunState) -> None:
     """Let the invariant checks following accepted DELETEs end first (invariants.py): the sweep
     finishing a lost delete before its check's deadline would hide the violation."""
-    checks = getattr(state.environment, "novastress_invariants", None)
+    checks = state.invariants
     if checks is not None and getattr(checks, "active", False):
         opts = state.options
         # what invariants.py's own test_stop grants them; its later stop() then finds none left

@@ -14,7 +14,6 @@ action, at test stop, Ctrl-C, StopUser and quit.
 from __future__ import annotations
 
 import logging
-import re
 import time
 import uuid
 from contextlib import contextmanager
@@ -31,19 +30,16 @@ from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser 
 from .client import (ApiError, OpenStackClient, ServiceClient, first_line, generalize, microversion_at_least,
                      shared_waiter, template)
 from .errors import error_message
+from .kinds import KINDS
 from .options import BACKOFF_AFTER
-from .requestlog import ActionRecord, request_index
-from .state import Leak, run_state
+from .requestlog import ActionRecord
+from .state import Leak, request_index, run_state
 from .waiter import ACTIVE, DELETED, WaitError
 
 LOG = logging.getLogger("novastress")
 # a user whose setup failed tries again after 1 s, 2 s, 4 s... at most 30 s apart
 SETUP_RETRY_INITIAL, SETUP_RETRY_MAX = 1.0, 30.0
 VOLUME_BUSY = ("creating", "in-use", "attaching", "detaching", "reserved", "downloading")
-CLEANUP_ORDER = {"server": 0, "floating_ip": 1, "image": 1, "volume": 2, "security_group": 3, "keypair": 4}
-# the service each tracked kind lives in: none of it exists when the catalog lacks that service
-KIND_SERVICES = {"server": "compute", "keypair": "compute", "floating_ip": "network",
-                 "security_group": "network", "volume": "volume", "image": "image"}
 IMAGE_BUSY = ("queued", "saving", "uploading", "importing")   # a snapshot still being written
 
 
@@ -54,6 +50,9 @@ class Tracked:
     kind: str
     name: str
     resource_id: str | None = None
+    # the client that made it, when not the user's own (a snapshot the storm's peer asked for):
+    # Glance lets only its owner, or an admin, delete it
+    owner: "OpenStackClient | None" = None
 
 
 class NovaUser(User):
@@ -133,8 +132,10 @@ class NovaUser(User):
         return (f"{self.state.prefix}-{self.state.run_id}-{self.state.process_tag}{self.number}-"
                 f"{self._sequence}-{kind}")
 
-    def track(self, kind: str, name: str, resource_id: str | None = None) -> Tracked:
+    def track(self, kind: str, name: str, resource_id: str | None = None,
+              owner: "OpenStackClient | None" = None) -> Tracked:
         tracked = self.tracked.setdefault(name, Tracked(kind, name))
+        tracked.owner = owner or tracked.owner
         if resource_id:
             tracked.resource_id = resource_id
             if self.client.action is not None:
@@ -302,12 +303,8 @@ class NovaUser(User):
         return fip
 
     def delete_floating_ip(self, fip: dict) -> None:
-        self.client.network.delete(f"/v2.0/floatingips/{fip['id']}", expect=(204, 404))
+        KINDS["floating_ip"].delete(self.client.request, fip["id"])
         self.untrack(fip.get("description") or "")
-
-    def _floating_ips_named(self, name: str) -> list[str]:
-        found = self.client.network.get("/v2.0/floatingips", params={"description": name}).json()
-        return [fip["id"] for fip in found["floatingips"] if fip.get("description") == name]
 
     # -- waiting for anything but a server --------------------------------------
     def poll(self, what: str, fetch: Callable[[], dict | None], done: Callable[[dict | None], bool],
@@ -338,16 +335,16 @@ class NovaUser(User):
             self.track("volume", name, volume["id"])
             return self.wait_volume(volume, "available", self.options.build_timeout)
 
-    def _show_volume(self, volume_id: str) -> dict | None:
-        response = self.client.volume.get(f"/volumes/{volume_id}", expect=(200, 404))
-        return None if response.status_code == 404 else response.json()["volume"]
+    def show(self, kind: str, resource_id: str, client: "OpenStackClient | None" = None) -> dict | None:
+        """A resource's record (kinds.KINDS), None once it is gone."""
+        return KINDS[kind].show((client or self.client).request, resource_id)
 
     def wait_volume(self, volume: dict, status: str, timeout: float) -> dict:
         def failed(seen: dict | None) -> str | None:
             if seen is None:
                 return f"disappeared while waiting for {status}"
             return f"went to {seen['status']}" if seen["status"].startswith("error") else None
-        return self.poll(f"volume {volume.get('name')} ({volume['id']})", lambda: self._show_volume(volume["id"]),
+        return self.poll(f"volume {volume.get('name')} ({volume['id']})", lambda: self.show("volume", volume["id"]),
                          lambda seen: seen is not None and seen["status"] == status, timeout, failed)
 
     def delete_volume(self, volume: dict) -> None:
@@ -356,8 +353,8 @@ class NovaUser(User):
             self._delete_volume(volume["id"], volume.get("name") or volume["id"])
 
     def _delete_volume(self, volume_id: str, name: str) -> None:
-        self.client.volume.delete(f"/volumes/{volume_id}", expect=(202, 404))
-        self.poll(f"volume {name} ({volume_id})", lambda: self._show_volume(volume_id), lambda seen: seen is None,
+        KINDS["volume"].delete(self.client.request, volume_id)
+        self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id), lambda seen: seen is None,
                   self.options.delete_timeout,
                   lambda seen: f"went to {seen['status']} while deleting"
                   if seen is not None and seen["status"].startswith("error") else None)
@@ -394,10 +391,6 @@ class NovaUser(User):
         with self.atomic("create_floating_ip"):
             return self.create_floating_ip(self.external_network(pool))
 
-    def _show_floating_ip(self, fip_id: str) -> dict | None:
-        response = self.client.network.get(f"/v2.0/floatingips/{fip_id}", expect=(200, 404))
-        return None if response.status_code == 404 else response.json()["floatingip"]
-
     def server_port(self, server: dict) -> dict:
         ports = self.client.network.get("/v2.0/ports", params={"device_id": server["id"]}).json()["ports"]
         if not ports:
@@ -411,7 +404,7 @@ class NovaUser(User):
             port = self.server_port(server)
             self.client.network.request("PUT", f"/v2.0/floatingips/{fip['id']}",
                                         json={"floatingip": {"port_id": port["id"]}}, expect=(200,))
-            return self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+            return self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self.show("floating_ip", fip["id"]),
                              lambda seen: bool(seen) and seen["status"] == "ACTIVE" and seen["port_id"] == port["id"],
                              self.options.build_timeout,
                              lambda seen: "disappeared while associating" if seen is None else None)
@@ -422,14 +415,14 @@ class NovaUser(User):
             self.client.network.request("PUT", f"/v2.0/floatingips/{fip['id']}",
                                         json={"floatingip": {"port_id": None}}, expect=(200,))
             if wait:
-                self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+                self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self.show("floating_ip", fip["id"]),
                           lambda seen: seen is None or seen.get("port_id") is None, self.options.delete_timeout)
 
     def release_floating_ip(self, fip: dict) -> None:
         """Delete the floating IP and wait until it is gone."""
         with self.atomic("delete_floating_ip"):
             self.delete_floating_ip(fip)
-            self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self._show_floating_ip(fip["id"]),
+            self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self.show("floating_ip", fip["id"]),
                       lambda seen: seen is None, self.options.delete_timeout)
 
     def create_security_group(self, tcp_ports: tuple[int, ...] = (22,), icmp: bool = True) -> dict:
@@ -450,7 +443,7 @@ class NovaUser(User):
 
     def delete_security_group(self, group: dict) -> None:
         with self.atomic("delete_security_group"):
-            self.client.network.delete(f"/v2.0/security-groups/{group['id']}", expect=(204, 404))
+            KINDS["security_group"].delete(self.client.request, group["id"])
             self.untrack(group["name"])
 
     # -- keypairs ----------------------------------------------------------------
@@ -467,7 +460,7 @@ class NovaUser(User):
             self._delete_keypair(keypair["name"])
 
     def _delete_keypair(self, name: str) -> None:
-        self.compute.delete(f"/os-keypairs/{name}", expect=(202, 204, 404), name="compute DELETE /os-keypairs/{name}")
+        KINDS["keypair"].delete(self.client.request, name)
         self.untrack(name)
 
     # -- server actions ----------------------------------------------------------
@@ -484,73 +477,67 @@ class NovaUser(User):
             return self.waiter.wait(server["id"], server.get("name") or server["id"], status,
                                     self.options.build_timeout, since=before) or server
 
-    def _ids(self, tracked: Tracked, named: Callable[[str], list[str]]) -> Iterator[str]:
+    def _ids(self, tracked: Tracked) -> Iterator[str]:
         """The tracked resource's id, else the ids of what carries its name (a create whose answer
-        was lost); each becomes its id while it is deleted, so a leak names what exists."""
-        for resource_id in [tracked.resource_id] if tracked.resource_id else named(tracked.name):
+        was lost; looked for twice, it may still be in flight); each becomes its id while it is
+        deleted, so a leak names what exists."""
+        ids = [tracked.resource_id] if tracked.resource_id else []
+        for attempt in range(0 if ids else 2):
+            ids = KINDS[tracked.kind].named((tracked.owner or self.client).request, tracked.name)
+            if ids or attempt:
+                break
+            gevent.sleep(self.options.status_poll_interval)
+        for resource_id in ids:
             tracked.resource_id = resource_id
             yield resource_id
 
-    def _delete_tracked(self, tracked: Tracked) -> None:
-        """Cleanup of what is not a server or floating IP: find by name when the id is unknown."""
-        if tracked.kind == "keypair":
-            self._delete_keypair(tracked.name)
-            return
-        if tracked.kind == "volume":
-            for volume_id in self._ids(tracked, self._volumes_named):
-                # a volume still being created, or whose server was just deleted (it detaches on
-                # its own), cannot be deleted yet: wait for that first
-                seen = self._show_volume(volume_id)
-                if seen is not None and seen["status"] in VOLUME_BUSY:
-                    seen = self.poll(f"volume {tracked.name} ({volume_id})", lambda: self._show_volume(volume_id),
-                              lambda s: s is None or s["status"] not in VOLUME_BUSY or bool(self._lost_detach(s)),
-                              self.options.delete_timeout)
-                if seen is not None and self._lost_detach(seen):
-                    seen = self._reset_lost_detach(seen, tracked.name)
-                if seen is None:
-                    continue
-                if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
-                    self.poll(f"volume {tracked.name} ({volume_id})", lambda: self._show_volume(volume_id),
-                              lambda s: s is None, self.options.delete_timeout)
-                    continue
-                self._delete_volume(volume_id, tracked.name)
-        elif tracked.kind == "image":
-            self._delete_image(tracked)
-        elif tracked.kind == "security_group":
-            for group_id in self._ids(tracked, self._security_groups_named):
-                self.client.network.delete(f"/v2.0/security-groups/{group_id}", expect=(204, 404))
+    def delete_tracked(self, tracked: Tracked) -> None:
+        """Delete one tracked resource as its kind needs and wait until it is gone (servers,
+        volumes, images; floating IPs, security groups and keypairs go at once)."""
+        for resource_id in self._ids(tracked):
+            if tracked.kind == "server":
+                try:
+                    self._delete_and_wait(resource_id, tracked.name)
+                except WaitError as exc:
+                    # a delete racing a build can leave the server in ERROR: delete it again
+                    LOG.warning("%s: %s; deleting it again", self.name, exc)
+                    self._delete_and_wait(resource_id, tracked.name)
+            elif tracked.kind == "volume":
+                self._delete_volume_when_free(resource_id, tracked.name)
+            elif tracked.kind == "image":
+                self.delete_image(resource_id, tracked.name, tracked.owner)
+            else:
+                KINDS[tracked.kind].delete(self.client.request, resource_id)
         self.untrack(tracked.name)
 
-    def _delete_image(self, tracked: Tracked) -> None:
-        for image_id in self._ids(tracked, self._images_named):
-            self.delete_image(image_id, tracked.name)
-
-    def _volumes_named(self, name: str) -> list[str]:
-        found = self.client.volume.get("/volumes", params={"name": name}).json()["volumes"]
-        return [volume["id"] for volume in found if volume.get("name") == name]
-
-    def _security_groups_named(self, name: str) -> list[str]:
-        found = self.client.network.get("/v2.0/security-groups", params={"name": name}).json()
-        return [group["id"] for group in found["security_groups"] if group.get("name") == name]
-
-    def _images_named(self, name: str) -> list[str]:
-        found = self.client.image.get("/v2/images", params={"name": name}).json()["images"]
-        return [image["id"] for image in found if image.get("name") == name]
-
-    def _show_image(self, image_id: str, client: "OpenStackClient | None" = None) -> dict | None:
-        response = (client or self.client).image.get(f"/v2/images/{image_id}", expect=(200, 404))
-        return None if response.status_code == 404 else response.json()
+    def _delete_volume_when_free(self, volume_id: str, name: str) -> None:
+        """A volume still being created, or whose server was just deleted (it detaches on its own),
+        cannot be deleted yet: wait for that first; one left attached to a gone server is reset."""
+        seen = self.show("volume", volume_id)
+        if seen is not None and seen["status"] in VOLUME_BUSY:
+            seen = self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
+                             lambda s: s is None or s["status"] not in VOLUME_BUSY or bool(self._lost_detach(s)),
+                             self.options.delete_timeout)
+        if seen is not None and self._lost_detach(seen):
+            seen = self._reset_lost_detach(seen, name)
+        if seen is None:
+            return
+        if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
+            self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
+                      lambda s: s is None, self.options.delete_timeout)
+            return
+        self._delete_volume(volume_id, name)
 
     def delete_image(self, image_id: str, name: str, client: "OpenStackClient | None" = None) -> None:
         """Delete an image once written: a snapshot still being saved is waited for (deleting it
         would cut the snapshot short); already gone (a racing server DELETE took it) is fine."""
         client = client or self.client
-        seen = self._show_image(image_id, client)
+        seen = self.show("image", image_id, client)
         if seen is not None and seen["status"] in IMAGE_BUSY:
             # a cloud whose snapshots never finish (seen once) is not waited for again
             timeout = 0.0 if self.state.snapshots_stuck else self.options.snapshot_timeout
             try:
-                seen = self.poll(f"image {name} ({image_id})", lambda: self._show_image(image_id, client),
+                seen = self.poll(f"image {name} ({image_id})", lambda: self.show("image", image_id, client),
                                  lambda s: s is None or s["status"] not in IMAGE_BUSY, timeout)
             except WaitError:
                 if not self.being_stopped() and not self.state.snapshots_stuck:
@@ -559,7 +546,7 @@ class NovaUser(User):
                                 "as it is; later snapshots of this run are not waited for", self.name, name,
                                 seen["status"], timeout)
         if seen is not None:
-            client.image.delete(f"/v2/images/{image_id}", expect=(204, 404))
+            KINDS["image"].delete(client.request, image_id)
         self.untrack(name)
 
     def _lost_detach(self, volume: dict) -> list[str]:
@@ -587,36 +574,21 @@ class NovaUser(User):
                            f"novastress-cleanup with admin credentials): {exc}") from None
         LOG.warning("%s: volume %s stayed attached to deleted server %s (a lost detach); reset it as admin",
                     self.name, name, gone)
-        return self._show_volume(volume["id"])
+        return self.show("volume", volume["id"])
 
     # -- cleanup ---------------------------------------------------------------
     def cleanup(self) -> None:
         """Delete every tracked resource and wait until it is gone; what cannot be is a leak."""
         if self.options.leave_dirty_stack:
             return
-        # servers first: their deletion detaches volumes and frees ports and security groups
-        for tracked in sorted(self.tracked.values(), key=lambda t: CLEANUP_ORDER.get(t.kind, 0)):
+        # in the kinds' order: servers first, their deletion detaches volumes and frees ports
+        for tracked in sorted(self.tracked.values(), key=lambda t: KINDS[t.kind].order):
             try:
-                if not self.client.has_service(KIND_SERVICES.get(tracked.kind, "compute")):
+                if not self.client.has_service(KINDS[tracked.kind].service):
                     # its service is not in the catalog: the create never reached a cloud
                     self.untrack(tracked.name)
                     continue
-                if tracked.kind in ("volume", "security_group", "keypair", "image"):
-                    self._delete_tracked(tracked)
-                    continue
-                if tracked.kind == "floating_ip":
-                    for fip_id in self._ids(tracked, self._floating_ips_named):
-                        self.client.network.delete(f"/v2.0/floatingips/{fip_id}", expect=(204, 404))
-                    self.untrack(tracked.name)
-                    continue
-                for server_id in self._ids(tracked, self._find_by_name):
-                    try:
-                        self._delete_and_wait(server_id, tracked.name)
-                    except WaitError as exc:
-                        # a delete racing a build can leave the server in ERROR: delete it again
-                        LOG.warning("%s: %s; deleting it again", self.name, exc)
-                        self._delete_and_wait(server_id, tracked.name)
-                self.untrack(tracked.name)
+                self.delete_tracked(tracked)
             except GreenletExit:
                 raise
             except Exception as exc:
@@ -631,18 +603,6 @@ class NovaUser(User):
                     LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
                               first_line(exc))
                 self.untrack(tracked.name)
-
-    def _find_by_name(self, name: str) -> list[str]:
-        """Ids of servers with exactly this name: a create interrupted before its answer."""
-        for attempt in range(2):
-            found = self.compute.get("/servers", params={"name": f"^{re.escape(name)}$"}).json()["servers"]
-            ids = [server["id"] for server in found if server.get("name") == name]
-            if ids or attempt:
-                return ids
-            # the create may still be in flight on the cloud: look once more
-            gevent.sleep(self.options.status_poll_interval)
-        return []
-
 
 
 def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:

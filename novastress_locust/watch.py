@@ -18,6 +18,8 @@ from collections import deque
 from pathlib import Path
 
 from . import options as registry
+from .errors import UserError
+from .state import request_index, run_state
 
 logger = logging.getLogger("novastress.logwatch")
 
@@ -39,7 +41,7 @@ class LogError(Exception):
         self.action = action
 
 
-class SetupError(Exception):
+class SetupError(UserError):
     """A log-watching option the user must fix; str is one line."""
 
 
@@ -258,7 +260,7 @@ class LogWatch:
                 gevent.spawn(runner.quit)   # not from here: quit() joins this watcher
 
     def action_for(self, record):
-        index = _request_index(self.environment)
+        index = request_index(self.environment)
         if index is None:
             return None
         for request_id in record.request_ids():
@@ -281,19 +283,10 @@ def ssh_settings(options):
                        auto_add_host_keys=bool(_value(options, "log_auto_add_host_keys")))
 
 
-def _request_index(environment):
-    try:
-        from . import requestlog
-    except ImportError:          # the request log is optional: without it findings name no action
-        return None
-    return requestlog.request_index(environment)
-
-
 def _cloud_target(environment):
     """The credentials to list compute hosts with: the run's admin ones, resolved by the run state
     (once); None when no cloud is configured."""
     from .credentials import CredentialsError
-    from .state import run_state
     state = run_state(environment)
     try:
         state.ensure_target()
@@ -333,23 +326,21 @@ def register(events) -> None:
     if getattr(events, "_novastress_watch_registered", False):
         return
     events._novastress_watch_registered = True
-    watches: dict[int, LogWatch] = {}
 
     def on_test_start(environment, **_kwargs) -> None:
         from locust.runners import WorkerRunner
         if isinstance(environment.runner, WorkerRunner):
             return           # workers generate load; only the master (or local runner) watches
-        previous = watches.pop(id(environment), None)
-        if previous is not None:
-            previous.stop()
-        watch = watches[id(environment)] = LogWatch(environment)
-        environment.novastress_log_watch = watch
-        watch.start()
+        state = run_state(environment)
+        if state.log_watch is not None:
+            state.log_watch.stop()           # a new test in the web UI: the last one's watch ends
+        state.log_watch = LogWatch(environment)
+        state.log_watch.start()
 
     def on_test_stop(environment, **_kwargs) -> None:
-        watch = watches.pop(id(environment), None)
+        watch = run_state(environment).log_watch
         if watch is not None:
-            watch.stop()
+            watch.stop()                     # it stays, for the summary of what it covered
 
     events.test_start.add_listener(on_test_start)
     events.test_stop.add_listener(on_test_stop)

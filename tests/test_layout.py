@@ -13,7 +13,7 @@ ROOMS = [
     ("foundations", {"options", "errors", "requestlog", "transport", "waiter", "greenlets", "inputs",
                      "credentials", "discovery", "summary"}),
     ("run state", {"state"}),
-    ("cloud access", {"client"}),
+    ("cloud access", {"client", "kinds"}),
     ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui",
                   "distributed"}),
     ("wiring", {"plugin"}),

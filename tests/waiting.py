@@ -5,7 +5,8 @@ import time
 from typing import Any, Callable
 
 
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 15.0, interval: float = 0.02) -> Any:
+def wait_until(check: Callable[[], Any], what: str = "the condition", timeout: float = 15.0,
+               interval: float = 0.02) -> Any:
     """Call `check()` until it returns something truthy and return that; AssertionError on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -32,6 +32,7 @@ from gevent.lock import Semaphore
 
 from ..cloudprofile import CloudProfile, Needs, Skip
 from ..discovery import MARK
+from ..state import run_state
 from ..user import NovaUser
 from . import stress_action
 
@@ -160,9 +161,10 @@ def _teardown_class(owner: type) -> None:
 
 
 def _registry(environment) -> dict[Any, _ClassSetup]:
-    registry = getattr(environment, "novastress_class_setups", None)
+    state = run_state(environment)
+    registry = state.class_setups
     if registry is None:
-        registry = environment.novastress_class_setups = {}
+        registry = state.class_setups = {}
 
         def teardown_all(**_kwargs) -> None:
             # leave_dirty_stack: leave what the classes built, as Tempest did

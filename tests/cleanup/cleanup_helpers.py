@@ -8,11 +8,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from locust_runs import clean_env, cli_credentials  # noqa: F401  (tests/ is on sys.path)
+from waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEANUP = str(Path(sys.executable).with_name("novastress-cleanup"))
@@ -102,12 +102,7 @@ class Api:
 
     @staticmethod
     def wait(condition, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                return
-            time.sleep(0.1)
-        raise AssertionError("condition not reached in time")
+        wait_until(condition, "the resource's state", timeout, interval=0.1)
 
 
 def isolated(cloud, admin: Api, name: str, password: str = "Isolated-pw-1") -> Api:
@@ -186,3 +181,26 @@ def run_cleanup(cloud, *args: str, admin: bool = False, timeout: float = 120,
                                 "--timeout", "60", *args], cwd=cwd or ROOT, env=clean_env(),
                                capture_output=True, text=True, timeout=timeout)
     return CleanupRun(completed.returncode, completed.stdout, completed.stderr)
+
+
+def check_every_kind(call, made: dict[str, tuple[str, str]], timeout: float) -> None:
+    """Each kind of kinds.KINDS in its cleanup order, through `call` (OpenStackClient.request or
+    cleanup's Cloud.call): found by its exact name, shown, deleted, gone; a second delete is fine.
+    `made`: kind -> (id, name) of one resource each (kinds the cloud cannot make left out)."""
+    from novastress_locust.kinds import in_cleanup_order
+    order = [kind.name for kind in in_cleanup_order()]
+    # servers first, a snapshot before its volume, the identity kinds last
+    assert order.index("server") == 0 and order.index("volume_snapshot") < order.index("volume")
+    assert order[-2:] == ["project", "user"]
+    for kind in in_cleanup_order():
+        if kind.name not in made:
+            continue
+        resource_id, name = made[kind.name]
+        assert kind.named(call, name) == [resource_id], kind.name
+        shown = kind.show(call, resource_id)
+        assert shown is not None and shown[kind.name_field] == name, (kind.name, shown)
+        kind.delete(call, resource_id)
+        wait_until(lambda: kind.show(call, resource_id) is None, f"{kind.name} {name} gone", timeout=timeout,
+                   interval=0.1)
+        kind.delete(call, resource_id)                      # already gone: no error
+        assert kind.named(call, name) == [], kind.name

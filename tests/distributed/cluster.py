@@ -62,19 +62,6 @@ class Cluster:
                 process.wait(timeout=10)
 
 
-def wait_for(check, timeout: float, interval: float = 0.2, what: str = "condition"):
-    """Poll `check()` until it returns something truthy (bounded in time and count)."""
-    deadline = time.monotonic() + timeout
-    for _ in range(int(timeout / interval) + 1):
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            break
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def run_id_of(text: str) -> str:
     found = re.search(r"run id (\w+);", text)
     assert found, text[-3000:]

@@ -8,7 +8,8 @@ import signal
 from pathlib import Path
 
 import pytest
-from cluster import Cluster, cli_credentials, free_port, run_locust, servers_named, wait_for
+from cluster import Cluster, cli_credentials, free_port, run_locust, servers_named
+from waiting import wait_until
 
 RACE = ["--embedded-faults", "scheduler-capacity-race",
         "--embedded-delay-scale", "0.1", "--embedded-seed", "3"]
@@ -99,7 +100,7 @@ def test_worker_killed_mid_run_master_sweep_removes_its_servers(cluster, cloud_f
         found = {re.match(rf"ns-{run_id}-([0-9a-f]{{4}})", name).group(1) for name in names}
         return found if len(found) == 2 else set()
 
-    in_flight = wait_for(tags_in_flight, timeout=60, what="servers of both workers")
+    in_flight = wait_until(tags_in_flight, "servers of both workers", timeout=60, interval=0.2)
     cluster.workers[0].send_signal(signal.SIGKILL)
     cluster.workers[0].wait(timeout=10)
     run = cluster.wait()

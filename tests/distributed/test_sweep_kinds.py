@@ -6,14 +6,13 @@ import json
 import re
 import secrets
 import signal
-import sys
 from pathlib import Path
 
 import pytest
 import requests
-from cluster import Cluster, cli_credentials, free_port, wait_for
+from cluster import Cluster, cli_credentials, free_port
+from waiting import wait_until
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cleanup"))
 from cleanup_helpers import Api, leftovers  # noqa: E402  (lists through the APIs, not cleanup.py)
 
 HOLD_RESOURCES = str(Path(__file__).resolve().parent / "locustfiles" / "hold_resources.py")
@@ -66,7 +65,8 @@ def test_killed_worker_leaves_nothing_of_any_kind(cluster, cloud_factory, tmp_pa
                    if any(name.endswith("-server") for name in names)}
         return holding if len(holding) == 2 else {}
 
-    holding = wait_for(both_workers_holding, timeout=60, what="users of both workers holding resources")
+    holding = wait_until(both_workers_holding, "users of both workers holding resources", timeout=60,
+                         interval=0.2)
     cluster.workers[0].send_signal(signal.SIGKILL)
     cluster.workers[0].wait(timeout=10)
     run = cluster.wait()

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "cleanup"))
 from cleanup_helpers import ROOT, Api, clean_env, credentials_args, leftovers, run_cleanup  # noqa: E402,F401
 from locust_runs import LocustRun  # noqa: E402,F401
 

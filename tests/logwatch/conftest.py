@@ -3,10 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-try:
-    from tests import sshd as sshd_helper
-except ImportError:                 # pytest run from another directory: tests/ is on sys.path
-    import sshd as sshd_helper
+import sshd as sshd_helper
 
 
 @pytest.fixture(scope="session")

@@ -6,12 +6,9 @@ import signal
 
 from logwatch import LogWatcher
 
-try:
-    from tests.logwatch.test_local import append, error_record, info_record, messages, wait_listed
-    from tests.logwatch.test_ssh import build, follow_readers, hosts, wait_for  # noqa: F401 (fixture)
-except ImportError:
-    from test_local import append, error_record, info_record, messages, wait_listed
-    from test_ssh import build, follow_readers, hosts, wait_for  # noqa: F401
+from test_local import append, error_record, info_record, messages, wait_listed
+from test_ssh import build, follow_readers, hosts  # noqa: F401 (hosts: a fixture)
+from waiting import wait_until
 
 # the watcher reconnects fast; a large settle means a record is only ever completed by the
 # next record's first line, so a traceback cut by the disconnect must be joined by byte offsets
@@ -45,7 +42,7 @@ def cut(server, logdir) -> None:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    assert wait_for(lambda: not follow_readers(logdir))
+    wait_until(lambda: not follow_readers(logdir), "not follow_readers(logdir)")
 
 
 def restart(sshd_factory, server, logdir):
@@ -75,22 +72,22 @@ def test_lines_written_while_disconnected_are_reported_once_in_order(hosts, sshd
     try:
         wait_listed(watch)
         write(error_record(1) + info_record(1) + error_record(2))
-        assert wait_for(lambda: len(found) >= 1)
+        wait_until(lambda: len(found) >= 1, "len(found) >= 1")
         # a traceback half written when the connection goes
         traceback = error_record(3).splitlines(keepends=True)
         write("".join(traceback[:2]))
-        assert wait_for(lambda: consumed(watch, log) and len(found) >= 2)
+        wait_until(lambda: consumed(watch, log) and len(found) >= 2, "consumed(watch, log) and len(found) >= 2")
         assert messages(found) == ["boom 1", "boom 2"]     # boom 3 still held: its end may follow
         cut(servers[0], dirs[0])
-        assert wait_for(lambda: statuses and not statuses[-1].ok)
+        wait_until(lambda: statuses and not statuses[-1].ok, "statuses and not statuses[-1].ok")
         write("".join(traceback[2:]) + info_record(2) + error_record(4))
         write(info_record(3) * 40_000)                # ~2.5 MB backlog: several frames of the reader
         write(error_record(5) + error_record(6)[:-30])   # the last line cut mid-way, too
         restart(sshd_factory, servers[0], dirs[0])
-        assert wait_for(lambda: statuses[-1].ok, timeout=20)
+        wait_until(lambda: statuses[-1].ok, "statuses[-1].ok", timeout=20)
         write(error_record(6)[-30:] + info_record(4) + error_record(7) + info_record(5))
-        assert wait_for(lambda: len(found) >= 7, timeout=20)
-        assert wait_for(lambda: consumed(watch, log))
+        wait_until(lambda: len(found) >= 7, "len(found) >= 7", timeout=20)
+        wait_until(lambda: consumed(watch, log), "consumed(watch, log)")
     finally:
         watch.stop()
     assert messages(found) == [f"boom {n}" for n in range(1, 8)]
@@ -113,8 +110,8 @@ def test_rotation_and_truncation_while_disconnected(hosts, sshd_factory):
         wait_listed(watch)
         append(log, error_record(1) + info_record(1))
         append(api, error_record(2) + info_record(2))
-        assert wait_for(lambda: len(found) >= 2)
-        assert wait_for(lambda: consumed(watch, log) and consumed(watch, api))
+        wait_until(lambda: len(found) >= 2, "len(found) >= 2")
+        wait_until(lambda: consumed(watch, log) and consumed(watch, api), "consumed(watch, log) and consumed(watch, api)")
         cut(servers[0], dirs[0])
         os.rename(log, dirs[0] / "nova-compute.log.1")       # rotated: a new file at the path
         append(log, error_record(3) + info_record(3))
@@ -123,10 +120,10 @@ def test_rotation_and_truncation_while_disconnected(hosts, sshd_factory):
         append(api, error_record(4) + info_record(4))
         assert api.stat().st_size < watch.hosts[0].cursors[api.stat().st_ino].offset
         restart(sshd_factory, servers[0], dirs[0])
-        assert wait_for(lambda: len(found) >= 4, timeout=20)
+        wait_until(lambda: len(found) >= 4, "len(found) >= 4", timeout=20)
         append(log, error_record(5) + info_record(5))
-        assert wait_for(lambda: len(found) >= 5)
-        assert wait_for(lambda: consumed(watch, log) and consumed(watch, api))
+        wait_until(lambda: len(found) >= 5, "len(found) >= 5")
+        wait_until(lambda: consumed(watch, log) and consumed(watch, api), "consumed(watch, log) and consumed(watch, api)")
     finally:
         watch.stop()
     assert sorted(messages(found)) == [f"boom {n}" for n in range(1, 6)]

@@ -8,24 +8,11 @@ import pytest
 
 from logwatch import LogWatcher, SSHSettings, SSHTransport, TransportError, WatchConfig, parse_hosts
 
-try:
-    from tests import sshd as sshd_helper
-    from tests.logwatch.test_local import append, error_record, info_record, messages, wait_listed
-except ImportError:
-    import sshd as sshd_helper
-    from test_local import append, error_record, info_record, messages, wait_listed
+import sshd as sshd_helper
+from waiting import wait_until
+from test_local import append, error_record, info_record, messages, wait_listed
 
 GLOB = "$LOGDIR/*.log"            # each sshd sets its own LOGDIR: one directory per "host"
-
-
-def wait_for(predicate, timeout: float = 10.0, step: float = 0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 @pytest.fixture
@@ -101,12 +88,12 @@ def test_follow_mode_streams_new_errors(hosts):
         wait_listed(watch)
         append(dirs[0] / "nova-compute.log", info_record(1) + error_record(1))
         append(dirs[1] / "nova-compute.log", error_record(2))
-        assert wait_for(lambda: len(found) >= 2)
+        wait_until(lambda: len(found) >= 2, "len(found) >= 2")
         append(dirs[1] / "nova-api.log", error_record(3))                 # a new file: its own stream
-        assert wait_for(lambda: len(found) >= 3)
+        wait_until(lambda: len(found) >= 3, "len(found) >= 3")
         os.rename(dirs[0] / "nova-compute.log", dirs[0] / "nova-compute.log.1")
         append(dirs[0] / "nova-compute.log", error_record(4))             # a rotated file: its new inode from 0
-        assert wait_for(lambda: len(found) >= 4)
+        wait_until(lambda: len(found) >= 4, "len(found) >= 4")
         time.sleep(0.3)
     finally:
         watch.stop()
@@ -181,10 +168,10 @@ def test_dead_host_is_retried_while_the_others_are_watched(tmp_path, hosts, sshd
     found, statuses = [], []
     watch.start(found.append, statuses.append)
     try:
-        assert wait_for(lambda: watch.hosts[0].listed)
+        wait_until(lambda: watch.hosts[0].listed, "watch.hosts[0].listed")
         append(dirs[0] / "nova-compute.log", error_record(1))
-        assert wait_for(lambda: found)
-        assert wait_for(lambda: watch.hosts[1].failures >= 3)        # retried, with backoff
+        wait_until(lambda: found, "found")
+        wait_until(lambda: watch.hosts[1].failures >= 3, "three failed tries")       # retried, with backoff
         assert [(s.host, s.ok) for s in statuses] == [(f"127.0.0.1:{dead_port}", False)]   # reported once
         assert "cannot connect" in statuses[0].message and "\n" not in statuses[0].message
         # the host comes up (its key known beforehand): watched from then on
@@ -193,11 +180,11 @@ def test_dead_host_is_retried_while_the_others_are_watched(tmp_path, hosts, sshd
         with open(settings.known_hosts, "a") as handle:
             handle.write(f"[127.0.0.1]:{dead_port} {kind} {blob}\n")
         sshd_factory(port=dead_port, host_key=host_key, setenv={"LOGDIR": str(dead_logs)})
-        assert wait_for(lambda: len(statuses) == 2)
+        wait_until(lambda: len(statuses) == 2, "len(statuses) == 2")
         assert statuses[1].ok
-        wait_for(lambda: watch.hosts[1].listed)
+        wait_until(lambda: watch.hosts[1].listed, "watch.hosts[1].listed")
         append(dead_logs / "nova-api.log", error_record(2))           # a new file there: from its start
-        assert wait_for(lambda: len(found) >= 2)
+        wait_until(lambda: len(found) >= 2, "len(found) >= 2")
     finally:
         watch.stop()
     assert sorted(messages(found)) == ["boom 1", "boom 2"]
@@ -253,11 +240,11 @@ def test_follow_stream_that_ends_is_reopened(tmp_path, hosts):
         readers = follow_readers(dirs[0])
         assert len(readers) == 1
         os.kill(readers[0], 15)                         # the remote reader dies: the stream ends
-        assert wait_for(lambda: [s.ok for s in statuses] == [False, True])
+        wait_until(lambda: [s.ok for s in statuses] == [False, True], "[s.ok for s in statuses] == [False, True]")
         assert "follow reader ended" in statuses[0].message
         wait_listed(watch)
         append(dirs[0] / "nova-compute.log", error_record(1))
-        assert wait_for(lambda: found)
+        wait_until(lambda: found, "found")
     finally:
         watch.stop()
     assert messages(found) == ["boom 1"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -21,14 +20,12 @@ from locust.env import Environment  # noqa: E402
 from locust.event import Events  # noqa: E402
 
 from novastress_locust import watch as log_watch  # noqa: E402
-from novastress_locust.requestlog import ActionRecord, request_index  # noqa: E402
+from novastress_locust.requestlog import ActionRecord  # noqa: E402
+from novastress_locust.state import request_index  # noqa: E402
 
-try:
-    from tests import sshd as sshd_helper
-    from tests.logwatch.test_local import append, error_record, info_record
-except ImportError:
-    import sshd as sshd_helper
-    from test_local import append, error_record, info_record
+import sshd as sshd_helper  # noqa: E402
+from test_local import append, error_record, info_record  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,13 +66,6 @@ def environment(**options) -> Environment:
     return env
 
 
-def wait_for(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and not predicate():
-        gevent.sleep(0.02)
-    return predicate()
-
-
 def log_errors(env) -> list:
     return [e for e in env.stats.errors.values() if e.method == "LOG"]
 
@@ -88,10 +78,10 @@ def test_log_failure_names_the_action(tmp_path):
     request_index(env).add(record)
     env.events.test_start.fire(environment=env)
     try:
-        assert wait_for(lambda: env.novastress_log_watch.watcher is not None
-                        and env.novastress_log_watch.watcher.hosts[0].ready)
+        wait_until(lambda: env.novastress.log_watch.watcher is not None
+                        and env.novastress.log_watch.watcher.hosts[0].ready, "the watcher ready")
         append(log, info_record(2) + error_record(3, request_id=record.global_request_id) + error_record(4))
-        assert wait_for(lambda: len(log_errors(env)) == 2)
+        wait_until(lambda: len(log_errors(env)) == 2, "len(log_errors(env)) == 2")
     finally:
         env.events.test_stop.fire(environment=env)
     errors = sorted(log_errors(env), key=lambda e: str(e.error))
@@ -109,18 +99,18 @@ def test_stop_on_error_ends_the_run(tmp_path):
     env = environment(target_logfiles=str(log), log_check_interval=0.05, stop_on_error=True)
     env.events.test_start.fire(environment=env)
     env.runner.state = "running"
-    assert wait_for(lambda: env.novastress_log_watch.watcher is not None
-                    and env.novastress_log_watch.watcher.hosts[0].ready)
+    wait_until(lambda: env.novastress.log_watch.watcher is not None
+                    and env.novastress.log_watch.watcher.hosts[0].ready, "the watcher ready")
     append(log, error_record(1))
-    assert wait_for(lambda: env.runner.state == "stopped")
+    wait_until(lambda: env.runner.state == "stopped", "env.runner.state == 'stopped'")
     assert env.process_exit_code == 1 and len(log_errors(env)) == 1
 
 
 def test_bad_option_is_one_line_and_no_watcher(tmp_path, caplog):
     env = environment(target_logfiles=str(tmp_path / "*.log"), log_hosts="host:99999")
     env.events.test_start.fire(environment=env)
-    watch = env.novastress_log_watch
-    wait_for(lambda: watch._greenlet.dead)
+    watch = env.novastress.log_watch
+    wait_until(lambda: watch._greenlet.dead, "watch._greenlet.dead")
     env.events.test_stop.fire(environment=env)
     assert watch.watcher is None and env.process_exit_code == 1
     assert any("log watch disabled: --log-hosts" in r.getMessage() for r in caplog.records)
@@ -135,10 +125,10 @@ def test_over_ssh_with_explicit_port(tmp_path, sshd_factory, user_key):
                       target_private_key_path=str(user_key), ssh_port=1, log_check_interval=0.1)
     env.events.test_start.fire(environment=env)
     try:
-        assert wait_for(lambda: env.novastress_log_watch.watcher is not None
-                        and env.novastress_log_watch.watcher.hosts[0].ready)
+        wait_until(lambda: env.novastress.log_watch.watcher is not None
+                        and env.novastress.log_watch.watcher.hosts[0].ready, "the watcher ready")
         append(logs / "nova-api.log", error_record(5))
-        assert wait_for(lambda: log_errors(env))
+        wait_until(lambda: log_errors(env), "log_errors(env)")
     finally:
         env.events.test_stop.fire(environment=env)
     error, = log_errors(env)
@@ -185,12 +175,12 @@ def test_os_services_discovery_with_a_host_map(tmp_path, cloud, sshd_factory, us
                       os_project_domain_name="Default")
     env.events.test_start.fire(environment=env)
     try:
-        assert wait_for(lambda: env.novastress_log_watch.watcher is not None
-                        and all(h.ready for h in env.novastress_log_watch.watcher.hosts))
-        watched = [h.host for h in env.novastress_log_watch.watcher.hosts]
+        wait_until(lambda: env.novastress.log_watch.watcher is not None
+                        and all(h.ready for h in env.novastress.log_watch.watcher.hosts), "the watcher ready")
+        watched = [h.host for h in env.novastress.log_watch.watcher.hosts]
         assert watched == hosts
         append(dirs[hosts[1]] / "nova-compute.log", error_record(8))
-        assert wait_for(lambda: log_errors(env))
+        wait_until(lambda: log_errors(env), "log_errors(env)")
     finally:
         env.events.test_stop.fire(environment=env)
     error, = log_errors(env)

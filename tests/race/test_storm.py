@@ -7,13 +7,11 @@ ground truth (`/fakecloud/faults`) names, with request ids, and the run exits 1.
 from __future__ import annotations
 
 import re
-import sys
 
 import requests
-from locust_runs import FAST, ROOT, clean_env, cli_credentials, images_named, run_locust, servers_named
+from locust_runs import FAST, clean_env, cli_credentials, images_named, run_locust, servers_named
 
-sys.path.insert(0, str(ROOT / "bench"))
-from detection import detections, first_detections  # noqa: E402  (the bench's matching, shared)
+from detection import detections, first_detections  # the bench's matching, shared
 
 STORM = ["-f", "locustfiles/storm.py"]
 # short bounds against the cloud's fast transitions

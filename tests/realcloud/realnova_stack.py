@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,7 @@ from keystoneauth1.identity import v3
 from novastress_locust.realnova import Shape
 from novastress_locust.realnova.cli import default_dir
 
-try:
-    from tests.locust_runs import LOCUST, ROOT, LocustRun, clean_env
-except ImportError:                 # pytest run from another directory: tests/ is on sys.path
-    from locust_runs import LOCUST, ROOT, LocustRun, clean_env
+from locust_runs import LOCUST, ROOT, LocustRun, clean_env
 
 BIN = Path(sys.executable).parent
 STATE_DIR = Path(os.environ.get("NOVASTRESS_REALNOVA_DIR") or default_dir())
@@ -50,10 +49,30 @@ class RealNova:
 
     root: Path
     shape: Shape
+    clouds_file: Path | None = None          # another clouds.yaml (see through_auth_url)
 
     @property
     def clouds_yaml(self) -> Path:
-        return self.root / "clouds.yaml"
+        return self.clouds_file or self.root / "clouds.yaml"
+
+    def through_auth_url(self, auth_url: str, clouds_file: Path) -> "RealNova":
+        """The same stack, its clouds reaching Keystone at `auth_url` (a proxy in front of it)."""
+        clouds = yaml.safe_load((self.root / "clouds.yaml").read_text())
+        for cloud in clouds["clouds"].values():
+            cloud["auth"]["auth_url"] = auth_url
+        clouds_file.write_text(yaml.safe_dump(clouds))
+        return replace(self, clouds_file=clouds_file)
+
+    @contextmanager
+    def frozen(self, daemon: str):
+        """The daemon (e.g. nova-scheduler) and its workers stopped with SIGSTOP for the block,
+        continued with SIGCONT after it, whatever happens inside."""
+        pid = int((self.root / "run" / f"{daemon}.daemon.pid").read_text().split()[0])
+        os.killpg(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.killpg(pid, signal.SIGCONT)
 
     @property
     def log_dir(self) -> Path:
@@ -63,12 +82,14 @@ class RealNova:
         return clean_env(OS_CLIENT_CONFIG_FILE=str(self.clouds_yaml), **extra)
 
     def session(self, admin: bool = False) -> ks_session.Session:
-        cloud = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["realnova-admin" if admin else "realnova"]
+        # straight to Keystone, whatever clouds.yaml the runs use
+        clouds = yaml.safe_load((self.root / "clouds.yaml").read_text())["clouds"]
+        cloud = clouds["realnova-admin" if admin else "realnova"]
         return ks_session.Session(auth=v3.Password(**cloud["auth"]))
 
     def admin_options(self) -> list[str]:
         """--os-admin-* of the stack's admin (the storm's peer user, isolated tenants, admin checks)."""
-        auth = yaml.safe_load(self.clouds_yaml.read_text())["clouds"]["realnova-admin"]["auth"]
+        auth = yaml.safe_load((self.root / "clouds.yaml").read_text())["clouds"]["realnova-admin"]["auth"]
         return [f"--os-admin-username={auth['username']}", f"--os-admin-password={auth['password']}",
                 f"--os-admin-project-name={auth['project_name']}"]
 

@@ -4,10 +4,21 @@ without Cinder takes it away again (the modules after this one expect a cloud wi
 from __future__ import annotations
 
 import re
+import uuid
 
+import pytest
+from locust.argument_parser import LocustArgumentParser
+from locust.env import Environment
+from locust.event import Events
+
+from cleanup_helpers import check_every_kind
+from novastress_locust import options as novastress_options
+from novastress_locust.cleanup import Settings, connect
+from novastress_locust.client import OpenStackClient
 from novastress_locust.realnova import Shape
-
-from realnova_stack import VOLUME, realnova_command, tools_own_failures
+from novastress_locust.state import run_state
+from realnova_stack import COMPUTE, VOLUME, realnova_command, tools_own_failures
+from waiting import wait_until
 
 SHAPE = Shape(flavors=1, compute_hosts=1, cinder=True)
 CINDER_DAEMONS = ("cinder-api", "cinder-scheduler", "cinder-volume")
@@ -64,6 +75,72 @@ def test_storm_attaches_volumes_and_every_failure_is_the_clouds(realnova):
     assert realnova.project_usage("demo") == {}
 
 
+def _one_of_each(realnova, prefix: str) -> dict[str, tuple[str, str]]:
+    """kind -> (id, name) of one resource of every kind this cloud can make (no external
+    network: no floating IP), all the admin's, made with plain keystoneauth calls."""
+    admin = realnova.session(admin=True)
+    compute = {"endpoint_filter": COMPUTE, "headers": {"OpenStack-API-Version": "compute 2.45"}}
+    image = {"endpoint_filter": {"service_type": "image"}}
+    identity = {"endpoint_filter": {"service_type": "identity", "interface": "public"}}
+    network = {"endpoint_filter": {"service_type": "network"}}
+    made: dict[str, tuple[str, str]] = {}
+    image_id = admin.get("/v2/images", **image).json()["images"][0]["id"]
+    flavor_id = admin.get("/flavors", **compute).json()["flavors"][0]["id"]
+    server = admin.post("/servers", json={"server": {"name": f"{prefix}-server", "imageRef": image_id,
+                                                     "flavorRef": flavor_id, "networks": "none"}},
+                        **compute).json()["server"]
+    made["server"] = (server["id"], f"{prefix}-server")
+    wait_until(lambda: admin.get(f"/servers/{server['id']}", **compute).json()["server"]["status"] == "ACTIVE",
+               "the server ACTIVE", timeout=180, interval=1)
+    snapshot = admin.post(f"/servers/{server['id']}/action", json={"createImage": {"name": f"{prefix}-image"}},
+                          **compute).json()["image_id"]        # stays queued: the fake driver uploads nothing
+    made["image"] = (snapshot, f"{prefix}-image")
+    volume = admin.post("/volumes", endpoint_filter=VOLUME,
+                        json={"volume": {"name": f"{prefix}-volume", "size": 1}}).json()["volume"]
+    wait_until(lambda: admin.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"]
+               == "available", "the volume available", timeout=120, interval=1)
+    made["volume"] = (volume["id"], f"{prefix}-volume")
+    shot = admin.post("/snapshots", endpoint_filter=VOLUME, json={"snapshot": {
+        "volume_id": volume["id"], "name": f"{prefix}-snapshot"}}).json()["snapshot"]
+    wait_until(lambda: admin.get(f"/snapshots/{shot['id']}", endpoint_filter=VOLUME).json()["snapshot"]["status"]
+               == "available", "the snapshot available", timeout=120, interval=1)
+    made["volume_snapshot"] = (shot["id"], f"{prefix}-snapshot")
+    admin.post("/os-keypairs", json={"keypair": {"name": f"{prefix}-keypair"}}, **compute)
+    made["keypair"] = (f"{prefix}-keypair", f"{prefix}-keypair")
+    group = admin.post("/os-server-groups", json={"server_group": {"name": f"{prefix}-group",
+                                                                   "policies": ["affinity"]}},
+                       **compute).json()["server_group"]
+    made["server_group"] = (group["id"], f"{prefix}-group")
+    secgroup = admin.post("/v2.0/security-groups", json={"security_group": {"name": f"{prefix}-secgroup"}},
+                          **network).json()["security_group"]
+    made["security_group"] = (secgroup["id"], f"{prefix}-secgroup")
+    project = admin.post("/projects", json={"project": {"name": f"{prefix}-project", "domain_id": "default"}},
+                         **identity).json()["project"]
+    made["project"] = (project["id"], f"{prefix}-project")
+    user = admin.post("/users", json={"user": {"name": f"{prefix}-user", "domain_id": "default",
+                                               "password": "Kinds-pw-1"}}, **identity).json()["user"]
+    made["user"] = (user["id"], f"{prefix}-user")
+    return made
+
+
+@pytest.mark.parametrize("client", ["load", "cleanup"])
+def test_every_kind_is_found_shown_and_deleted_on_real_services(realnova, monkeypatch, client):
+    """The registry of kinds (kinds.KINDS) against real Nova, Glance, Cinder, Neutron and Keystone,
+    through the load's client and novastress-cleanup's: the paths, keys and filters are theirs."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(realnova.clouds_yaml))
+    prefix = f"ns-kr{client[0]}{uuid.uuid4().hex[:4]}"
+    made = _one_of_each(realnova, prefix)
+    parser = LocustArgumentParser()
+    novastress_options.add_arguments(parser)
+    environment = Environment(events=Events(), parsed_options=parser.parse_args(["--os-cloud", "realnova-admin"]))
+    environment.create_local_runner()
+    state = run_state(environment)
+    load = OpenStackClient(state, state.ensure_target(), "kinds")
+    call = load.request if client == "load" else connect(load.target, Settings(timeout=300)).call
+    check_every_kind(call, made, timeout=90)
+    assert realnova.leftovers(prefix) == {}
+
+
 def test_a_shape_without_cinder_stops_it_and_takes_it_out_of_the_catalog(stacks, realnova):
     """Last of the module: the stack goes back to the default shape, the one without Cinder."""
     realnova = stacks.up(Shape(flavors=1, compute_hosts=1))
@@ -76,3 +153,4 @@ def test_a_shape_without_cinder_stops_it_and_takes_it_out_of_the_catalog(stacks,
     completed = realnova_command("up", "--flavors", "1", "--compute-hosts", "1")
     assert completed.returncode == 0 and "no Cinder" in completed.stdout, completed.stdout + completed.stderr
     assert not any(name in status_rows() for name in CINDER_DAEMONS)
+

@@ -1,4 +1,4 @@
-"""Helpers for scenario and action runs: the locust-run helpers of tests/locust, plus leftover checks."""
+"""Helpers for scenario and action runs: the locust-run helpers, and the one leftovers() (cleanup_helpers)."""
 from __future__ import annotations
 
 import re
@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from cleanup_helpers import leftovers  # noqa: F401 (re-exported)
 from locust_runs import LOCUST, ROOT, LocustRun, clean_env, cli_credentials  # noqa: F401 (re-exported)
 
 
@@ -32,27 +33,6 @@ def run_scenario(cloud, scenario: str | Path, *args: str, locustfile: str = "loc
     return LocustRun(completed.returncode, completed.stdout, completed.stderr)
 
 
-def leftovers(cloud, prefix: str) -> dict[str, list[str]]:
-    """Everything named `prefix*` in any project (admin view): servers, volumes, floating IPs,
-    security groups, keypairs of the demo user, projects and users."""
-    admin = cloud.session(admin=True)
-    member = cloud.session()
-    base = cloud.base_url
-    found: dict[str, list[str]] = {}
-    servers = admin.get(f"{base}/compute/v2.1/servers/detail", params={"all_tenants": "1"}).json()["servers"]
-    found["servers"] = [s["name"] for s in servers]
-    volumes = admin.get(f"{base}/volume/v3/volumes/detail", params={"all_tenants": "1"}).json()["volumes"]
-    found["volumes"] = [v["name"] or "" for v in volumes]
-    fips = admin.get(f"{base}/networking/v2.0/floatingips").json()["floatingips"]
-    found["floating_ips"] = [f.get("description") or "" for f in fips]
-    groups = admin.get(f"{base}/networking/v2.0/security-groups").json()["security_groups"]
-    found["security_groups"] = [g["name"] for g in groups]
-    keypairs = member.get(f"{base}/compute/v2.1/os-keypairs").json()["keypairs"]
-    found["keypairs"] = [k["keypair"]["name"] for k in keypairs]
-    found["projects"] = [p["name"] for p in admin.get(f"{base}/identity/v3/projects").json()["projects"]]
-    found["users"] = [u["name"] for u in admin.get(f"{base}/identity/v3/users").json()["users"]]
-    return {kind: [name for name in names if name.startswith(prefix)] for kind, names in found.items()
-            if any(name.startswith(prefix) for name in names)}
 
 
 def action_rows(run: LocustRun) -> dict[str, tuple[int, int]]:

@@ -7,16 +7,15 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "distributed"))
 
-from cluster import FAST, LOCUST, LOCUSTFILE, clean_env, cli_credentials, free_port, servers_named, wait_for  # noqa: E402
+from cluster import FAST, LOCUST, LOCUSTFILE, clean_env, cli_credentials, free_port, servers_named  # noqa: E402
+from waiting import wait_until  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -54,7 +53,7 @@ def _web_master(cloud, tmp_path: Path, locustfile: str, *args: str):
                 return response.status == 200
         except OSError:
             return process.poll() is not None     # exited: stop waiting, the test will say why
-    wait_for(ready, timeout=60, interval=0.3, what="the web UI")
+    wait_until(ready, "the web UI", timeout=60, interval=0.3)
     assert process.poll() is None, (tmp_path / "locust.out").read_text()[-3000:]
     yield cloud, f"http://127.0.0.1:{port}", process, tmp_path / "locust.out"
     process.terminate()
@@ -102,8 +101,8 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
 
             page.get_by_role("tab", name="Charts").click()
             page.wait_for_selector("canvas, svg")
-            first = wait_for(lambda: chart_signature(page), timeout=30, what="a chart")
-            wait_for(lambda: chart_signature(page) != first, timeout=30, interval=0.5, what="the charts to update")
+            first = wait_until(lambda: chart_signature(page), "a chart", timeout=30, interval=0.2)
+            wait_until(lambda: chart_signature(page) != first, "the charts to update", timeout=30, interval=0.5)
 
             page.get_by_role("tab", name="Log errors").click()
             page.wait_for_selector("td:has-text('nova-conductor.log')")
@@ -131,7 +130,7 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
 
             page.get_by_role("button", name="Stop").click()
             # users delete what they made before the runner reports "stopped": allow for a busy machine
-            wait_for(lambda: runner_state(url) == "stopped", timeout=120, interval=0.5, what="the stop")
+            wait_until(lambda: runner_state(url) == "stopped", "the stop", timeout=120, interval=0.5)
             # the page stops polling once the run is stopping: a reload shows the final state
             page.reload()
             page.wait_for_selector("text=STOPPED")
@@ -139,7 +138,7 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
         finally:
             browser.close()
     # stopping from the page deletes everything the run made (the sweep runs at test stop)
-    wait_for(lambda: servers_named(cloud, "ns-") == [], timeout=60, interval=0.5, what="cleanup")
+    wait_until(lambda: servers_named(cloud, "ns-") == [], "cleanup", timeout=60, interval=0.5)
     assert password not in log.read_text()
 
 

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "distributed"))
 
 from cluster import FAST, cli_credentials, run_locust  # noqa: E402
 

@@ -1,7 +1,7 @@
 """Log watching cost and speed over a real loopback sshd, against Tempest's whole-file egrep.
 
-    python bench/logwatch.py                 # 100 MB log, 20 checks, 20 latency samples per mode
-    python bench/logwatch.py --size-mb 10 --checks 5 --samples 10
+    python bench/logwatch_latency.py                 # 100 MB log, 20 checks, 20 latency samples per mode
+    python bench/logwatch_latency.py --size-mb 10 --checks 5 --samples 10
 
 Per check, with one new line appended to a 100 MB log: bytes received and CPU
 (this process + the sshd side) of an incremental check vs `egrep "ERROR|TRACE"`
@@ -113,7 +113,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=1.0, help="poll mode check interval")
     args = parser.parse_args()
     if not sshd_helper.available():
-        sys.exit("bench/logwatch.py needs OpenSSH's sshd (apt-get install openssh-server)")
+        sys.exit("bench/logwatch_latency.py needs OpenSSH's sshd (apt-get install openssh-server)")
     work = Path(tempfile.mkdtemp(prefix="logwatch-bench-"))
     log = work / "logs" / "nova-compute.log"
     log.parent.mkdir()
