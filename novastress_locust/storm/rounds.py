@@ -1,0 +1,165 @@
+"""One storm round, the storm's users, and its options.
+
+    storm_round(user)    # refill the pool, or a group burst, or an action (maybe raced by a DELETE)
+"""
+from __future__ import annotations
+
+import logging
+
+import gevent
+from locust import events
+
+from ..client import ApiError
+from ..invariants import invariants
+from ..kinds import KINDS
+from ..state import OPTION_CHECKS, run_state
+from ..user import NovaUser
+from .bursts import server_group_burst
+from .catalog import ACTIONS, RESOURCE_ACTIONS, choose, enabled_actions, finish_snapshots, fire, fire_together
+from .plans import PLANS, race_plan
+from .pool import Round, peer_client, refill, storm_state, touch, unlock
+from .resources import attached_volumes, detach, resource_round
+
+LOG = logging.getLogger("novastress")
+RATIOS = ("--storm-delete-ratio", "--storm-plan-ratio", "--storm-group-ratio", "--storm-double-ratio")
+
+
+def storm_round(user: NovaUser) -> None:
+    """One round: refill the pool, or a group burst, or an action (maybe raced by a DELETE)."""
+    storm = storm_state(user.environment)
+    opts = user.options
+    rng = storm.rng
+    if len(storm.members) + storm.booting < opts.storm_pool_size:
+        refill(user, storm)
+        return
+    if opts.storm_group_size >= 0 and rng.random() < opts.storm_group_ratio:
+        server_group_burst(user)
+        return
+    member = rng.choice(list(storm.members.values())) if storm.members else None
+    if member is None:
+        return
+    record = user.client.action
+    peer = peer_client(user)
+    round = Round(user, storm, member, peer, invariants(user.environment))
+    if peer is not None:
+        peer.action = record
+    try:
+        server = round.show()
+        if server is None:
+            round.forget()
+            return
+        # only rounds that found the server touched it: a violation lists the actions that raced on it
+        touch(user, member.id)
+        if server["status"] == "ERROR":
+            round.delete(user.client)
+            return
+        names = enabled_actions(opts.storm_actions)
+        plans = [plan for plan in PLANS if plan in names]
+        if plans and rng.random() < getattr(opts, "storm_plan_ratio", 0.0) and \
+                race_plan(round, rng.choice(plans), server):
+            return
+        name = choose(rng, names, server["status"])
+        if name in RESOURCE_ACTIONS:   # a volume or floating IP put on the member, then taken back
+            resource_round(round, name)
+            return
+        client = round.either_client()
+        if name != "lock" and rng.random() < getattr(opts, "storm_double_ratio", 0.0):
+            other = (user.client if client is peer else peer) if peer is not None else client
+            second = choose(rng, [n for n in names if n != "lock" and n in ACTIONS] or [name], server["status"])
+            accepted = fire_together(round, [(client, name), (other, second)], server)
+        else:
+            accepted = fire(round, client, name, server)
+        if accepted is None:
+            round.forget()
+            return
+        if accepted is False and record is not None:   # refused: the round changed nothing there
+            round.checks.refused(member.id, record.global_request_id)
+        try:
+            if accepted and rng.random() < opts.storm_delete_ratio:
+                round.race_delete(round.busy)
+            elif accepted and name == "lock":
+                gevent.sleep(rng.uniform(0, 0.5))  # others meet the lock meanwhile
+        finally:
+            if accepted and name == "lock":
+                unlock(member.id, client, peer if client is user.client else user.client)
+        finish_snapshots(user)
+    finally:
+        if peer is not None:
+            peer.action = None
+
+
+class StormUser(NovaUser):
+    """A user of the storm: shares its process's pool; its tasks come from the locustfile."""
+
+    abstract = True
+    invariants = True   # turns the invariant checks on for the run
+
+    def on_stop(self) -> None:
+        # another user may hold a lock on a server this one booted (its lock window): unlock
+        # first, with the admin peer when there is one, so the cleanup's DELETE is not refused
+        if self.client is not None:
+            storm = storm_state(self.environment)
+            peer = self.__dict__.get("storm_peer")
+            for tracked in list(self.tracked.values()):
+                member = storm.members.get(tracked.resource_id or "")
+                if tracked.kind == "server" and member is not None:
+                    try:
+                        unlock(member.id, peer or self.client, self.client if peer else None)
+                    except ApiError as exc:
+                        LOG.warning("%s could not unlock %s: %s", self.name, member.id, exc)
+        super().on_stop()
+
+    def unlock_server(self, server_id: str) -> None:
+        """The peer (an admin) may hold the lock: unlock with it first, then as the owner."""
+        peer = self.__dict__.get("storm_peer")
+        unlock(server_id, peer or self.client, self.client if peer else None)
+
+    def cleanup(self) -> None:
+        """A failed round deletes this user's pool servers: they leave the pool, and their deletes
+        (which may race another user's action on them) are followed by the invariants too."""
+        storm = storm_state(self.environment)
+        pool = [tracked.resource_id for tracked in self.tracked.values()
+                if tracked.kind == "server" and tracked.resource_id in storm.members]
+        for server_id in pool:   # no other round picks them meanwhile; the failed action owns the deletes
+            storm.members.pop(server_id, None)
+            touch(self, server_id)
+        if self.client is not None and not self.options.leave_dirty_stack:
+            # a volume this user attached to another user's live server: off it, or it cannot be deleted
+            try:
+                for server_id, volume_id in attached_volumes(self):
+                    detach(self, server_id, volume_id, quick=True)
+            except ApiError as exc:
+                LOG.warning("%s could not detach its volumes: %s", self.name, exc)
+        super().cleanup()
+        checks = invariants(self.environment)
+        for server_id in pool if checks.active else []:
+            checks.watch_delete(server_id, self.client)
+
+
+def check_options(opts) -> None:
+    """The storm's options, checked by the preflight: ValueError names the bad one."""
+    enabled_actions(opts.storm_actions)
+    for option in RATIOS:
+        value = getattr(opts, option[2:].replace("-", "_"))
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{option} {value:g}: a fraction of rounds, between 0 and 1")
+
+
+OPTION_CHECKS.append(check_options)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kwargs) -> None:
+    storm = run_state(environment).storm
+    if storm is None:
+        return
+    storm.members.clear()
+    if storm.peer_user is not None:
+        user_id, admin = storm.peer_user
+        storm.peer_user = None
+        try:
+            KINDS["user"].delete(admin.request, user_id)
+        except ApiError as exc:
+            LOG.error("novastress: could not delete the storm's peer user: %s", exc)
+    storm.peer_resolved = False
+    storm.peer_target = None
