@@ -1,18 +1,21 @@
 """A loopback HTTP proxy in front of one real service that answers the first N requests matching
-a method and path with an error of its own, and passes everything else through unchanged.
+a method and path with an error of its own, and passes everything else through unchanged (with
+`rewrite`, after replacing text in the answers: a catalog's URL of another service).
 
     with FaultProxy("http://127.0.0.1:5000", fail=[("POST", "/v3/projects", 500, 2)]) as proxy:
         ...  # point the run's auth URL at proxy.url: its first two project creations get a 500
     proxy.injected   # how many answers it made up
 
-Run as a script it serves until killed:
-`python fault_proxy.py UPSTREAM --fail POST /v3/projects 500 2` prints `listening on <port>`.
+A rule's path is a regular expression the whole request path, query included, must match. Run as
+a script it serves until killed: `python fault_proxy.py UPSTREAM --fail POST /v3/projects 500 2
+[--rewrite OLD NEW]` prints `listening on <port>`.
 """
 from __future__ import annotations
 
 import argparse
 import http.client
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -27,16 +30,20 @@ START_TIMEOUT = 20.0
 class FaultProxy:
     """The proxy as a child process (the tests' own process runs under gevent)."""
 
-    def __init__(self, upstream: str, fail: list[tuple[str, str, int, int]]) -> None:
+    def __init__(self, upstream: str, fail: list[tuple[str, str, int, int]],
+                 rewrite: list[tuple[str, str]] = ()) -> None:
         self.upstream = upstream.rstrip("/")
         self.fail = fail
+        self.rewrite = rewrite
         self.process: subprocess.Popen | None = None
-        self.url = ""
+        self.root = self.url = ""
 
     def __enter__(self) -> "FaultProxy":
         command = [sys.executable, __file__, self.upstream]
         for method, path, status, count in self.fail:
             command += ["--fail", method, path, str(status), str(count)]
+        for old, new in self.rewrite:
+            command += ["--rewrite", old, new]
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         timer = threading.Timer(START_TIMEOUT, self.process.kill)   # a proxy that never says its port
         timer.start()
@@ -46,8 +53,8 @@ class FaultProxy:
             timer.cancel()
         if not line.startswith("listening on "):
             raise RuntimeError(f"the fault proxy did not start: {line!r} {self.process.stderr.read()[-2000:]}")
-        path = urlsplit(self.upstream).path
-        self.url = f"http://127.0.0.1:{int(line.split()[-1])}{path}"
+        self.root = f"http://127.0.0.1:{int(line.split()[-1])}"
+        self.url = self.root + urlsplit(self.upstream).path
         return self
 
     def __exit__(self, *_exc) -> None:
@@ -60,9 +67,10 @@ class FaultProxy:
         self.injected = sum(1 for line in out.splitlines() if line.startswith("injected "))
 
 
-def serve(upstream: str, fail: list[list[str]]) -> None:
+def serve(upstream: str, fail: list[list[str]], rewrite: list[list[str]]) -> None:
     target = urlsplit(upstream)
-    rules = [{"method": m.upper(), "path": p, "status": int(s), "left": int(n)} for m, p, s, n in fail]
+    rules = [{"method": m.upper(), "path": re.compile(p), "status": int(s), "left": int(n)} for m, p, s, n in fail]
+    replacements = [(old.encode(), new.encode()) for old, new in rewrite]
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -72,12 +80,11 @@ def serve(upstream: str, fail: list[list[str]]) -> None:
             pass
 
         def _injected(self) -> int | None:
-            path = self.path.split("?", 1)[0]
             with lock:
                 for rule in rules:
-                    if rule["method"] == self.command and rule["path"] == path and rule["left"] > 0:
+                    if rule["method"] == self.command and rule["path"].fullmatch(self.path) and rule["left"] > 0:
                         rule["left"] -= 1
-                        print(f"injected {rule['status']} {self.command} {path}", flush=True)
+                        print(f"injected {rule['status']} {self.command} {self.path}", flush=True)
                         return rule["status"]
             return None
 
@@ -101,10 +108,15 @@ def serve(upstream: str, fail: list[list[str]]) -> None:
                 return
             connection = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
             try:
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+                # plain bodies, so that a rewrite finds its text
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in HOP_BY_HOP and k.lower() != "accept-encoding"}
                 connection.request(self.command, self.path, body=body, headers=headers)
                 response = connection.getresponse()
-                self._answer(response.status, response.getheaders(), response.read())
+                body = response.read()
+                for old, new in replacements:
+                    body = body.replace(old, new)
+                self._answer(response.status, response.getheaders(), body)
             finally:
                 connection.close()
 
@@ -120,5 +132,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("upstream", help="the service's URL, e.g. http://127.0.0.1:5000")
     parser.add_argument("--fail", nargs=4, action="append", default=[], metavar=("METHOD", "PATH", "STATUS", "COUNT"))
+    parser.add_argument("--rewrite", nargs=2, action="append", default=[], metavar=("OLD", "NEW"))
     arguments = parser.parse_args()
-    serve(arguments.upstream, arguments.fail)
+    serve(arguments.upstream, arguments.fail, arguments.rewrite)
