@@ -1,8 +1,11 @@
-"""Which action sent which request: the index the log watcher uses to pin a trace on an action.
+"""Which action sent which request: the index the log watcher uses to pin a trace on an action;
+and the one timer of what novastress reports as a request of its own.
 
     index = request_index(environment)       # state.request_index: the run's one index
     record = index.lookup("req-0f4c...")      # global id, any local id, or a resource id
     print(record.action, record.user, record.global_request_id)
+    with timed(environment.events, "ATOMIC", "boot_server"):
+        ...                                   # one request event when the block ends
 """
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import re
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterator
 
 
 @dataclass
@@ -104,3 +109,26 @@ class RequestIndex:
             if key:
                 self._by_id[key] = record
 
+
+
+@contextmanager
+def timed(events, request_type: str, name: str, *, describe: Callable[[Exception], Any] = lambda exc: exc,
+          counts: Callable[[Exception | None], bool] = lambda exc: True) -> Iterator[None]:
+    """Time the block as one Locust request of its own (an atomic step, a failed setup, a token
+    request): fired when the block ends, with its exception (`describe`d: generalized, say) when
+    it raised one, which goes on up. `counts(exception or None)` says whether the outcome is
+    reported at all; a stop (GreenletExit, not an Exception) never is. Locust's own
+    EventHook.measure() would swallow the exception and report a stopped step as a success."""
+    started = time.perf_counter()
+
+    def fire(error: Exception | None) -> None:
+        if counts(error):
+            events.request.fire(request_type=request_type, name=name, response_length=0, context={},
+                                response_time=(time.perf_counter() - started) * 1000,
+                                exception=None if error is None else describe(error))
+    try:
+        yield
+    except Exception as exc:
+        fire(exc)
+        raise
+    fire(None)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import re
 import secrets
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +23,7 @@ from locust.runners import WorkerRunner
 from . import credentials
 from .credentials import CloudTarget, CredentialsError
 from .errors import UserError
-from .requestlog import ActionRecord, RequestIndex
+from .requestlog import ActionRecord, RequestIndex, timed
 
 if TYPE_CHECKING:
     from .cloudprofile import CloudProfile
@@ -254,17 +253,7 @@ def _share_auth(plugin, environment) -> None:
     get_auth_ref = plugin.get_auth_ref
 
     def timed_get_auth_ref(session, **kwargs):
-        started = time.perf_counter()
-        error = None
-        try:
+        with timed(environment.events, "POST", "identity POST /v3/auth/tokens"):
             return get_auth_ref(session, **kwargs)
-        except Exception as exc:
-            error = exc
-            raise
-        finally:
-            environment.events.request.fire(
-                request_type="POST", name="identity POST /v3/auth/tokens",
-                response_time=(time.perf_counter() - started) * 1000, response_length=0,
-                exception=error, context={})
 
     plugin.get_auth_ref = timed_get_auth_ref

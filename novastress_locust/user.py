@@ -32,7 +32,7 @@ from .client import (ApiError, OpenStackClient, ServiceClient, first_line, gener
 from .errors import error_message
 from .kinds import KINDS
 from .options import BACKOFF_AFTER
-from .requestlog import ActionRecord
+from .requestlog import ActionRecord, timed
 from .state import Leak, request_index, run_state
 from .waiter import ACTIVE, DELETED, WaitError
 
@@ -84,9 +84,10 @@ class NovaUser(User):
         in the summary and the exit code, and is retried with capped back-off until the run ends."""
         delay = SETUP_RETRY_INITIAL
         while True:
-            started = time.perf_counter()
             try:
-                self.setup()
+                with timed(self.environment.events, "ACTION", "setup", describe=self._generalized,
+                           counts=lambda error: error is not None and not self.being_stopped()):
+                    self.setup()
                 return
             except (GreenletExit, StopUser):
                 raise
@@ -94,9 +95,6 @@ class NovaUser(User):
                 if self.being_stopped():
                     raise GreenletExit() from exc
                 reason = first_line(exc)
-                self.environment.events.request.fire(
-                    request_type="ACTION", name="setup", response_time=(time.perf_counter() - started) * 1000,
-                    response_length=0, exception=generalize(reason, self.state.names), context={})
                 self.state.count(self.name, "setup", failed=True)
                 LOG.warning("%s setup failed: %s; trying again in %g s", self.name, reason, delay)
                 if self.options.stop_on_error:
@@ -230,22 +228,15 @@ class NovaUser(User):
 
     @contextmanager
     def atomic(self, name: str) -> Iterator[None]:
-        """A Rally-style atomic step inside an action (`boot_server`, `delete_server`)."""
-        started = time.perf_counter()
-        try:
+        """A Rally-style atomic step inside an action (`boot_server`, `delete_server`); a step cut
+        short by the stop is interrupted, not failed: not reported."""
+        with timed(self.environment.events, "ATOMIC", name, describe=self._generalized,
+                   counts=lambda error: error is None or not self.being_stopped()):
             yield
-        except Exception as exc:
-            if not self.being_stopped():   # a step cut short by the stop is interrupted, not failed
-                self._fire_atomic(name, started, exc)
-            raise
-        else:
-            self._fire_atomic(name, started, None)
 
-    def _fire_atomic(self, name: str, started: float, error: Exception | None) -> None:
-        self.environment.events.request.fire(
-            request_type="ATOMIC", name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, exception=error and generalize(str(error), self.state.names),
-            context={})
+    def _generalized(self, error: Exception):
+        """The error as its statistics row names it: ids and this run's names made generic."""
+        return generalize(first_line(error) if isinstance(error, Exception) else str(error), self.state.names)
 
     # -- servers ---------------------------------------------------------------
     def boot_server(self, **extra: Any) -> dict:
