@@ -204,12 +204,29 @@ def summary_document(environment, exit_code: int | None) -> dict:
         "leaks": [{"kind": leak.kind, "name": leak.name, "id": leak.resource_id, "error": leak.error}
                   for leak in state.leaks],
         "requests": requests,
+        "violations": violation_rows(environment),
         "log_watch": log_watch_coverage(environment),
         # what the cloud offered, what its shape left out, and how often a failing action slowed down
         "profile": state.profile.as_dict() if state.profile is not None else None,
         "skipped": list(state.skipped),
         "backoffs": state.all_backoffs(),
     }
+
+
+def violation_rows(environment) -> list[dict]:
+    """Every invariant violation of the run, any worker's (Locust's error table holds them all):
+    its kind, the server / project / group it is about, what was wrong and the request ids."""
+    runner = environment.runner
+    rows = []
+    for error in (runner.stats.errors.values() if runner is not None else []):
+        if error.method != "INVARIANT":
+            continue
+        # the error as Locust keeps it: "InvariantViolation('<subject>: <detail> [requests ...]')"
+        text = re.sub(r"^\w+\((['\"])(.*)\1\)$", r"\2", str(error.error))
+        subject, _, detail = text.partition(": ")
+        rows.append({"kind": error.name, "subject": subject, "detail": detail,
+                     "request_ids": re.findall(r"req-[0-9a-f-]{36}", detail), "occurrences": error.occurrences})
+    return rows
 
 
 def log_watch_coverage(environment) -> list[dict]:

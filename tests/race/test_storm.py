@@ -6,6 +6,7 @@ ground truth (`/fakecloud/faults`) names, with request ids, and the run exits 1.
 """
 from __future__ import annotations
 
+import json
 import re
 
 import requests
@@ -358,7 +359,7 @@ def test_race_plans_alone_line_up_the_unshelve_and_attach_races(cloud_factory):
     assert volumes_and_floating_ips(cloud, f"ns-{run.run_id}-") == []
 
 
-def test_a_late_allocation_healed_later_is_still_a_leak_with_how_long_it_lived(cloud_factory):
+def test_a_late_allocation_healed_later_is_still_a_leak_with_how_long_it_lived(cloud_factory, tmp_path):
     """The allocation check reads for its whole window after the server is gone: allocations an
     unshelve re-created after the DELETE, then removed by compute's periodic task (60 s x 0.1 here),
     are reported, with how long they lived, although Placement is clean again by the end."""
@@ -367,9 +368,12 @@ def test_a_late_allocation_healed_later_is_still_a_leak_with_how_long_it_lived(c
     run = storm(cloud, "-t", "20s", "-u", "3", "--storm-pool-size", "3", "--storm-actions", "shelve,unshelve",
                 "--storm-delete-ratio", "0.5", "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
                 "--storm-group-ratio", "0", "--storm-double-ratio", "0", "--storm-plan-ratio", "0", "--quota-step", "0",
-                "--invariant-allocation-timeout", "30")
+                "--invariant-allocation-timeout", "30", "--summary-json", str(tmp_path / "summary.json"))
     assert run.returncode == 1, run.output[-4000:]
-    healed = re.findall(r"placement-allocations-leak: .*held .* for \d+-\d+ s after it was gone \(healed since\)",
-                        run.output)
-    assert healed, run.output[-4000:]
+    # the summary file names each violation: its server, how long the leak lived, the requests
+    violations = json.loads((tmp_path / "summary.json").read_text())["violations"]
+    healed = [row for row in violations if row["kind"] == "placement-allocations-leak"
+              and re.search(r"held .* for \d+-\d+ s after it was gone \(healed since\)", row["detail"])]
+    assert healed, violations
+    assert all(re.fullmatch(r"[0-9a-f-]{36}", row["subject"]) and row["request_ids"] for row in healed), healed
     assert servers_named(cloud, f"ns-{run.run_id}-") == []

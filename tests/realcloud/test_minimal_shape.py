@@ -311,7 +311,7 @@ def _freeze_the_scheduler_for_each_unshelve(realnova, prefix: str, stop: threadi
             time.sleep(2)
 
 
-def test_an_unshelve_claim_landing_after_the_delete_is_reported_as_a_leak(realnova):
+def test_an_unshelve_claim_landing_after_the_delete_is_reported_as_a_leak(realnova, tmp_path):
     """Nova's unshelve/delete race, made certain: the storm's race plan shelves a server, unshelves it
     and DELETEs it while the unshelve waits in a frozen nova-scheduler; thawed, the scheduler PUTs
     allocations for a server that is gone. The allocation check, reading after the DELETE, reports the
@@ -325,15 +325,17 @@ def test_an_unshelve_claim_landing_after_the_delete_is_reported_as_a_leak(realno
         run = realnova.locust("locustfiles/storm.py", *realnova.admin_options(), "--prefix", prefix,
                               "-t", "40s", "-u", "1", "--storm-pool-size", "1", "--storm-actions", "unshelve",
                               "--storm-plan-ratio", "1", "--storm-delete-ratio", "0", "--storm-group-ratio", "0",
-                              "--storm-double-ratio", "0", "--quota-step", "0", timeout=300)
+                              "--storm-double-ratio", "0", "--quota-step", "0",
+                              "--summary-json", str(tmp_path / "summary.json"), timeout=300)
     finally:
         stop.set()
         freezer.join(60)
     assert frozen_for, run.output[-4000:]
-    leaks = re.findall(r"invariant violated: placement-allocations-leak: ([0-9a-f-]{36}): (.*)", run.output)
+    violations = json.loads((tmp_path / "summary.json").read_text())["violations"]
+    leaks = [row for row in violations if row["kind"] == "placement-allocations-leak"]
     assert leaks, run.output[-4000:]
-    assert {server for server, _ in leaks} <= set(frozen_for), (leaks, frozen_for)
-    assert all("[requests req-" in detail for _, detail in leaks), leaks
+    assert {row["subject"] for row in leaks} <= set(frozen_for), (leaks, frozen_for)
+    assert all(row["request_ids"] for row in leaks), leaks
     assert run.returncode == 1, run.output[-4000:]
     assert tools_own_failures(run) == [], run.output[-4000:]
     assert realnova.leftovers(run.run_id) == {}
