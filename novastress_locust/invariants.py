@@ -32,7 +32,6 @@ from typing import Any, Iterable
 import gevent
 from gevent.event import Event
 from gevent.pool import Group
-from locust import events
 from locust.runners import WorkerRunner
 
 LOG = logging.getLogger("novastress")
@@ -703,7 +702,6 @@ def _ours(environment) -> bool:
                for cls in environment.user_classes or [])
 
 
-@events.init.add_listener
 def _on_init(environment, runner=None, **_kwargs) -> None:
     if not _ours(environment):
         return
@@ -719,7 +717,6 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         invariants(environment).admin()  # says now, once, whether the admin checks will run
 
 
-@events.test_start.add_listener
 def _on_test_start(environment, **_kwargs) -> None:
     if not _ours(environment):
         return
@@ -729,7 +726,6 @@ def _on_test_start(environment, **_kwargs) -> None:
     checks.start_scanner()
 
 
-@events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
     from .state import run_state
     checks = run_state(environment).invariants
@@ -740,3 +736,11 @@ def _on_test_stop(environment, **_kwargs) -> None:
     checks.stop(wait=opts.invariant_delete_timeout + opts.invariant_allocation_timeout)
     if not isinstance(environment.runner, WorkerRunner):
         checks.end_checks()
+
+
+def register(events) -> None:
+    """The checks' listeners (plugin.py calls this after its own: its test_stop marks the run
+    ending first, the sweep stays last)."""
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(_on_test_start)
+    events.test_stop.add_listener(_on_test_stop)

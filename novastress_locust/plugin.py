@@ -258,6 +258,12 @@ def _report_to_master(environment, client_id: str, data: dict) -> None:
                           "leaks": [leak.__dict__ for leak in leaks], "interrupted": interrupted}
 
 
+
+# the invariant checks: after this module's own init (the embedded cloud is up) and test_stop
+from . import invariants as _invariants  # noqa: E402
+_invariants.register(events)
+
+
 @events.quitting.add_listener
 def _on_quitting(environment, **_kwargs) -> None:
     if not hasattr(environment.parsed_options, "prefix") or isinstance(environment.runner, WorkerRunner):
