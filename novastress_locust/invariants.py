@@ -707,12 +707,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         return
     from .state import run_state
     state = run_state(environment)
-    opts = environment.parsed_options
-    if state.embedded is not None and not opts.os_admin_username:
-        # the embedded cloud's admin: the admin checks run against it too (workers get it at start)
-        admin = state.embedded.credentials(admin=True)
-        opts.os_admin_username, opts.os_admin_password = admin["username"], admin["password"]
-        opts.os_admin_project_name = admin["project_name"]
+    state.use_embedded_admin()      # the admin checks run against the embedded cloud too
     if not isinstance(runner, WorkerRunner) and state.target is not None:
         invariants(environment).admin()  # says now, once, whether the admin checks will run
 

@@ -313,10 +313,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     state = run_state(environment)
     if state.embedded is not None:
         # workers get these with the other options at test start
-        if not opts.os_admin_username:
-            admin = state.embedded.credentials(admin=True)
-            opts.os_admin_username, opts.os_admin_password = admin["username"], admin["password"]
-            opts.os_admin_project_name = admin["project_name"]
+        state.use_embedded_admin()      # isolated tenants and use_admin entries
         if not opts.guest_ssh_port and state.embedded.info.get("guest_ssh_port"):
             opts.guest_ssh_port = int(state.embedded.info["guest_ssh_port"])
     # Locust's --tags may have left a class without tasks

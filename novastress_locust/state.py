@@ -155,6 +155,15 @@ class RunState:
             self.target = target
         return self.target
 
+    def use_embedded_admin(self) -> None:
+        """With the embedded cloud and no --os-admin-*: its admin's credentials as --os-admin-*, the
+        one channel the workers get them by (the options, at test start)."""
+        opts = self.options
+        if self.embedded is not None and not getattr(opts, "os_admin_username", None):
+            admin = self.embedded.credentials(admin=True)
+            opts.os_admin_username, opts.os_admin_password = admin["username"], admin["password"]
+            opts.os_admin_project_name = admin["project_name"]
+
     def admin_target(self) -> CloudTarget:
         """The admin credentials, resolved in this one place: --os-admin-*, else the run's own
         (tempest.conf gives admin ones)."""
