@@ -15,7 +15,7 @@ ROOMS = [
     ("run state", {"state"}),
     ("cloud access", {"client", "kinds"}),
     ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui",
-                  "distributed"}),
+                  "distributed", "compare"}),
     ("wiring", {"plugin"}),
     ("users", {"user"}),
     ("user classes", {"scenario", "storm", "actions"}),
