@@ -10,6 +10,7 @@ Imports nothing: the load's clients, the sweep and `novastress-cleanup` share it
 """
 from __future__ import annotations
 
+import re
 import sys
 from typing import NoReturn
 
@@ -32,9 +33,10 @@ def error_message(response) -> str:
     try:
         body = response.json()
     except ValueError:
-        lines = response.text.strip().splitlines()
-        return lines[0][:200] if lines else (response.reason or "")
+        return _text_message(response.text) or response.reason or ""
     if isinstance(body, dict):
+        if "message" in body and "title" in body:      # webob's JSON error: {"message", "code", "title"}
+            return _text_message(str(body["message"])) or str(body["title"])
         for value in body.values():
             if isinstance(value, dict) and "message" in value:
                 return str(value["message"]).splitlines()[0][:300]
@@ -48,6 +50,20 @@ def error_message(response) -> str:
             first = errors[0]
             return str(first.get("detail") or first.get("title") or first).splitlines()[0][:300]
     return str(body)[:200]
+
+
+def _text_message(text: str) -> str:
+    """The first line that says something of a text error: webob's HTML page (Glance answers
+    one to a client that sends no Accept: JSON) is read for its explanation, its plain text and
+    its <br /> tags dropped, the status line it starts with skipped."""
+    text = text.strip()
+    if text.startswith("<"):
+        page = re.search(r"</h1>(.*?)</body>", text, re.S)
+        text = page.group(1) if page else text
+    lines = [line.strip() for line in re.sub(r"<[^>]+>", "\n", text).splitlines() if line.strip()]
+    if len(lines) > 1 and re.match(r"\d{3} \w", lines[0]):
+        lines = lines[1:]
+    return lines[0][:300] if lines else ""
 
 
 def first_line(exc: BaseException) -> str:

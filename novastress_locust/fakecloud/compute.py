@@ -18,14 +18,14 @@ import uuid
 from collections import OrderedDict
 from itertools import chain, islice
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 
 import gevent
 
 from .config import Delays, flavor_table
 from .http import Response
+from .image_proxy import ImageProxy
 from .logs import LogContext, ServiceLog
-from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso
+from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso, parse_time
 
 MIN_MINOR = 1
 MAX_MINOR = 104
@@ -85,6 +85,9 @@ PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "M
 NOVA_PY = "/opt/stack/venv/lib/python3.11/site-packages/nova"
 MSG_PY = "/opt/stack/venv/lib/python3.11/site-packages/oslo_messaging"
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
+# webob's HTTPNotFound() as JSON: what Nova's router answers when no route matches
+ROUTER_404 = {"message": "The resource could not be found.<br /><br />\n\n\n", "code": "404 Not Found",
+              "title": "Not Found"}
 
 
 @dataclass
@@ -362,21 +365,6 @@ def _remote_traceback(frames: list[tuple[str, int, str, str]], final: str) -> st
     return "\n".join(parts)
 
 
-def _parse_time(value: str) -> float | None:
-    text = value.strip().replace(" ", "+") if value else ""
-    if not text:
-        return None
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def _fingerprint(public_key: str) -> str:
     """MD5 of the key blob in colon hex, as Nova computes it; ValueError if not a key."""
     parts = public_key.strip().split()
@@ -469,6 +457,7 @@ class Compute(Service):
         add("GET", "/v2.1/os-server-groups/{group_id}", self.show_server_group)
         add("DELETE", "/v2.1/os-server-groups/{group_id}", self.delete_server_group)
         add("GET", "/v2.1/os-availability-zone", self.availability_zones)
+        ImageProxy(self).add_routes(add)   # /images and /images/{id}/metadata, up to 2.35 / 2.38
 
     # -- request flow ------------------------------------------------------
     def dispatch(self, call: Call, path: str) -> Response:
@@ -517,6 +506,10 @@ class Compute(Service):
         if error.status == 401:  # keystonemiddleware answers before Nova sees the call
             return Response.json(401, {"error": {"code": 401, "title": "Unauthorized",
                                                  "message": error.message}}, error.headers)
+        if error.kind == "notallowed":
+            # Nova routes on path and method together: a method a path lacks matches no route, and
+            # its router answers with webob's own 404, before any controller or microversion
+            return Response.json(404, ROUTER_404, error.headers)
         message = "Malformed request body" if error.kind == "malformed" else error.message
         if error.status == 404 and error.kind == "notfound":
             message = "The resource could not be found."
@@ -883,7 +876,7 @@ class Compute(Service):
         candidates = iter(reversed(pool.values()))  # newest first
         since_text = request.arg("changes-since")
         if since_text is not None:
-            since = _parse_time(since_text)
+            since = parse_time(since_text)
             if since is None:
                 raise ApiError(400, f"Invalid input for query parameters changes-since. Value: "
                                     f"{since_text}. '{since_text}' is not a 'date-time'")

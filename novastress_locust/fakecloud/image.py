@@ -5,9 +5,9 @@ import hashlib
 import time
 import uuid
 
-from .http import REASONS, Response
+from .http import Response
 from .logs import LogContext
-from .service import ApiError, Call, Service, now_iso
+from .service import ApiError, Call, Service, now_iso, parse_time, webob_error
 
 DEFAULT_IMAGE_NAME = "cirros-0.6.2-x86_64-disk"
 # Glance 2025.x answers its root with every minor version it still speaks
@@ -17,6 +17,15 @@ GLANCE_VERSIONS = [("v2.17", "CURRENT")] + [(f"v2.{minor}", "SUPPORTED")
 READ_ONLY = {"id", "status", "size", "virtual_size", "checksum", "os_hash_algo", "os_hash_value",
              "created_at", "updated_at", "self", "file", "schema", "owner", "stores"}
 KEYSTONE_401 = "The request you have made requires authentication."
+# the attributes Glance's image schema defines: every other key of an image is an extra property
+BASE_PROPERTIES = frozenset({
+    "id", "name", "status", "visibility", "protected", "os_hidden", "checksum", "os_hash_algo",
+    "os_hash_value", "owner", "size", "virtual_size", "container_format", "disk_format", "created_at",
+    "updated_at", "tags", "direct_url", "min_ram", "min_disk", "self", "file", "stores", "schema",
+    "locations"})
+# list filters comparing times ("gte:2026-01-01T00:00:00Z"): operator -> test
+TIME_OPERATORS = {"gte": float.__ge__, "gt": float.__gt__, "lte": float.__le__, "lt": float.__lt__,
+                  "eq": float.__eq__, "neq": float.__ne__}
 
 
 class Image(Service):
@@ -50,6 +59,52 @@ class Image(Service):
         self._settle_default_owner()
         return self.images.get(image_id)
 
+    # -- interface for compute: Nova's image proxy, calling Glance with the user's token ----------
+    def visible_image(self, token, image_id: str) -> dict | None:
+        """The image as GET /v2/images/{id} with this token finds it, or None (Glance's 404)."""
+        self._settle_default_owner()
+        image = self.images.get(image_id)
+        return image if image is not None and self._visible(token, image) else None
+
+    def listed_images(self, token, filters: dict[str, str], marker: str | None,
+                      limit: int | None) -> list[dict]:
+        """What GET /v2/images with these filters lists for this token, every page of it
+        (glanceclient follows `next`); ValueError with Glance's message for a 400."""
+        self._settle_default_owner()
+        found = self._listing(token, filters)
+        return self._page(found, marker, limit)
+
+    def may_modify(self, token, image: dict) -> bool:
+        return token.is_admin or image["owner"] == token.project_id
+
+    @staticmethod
+    def properties(image: dict) -> dict:
+        """The image's extra properties: what Nova calls its metadata."""
+        return {key: value for key, value in image.items() if key not in BASE_PROPERTIES}
+
+    def replace_properties(self, image: dict, properties: dict, ids: list[str], token,
+                           visibility: str | None = None) -> None:
+        """PATCH the image so its extra properties are exactly `properties` (Nova's purge_props),
+        and its visibility if given; ValueError naming a key that is one of Glance's own
+        attributes (Glance's 403)."""
+        reserved = sorted(key for key in properties
+                          if key in BASE_PROPERTIES or key.startswith("os_glance"))
+        if reserved:
+            raise ValueError(reserved[0])
+        for key in self.properties(image):
+            if key not in properties:
+                del image[key]
+        image.update(properties)
+        if visibility is not None:
+            image["visibility"] = visibility
+        image["updated_at"] = now_iso()
+        self._internal_log(ids, "INFO", f"Image {image['id']} updated", token.user_id, token.project_id)
+
+    def remove_image(self, image_id: str, ids: list[str], token) -> None:
+        """DELETE /v2/images/{id} as nova-api sends it, after its own checks (may_modify)."""
+        self._forget(image_id)
+        self._internal_log(ids, "INFO", f"Image {image_id} deleted", token.user_id, token.project_id)
+
     # -- interface for compute: server snapshots (Nova's createImage) --------------
     def create_snapshot(self, name: str, owner: str, properties: dict, ids: list[str],
                         user_id: str | None = None) -> dict:
@@ -80,8 +135,7 @@ class Image(Service):
 
     def discard_snapshot(self, image_id: str, ids: list[str]) -> bool:
         """Delete a partial snapshot (its server went away mid-snapshot); False when already gone."""
-        image = self.images.pop(image_id, None)
-        self.data.pop(image_id, None)
+        image = self._forget(image_id)
         if image is not None:
             self._internal_log(ids, "INFO", f"Image {image_id} deleted", None, image["owner"])
         return image is not None
@@ -139,20 +193,61 @@ class Image(Service):
                      os_hash_algo="sha512", os_hash_value=hashlib.sha512(payload).hexdigest(),
                      stores="fs", updated_at=now_iso())
 
-    def _visible(self, call: Call, image: dict) -> bool:
-        token = call.token
+    def _forget(self, image_id: str) -> dict | None:
+        self.data.pop(image_id, None)
+        return self.images.pop(image_id, None)
+
+    @staticmethod
+    def _visible(token, image: dict) -> bool:
         return (token.is_admin or image["visibility"] in ("public", "community")
                 or image["owner"] == token.project_id)
 
     def _find(self, call: Call, image_id: str) -> dict:
         image = self.images.get(image_id)
-        if image is None or not self._visible(call, image):
+        if image is None or not self._visible(call.token, image):
             raise ApiError(404, f"No image found with ID {image_id}", "notfound")
         return image
 
     def _owned(self, call: Call, image: dict) -> None:
-        if not (call.token.is_admin or image["owner"] == call.token.project_id):
+        if not self.may_modify(call.token, image):
             raise ApiError(403, "You are not permitted to modify this image.", "forbidden")
+
+    def _listing(self, token, filters: dict[str, str], visibility: str | None = None,
+                 hidden: bool = False) -> list[dict]:
+        """Glance's list before paging: what the token sees, filtered, newest first.
+
+        A filter compares an attribute or extra property with `==`; created_at and updated_at
+        take an operator (`updated_at=gte:2026-01-02T03:04:05Z`). ValueError for a bad time."""
+        times = {key: _time_filter(key, filters[key]) for key in ("created_at", "updated_at")
+                 if key in filters}
+        exact = {key: value for key, value in filters.items() if key not in times}
+        found = []
+        for image in self.images.values():
+            # hidden images are listed only when asked for, like Glance's os_hidden filter
+            if not self._visible(token, image) or bool(image.get("os_hidden")) != hidden:
+                continue
+            if visibility is not None:
+                if visibility != "all" and image["visibility"] != visibility:
+                    continue
+            elif image["visibility"] == "community" and image["owner"] != token.project_id:
+                continue  # community images are listed only when asked for
+            if any(str(image.get(key)) != value for key, value in exact.items()):
+                continue
+            if any(not test(parse_time(image[key]), moment) for key, (test, moment) in times.items()):
+                continue
+            found.append(image)
+        # Glance's default order: newest first, id breaks ties
+        found.sort(key=lambda image: (image["created_at"], image["id"]), reverse=True)
+        return found
+
+    def _page(self, found: list[dict], marker: str | None, limit: int | None) -> list[dict]:
+        """The images after `marker`, at most `limit`; ValueError for a marker Glance does not know."""
+        if marker is not None:
+            if marker not in self.images:
+                raise ValueError(f"Invalid marker. Image {marker} could not be found.")
+            ids = [image["id"] for image in found]
+            found = found[ids.index(marker) + 1:] if marker in ids else []
+        return found if limit is None else found[:limit]
 
     # -- version documents ---------------------------------------------------
     def versions(self, call: Call) -> Response:
@@ -164,9 +259,9 @@ class Image(Service):
     # -- images ----------------------------------------------------------------
     def list_images(self, call: Call) -> Response:
         request = call.request
-        visibility = request.arg("visibility")
         filters = {key: request.arg(key) for key in ("name", "status", "owner", "disk_format",
-                                                      "container_format", "id")
+                                                      "container_format", "id", "created_at",
+                                                      "updated_at")
                    if request.arg(key) is not None}
         try:
             limit = int(request.arg("limit") or 25)
@@ -174,32 +269,15 @@ class Image(Service):
             raise ApiError(400, "limit param must be an integer", "badrequest") from None
         if limit < 0:
             raise ApiError(400, "limit param must be positive", "badrequest")
-        marker = request.arg("marker")
-        if marker is not None and marker not in self.images:
-            raise ApiError(400, f"Invalid marker. Image {marker} could not be found.", "badrequest")
-        # hidden images are listed only when asked for, like Glance's os_hidden filter
         hidden = (request.arg("os_hidden") or "false").lower() == "true"
-        found = []
-        for image in self.images.values():
-            if not self._visible(call, image) or bool(image.get("os_hidden")) != hidden:
-                continue
-            if visibility is not None:
-                if visibility != "all" and image["visibility"] != visibility:
-                    continue
-            elif image["visibility"] == "community" and image["owner"] != call.token.project_id:
-                continue  # community images are listed only when asked for
-            if any(str(image.get(key)) != value for key, value in filters.items()):
-                continue
-            found.append(image)
-        # Glance's default order: newest first, id breaks ties
-        found.sort(key=lambda image: (image["created_at"], image["id"]), reverse=True)
-        if marker is not None:
-            ids = [image["id"] for image in found]
-            found = found[ids.index(marker) + 1:] if marker in ids else []
-        page = found[:limit]
-        body = {"images": page, "first": "/v2/images", "schema": "/v2/schemas/images"}
-        if len(found) > limit and page:
-            body["next"] = f"/v2/images?marker={page[-1]['id']}&limit={limit}"
+        try:
+            found = self._listing(call.token, filters, request.arg("visibility"), hidden)
+            page = self._page(found, request.arg("marker"), None)
+        except ValueError as exc:
+            raise ApiError(400, str(exc), "badrequest") from None
+        body = {"images": page[:limit], "first": "/v2/images", "schema": "/v2/schemas/images"}
+        if len(page) > limit and limit:
+            body["next"] = f"/v2/images?marker={page[limit - 1]['id']}&limit={limit}"
         return Response.json(200, body)
 
     def show_image(self, call: Call, image_id: str) -> Response:
@@ -251,8 +329,7 @@ class Image(Service):
         self._owned(call, image)
         if image.get("protected"):
             raise ApiError(403, f"Image {image_id} is protected and cannot be deleted.", "forbidden")
-        del self.images[image_id]
-        self.data.pop(image_id, None)
+        self._forget(image_id)
         self.log(call, "INFO", "glance.api.v2.images", f"Image {image_id} deleted")
         return Response(204, b"", content_type=None)
 
@@ -315,10 +392,7 @@ class Image(Service):
         if error.status == 401:
             return Response.json(401, {"error": {"code": 401, "title": "Unauthorized",
                                                  "message": KEYSTONE_401}}, error.headers)
-        reason = REASONS.get(error.status, "Error")
-        return Response.json(error.status, {"message": error.message,
-                                            "code": f"{error.status} {reason}", "title": reason},
-                             error.headers)
+        return webob_error(call.request.header("accept"), error.status, error.message, error.headers)
 
     def finished(self, call: Call, response: Response) -> None:
         request = call.request
@@ -326,3 +400,15 @@ class Image(Service):
         self.log(call, "INFO", "eventlet.wsgi.server",
                  f'{request.remote_addr} - - "{request.method} {request.target} HTTP/1.1" '
                  f"{response.status} {len(response.body)} {elapsed:.6f}")
+
+
+
+def _time_filter(key: str, value: str):
+    """(test, moment) of a created_at/updated_at filter; ValueError with Glance's message."""
+    operator, _, moment = value.partition(":")
+    if operator not in TIME_OPERATORS:     # no operator: the whole value is the time
+        operator, moment = "eq", value
+    parsed = parse_time(moment)
+    if parsed is None:
+        raise ValueError(f'Bad "{key}" query filter format. Use ISO 8601 DateTime notation.')
+    return TIME_OPERATORS[operator], parsed

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Callable
 
 from .http import Request, Response
@@ -168,3 +169,59 @@ def now_iso(ts: float | None = None, micro: bool = False) -> str:
     if micro:
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1e6) % 1000000:06d}"
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))
+
+
+def parse_time(value: str) -> float | None:
+    """An ISO 8601 time of a query string (its `+` read as a space) as a timestamp, or None."""
+    text = value.strip().replace(" ", "+") if value else ""
+    if not text:
+        return None
+    if text.endswith("Z"):
+        text = text[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.timestamp()
+
+
+def webob_error(accept: str | None, status: int, explanation: str, headers=None) -> Response:
+    """An error as webob renders one (Glance's errors): its HTML page unless the Accept header
+    prefers JSON (`{"message", "code", "title"}`), plain text when it takes neither. Without an
+    Accept header, or with */* (keystoneauth sends none), it is the HTML page."""
+    title = _title(status)
+    code = f"{status} {title}"
+    body = f"{explanation}<br /><br />\n\n\n"
+    offer = _webob_offer(accept or "")
+    if offer == "application/json":
+        return Response.json(status, {"message": body, "code": code, "title": title}, headers)
+    if offer == "text/html":
+        page = (f"<html>\n <head>\n  <title>{code}</title>\n </head>\n <body>\n  <h1>{code}</h1>\n  {body}\n"
+                f" </body>\n</html>")
+        return Response(status, page.encode(), list(headers or ()), "text/html; charset=UTF-8")
+    return Response(status, f"{code}\n\n{explanation}\n\n   ".encode(), list(headers or ()),
+                    "text/plain; charset=UTF-8")
+
+
+def _webob_offer(accept: str) -> str:
+    """text/html or application/json, whichever the Accept header rates higher (HTML on a tie,
+    webob's order); text/plain when it takes neither."""
+    if not accept.strip():
+        return "text/html"
+    best, best_q = "text/plain", 0.0
+    for offer in ("text/html", "application/json"):
+        kind = offer.split("/")[0]
+        q = 0.0
+        for part in accept.split(","):
+            media, *params = [piece.strip() for piece in part.split(";")]
+            if media in (offer, f"{kind}/*", "*/*"):
+                weight = next((p[2:] for p in params if p.startswith("q=")), "1")
+                try:
+                    q = max(q, float(weight))
+                except ValueError:
+                    continue
+        if q > best_q:
+            best, best_q = offer, q
+    return best

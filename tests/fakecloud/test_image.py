@@ -82,8 +82,9 @@ def test_create_upload_download_delete(member):
 
 
 def test_errors(member, cloud):
+    # webob's JSON error, for a client that asks for JSON (without, an HTML page: test_image_proxy.py)
     missing = member.get("/v2/images/00000000-0000-0000-0000-000000000000", endpoint_filter=IMAGE,
-                         raise_exc=False)
+                         raise_exc=False, headers={"Accept": "application/json"})
     assert missing.status_code == 404
     assert missing.json()["code"] == "404 Not Found"
     assert "00000000-0000-0000-0000-000000000000" in missing.json()["message"]

@@ -29,6 +29,7 @@ from novastress_locust.user import template
 SHAPE = Shape(flavors=1, compute_hosts=1)
 DIFFERENCES = Path(__file__).with_name("differences.yaml")
 TOOL = "2.37"           # the tool's --compute-microversion default
+PROXY = "2.35"          # the last microversion with Nova's image proxy (image metadata: 2.38)
 CLI = "2.100"           # what the openstack CLI negotiates with a Nova 34
 SERVICES = ("identity", "compute", "image", "network", "placement")
 MISSING_ID = "6d2a1c4e-0b7f-4c1e-9a55-2f1d3c4b5a60"
@@ -202,6 +203,7 @@ def run_sequence(cloud: Cloud) -> None:
     tool_resources(cloud)
     server_id = tool_server(cloud, image_id, flavor_id)
     error_calls(cloud, server_id, image_id, flavor_id)
+    image_proxy_calls(cloud, image_id)
     server_actions(cloud, server_id)
     cli_calls(cloud, image_id, flavor_id)
 
@@ -334,6 +336,58 @@ def error_calls(cloud: Cloud, server_id: str, image_id: str, flavor_id: str) -> 
          headers={"X-Auth-Token": "gAAAAABnot-a-token"})
 
 
+def image_proxy_calls(cloud: Cloud, public_image_id: str) -> None:
+    """Nova's image proxy (/images, /images/{id}/metadata) on an image of the test's project made in
+    Glance, and on the public image, up to the microversions that still have it."""
+    call = cloud.call
+    image = call("", "image", "POST", "/v2/images", record=False, json={
+        "name": f"{cloud.prefix}-proxy", "disk_format": "raw", "container_format": "bare",
+        "visibility": "private", "shade": "dark"}).json()
+    call("", "image", "PUT", f"/v2/images/{image['id']}/file", record=False, data=b"novastress" * 64,
+         headers={"Content-Type": "application/octet-stream"})
+    image_path = f"/images/{image['id']}"
+    metadata = f"{image_path}/metadata"
+    call("images (proxy)", "compute", "GET", "/images", microversion=PROXY)
+    call("images detail, limit 1 (proxy)", "compute", "GET", "/images/detail", params={"limit": "1"},
+         microversion=PROXY)
+    call("images detail by name (proxy)", "compute", "GET", "/images/detail",
+         params={"name": f"{cloud.prefix}-proxy"}, microversion=PROXY)
+    call("images, bad limit (proxy)", "compute", "GET", "/images", params={"limit": "-1"}, microversion=PROXY)
+    call("show image (proxy)", "compute", "GET", image_path, microversion=PROXY)
+    call("show public image (proxy)", "compute", "GET", f"/images/{public_image_id}", microversion=PROXY)
+    call("show unknown image (proxy)", "compute", "GET", f"/images/{MISSING_ID}", microversion=PROXY)
+    call("show image at 2.36 (proxy)", "compute", "GET", image_path, microversion="2.36")
+    call("images at 2.36 (proxy)", "compute", "GET", "/images", microversion="2.36")
+    call("image metadata (proxy)", "compute", "GET", metadata, microversion=PROXY)
+    call("image metadata at 2.38 (proxy)", "compute", "GET", metadata, microversion="2.38")
+    call("image metadata at 2.39 (proxy)", "compute", "GET", metadata, microversion="2.39")
+    call("merge image metadata (proxy)", "compute", "POST", metadata, json={"metadata": {"size_hint": "s"}},
+         microversion=PROXY)
+    call("replace image metadata (proxy)", "compute", "PUT", metadata, json={"metadata": {"shade": "light"}},
+         microversion=PROXY)
+    call("set image metadata item (proxy)", "compute", "PUT", f"{metadata}/shade", json={"meta": {"shade": "dim"}},
+         microversion=PROXY)
+    call("image metadata item (proxy)", "compute", "GET", f"{metadata}/shade", microversion=PROXY)
+    call("set image metadata item, URI mismatch (proxy)", "compute", "PUT", f"{metadata}/shade",
+         json={"meta": {"tone": "dim"}}, microversion=PROXY)
+    call("set image metadata, bad key (proxy)", "compute", "POST", metadata, json={"metadata": {"a/b": "x"}},
+         microversion=PROXY)
+    call("delete image metadata item (proxy)", "compute", "DELETE", f"{metadata}/shade", microversion=PROXY)
+    call("unknown image metadata item (proxy)", "compute", "GET", f"{metadata}/shade", microversion=PROXY)
+    call("delete unknown image metadata item (proxy)", "compute", "DELETE", f"{metadata}/shade",
+         microversion=PROXY)
+    call("metadata of an unknown image (proxy)", "compute", "GET", f"/images/{MISSING_ID}/metadata",
+         microversion=PROXY)
+    call("set public image metadata as member (proxy)", "compute", "POST", f"/images/{public_image_id}/metadata",
+         json={"metadata": {"shade": "dark"}}, microversion=PROXY)
+    call("delete public image as member (proxy)", "compute", "DELETE", f"/images/{public_image_id}",
+         microversion=PROXY)
+    call("delete image at 2.36 (proxy)", "compute", "DELETE", image_path, microversion="2.36")
+    call("delete image (proxy)", "compute", "DELETE", image_path, microversion=PROXY)
+    call("show image deleted by nova, in glance", "image", "GET", f"/v2/images/{image['id']}")
+    call("delete image again (proxy)", "compute", "DELETE", image_path, microversion=PROXY)
+
+
 def server_actions(cloud: Cloud, server_id: str) -> None:
     """The actions the tool runs, each waited for, with the 409s of the states they pass through."""
     call = cloud.call
@@ -365,6 +419,9 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
         cloud.wait_task_done(server_id)
         image_id = snapshot.json()["image_id"]
         call("show snapshot image", "image", "GET", f"/v2/images/{image_id}")
+        call("show snapshot image (proxy)", "compute", "GET", f"/images/{image_id}", microversion=PROXY)
+        call("images of the server (proxy)", "compute", "GET", "/images/detail", params={"server": server_id},
+             microversion=PROXY)
         call("delete snapshot image", "image", "DELETE", f"/v2/images/{image_id}")
     act("shelve", {"shelve": None}, "SHELVED_OFFLOADED")
     act("reboot a SHELVED_OFFLOADED server", {"reboot": {"type": "SOFT"}}, None)
