@@ -342,7 +342,7 @@ class Cleanup:
                 if self.scope.owns(s.get("name")) and s.get("status") not in GONE]
 
     def _show(self, resource: Resource) -> dict | None:
-        return KINDS[resource.kind.replace(" ", "_").lower()].show(self.cloud.call, resource.id)
+        return _kind(resource).show(self.cloud.call, resource.id)
 
     def delete_server(self, resource: Resource) -> None:
         def delete() -> None:
@@ -505,7 +505,7 @@ class Cleanup:
 
     def _delete_and_wait(self, resource: Resource, retry_on: tuple[int, ...] = ()) -> None:
         """DELETE it, wait until it is gone; one that goes to ERROR is deleted again (bounded)."""
-        kind = KINDS[resource.kind.replace(" ", "_").lower()]
+        kind = _kind(resource)
         kind.delete(self.cloud.call, resource.id, retry_on=retry_on)
         self._wait_gone(resource, lambda: self._show(resource), on_error=lambda record: self._redelete(
             resource, record, lambda: kind.delete(self.cloud.call, resource.id, retry_on=retry_on)))
@@ -587,6 +587,11 @@ class Cleanup:
 
     def delete_user(self, resource: Resource) -> None:
         KINDS["user"].delete(self.cloud.call, resource.id)
+
+
+def _kind(resource: Resource):
+    """The registry's kind of a listed resource ("volume snapshot" -> KINDS["volume_snapshot"])."""
+    return KINDS[resource.kind.replace(" ", "_").lower()]
 
 
 class Skip(Exception):

@@ -30,7 +30,6 @@ def _exact(name: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class Kind:
     name: str                   # what a user tracks: "server", "floating_ip", ...
-    label: str                  # what the cleanup's table says: "servers", "floating IPs", ...
     service: str                # its catalog type
     collection: str             # the list; with /{id}, one of them
     key: str                    # one record's key in a show answer ("": the answer is the record)
@@ -73,22 +72,22 @@ class Kind:
 
 KINDS: dict[str, Kind] = {kind.name: kind for kind in (
     # servers first: deleting them detaches volumes and frees ports and security groups
-    Kind("server", "servers", "compute", "/servers", "server", "servers", 0, gone=("deleted", "soft_deleted"),
+    Kind("server", "compute", "/servers", "server", "servers", 0, gone=("deleted", "soft_deleted"),
          by_name=lambda name: {"name": f"^{re.escape(name)}$"}),       # Nova filters by regex
-    Kind("server_group", "server groups", "compute", "/os-server-groups", "server_group", "server_groups", 1,
+    Kind("server_group", "compute", "/os-server-groups", "server_group", "server_groups", 1,
          by_name=lambda name: {}),                     # no name filter (2.75+ refuses unknown ones)
-    Kind("image", "images", "image", "/v2/images", "", "images", 1, gone=("deleted", "pending_delete")),
-    Kind("floating_ip", "floating IPs", "network", "/v2.0/floatingips", "floatingip", "floatingips", 1,
+    Kind("image", "image", "/v2/images", "", "images", 1, gone=("deleted", "pending_delete")),
+    Kind("floating_ip", "network", "/v2.0/floatingips", "floatingip", "floatingips", 1,
          name_field="description", by_name=lambda name: {"description": name}),
-    Kind("volume_snapshot", "volume snapshots", "volume", "/snapshots", "snapshot", "snapshots", 2,
+    Kind("volume_snapshot", "volume", "/snapshots", "snapshot", "snapshots", 2,
          gone=("deleted",)),
-    Kind("volume", "volumes", "volume", "/volumes", "volume", "volumes", 3, gone=("deleted",)),
-    Kind("keypair", "keypairs", "compute", "/os-keypairs", "keypair", "keypairs", 4, id_field="name",
+    Kind("volume", "volume", "/volumes", "volume", "volumes", 3, gone=("deleted",)),
+    Kind("keypair", "compute", "/os-keypairs", "keypair", "keypairs", 4, id_field="name",
          by_name=lambda name: {}),                     # no name filter: the whole list
-    Kind("security_group", "security groups", "network", "/v2.0/security-groups", "security_group",
+    Kind("security_group", "network", "/v2.0/security-groups", "security_group",
          "security_groups", 4),
-    Kind("project", "projects", "identity", "/v3/projects", "project", "projects", 5),
-    Kind("user", "users", "identity", "/v3/users", "user", "users", 6),
+    Kind("project", "identity", "/v3/projects", "project", "projects", 5),
+    Kind("user", "identity", "/v3/users", "user", "users", 6),
 )}
 
 

@@ -25,7 +25,7 @@ from .config import Delays, flavor_table
 from .http import Response
 from .image_proxy import ImageProxy
 from .logs import LogContext, ServiceLog
-from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso, parse_time
+from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso, parse_time, webob_error
 
 MIN_MINOR = 1
 MAX_MINOR = 104
@@ -85,9 +85,6 @@ PROGRESS_STATUSES = {"ACTIVE", "BUILD", "REBUILD", "RESIZE", "VERIFY_RESIZE", "M
 NOVA_PY = "/opt/stack/venv/lib/python3.11/site-packages/nova"
 MSG_PY = "/opt/stack/venv/lib/python3.11/site-packages/oslo_messaging"
 NO_VALID_HOST = "No valid host was found. There are not enough hosts available."
-# webob's HTTPNotFound() as JSON: what Nova's router answers when no route matches
-ROUTER_404 = {"message": "The resource could not be found.<br /><br />\n\n\n", "code": "404 Not Found",
-              "title": "Not Found"}
 
 
 @dataclass
@@ -509,7 +506,7 @@ class Compute(Service):
         if error.kind == "notallowed":
             # Nova routes on path and method together: a method a path lacks matches no route, and
             # its router answers with webob's own 404, before any controller or microversion
-            return Response.json(404, ROUTER_404, error.headers)
+            return webob_error(call.request.header("accept"), 404, "The resource could not be found.", error.headers)
         message = "Malformed request body" if error.kind == "malformed" else error.message
         if error.status == 404 and error.kind == "notfound":
             message = "The resource could not be found."

@@ -286,7 +286,9 @@ def test_unsupported_method_is_novas_router_404(member, own_image):
     """Nova routes on path and method: a DELETE of the list (Tempest's blank image id) matches nothing."""
     response = nova(member, "DELETE", "/images/")
     assert response.status_code == 404, response.text
-    assert response.json()["code"] == "404 Not Found"
+    # webob's own page, as real Nova's router sends it to a client that asks for no JSON
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert "<h1>404 Not Found</h1>" in response.text and "The resource could not be found." in response.text
 
 
 def test_server_snapshot_listed_with_its_server(member, cloud):
