@@ -43,11 +43,15 @@ status=0
 echo "fast suite: $(( (SECONDS - started) / 60 )) min $(( (SECONDS - started) % 60 )) s"
 
 # the real-cloud tier: the stack is started here, outside pytest's per-test timeout (the
-# first time it installs for minutes); if it cannot start, the tier's fixture fails with why
+# first time it installs for minutes); if it cannot start, the tier's fixture fails with why.
+# A stack this script starts starts fresh: no earlier run's servers, volumes or allocations
+# (its state directory outlives the checkout); one that runs already is the operator's
 tier=$SECONDS
 already_up=0
 .venv/bin/novastress-realnova status >/dev/null 2>&1 && already_up=1
-.venv/bin/novastress-realnova up || echo "novastress-realnova up failed; the real-cloud tier will say why"
+fresh=--fresh
+[ "$already_up" = 1 ] && fresh=
+.venv/bin/novastress-realnova up $fresh || echo "novastress-realnova up failed; the real-cloud tier will say why"
 .venv/bin/python -m pytest tests/realcloud -o timeout=900 || status=$?
 # a stack this script started is stopped again; one that was running is left running
 [ "$already_up" = 1 ] || .venv/bin/novastress-realnova down

@@ -2,6 +2,7 @@
 
     novastress-realnova up                       # first time: installs, then starts (minutes)
     novastress-realnova up --flavors 2 --compute-hosts 3
+    novastress-realnova up --fresh               # a clean cloud: no earlier run's resources
     novastress-realnova up --with-cinder         # and Cinder 29 (kept by later ups until --without-cinder)
     novastress-realnova status
     novastress-realnova logs nova-compute-compute-1 -n 50
@@ -50,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "until --without-cinder (the first time installs it into venv-nova, about 20 s)")
     cinder.add_argument("--without-cinder", dest="cinder", action="store_const", const=False,
                         help="stop Cinder and take it out of the catalog (the volume actions are then skipped)")
+    up.add_argument("--fresh", action="store_true",
+                    help="stop the stack and forget its databases, images, instances and logs first, so that "
+                         "no earlier run's servers, volumes or allocations are in the cloud (the installed "
+                         "virtualenvs are kept; about a minute more than a plain up)")
     up.add_argument("--clouds-yaml", type=Path,
                     help="write clouds 'realnova' (member) and 'realnova-admin' here (default: DIR/clouds.yaml)")
     commands.add_parser("down", help="stop every daemon the stack started")
@@ -67,7 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             # Cinder is part of the shape until said otherwise: what the last up had
             cinder = stack.recorded_shape().cinder if args.cinder is None else args.cinder
-            stack.up(Shape(args.flavors, args.compute_hosts, cinder), args.clouds_yaml or stack.path("clouds.yaml"))
+            stack.up(Shape(args.flavors, args.compute_hosts, cinder), args.clouds_yaml or stack.path("clouds.yaml"),
+                     fresh=args.fresh)
         elif args.command == "down":
             stack.down()
         elif args.command == "status":

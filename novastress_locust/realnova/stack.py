@@ -205,10 +205,15 @@ class Stack:
         return daemons
 
     # --- commands ---------------------------------------------------------------------
-    def up(self, shape: Shape, clouds_yaml: Path) -> None:
-        """Install what is missing, start what is not running, shape the cloud, write clouds.yaml."""
+    def up(self, shape: Shape, clouds_yaml: Path, fresh: bool = False) -> None:
+        """Install what is missing, start what is not running, shape the cloud, write clouds.yaml.
+        `fresh` first stops the stack and forgets everything it ran (a cloud with no earlier run's
+        servers, volumes or allocations in it); the installed virtualenvs are kept."""
         started = time.monotonic()
         self._started: list[str] = []
+        if fresh:
+            self.down()
+            self._forget_runs()
         for name in ("logs/other", "run", "data", "etc"):
             self.path(name).mkdir(parents=True, exist_ok=True)
         with self._lock():
@@ -286,6 +291,13 @@ class Stack:
         return sorted(self.path("logs").glob("*.log")) + sorted(self.path("logs", "other").glob("*"))
 
     # --- steps ------------------------------------------------------------------------
+    def _forget_runs(self) -> None:
+        """Databases, broker, images, instances, logs and the keys that signed old tokens."""
+        with self._lock():
+            for relative in ("data", "logs", "etc/keystone/fernet-keys", "etc/keystone/credential-keys"):
+                shutil.rmtree(self.path(relative), ignore_errors=True)
+        self.say("forgot the earlier runs: databases, images, instances and logs (virtualenvs kept)")
+
     def _check_platform(self) -> None:
         if sys.version_info < (3, 11):
             raise StackError(f"Nova 34 needs Python 3.11 or newer; this is {sys.version.split()[0]}: "

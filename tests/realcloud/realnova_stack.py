@@ -140,6 +140,16 @@ class RealNova:
         listed("users", (u["name"] for u in admin.get("/users", endpoint_filter=identity).json()["users"]))
         return found
 
+    def residue(self) -> str:
+        """What a clean cloud has none of: servers of any project, anything named ns-*, usage of
+        the demo project; '' when clean."""
+        servers = self.session(admin=True).get("/servers", endpoint_filter=COMPUTE,
+                                               params={"all_tenants": "1"}).json()["servers"]
+        found = {**({"servers": [s["name"] for s in servers]} if servers else {}), **self.leftovers("ns-")}
+        usage = self.project_usage(settle=0)
+        return "; ".join([*(f"{kind}: {', '.join(names[:5])}" for kind, names in found.items()),
+                          *([f"demo's placement usage {usage}"] if usage else [])])
+
     def force_delete_servers(self, marker: str, timeout: float = 90) -> list[str]:
         """Servers named with `marker` that Nova itself left undeletable (a stuck task state):
         reset to ERROR and deleted as admin, so the next test starts clean; their names."""
@@ -190,8 +200,11 @@ class Stacks:
         self.current: Shape | None = None
 
     def up(self, shape: Shape) -> RealNova:
+        first = self.current is None
         if shape != self.current:
-            completed = realnova_command("up", "--flavors", str(shape.flavors),
+            # a stack this session starts starts clean; one that runs already is checked below
+            fresh = ["--fresh"] if first and not self.was_running else []
+            completed = realnova_command("up", *fresh, "--flavors", str(shape.flavors),
                                          "--compute-hosts", str(shape.compute_hosts),
                                          "--with-cinder" if shape.cinder else "--without-cinder")
             if completed.returncode != 0:
@@ -199,7 +212,13 @@ class Stacks:
                 pytest.fail(f"the real Nova could not be started: {' '.join(reason) or 'no output'} "
                             f"(novastress-realnova --dir {STATE_DIR} up)", pytrace=False)
             self.current = shape
-        return RealNova(STATE_DIR, shape)
+        stack = RealNova(STATE_DIR, shape)
+        if first:
+            residue = stack.residue()
+            if residue:
+                pytest.fail(f"the real Nova holds what earlier runs left ({residue}); every test here expects "
+                            f"a clean cloud: novastress-realnova --dir {STATE_DIR} up --fresh", pytrace=False)
+        return stack
 
 
 # what a failure the cloud is to blame for looks like: a 5xx answer, a server the cloud put in

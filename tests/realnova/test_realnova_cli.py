@@ -106,3 +106,18 @@ def test_a_service_user_added_later_gets_a_password_and_the_others_are_kept(tmp_
     assert {name: secrets[name] for name in kept} == kept and secrets["cinder"]
     assert Stack(tmp_path).secrets() == secrets
     assert (tmp_path / "run" / "secrets.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_fresh_forgets_what_runs_left_and_keeps_the_installation(tmp_path):
+    stack = Stack(tmp_path, say=lambda line: None)
+    kept = ["venv-nova/bin/python", "run/secrets.json", "run/shape.json", "etc/nova/nova.conf", "clouds.yaml"]
+    forgotten = ["data/mariadb/ibdata1", "data/.done-nova-db", "data/nova-compute-1/instances/x",
+                 "logs/nova-api.log", "logs/other/setup.log", "etc/keystone/fernet-keys/0",
+                 "etc/keystone/credential-keys/0"]
+    for relative in kept + forgotten:
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text("x")
+    stack._forget_runs()
+    assert [relative for relative in kept if not (tmp_path / relative).exists()] == []
+    assert [relative for relative in forgotten if (tmp_path / relative).exists()] == []
+    assert "--fresh" in realnova("up", "--help").stdout
