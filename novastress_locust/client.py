@@ -96,7 +96,7 @@ class OpenStackClient:
         self.session.timeout = getattr(state.options, "request_timeout", None)
         self.action: ActionRecord | None = None
         self.index = request_index(state.environment)
-        self._services: dict[str, ServiceClient] = {}
+        self._services: dict[object, ServiceClient] = {}  # by short name and headers
         self._names: dict[tuple, str] = {}
 
     # -- services -------------------------------------------------------------
@@ -106,14 +106,15 @@ class OpenStackClient:
 
     def service(self, service: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
         """The client of a service the catalog lists; PreflightError (one line) when it does not."""
-        if short not in self._services:
+        key = (short, tuple(sorted((headers or {}).items())))
+        if key not in self._services:
             endpoint = self.state.endpoint(self.session, self.target, service)
             if endpoint is None:
                 target = self.target
                 raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
                                      f"{target.interface}, region {target.region_name or 'any'})")
-            self._services[short] = ServiceClient(self, short, endpoint, headers)
-        return self._services[short]
+            self._services[key] = ServiceClient(self, short, endpoint, headers)
+        return self._services[key]
 
     @property
     def compute(self) -> ServiceClient:
@@ -140,6 +141,11 @@ class OpenStackClient:
     def volume(self) -> ServiceClient:
         """Cinder v3, under whichever service type the catalog lists it."""
         return self.service("volume", "volume")
+
+    @property
+    def volume_attachments(self) -> ServiceClient:
+        """Cinder at microversion 3.27, for its attachments API (who a volume is reserved for)."""
+        return self.service("volume", "volume", {"OpenStack-API-Version": "volume 3.27"})
 
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
                 expect: tuple[int, ...] = (200,), name: str | None = None):

@@ -503,14 +503,22 @@ class NovaUser(User):
 
     def _delete_volume_when_free(self, volume_id: str, name: str) -> None:
         """A volume still being created, or whose server was just deleted (it detaches on its own),
-        cannot be deleted yet: wait for that first; one left attached to a gone server is reset."""
+        cannot be deleted yet: wait for that first. One held for a server that is gone is reset:
+        in-use at once (its detach was lost), reserved or attaching once the wait is over (the
+        attach that raced the delete was lost, Nova will not take the reservation back)."""
         seen = self.show("volume", volume_id)
         if seen is not None and seen["status"] in VOLUME_BUSY:
-            seen = self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
-                             lambda s: s is None or s["status"] not in VOLUME_BUSY or bool(self._lost_detach(s)),
-                             self.options.delete_timeout)
-        if seen is not None and self._lost_detach(seen):
-            seen = self._reset_lost_detach(seen, name)
+            try:
+                seen = self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
+                                 lambda s: s is None or s["status"] not in VOLUME_BUSY
+                                 or (s["status"] == "in-use" and bool(self._stranded(s))),
+                                 self.options.delete_timeout)
+            except WaitError:
+                seen = self.show("volume", volume_id)
+                if seen is None or not self._stranded(seen):
+                    raise
+        if seen is not None and seen["status"] in VOLUME_BUSY and self._stranded(seen):
+            seen = self._reset_stranded(seen, name)
         if seen is None:
             return
         if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
@@ -540,31 +548,43 @@ class NovaUser(User):
             KINDS["image"].delete(client.request, image_id)
         self.untrack(name)
 
-    def _lost_detach(self, volume: dict) -> list[str]:
-        """Ids of the gone servers an in-use volume is still attached to, when all of them are gone:
-        their detach was lost (an attach racing the delete) and waiting will not free the volume."""
-        attached = [a.get("server_id") for a in volume.get("attachments") or [] if a.get("server_id")]
-        if volume.get("status") != "in-use" or not attached:
+    def _stranded(self, volume: dict) -> list[str]:
+        """Ids of the servers a busy volume is held for, when every one of them is gone; [] while
+        any exists or none is known. In-use: its attachments name them; reserved, attaching or
+        detaching: Cinder's attachments API (3.27) does (a cloud without it: none known)."""
+        if volume.get("status") == "in-use":
+            held_for = [a.get("server_id") for a in volume.get("attachments") or []]
+        else:
+            try:
+                listed = self.client.volume_attachments.get("/attachments", params={"volume_id": volume["id"]},
+                                                            expect=(200, 404)).json().get("attachments")
+            except (ApiError, ValueError):
+                listed = None
+            held_for = [a.get("instance") for a in listed or []]
+        held_for = [server_id for server_id in held_for if server_id]
+        if not held_for:
             return []
-        for server_id in attached:
+        for server_id in held_for:
             if self.compute.get(f"/servers/{server_id}", expect=(200, 404)).status_code == 200:
                 return []
-        return attached
+        return held_for
 
-    def _reset_lost_detach(self, volume: dict, name: str) -> dict | None:
-        """Only an admin can detach a volume from a server that is gone: reset it with the
-        --os-admin-* credentials (else the run's own), or say exactly what is left and why."""
-        gone = ", ".join(self._lost_detach(volume))
+    def _reset_stranded(self, volume: dict, name: str) -> dict | None:
+        """Only an admin can free a volume held for a server that is gone: reset it (available,
+        detached) with the --os-admin-* credentials (else the run's own), or say exactly what is
+        left and why."""
+        status = volume["status"]
+        gone = ", ".join(self._stranded(volume))
+        what = ("attached to server {} which no longer exists (a lost detach)" if status == "in-use" else
+                "reserved for server {} which no longer exists (an attach that raced its delete)").format(gone)
         admin = OpenStackClient(self.state, self.state.admin_target(), f"{self.name}-admin")
         try:
             admin.volume.post(f"/volumes/{volume['id']}/action", expect=(202,), json={
                 "os-reset_status": {"status": "available", "attach_status": "detached"}})
         except ApiError as exc:
-            raise ApiError(f"volume {name} ({volume['id']}) is still in-use, attached to server {gone} which "
-                           f"no longer exists (a lost detach); an admin must reset it (--os-admin-username or "
-                           f"novastress-cleanup with admin credentials): {exc}") from None
-        LOG.warning("%s: volume %s stayed attached to deleted server %s (a lost detach); reset it as admin",
-                    self.name, name, gone)
+            raise ApiError(f"volume {name} ({volume['id']}) is still {status}, {what}; an admin must reset it "
+                           f"(--os-admin-username or novastress-cleanup with admin credentials): {exc}") from None
+        LOG.warning("%s: volume %s stayed %s, %s; reset it as admin", self.name, name, status, what)
         return self.show("volume", volume["id"])
 
     # -- cleanup ---------------------------------------------------------------

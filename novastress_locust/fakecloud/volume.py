@@ -1,8 +1,11 @@
-"""Cinder v3: volumes, snapshots, types, limits, quotas and the attachment states compute drives.
+"""Cinder v3: volumes, snapshots, types, limits, quotas, the attachment states compute drives
+and the attachments API (3.27+) that lists them.
 
 States: creating -> available; reserve -> attaching -> in-use; begin_detaching ->
-detaching -> available; deleting -> gone. Both `/v3/...` and `/v3/{project_id}/...`
-are served because clients may put the project id in the path.
+detaching -> available; deleting -> gone. An attachment created through the API without a
+connector reserves the volume (-> reserved) until it is deleted or the volume is reset. Both
+`/v3/...` and `/v3/{project_id}/...` are served because clients may put the project id in the
+path.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from .service import ApiError, Call, Service, now_iso
 
 MIN_VERSION = "3.0"
 MAX_VERSION = "3.70"
+NEW_ATTACH = (3, 27)
 DEFAULT_TYPE = "__DEFAULT__"
 DELETABLE = ("available", "error", "error_restoring", "error_extending", "error_managing")
 NOT_DELETABLE = ("Invalid volume: Volume status must be available or error or error_restoring or "
@@ -42,6 +46,8 @@ class Volume(Service):
         self.snapshots: dict[str, dict] = {}
         self.snapshots_of: dict[str, set[str]] = {}  # volume id -> its snapshot ids
         self.in_use_count: dict[str, list[int]] = {}  # project -> [volumes, gigabytes]
+        # attachments not (yet) attached: reserved through the API or by an attach in flight
+        self.reservations: dict[str, dict] = {}       # id -> {id, status, instance, volume_id}
         self.default_type = {"id": str(uuid.uuid5(uuid.NAMESPACE_URL, "novastress/" + DEFAULT_TYPE)),
                              "name": DEFAULT_TYPE, "description": "Default Volume Type",
                              "is_public": True, "extra_specs": {}, "qos_specs_id": None,
@@ -65,6 +71,9 @@ class Volume(Service):
             r.add("GET", f"{base}/types", self.list_types)
             r.add("GET", f"{base}/types/{{type_id}}", self.show_type)
             r.add("GET", f"{base}/limits", self.limits)
+            r.add("GET", f"{base}/attachments", self.list_attachments)
+            r.add("POST", f"{base}/attachments", self.create_attachment)
+            r.add("DELETE", f"{base}/attachments/{{attachment_id}}", self.delete_attachment)
             r.add("GET", f"{base}/os-quota-sets/{{target_project_id}}/defaults", self.quota_defaults)
             r.add("GET", f"{base}/os-quota-sets/{{target_project_id}}", self.quota_set)
 
@@ -82,8 +91,20 @@ class Volume(Service):
             raise ValueError(f"Invalid volume: volume {volume_id} status must be available to "
                              f"reserve, but the current status is: {volume['status']}.")
         self._set_status(volume, "attaching")
-        volume["attach_server_id"] = server_id
+        self._reserve(volume, server_id, "attaching")
         return volume
+
+    def _reserve(self, volume: dict, server_id: str | None, status: str) -> dict:
+        reservation = {"id": str(uuid.uuid4()), "status": status, "instance": server_id,
+                       "volume_id": volume["id"]}
+        self.reservations[reservation["id"]] = reservation
+        return reservation
+
+    def _unreserve(self, volume_id: str, server_id: str | None = None) -> None:
+        """Forget the volume's reservations (for one server, or all of them)."""
+        for key, reservation in list(self.reservations.items()):
+            if reservation["volume_id"] == volume_id and server_id in (None, reservation["instance"]):
+                del self.reservations[key]
 
     def attach(self, volume_id: str, server_id: str, device: str, host: str, ids: list[str]) -> None:
         """attaching -> in-use, with one attachment to the server."""
@@ -94,7 +115,7 @@ class Volume(Service):
         volume["attachments"] = [a for a in volume["attachments"] if a["server_id"] != server_id]
         volume["attachments"].append(attachment)
         volume["attach_status"] = "attached"
-        volume.pop("attach_server_id", None)
+        self._unreserve(volume_id, server_id)
         self._set_status(volume, "in-use")
         context = self._downstream(ids)
         self._write(context, "INFO", "cinder.volume.manager",
@@ -128,7 +149,7 @@ class Volume(Service):
         volume = self.volumes.get(volume_id)
         if volume is None:
             return
-        volume.pop("attach_server_id", None)
+        self._unreserve(volume_id)
         if volume["status"] in ("attaching", "reserved"):
             self._set_status(volume, "in-use" if volume["attachments"] else "available")
 
@@ -378,6 +399,7 @@ class Volume(Service):
             return
         for snapshot_id in self.snapshots_of.pop(volume_id, ()):
             self.snapshots.pop(snapshot_id, None)
+        self._unreserve(volume_id)
         usage = self._usage(volume["project_id"])
         usage[0] = max(0, usage[0] - 1)
         usage[1] = max(0, usage[1] - volume["size"])
@@ -399,6 +421,7 @@ class Volume(Service):
             if (args or {}).get("attach_status") == "detached":
                 volume["attachments"] = []
                 volume["attach_status"] = "detached"
+                self._unreserve(volume_id)
             return Response(202, b"", content_type=None)
         if action == "os-force_delete":
             self.require_admin(call)
@@ -417,6 +440,58 @@ class Volume(Service):
             volume["size"] = new_size
             return Response(202, b"", content_type=None)
         raise ApiError(400, f"There is no such action: {action}", "badrequest")
+
+    # -- attachments (3.27+) -------------------------------------------------------
+    def _new_attach(self, call: Call) -> None:
+        if _version_tuple(call.microversion or MIN_VERSION) < NEW_ATTACH:
+            raise ApiError(404, "The resource could not be found.", "notfound")
+
+    def list_attachments(self, call: Call, project_id: str | None = None) -> Response:
+        """Summaries {id, status, instance, volume_id} of the caller's volumes' attachments:
+        attached ones and reservations; filters volume_id, instance_id, status."""
+        self._new_attach(call)
+        visible = {volume["id"] for volume in self._listed_all(call)}
+        found = [{"id": a["attachment_id"], "status": "attached", "instance": a["server_id"],
+                  "volume_id": volume_id}
+                 for volume_id in visible for a in self.volumes[volume_id]["attachments"]]
+        found += [dict(r) for r in self.reservations.values() if r["volume_id"] in visible]
+        request = call.request
+        wanted = {"volume_id": request.arg("volume_id"), "instance": request.arg("instance_id"),
+                  "status": request.arg("status")}
+        found = [a for a in found if all(value is None or a[key] == value for key, value in wanted.items())]
+        return Response.json(200, {"attachments": found})
+
+    def _listed_all(self, call: Call) -> list[dict]:
+        everyone = call.token.is_admin and call.request.arg("all_tenants", "0") not in ("0", "false", "False")
+        return [v for v in self.volumes.values() if everyone or v["project_id"] == call.token.project_id]
+
+    def create_attachment(self, call: Call, project_id: str | None = None) -> Response:
+        """Reserve a volume for an instance (no connector: the volume goes to 'reserved')."""
+        self._new_attach(call)
+        body = call.body()
+        spec = body.get("attachment") if isinstance(body, dict) else None
+        if not isinstance(spec, dict) or not spec.get("volume_uuid"):
+            raise ApiError(400, "Invalid input received: 'volume_uuid' is a required property", "badrequest")
+        volume = self._find(call, spec["volume_uuid"])
+        if volume["status"] not in ("available", "reserved"):
+            raise ApiError(400, f"Invalid volume: Volume {volume['id']} status must be available or "
+                                f"reserved, but the current status is: {volume['status']}.", "badrequest")
+        reservation = self._reserve(volume, spec.get("instance_uuid"), "reserved")
+        self._set_status(volume, "reserved")
+        return Response.json(200, {"attachment": {**reservation, "attached_at": "", "detached_at": "",
+                                                  "attach_mode": None, "connection_info": {}}})
+
+    def delete_attachment(self, call: Call, attachment_id: str, project_id: str | None = None) -> Response:
+        self._new_attach(call)
+        reservation = self.reservations.get(attachment_id)
+        if reservation is None or reservation["volume_id"] not in {v["id"] for v in self._listed_all(call)}:
+            raise ApiError(404, f"VolumeAttachment {attachment_id} could not be found.", "notfound")
+        del self.reservations[attachment_id]
+        volume = self.volumes[reservation["volume_id"]]
+        if volume["status"] == "reserved" and not any(r["volume_id"] == volume["id"]
+                                                      for r in self.reservations.values()):
+            self._set_status(volume, "in-use" if volume["attachments"] else "available")
+        return Response.json(200, {"attachments": []})
 
     # -- snapshots ---------------------------------------------------------------
     def list_snapshots(self, call: Call, project_id: str | None = None) -> Response:

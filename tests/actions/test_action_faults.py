@@ -134,7 +134,8 @@ def test_volume_attach_delete_lost_detach_is_reset_with_admin_credentials(cloud_
     assert_failed_clearly(cloud, result, "volume_attach_delete",
                           r"^'volume GET /volumes/\{id\} -> 503 Unexpected API Error\. ")
     # the cleanup saw the lost detach, reset the volume as admin and deleted it
-    assert re.search(r"volume ns-vad1-\S+ stayed attached to deleted server [0-9a-f-]{36} \(a lost detach\)",
+    assert re.search(r"volume ns-vad1-\S+ stayed in-use, attached to server [0-9a-f-]{36} which no longer exists "
+                     r"\(a lost detach\); reset it as admin",
                      result.output), result.output[-3000:]
 
 

@@ -212,6 +212,37 @@ def test_attachment_state_interface(local_cloud):
     assert ids[0] in log
 
 
+def test_attachments_api_reserves_lists_and_frees(member, admin):
+    new_attach = {"OpenStack-API-Version": "volume 3.27"}
+    volume = create_volume(member, "ns-vol-reserved")
+    wait_for_status(member, f"/volumes/{volume['id']}", "available")
+    server = "6f1c2f0e-0000-4000-8000-000000000001"
+    # below 3.27 the API does not exist, as in Cinder
+    assert member.get("/attachments", endpoint_filter=VOLUME, raise_exc=False).status_code == 404
+    made = member.post("/attachments", json={"attachment": {"volume_uuid": volume["id"], "instance_uuid": server}},
+                       endpoint_filter=VOLUME, headers=new_attach).json()["attachment"]
+    assert {"status": "reserved", "instance": server, "volume_id": volume["id"]}.items() <= made.items()
+    shown = member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]
+    assert (shown["status"], shown["attachments"]) == ("reserved", [])   # Cinder lists only attached ones
+    listed = member.get("/attachments", params={"volume_id": volume["id"]}, endpoint_filter=VOLUME,
+                        headers=new_attach).json()["attachments"]
+    assert listed == [{"id": made["id"], "status": "reserved", "instance": server, "volume_id": volume["id"]}]
+    assert member.get("/attachments", params={"volume_id": "nothing"}, endpoint_filter=VOLUME,
+                      headers=new_attach).json()["attachments"] == []
+    refused = member.delete(f"/volumes/{volume['id']}", endpoint_filter=VOLUME, raise_exc=False)
+    assert refused.status_code == 400
+    member.delete(f"/attachments/{made['id']}", endpoint_filter=VOLUME, headers=new_attach)
+    assert member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"] == "available"
+    # a reset to available/detached (admin) forgets the reservations too
+    member.post("/attachments", json={"attachment": {"volume_uuid": volume["id"], "instance_uuid": server}},
+                endpoint_filter=VOLUME, headers=new_attach)
+    admin.post(f"/volumes/{volume['id']}/action", endpoint_filter=VOLUME,
+               json={"os-reset_status": {"status": "available", "attach_status": "detached"}})
+    assert member.get("/attachments", endpoint_filter=VOLUME, headers=new_attach).json()["attachments"] == []
+    member.delete(f"/volumes/{volume['id']}", endpoint_filter=VOLUME)
+    wait_gone(member, f"/volumes/{volume['id']}")
+
+
 def test_openstacksdk_creates_and_deletes_volume(cloud):
     conn = openstack.connection.Connection(auth=cloud.credentials(), region_name="RegionOne")
     volume = conn.block_storage.create_volume(size=1, name="ns-sdk-volume")

@@ -18,6 +18,7 @@ from novastress_locust.storm import StormUser
 from novastress_locust.storm.catalog import choose, fire
 from novastress_locust.storm.plans import race_plan
 from novastress_locust.storm.pool import Round, refill, storm_state
+from novastress_locust.waiter import WaitError
 from waiting import wait_until
 
 
@@ -104,6 +105,43 @@ def test_a_plan_does_nothing_with_a_member_that_is_busy(stormer):
     assert race_plan(round, "unshelve", busy) is False
     assert race_plan(round, "attach_volume", dict(round.show(), status="BUILD")) is False
     assert round.member.id in round.storm.members
+
+
+def test_a_volume_left_reserved_for_a_deleted_member_is_reset_and_deleted(stormer, caplog):
+    # what a real Nova leaves when an attach races the server's DELETE (a 500, BDMNotFound):
+    # Cinder keeps the volume reserved for the gone server, and only an admin can free it
+    user, api = stormer
+    round = a_round(user)
+    volume = user.create_volume()                   # waited for: available
+    response = api.session.post(f"{api.volume}/attachments", headers={"OpenStack-API-Version": "volume 3.27"},
+                                json={"attachment": {"volume_uuid": volume["id"], "instance_uuid": round.member.id}})
+    assert response.status_code == 200, response.text
+    assert round.delete(user.client) is True
+    wait_until(lambda: server_status(api, round.member.id) is None, "the member gone", timeout=20)
+    user.options.delete_timeout = 1                 # the reservation is not waited out for long
+    admin = api.cloud.credentials(admin=True)       # as --os-admin-*: the reset is an admin's
+    user.options.os_admin_username, user.options.os_admin_password = admin["username"], admin["password"]
+    user.options.os_admin_project_name = admin["project_name"]
+    user.delete_tracked(user.tracked[volume["name"]])
+    gone = api.session.get(f"{api.volume}/volumes/{volume['id']}", raise_exc=False)
+    assert gone.status_code == 404, gone.text
+    assert volume["name"] not in user.tracked and not user.state.leaks
+    assert f"volume {volume['name']} stayed reserved, reserved for server {round.member.id} which no longer " \
+           f"exists (an attach that raced its delete); reset it as admin" in caplog.text
+
+
+def test_a_volume_reserved_for_a_live_server_is_not_reset(stormer):
+    user, api = stormer
+    round = a_round(user)
+    volume = user.create_volume()
+    new_attach = {"OpenStack-API-Version": "volume 3.27"}
+    attachment = api.session.post(f"{api.volume}/attachments", headers=new_attach, json={"attachment": {
+        "volume_uuid": volume["id"], "instance_uuid": round.member.id}}).json()["attachment"]
+    user.options.delete_timeout = 1
+    with pytest.raises(WaitError, match=r"still reserved after 1 s"):
+        user.delete_tracked(user.tracked[volume["name"]])
+    assert api.get(f"{api.volume}/volumes/{volume['id']}")["volume"]["status"] == "reserved"
+    api.session.delete(f"{api.volume}/attachments/{attachment['id']}", headers=new_attach)
 
 
 def test_a_round_chooses_the_way_back_half_the_time_and_mostly_what_nova_accepts():

@@ -17,6 +17,7 @@ from novastress_locust.cleanup import Settings, connect
 from novastress_locust.client import OpenStackClient
 from novastress_locust.realnova import Shape
 from novastress_locust.state import run_state
+from novastress_locust.user import NovaUser
 from realnova_stack import COMPUTE, VOLUME, realnova_command, tools_own_failures
 from waiting import wait_until
 
@@ -139,6 +140,45 @@ def test_every_kind_is_found_shown_and_deleted_on_real_services(realnova, monkey
     call = load.request if client == "load" else connect(load.target, Settings(timeout=300)).call
     check_every_kind(call, made, timeout=90)
     assert realnova.leftovers(prefix) == {}
+
+
+class Cleaner(NovaUser):
+    abstract = True
+
+
+def test_a_volume_left_reserved_for_a_deleted_server_is_reset_and_deleted(realnova, monkeypatch, caplog):
+    """What real Nova leaves when a storm attach races the server's DELETE (500 BDMNotFound): a
+    volume Cinder keeps reserved for the gone server. The user's cleanup finds the server in
+    Cinder's attachments API (3.27), resets the volume as admin and deletes it: no leak."""
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(realnova.clouds_yaml))
+    admin = realnova.session(admin=True)
+    image = admin.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"][0]["id"]
+    flavor = admin.get("/flavors", endpoint_filter=COMPUTE).json()["flavors"][0]["id"]
+    parser = LocustArgumentParser()
+    novastress_options.add_arguments(parser)
+    options = parser.parse_args(["--os-cloud", "realnova", *realnova.admin_options(), "--image", image,
+                                 "--flavor", flavor, "--delete-timeout", "5", "--build-timeout", "120"])
+    environment = Environment(events=Events(), parsed_options=options)
+    environment.create_local_runner()
+    state = run_state(environment)
+    state.prefix, state.run_id = "ns", f"rsv{uuid.uuid4().hex[:4]}"
+    user = Cleaner(environment)
+    user.on_start()
+    try:
+        server = user.boot_server()
+        volume = user.create_volume()
+        attachment = user.client.volume_attachments.post("/attachments", json={"attachment": {
+            "volume_uuid": volume["id"], "instance_uuid": server["id"]}}, expect=(200,)).json()["attachment"]
+        assert attachment["status"] == "reserved", attachment
+        user.delete_server(server)
+        assert user.show("volume", volume["id"])["status"] == "reserved"   # Nova did not take it back
+        user.cleanup()
+        assert user.show("volume", volume["id"]) is None and not state.leaks, state.leaks
+        assert re.search(rf"volume {volume['name']} stayed reserved, reserved for server {server['id']} which "
+                         r"no longer exists \(an attach that raced its delete\); reset it as admin", caplog.text)
+    finally:
+        user.cleanup()
+    assert realnova.leftovers(state.run_id) == {}
 
 
 def test_a_shape_without_cinder_stops_it_and_takes_it_out_of_the_catalog(stacks, realnova):
