@@ -13,6 +13,10 @@ Importing it (the locustfiles do, through `novastress_locust.user`) registers li
   deletes anything named `<prefix>-<run id>-` a user could not;
 * `report_to_master` / `worker_report` — per-user action counts, action records, leaks;
 * `quitting` — Tempest's summary and the exit code.
+
+The user classes of the run take part through NovaUser's hooks, called here in that order:
+`option_checks` in the preflight (and the web form), `run_init` after it, `run_test_stop` at
+each test's end before the sweep.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from .cloudprofile import CloudProfile
 from .credentials import CloudTarget
 from .errors import UserError, exit_with
 from .requestlog import ActionRecord
-from .state import (MSG_STOP, MSG_USER_DONE, OPTION_CHECKS, Leak, PreflightError, RunState, request_index,
+from .state import (MSG_STOP, MSG_USER_DONE, Leak, PreflightError, RunState, class_hooks, request_index,
                     run_state)
 
 LOG = logging.getLogger("novastress")
@@ -69,6 +73,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if isinstance(runner, WorkerRunner):
         environment.events.report_to_master.add_listener(
             lambda client_id, data, **kw: _report_to_master(environment, client_id, data))
+        _run_class_hooks(environment, "run_init", runner)
         return
     environment.events.worker_report.add_listener(
         lambda client_id, data, **kw: _worker_report(environment, client_id, data))
@@ -89,6 +94,20 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if runner is not None:
         runner.register_message(MSG_STOP, lambda environment, msg, **kw: state.stop_run(msg.data["reason"]))
         runner.register_message(MSG_USER_DONE, lambda environment, msg, **kw: _worker_user_done(state))
+    # the user classes' own set-up of the run (a scenario sizes itself), after the preflight
+    _run_class_hooks(environment, "run_init", runner)
+
+
+def _run_class_hooks(environment, name: str, *args) -> None:
+    """Call the user classes' hook `name` (see NovaUser); a UserError it raises is exit 2, any other
+    error is logged and the next hook still runs."""
+    for hook in class_hooks(environment, name):
+        try:
+            hook(environment, *args)
+        except UserError:
+            raise
+        except Exception:
+            LOG.exception("novastress: %s of %s failed", name, getattr(hook, "__qualname__", hook))
 
 
 def _worker_user_done(state: RunState) -> None:
@@ -104,7 +123,7 @@ def preflight(state: RunState) -> None:
     from .inputs import check_private_key
     # the log watcher would find out only after the load began
     check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
-    for check in OPTION_CHECKS:
+    for check in class_hooks(state.environment, "option_checks"):
         try:
             check(opts)
         except ValueError as exc:
@@ -204,6 +223,7 @@ def _on_test_stop(environment, **_kwargs) -> None:
     state = run_state(environment)
     state.ending = True
     state.stop_waiters()
+    _run_class_hooks(environment, "run_test_stop")
 
 
 def _end_of_test_stop(environment, **_kwargs) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
-from locust import LoadTestShape, events
+from locust import LoadTestShape
 from locust.runners import WorkerRunner
 
 from .actions import REGISTRY, ActionSpec, Needs, find
@@ -158,6 +158,78 @@ class ScenarioUser(NovaUser):
     use_isolated_tenants = False
     required_services: list[str] = []
     entry_index = 0
+
+    @classmethod
+    def run_init(cls, environment, runner) -> None:
+        """After the plugin's preflight: skip entries whose services are missing, size the run, --serial."""
+        opts = environment.parsed_options
+        ours = [entry for entry in environment.user_classes if issubclass(entry, ScenarioUser)]
+        if opts is None or not ours or not hasattr(opts, "prefix"):
+            return
+        state = run_state(environment)
+        if state.embedded is not None:
+            # workers get these with the other options at test start
+            state.use_embedded_admin()      # isolated tenants and use_admin entries
+            if not opts.guest_ssh_port and state.embedded.info.get("guest_ssh_port"):
+                opts.guest_ssh_port = int(state.embedded.info["guest_ssh_port"])
+        # Locust's --tags may have left a class without tasks
+        kept = [entry for entry in environment.user_classes if entry.tasks]
+        if isinstance(runner, WorkerRunner):
+            environment.user_classes[:] = kept
+            return
+        default_threads = opts.default_thread_number_per_action
+        client = OpenStackClient(state, state.ensure_target(), "scenario")
+        running = []
+        for entry in kept:
+            missing = [s for s in getattr(entry, "required_services", []) if not catalog_has(client, s)]
+            if missing:
+                print(f"novastress: skipping {entry.__name__} (entry {entry.entry_index}, {entry.tasks[0].__name__}): "
+                      f"required service {', '.join(missing)} not in the catalog", file=sys.stderr, flush=True)
+                continue
+            if default_threads and not getattr(entry, "explicit_threads", True):
+                entry.threads = entry.fixed_count = default_threads
+            running.append(entry)
+        if not running:
+            fail("every scenario entry was skipped: nothing to run")
+        environment.user_classes[:] = running
+        if state.users_from_threads:
+            opts.num_users = sum(entry.fixed_count or entry.threads for entry in running)
+        if state.spawn_rate_from_users:
+            opts.spawn_rate = float(opts.num_users)
+        if opts.serial:
+            if not opts.run_time:
+                fail("--serial splits the run time between the entries: give -t/--run-time, e.g. -t 5m")
+            run_time = float(opts.run_time)
+            steps = [(entry, entry.fixed_count or entry.threads) for entry in running]
+            for entry in running:
+                # fixed counts would keep a finished step's users: each step names its class instead
+                entry.fixed_count, entry.weight = 0, 1
+            shape = SerialShape(steps, run_time / len(running))
+            shape.runner = environment.runner
+            environment.shape_class = shape
+
+    @classmethod
+    def run_test_stop(cls, environment) -> None:
+        """Projects and users named `<prefix>-<run id>-` a killed user could not delete."""
+        opts = environment.parsed_options
+        if opts is None or not hasattr(opts, "prefix") or isinstance(environment.runner, WorkerRunner) \
+                or opts.leave_dirty_stack:
+            return
+        if not any(getattr(entry, "use_isolated_tenants", False) for entry in environment.user_classes):
+            return
+        state = run_state(environment)
+        if state.target is None or not state.run_id:
+            return
+        pattern = f"{state.prefix}-{state.run_id}-"
+        try:
+            admin = OpenStackClient(state, state.admin_target(), "sweep")
+            for kind in (KINDS["user"], KINDS["project"]):
+                for record in admin.request("identity", "GET", kind.collection).json()[kind.list_key]:
+                    if str(record.get("name", "")).startswith(pattern):
+                        kind.delete(admin.request, record["id"])
+                        state.swept.append(record["name"])
+        except Exception as exc:
+            LOG.error("novastress: could not sweep isolated projects/users: %s", exc)
 
     def setup(self) -> None:
         self.tenant: Tenant | None = None
@@ -301,80 +373,6 @@ class SerialShape(LoadTestShape):
             return 0, float(max(count for _, count in self.steps)), None
         self.current = index
         return count, float(count), [user_class]
-
-
-@events.init.add_listener
-def _on_init(environment, runner=None, **_kwargs) -> None:
-    """After the plugin's preflight: skip entries whose services are missing, size the run, --serial."""
-    opts = environment.parsed_options
-    ours = [cls for cls in environment.user_classes if issubclass(cls, ScenarioUser)]
-    if opts is None or not ours or not hasattr(opts, "prefix"):
-        return
-    state = run_state(environment)
-    if state.embedded is not None:
-        # workers get these with the other options at test start
-        state.use_embedded_admin()      # isolated tenants and use_admin entries
-        if not opts.guest_ssh_port and state.embedded.info.get("guest_ssh_port"):
-            opts.guest_ssh_port = int(state.embedded.info["guest_ssh_port"])
-    # Locust's --tags may have left a class without tasks
-    kept = [cls for cls in environment.user_classes if cls.tasks]
-    if isinstance(runner, WorkerRunner):
-        environment.user_classes[:] = kept
-        return
-    default_threads = opts.default_thread_number_per_action
-    client = OpenStackClient(state, state.ensure_target(), "scenario")
-    running = []
-    for cls in kept:
-        missing = [s for s in getattr(cls, "required_services", []) if not catalog_has(client, s)]
-        if missing:
-            print(f"novastress: skipping {cls.__name__} (entry {cls.entry_index}, {cls.tasks[0].__name__}): "
-                  f"required service {', '.join(missing)} not in the catalog", file=sys.stderr, flush=True)
-            continue
-        if default_threads and not getattr(cls, "explicit_threads", True):
-            cls.threads = cls.fixed_count = default_threads
-        running.append(cls)
-    if not running:
-        fail("every scenario entry was skipped: nothing to run")
-    environment.user_classes[:] = running
-    if state.users_from_threads:
-        opts.num_users = sum(cls.fixed_count or cls.threads for cls in running)
-    if state.spawn_rate_from_users:
-        opts.spawn_rate = float(opts.num_users)
-    if opts.serial:
-        if not opts.run_time:
-            fail("--serial splits the run time between the entries: give -t/--run-time, e.g. -t 5m")
-        run_time = float(opts.run_time)
-        steps = [(cls, cls.fixed_count or cls.threads) for cls in running]
-        for cls in running:
-            # fixed counts would keep a finished step's users: each step names its class instead
-            cls.fixed_count, cls.weight = 0, 1
-        shape = SerialShape(steps, run_time / len(running))
-        shape.runner = environment.runner
-        environment.shape_class = shape
-
-
-@events.test_stop.add_listener
-def _sweep_tenants(environment, **_kwargs) -> None:
-    """Projects and users named `<prefix>-<run id>-` a killed user could not delete."""
-    opts = environment.parsed_options
-    if opts is None or not hasattr(opts, "prefix") or isinstance(environment.runner, WorkerRunner) \
-            or opts.leave_dirty_stack:
-        return
-    if not any(getattr(cls, "use_isolated_tenants", False) for cls in environment.user_classes):
-        return
-    state = run_state(environment)
-    if state.target is None or not state.run_id:
-        return
-    pattern = f"{state.prefix}-{state.run_id}-"
-    try:
-        admin = OpenStackClient(state, state.admin_target(), "sweep")
-        for kind in (KINDS["user"], KINDS["project"]):
-            for record in admin.request("identity", "GET", kind.collection).json()[kind.list_key]:
-                if str(record.get("name", "")).startswith(pattern):
-                    kind.delete(admin.request, record["id"])
-                    state.swept.append(record["name"])
-    except Exception as exc:
-        LOG.error("novastress: could not sweep isolated projects/users: %s", exc)
 
 
 def classes_from_discovery(module: str) -> list[type]:

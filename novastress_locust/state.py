@@ -14,7 +14,7 @@ import logging
 import re
 import secrets
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 import gevent
 import gevent.event
@@ -29,11 +29,20 @@ if TYPE_CHECKING:
     from .cloudprofile import CloudProfile
 
 LOG = logging.getLogger("novastress")
-# checks of the options a locustfile's own modules read (the storm's, say); the preflight runs them
-# before anything else: a ValueError is one line and exit 2
-OPTION_CHECKS: list[Any] = []
 MSG_USER_DONE = "novastress_user_done"
 MSG_STOP = "novastress_stop"
+
+
+def class_hooks(environment, name: str) -> list[Callable]:
+    """The run's user classes' hook `name` (NovaUser's run_init, run_test_stop, option_checks), once
+    per function: the entries of one scenario share theirs. The plugin calls them; the features
+    stay unaware of the user classes."""
+    found: dict[Any, Callable] = {}
+    for cls in environment.user_classes or []:
+        hooks = getattr(cls, name, None)
+        for hook in hooks if isinstance(hooks, (tuple, list)) else [hooks] if hooks else []:
+            found.setdefault(getattr(hook, "__func__", hook), hook)
+    return list(found.values())
 
 
 class PreflightError(UserError):

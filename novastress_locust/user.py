@@ -65,6 +65,19 @@ class NovaUser(User):
     threads = 4
     # "batched" or "per-server"; None: the --waiter option
     waiter_kind: str | None = None
+    # checks of the options the class reads (ValueError names the bad one): the preflight and the
+    # web UI's start form run them for the run's classes, before anything else
+    option_checks: tuple[Callable[[Any], None], ...] = ()
+
+    # -- hooks the plugin calls once per run for the run's classes (state.class_hooks) ----------
+    @classmethod
+    def run_init(cls, environment, runner) -> None:
+        """After the plugin's preflight (on a worker: at its init): the class's own set-up of the
+        run, e.g. a scenario leaving out entries the cloud cannot run."""
+
+    @classmethod
+    def run_test_stop(cls, environment) -> None:
+        """At each test's end, before the run-scoped sweep: what the class made for the run."""
 
     def __init__(self, environment) -> None:
         super().__init__(environment)
@@ -73,6 +86,9 @@ class NovaUser(User):
         self.number = self.state.user_numbers[type(self).__name__]
         self.client: OpenStackClient | None = None
         self.tracked: dict[str, Tracked] = {}
+        # what the actions keep from run to run, by action-chosen key (kept resources, a server's
+        # flavor after a resize, unit-test classes): declared here, not stashed on the instance
+        self.kept: dict[str, Any] = {}
         self.runs = 0
         self._sequence = 0
         self._failure_streaks: dict[str, tuple[str, int]] = {}   # action -> (failure, times in a row)

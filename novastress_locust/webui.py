@@ -22,6 +22,7 @@ from flask import Blueprint, jsonify, make_response, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from . import report as run_reports
+from .state import class_hooks
 
 LOG_ERRORS = "novastress-log-errors"
 ACTIONS = "novastress-actions"
@@ -97,7 +98,8 @@ def install(environment, web_ui) -> None:
     def keep_configured_values():
         if request.method == "POST" and request.path.rstrip("/").endswith("/swarm"):
             request.form = form_without_blanks(request.form, our_options())
-            problem = form_problem(request.form, environment.parsed_options)
+            checks = class_hooks(environment, "option_checks")
+            problem = form_problem(request.form, environment.parsed_options, checks)
             if problem is not None:   # the run does not start; the page shows why
                 return jsonify({"success": False, "message": problem, "host": environment.host})
         return None
@@ -116,14 +118,14 @@ def form_without_blanks(form, ours: dict[str, bool]) -> ImmutableMultiDict:
     return ImmutableMultiDict(kept)
 
 
-def form_problem(form, parsed_options) -> str | None:
+def form_problem(form, parsed_options, checks=()) -> str | None:
     """What is wrong with our options as the start form sets them, in one line (None: nothing):
-    a value its option cannot take, or one the checks the preflight runs refuse."""
+    a value its option cannot take, or one of `checks` (the user classes' option_checks, which the
+    preflight runs too) refuses."""
     import argparse
     from types import SimpleNamespace
 
     from . import options
-    from .state import OPTION_CHECKS
     if parsed_options is None:
         return None
     values = dict(vars(parsed_options))
@@ -137,7 +139,7 @@ def form_problem(form, parsed_options) -> str | None:
             return f"{option.flag}: invalid value {value!r} ({exc})"
         if option.choices and values[key] not in option.choices:
             return f"{option.flag}: invalid choice {value!r} (choose from {', '.join(option.choices)})"
-    for check in OPTION_CHECKS:
+    for check in checks:
         try:
             check(SimpleNamespace(**values))
         except ValueError as exc:

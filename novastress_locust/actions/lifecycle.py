@@ -44,7 +44,7 @@ def _other_flavor(user: NovaUser, wanted: str | None) -> str:
 
 def _resize(user: NovaUser, server: dict, flavor: str | None, finish: str) -> dict:
     # a kept server already resized (and confirmed) goes back to the boot flavor: both have equal disks
-    flavors: dict[str, str] = user.__dict__.setdefault("server_flavors", {})
+    flavors: dict[str, str] = user.kept.setdefault("server_flavors", {})
     boot_flavor = user.state.boot_args().flavor_id
     current = flavors.get(server["id"], boot_flavor)
     target = _other_flavor(user, flavor)

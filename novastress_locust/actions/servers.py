@@ -22,7 +22,7 @@ def kept(user: NovaUser, key: str, create: Callable[[], dict], name_key: str = "
     It is tracked like any other: a failed action's cleanup or the user's stop deletes it,
     and the next run makes a new one.
     """
-    store: dict[str, dict] = user.__dict__.setdefault("kept", {})
+    store: dict[str, dict] = user.kept.setdefault("resources", {})
     resource = store.get(key)
     if resource is not None and resource.get(name_key) in user.tracked:
         return resource
@@ -32,7 +32,7 @@ def kept(user: NovaUser, key: str, create: Callable[[], dict], name_key: str = "
 
 
 def forget(user: NovaUser, key: str) -> None:
-    user.__dict__.setdefault("kept", {}).pop(key, None)
+    user.kept.setdefault("resources", {}).pop(key, None)
 
 
 def boot_args(extra: dict[str, Any] | None, security_group: dict | None = None,

@@ -186,7 +186,7 @@ def _owner_for(user: NovaUser, target: TestTarget, per: str) -> type:
     so that what setUpClass stores on the class is not shared between users."""
     if per != "process":
         return target.owner
-    owned = user.__dict__.setdefault("unit_test_classes", {})
+    owned = user.kept.setdefault("unit_test_classes", {})
     if target.test_id not in owned:
         owned[target.test_id] = type(target.owner.__name__, (target.owner,), {"__module__": target.owner.__module__})
     return owned[target.test_id]
@@ -282,7 +282,7 @@ def _adapt(kwargs: dict, _options, profile: CloudProfile) -> tuple[dict | None, 
 def unit_test(user: NovaUser, *, test_method: str = inspect.Parameter.empty,  # type: ignore[assignment]
               class_setup_per: str = "process") -> None:
     """Run one test; its failure or error fails the action."""
-    cache = user.__dict__.setdefault("unit_test_targets", {})
+    cache = user.kept.setdefault("unit_test_targets", {})
     target = cache.get(test_method)
     if target is None:
         target = cache[test_method] = resolve(test_method)

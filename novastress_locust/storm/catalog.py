@@ -163,14 +163,13 @@ def _snapshot_accepted(user: NovaUser, client: OpenStackClient, name: str, respo
     except (ValueError, KeyError, TypeError):
         image_id = response.headers.get("Location", "").rstrip("/").rpartition("/")[2]
     user.track("image", name, image_id or None, owner=client if client is not user.client else None)
-    user.__dict__.setdefault("storm_snapshots", []).append((name, image_id, client))
 
 
 def finish_snapshots(user: NovaUser) -> None:
     """Delete the images this round's snapshots made, each once its snapshot is done (active); a
     racing server DELETE may have deleted a partial one already (404). The client that asked for
     the snapshot deletes it: Glance lets the image's owner, or an admin, delete it."""
-    pending = user.__dict__.pop("storm_snapshots", [])
-    for name, image_id, client in pending:
-        if image_id:   # else the user's cleanup finds it by name
-            user.delete_image(image_id, name, client)
+    # a storm user tracks no image but its round's snapshots
+    for tracked in [t for t in user.tracked.values() if t.kind == "image"]:
+        if tracked.resource_id:   # else the user's cleanup finds it by name
+            user.delete_image(tracked.resource_id, tracked.name, tracked.owner)

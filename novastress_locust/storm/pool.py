@@ -40,7 +40,7 @@ class Member:
 
 @dataclass
 class StormState:
-    """The pool and the peer credential of one process."""
+    """The pool, the peer credential and what the storm looked up once, of one process."""
 
     members: dict[str, Member] = field(default_factory=dict)
     booting: int = 0
@@ -48,6 +48,9 @@ class StormState:
     peer_user: tuple[str, Any] | None = None      # (user id, admin client) to delete at the end
     peer_lock: Semaphore = field(default_factory=Semaphore)
     peer_resolved: bool = False
+    peers: dict[str, OpenStackClient | None] = field(default_factory=dict)   # user name -> its peer client
+    external_network: str | None = None           # floating IPs come from it (None: the cloud has none)
+    external_network_looked: bool = False
     rng: random.Random = field(default_factory=random.Random)
 
 
@@ -207,10 +210,11 @@ def boot_raced_by_delete(user: NovaUser, storm: StormState) -> None:
 # -- the peer credential ------------------------------------------------------------------
 def peer_client(user: NovaUser) -> OpenStackClient | None:
     """The user's client for the second credential (None: --storm-peer none or unavailable)."""
-    if "storm_peer" not in user.__dict__:
+    peers = storm_state(user.environment).peers
+    if user.name not in peers:
         target = _peer_target(user)
-        user.__dict__["storm_peer"] = OpenStackClient(user.state, target, f"{user.name}-peer") if target else None
-    return user.__dict__["storm_peer"]
+        peers[user.name] = OpenStackClient(user.state, target, f"{user.name}-peer") if target else None
+    return peers[user.name]
 
 
 def _peer_target(user: NovaUser):

@@ -16,7 +16,7 @@ import gevent
 
 from ..client import ApiError
 from ..user import NovaUser
-from .pool import Round, conflict
+from .pool import Round, conflict, storm_state
 
 LOG = logging.getLogger("novastress")
 REASSOCIATIONS = 100     # at most this many re-sent associations while a racing delete runs
@@ -152,14 +152,14 @@ def _keep_associating(user: NovaUser, item: Held) -> None:
 
 def _external_network(user: NovaUser) -> str | None:
     """The external network's id, looked up once per process; None (said once) without one."""
-    cache = user.state.__dict__
-    if "storm_external_network" not in cache:
+    storm = storm_state(user.environment)
+    if not storm.external_network_looked:
+        storm.external_network_looked = True
         try:
-            cache["storm_external_network"] = user.external_network()
+            storm.external_network = user.external_network()
         except ApiError as exc:
             LOG.warning("novastress: the storm associates no floating IPs: %s", exc)
-            cache["storm_external_network"] = None
-    return cache["storm_external_network"]
+    return storm.external_network
 
 
 def _settle(user: NovaUser, item: Held) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import logging
 
 import gevent
-from locust import events
 
 from ..client import ApiError
 from ..invariants import invariants
 from ..kinds import KINDS
-from ..state import OPTION_CHECKS, run_state
+from ..state import run_state
 from ..user import NovaUser
 from .bursts import server_group_burst
 from .catalog import ACTIONS, RESOURCE_ACTIONS, choose, enabled_actions, finish_snapshots, fire, fire_together
@@ -88,18 +87,28 @@ def storm_round(user: NovaUser) -> None:
             peer.action = None
 
 
+def check_options(opts) -> None:
+    """The storm's options, checked by the preflight: ValueError names the bad one."""
+    enabled_actions(opts.storm_actions)
+    for option in RATIOS:
+        value = getattr(opts, option[2:].replace("-", "_"))
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"{option} {value:g}: a fraction of rounds, between 0 and 1")
+
+
 class StormUser(NovaUser):
     """A user of the storm: shares its process's pool; its tasks come from the locustfile."""
 
     abstract = True
     invariants = True   # turns the invariant checks on for the run
+    option_checks = (check_options,)
 
     def on_stop(self) -> None:
         # another user may hold a lock on a server this one booted (its lock window): unlock
         # first, with the admin peer when there is one, so the cleanup's DELETE is not refused
         if self.client is not None:
             storm = storm_state(self.environment)
-            peer = self.__dict__.get("storm_peer")
+            peer = storm.peers.get(self.name)
             for tracked in list(self.tracked.values()):
                 member = storm.members.get(tracked.resource_id or "")
                 if tracked.kind == "server" and member is not None:
@@ -111,8 +120,26 @@ class StormUser(NovaUser):
 
     def unlock_server(self, server_id: str) -> None:
         """The peer (an admin) may hold the lock: unlock with it first, then as the owner."""
-        peer = self.__dict__.get("storm_peer")
+        peer = storm_state(self.environment).peers.get(self.name)
         unlock(server_id, peer or self.client, self.client if peer else None)
+
+    @classmethod
+    def run_test_stop(cls, environment) -> None:
+        """The pool is emptied and the peer user the storm made is deleted."""
+        storm = run_state(environment).storm
+        if storm is None:
+            return
+        storm.members.clear()
+        if storm.peer_user is not None:
+            user_id, admin = storm.peer_user
+            storm.peer_user = None
+            try:
+                KINDS["user"].delete(admin.request, user_id)
+            except ApiError as exc:
+                LOG.error("novastress: could not delete the storm's peer user: %s", exc)
+        storm.peer_resolved = False
+        storm.peer_target = None
+        storm.peers.clear()                  # their credential may be the peer user just deleted
 
     def cleanup(self) -> None:
         """A failed round deletes this user's pool servers: they leave the pool, and their deletes
@@ -134,32 +161,3 @@ class StormUser(NovaUser):
         checks = invariants(self.environment)
         for server_id in pool if checks.active else []:
             checks.watch_delete(server_id, self.client)
-
-
-def check_options(opts) -> None:
-    """The storm's options, checked by the preflight: ValueError names the bad one."""
-    enabled_actions(opts.storm_actions)
-    for option in RATIOS:
-        value = getattr(opts, option[2:].replace("-", "_"))
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"{option} {value:g}: a fraction of rounds, between 0 and 1")
-
-
-OPTION_CHECKS.append(check_options)
-
-
-@events.test_stop.add_listener
-def _on_test_stop(environment, **_kwargs) -> None:
-    storm = run_state(environment).storm
-    if storm is None:
-        return
-    storm.members.clear()
-    if storm.peer_user is not None:
-        user_id, admin = storm.peer_user
-        storm.peer_user = None
-        try:
-            KINDS["user"].delete(admin.request, user_id)
-        except ApiError as exc:
-            LOG.error("novastress: could not delete the storm's peer user: %s", exc)
-    storm.peer_resolved = False
-    storm.peer_target = None
