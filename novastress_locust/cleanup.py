@@ -164,14 +164,14 @@ class Cloud:
 
     def call(self, service_type: str, method: str, path: str, *, params: dict | None = None,
              json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = (),
-             name: str | None = None):
+             name: str | None = None, microversion: str | None = None):
         """One API call, retried with backoff on transient trouble; CallFailed when it gives up.
         (`name` names a Locust request; this client fires none.)"""
         endpoint = self.endpoint(service_type)
         if endpoint is None:
             raise CallFailed(f"no {service_type} endpoint in the catalog")
-        headers = {"OpenStack-API-Version": f"compute {COMPUTE_MICROVERSION}"} \
-            if service_type == "compute" else {}
+        microversion = microversion or (COMPUTE_MICROVERSION if service_type == "compute" else None)
+        headers = {"OpenStack-API-Version": f"{service_type} {microversion}"} if microversion else {}
         label = f"{method} {service_type} {path}"
 
         def once():
@@ -424,15 +424,25 @@ class Cleanup:
         return [v for v in volumes if self.scope.owns(v.get("name")) and v.get("status") != "deleted"]
 
     def find_attachments(self) -> list[Resource]:
+        """Attachments of our volumes: the attached ones the volume lists, and the reservations
+        of a volume still reserved or attaching (Cinder's attachments API, 3.27, names their
+        server: an attach that raced the server's delete leaves one behind)."""
         found = []
         for volume in self._our_volumes():
-            for attachment in volume.get("attachments") or []:
-                server_id = attachment.get("server_id") or ""
+            servers = [a.get("server_id") or "" for a in volume.get("attachments") or []]
+            if not servers and volume.get("status") in ("reserved", "attaching"):
+                servers = [a["instance"] for a in self._reservations(volume["id"]) if a.get("instance")]
+            for server_id in servers:
                 found.append(Resource("volume attachment", volume["id"],
                                       f"{volume['name']} on server {server_id}",
                                       volume.get("os-vol-tenant-attr:tenant_id"),
                                       {"server_id": server_id, "volume": volume}))
         return found
+
+    def _reservations(self, volume_id: str) -> list[dict]:
+        response = self.cloud.call("volume", "GET", "/attachments", params={"volume_id": volume_id, **self._volume_params()},
+                                   expect=(200, 404), microversion="3.27")
+        return response.json().get("attachments") or [] if response.status_code == 200 else []
 
     def delete_attachment(self, resource: Resource) -> None:
         server_id = resource.detail["server_id"]
@@ -446,8 +456,8 @@ class Cleanup:
             self.cloud.call("compute", "DELETE", f"/servers/{server_id}/os-volume_attachments/{resource.id}",
                             expect=(202, 204, 404), retry_on=(409,))
         else:
-            # the server is gone but Cinder still records the attachment (a lost detach):
-            # only an admin can reset it
+            # the server is gone but Cinder still records the attachment (a lost detach) or the
+            # reservation (an attach that raced the delete): only an admin can reset it
             try:
                 self.cloud.call("volume", "POST", f"/volumes/{resource.id}/action",
                                 json={"os-reset_status": {"status": "available",

@@ -84,6 +84,27 @@ def test_attached_volumes_and_snapshots_go_in_dependency_order(cloud_factory):
     assert leftovers(cloud, "ns-") == {}
 
 
+def test_a_volume_reserved_for_a_gone_server_is_reset_as_admin_and_deleted(cloud_factory):
+    # what an attach racing its server's delete leaves in a real Cinder: the volume reserved for a
+    # server that no longer exists; Cinder's volume shows no attachment, its attachments API does
+    cloud = cloud_factory(**FAST)
+    member = Api(cloud, cloud.session())
+    volume = member.volume_("ns-r1-a1-1-volume")
+    gone_server = "0d6f2b1e-0000-4000-8000-00000000dead"
+    response = member.session.post(f"{member.volume}/attachments", headers={"OpenStack-API-Version": "volume 3.27"},
+                                   json={"attachment": {"volume_uuid": volume["id"], "instance_uuid": gone_server}})
+    assert response.status_code == 200, response.text
+    as_member = run_cleanup(cloud, "--yes", "--retries", "1")
+    assert as_member.returncode == 1, as_member.output
+    assert f"on server {gone_server}" in as_member.stdout and "an admin must reset it" in as_member.stdout, \
+        as_member.output
+    result = run_cleanup(cloud, "--yes", "--all-projects", admin=True)
+    assert result.returncode == 0, result.output
+    assert result.row("volume attachments") == (1, 1, 0)
+    assert result.row("volumes") == (1, 1, 0)
+    assert leftovers(cloud, "ns-") == {}
+
+
 def test_a_foreign_snapshot_keeps_our_volume_and_the_exit_code_says_so(cloud_factory):
     cloud = cloud_factory(**FAST)
     member = Api(cloud, cloud.session())

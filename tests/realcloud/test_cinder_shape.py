@@ -181,6 +181,32 @@ def test_a_volume_left_reserved_for_a_deleted_server_is_reset_and_deleted(realno
     assert realnova.leftovers(state.run_id) == {}
 
 
+def test_novastress_cleanup_resets_a_volume_reserved_for_a_deleted_server(realnova):
+    """The same leftover, cleaned by `novastress-cleanup --all-projects --yes` as admin: the
+    volume's reservation is found through the attachments API and the volume reset and deleted."""
+    member = realnova.session()
+    marker = f"ns-rsc{uuid.uuid4().hex[:4]}"
+    image = member.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"][0]["id"]
+    flavor = member.get("/flavors", endpoint_filter=COMPUTE).json()["flavors"][0]["id"]
+    server = member.post("/servers", endpoint_filter=COMPUTE, json={"server": {
+        "name": f"{marker}-1-server", "imageRef": image, "flavorRef": flavor, "networks": "none"}},
+        headers={"OpenStack-API-Version": "compute 2.37"}).json()["server"]
+    volume = member.post("/volumes", endpoint_filter=VOLUME,
+                         json={"volume": {"name": f"{marker}-2-volume", "size": 1}}).json()["volume"]
+    wait_until(lambda: member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"]
+               == "available", "the volume available", timeout=120, interval=1)
+    member.post("/attachments", endpoint_filter=VOLUME, headers={"OpenStack-API-Version": "volume 3.27"},
+                json={"attachment": {"volume_uuid": volume["id"], "instance_uuid": server["id"]}})
+    member.delete(f"/servers/{server['id']}", endpoint_filter=COMPUTE)
+    wait_until(lambda: member.get(f"/servers/{server['id']}", endpoint_filter=COMPUTE,
+                                  raise_exc=False).status_code == 404, "the server gone", timeout=120, interval=1)
+    assert member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"] == "reserved"
+    completed = realnova.cleanup("--prefix", "ns", "--all-projects", "--yes", "--poll-interval", "0.5")
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert f"{marker}-2-volume on server {server['id']}" in completed.stdout, completed.stdout
+    assert realnova.leftovers(marker) == {}
+
+
 def test_a_shape_without_cinder_stops_it_and_takes_it_out_of_the_catalog(stacks, realnova):
     """Last of the module: the stack goes back to the default shape, the one without Cinder."""
     realnova = stacks.up(Shape(flavors=1, compute_hosts=1))
