@@ -124,11 +124,11 @@ class Cloud:
 
     TRANSIENT = (408, 429, 500, 502, 503, 504)
 
-    def __init__(self, target: CloudTarget, settings: Settings, deadline: float) -> None:
+    def __init__(self, target: CloudTarget, settings: Settings, deadline: float, auth: Any = None) -> None:
         self.target = target
         self.settings = settings
         self.deadline = deadline
-        self.session = target.session(target.plugin())
+        self.session = target.session(auth or target.plugin())
         self.session.timeout = settings.request_timeout
         self._endpoints: dict[str, str | None] = {}
 
@@ -640,9 +640,10 @@ def render_table(results: Iterable[KindResult], deleting: bool) -> str:
 
 
 # -- entry points: the command line below, and the sweep at the end of a run ---------------
-def connect(target: CloudTarget, settings: Settings) -> Cloud:
-    """An authenticated Cloud whose calls share one deadline (`settings.timeout` from now)."""
-    cloud = Cloud(target, settings, time.monotonic() + settings.timeout)
+def connect(target: CloudTarget, settings: Settings, auth: Callable[[CloudTarget], Any] | None = None) -> Cloud:
+    """An authenticated Cloud whose calls share one deadline (`settings.timeout` from now);
+    `auth(target)` gives the auth plugin to use (a run's: RunState.auth, its token shared)."""
+    cloud = Cloud(target, settings, time.monotonic() + settings.timeout, auth(target) if auth else None)
     cloud.authenticate()
     return cloud
 
@@ -706,14 +707,15 @@ class Clouds:
     admin_refused: bool = False
 
 
-def connect_clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings) -> Clouds:
-    cloud = connect(member, settings)
+def connect_clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings,
+                   auth: Callable[[CloudTarget], Any] | None = None) -> Clouds:
+    cloud = connect(member, settings, auth)
     if has_admin_role(cloud):
         return Clouds(cloud, cloud)
     if admin is None or admin.key == member.key:
         return Clouds(cloud, None)
     try:
-        candidate = connect(admin, settings)
+        candidate = connect(admin, settings, auth)
     except CleanupError as exc:
         LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
                     "project %s only", exc, cloud.project_id)

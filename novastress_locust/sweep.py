@@ -36,7 +36,7 @@ def sweep(state: RunState) -> None:
     pattern = f"{state.prefix}-{state.run_id}-"
     _after_delete_checks(state)
     try:
-        clouds = connect_clouds(state.target, _admin_target(state), settings)
+        clouds = connect_clouds(state.target, _admin_target(state), settings, auth=state.auth)
         passes = sweep_run(state.target, Scope(state.prefix, state.run_id), settings,
                            every_run=bool(opts.full_clean_stack), out=_LogLines(), clouds=clouds)
     except Exception as exc:  # CleanupError (credentials) or a surprise: the run cannot vouch

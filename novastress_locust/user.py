@@ -250,9 +250,9 @@ class NovaUser(User):
                    counts=lambda error: error is None or not self.being_stopped()):
             yield
 
-    def _generalized(self, error: Exception):
+    def _generalized(self, error: Exception) -> str:
         """The error as its statistics row names it: ids and this run's names made generic."""
-        return generalize(first_line(error) if isinstance(error, Exception) else str(error), self.state.names)
+        return generalize(first_line(error), self.state.names)
 
     # -- servers ---------------------------------------------------------------
     def boot_server(self, **extra: Any) -> dict:

@@ -127,7 +127,8 @@ class LogWatch:
                 if cloud is None:
                     raise TargetError("no cloud configured")
                 from logwatch import discover_os_services
-                session = cloud.session(cloud.plugin())
+                # the run state's auth plugin for these credentials: its token, not a second one
+                session = cloud.session(run_state(self.environment).auth(cloud))
                 hosts = discover_os_services(session, region_name=cloud.region_name, interface=cloud.interface)
                 logger.info("log watch: os-services lists compute hosts %s", ", ".join(hosts) or "(none)")
                 return hosts
