@@ -229,6 +229,23 @@ STORM_OPTIONS: tuple[Option, ...] = (
            type=int),
 )
 
+def _sla(text: str) -> str:
+    """`--sla`: checked here (one clear line, exit 2), kept as text (workers get it as it is)."""
+    from . import sla
+    sla.parse(text)
+    return text
+
+
+SLA = "SLA: Rally's criteria, judged per action while the run goes and at its end (exit code 3 when only they fail)"
+SLA_OPTIONS: tuple[Option, ...] = (
+    Option("--sla", None, "comma-separated criteria NAME=VALUE (seconds, %): failure_rate=1, "
+           "max_seconds_per_iteration=60, max_avg_duration=20, max_avg_duration_per_atomic.boot_server=10, "
+           "outliers=1 (outliers.sigmas=10, outliers.min_iterations=10), performance_degradation=50, "
+           "max_log_errors=0, max_invariant_violations=0", type=_sla),
+    Option("--sla-abort", False, "stop the run as soon as an SLA criterion fails (Rally's --abort-on-sla-failure)",
+           switch=True),
+)
+
 LOG_WATCH = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"
 LOG_CHECK_INTERVAL = 60.0            # seconds between checks of remote logs (poll mode)
 EMBEDDED_LOG_CHECK_INTERVAL = 1.0    # the embedded cloud's local logs: a stat per file
@@ -266,7 +283,7 @@ LOG_OPTIONS: tuple[Option, ...] = (
 
 GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS),
-    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS), (LOG_WATCH, LOG_OPTIONS))
+    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS), (SLA, SLA_OPTIONS), (LOG_WATCH, LOG_OPTIONS))
 ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
 
 

@@ -307,8 +307,10 @@ def _on_quitting(environment, **_kwargs) -> None:
                                     f"the end of the run did not finish within {wait:g} s"))
     if not state.summary_printed:
         state.summary_printed = True
-        text, failed = summary.render(state)
+        verdicts = _report.sla_verdicts(environment)
+        tolerated = _report.sla_tolerates(environment)
+        text, failed = summary.render(state, tolerated, verdicts)
         print(text, flush=True)
-        summary.set_exit_code(environment, state, failed)
+        summary.set_exit_code(environment, state, failed, tolerated, verdicts)
 
 

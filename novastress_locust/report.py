@@ -11,6 +11,9 @@ Locust's stats (and so its charts, `--csv` and `--html`) already hold our rows:
   their reports, as Locust ships its stats, and the master merges it per worker.
 * **Log errors** — every `LOG` failure the master's watcher fires: time, host, file, the
   record's lines, the action and global request id it was pinned on.
+* **SLA** — the successful iterations' and atomic steps' timings the `--sla` criteria judge
+  (sla.py), shipped and merged like the actions; the verdicts, every few seconds while the run
+  goes (`--sla-abort` stops it at the first failed one) and at its end.
 
 Both feed the web UI tabs (webui.py), `<csv prefix>_actions.csv` and
 `<csv prefix>_log_errors.csv` with `--csv`, `--summary-json` and an HTML summary (written next
@@ -31,12 +34,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
+
+from . import sla as sla_criteria
 
 LOG = logging.getLogger("novastress")
 TITLE = "novastress reports"
 MAX_LOG_ERRORS = 1000
+SLA_INTERVAL = 2.0      # seconds between live judgements of the --sla criteria
 ACTION_COLUMNS = ("action", "worker", "runs", "failures", "median_ms", "p95_ms", "average_ms", "max_ms")
 LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "lines")
 REQUEST_ID = re.compile(r"\breq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
@@ -61,12 +68,17 @@ class RunReport:
 
     def __init__(self) -> None:
         self.actions = RequestStats(use_response_times_cache=False)
+        # successful ACTION and ATOMIC timings, keyed (name, "ACTION" / "ATOMIC"): what --sla judges
+        self.successes = RequestStats(use_response_times_cache=False)
         self.log_errors: deque[LogErrorRow] = deque(maxlen=MAX_LOG_ERRORS)
         self.log_error_count = 0
+        self.verdicts: list[sla_criteria.Verdict] = []     # the latest judgement of --sla
 
     # -- recording ------------------------------------------------------------------
     def on_request(self, worker: str, request_type: str, name: str, response_time: float,
                    exception: Any, context: dict | None) -> None:
+        if request_type in ("ACTION", "ATOMIC") and exception is None:
+            self.successes.log_request(request_type, name, round(response_time), 0)
         if request_type == "ACTION":
             self.actions.log_request(worker, name, round(response_time), 0)
             if exception is not None:
@@ -84,19 +96,38 @@ class RunReport:
                 request_id=str(context.get("global_request_id") or ""),
                 lines=[str(line) for line in context.get("lines") or []]))
 
-    def stripped(self) -> list[dict]:
-        """This worker's action timings since the last report (then forgotten here)."""
-        return [entry.get_stripped_report() for entry in self.actions.entries.values() if entry.num_requests]
+    def stripped(self) -> dict[str, list[dict]]:
+        """This worker's action timings and successes since the last report (then forgotten here)."""
+        return {name: [entry.get_stripped_report() for entry in stats.entries.values() if entry.num_requests]
+                for name, stats in (("actions", self.actions), ("successes", self.successes))}
 
-    def merge(self, worker: str, reported: list[dict]) -> None:
-        for data in reported:
+    def merge(self, worker: str, reported: dict[str, list[dict]]) -> None:
+        for data in reported.get("actions") or []:
             data = dict(data, method=worker)
             self.actions.get(data["name"], worker).extend(StatsEntry.unserialize(data, self.actions))
+        for data in reported.get("successes") or []:
+            self.successes.get(data["name"], data["method"]).extend(StatsEntry.unserialize(data, self.successes))
 
     def reset(self) -> None:
         self.actions.reset_all()
+        self.successes.reset_all()
         self.log_errors.clear()
         self.log_error_count = 0
+        self.verdicts = []
+
+    def per_action(self) -> dict[str, StatsEntry]:
+        """Each action's iterations over every worker."""
+        merged = RequestStats(use_response_times_cache=False)
+        for (name, _worker), entry in self.actions.entries.items():
+            merged.get(name, "ACTION").extend(entry)
+        return {name: entry for (name, _method), entry in merged.entries.items() if entry.num_requests}
+
+    def judge(self, sla: "sla_criteria.Sla", violations: int,
+              per_action: dict[str, "sla_criteria.Sla"] | None = None) -> list["sla_criteria.Verdict"]:
+        """The --sla criteria on what the run measured so far (kept as the latest verdicts)."""
+        self.verdicts = sla_criteria.judge(sla, self.per_action(), dict(self.successes.entries),
+                                           self.log_error_count, violations, per_action)
+        return self.verdicts
 
     # -- tables ---------------------------------------------------------------------
     def action_rows(self) -> list[dict]:
@@ -174,6 +205,69 @@ def log_error_rows(environment) -> list[dict]:
     return run_report(environment).log_error_rows(request_index(environment))
 
 
+# -- the SLA ---------------------------------------------------------------------------
+def sla_given(environment) -> bool:
+    return bool(sla_criteria.parse(getattr(environment.parsed_options, "sla", None))) or \
+        bool(entry_slas(environment))
+
+
+def entry_slas(environment) -> dict[str, sla_criteria.Sla]:
+    """Action row -> the criteria its scenario entry gives (a user class's `entry_sla`)."""
+    found: dict[str, sla_criteria.Sla] = {}
+    for user_class in environment.user_classes or []:
+        own = getattr(user_class, "entry_sla", None)
+        if own:
+            found[own[0]] = own[1]
+    return found
+
+
+def sla_verdicts(environment) -> list[sla_criteria.Verdict] | None:
+    """The --sla criteria (and the scenario entries' own) judged on the run so far; None when
+    none are given."""
+    if not sla_given(environment):
+        return None
+    sla = sla_criteria.parse(getattr(environment.parsed_options, "sla", None))
+    return run_report(environment).judge(sla, violation_count(environment), entry_slas(environment))
+
+
+def sla_tolerates(environment) -> frozenset[str]:
+    """The criteria that replace the exit code's zero tolerance: the run's failure_rate,
+    max_log_errors and max_invariant_violations; failure_rate also when every action that
+    failed has an entry's own."""
+    sla = sla_criteria.parse(getattr(environment.parsed_options, "sla", None))
+    tolerated = {name for name in ("failure_rate", "max_log_errors", "max_invariant_violations") if sla.limits(name)}
+    entries = entry_slas(environment)
+    failing = [name for name, entry in run_report(environment).per_action().items() if entry.num_failures]
+    if failing and all(name in entries and entries[name].limits("failure_rate") for name in failing):
+        tolerated.add("failure_rate")
+    return frozenset(tolerated)
+
+
+def violation_count(environment) -> int:
+    runner = environment.runner
+    return sum(error.occurrences for error in (runner.stats.errors.values() if runner is not None else [])
+               if error.method == "INVARIANT")
+
+
+def _judge_live(environment) -> None:
+    """Judge the criteria every SLA_INTERVAL seconds (the web UI's SLA tab shows the latest);
+    with --sla-abort, the first failed one stops the run."""
+    from .state import run_state
+    while True:
+        gevent.sleep(SLA_INTERVAL)
+        try:
+            verdicts = sla_verdicts(environment) or []
+        except Exception as exc:  # a judgement that cannot be made now may be made next time
+            LOG.warning("novastress: could not judge the SLA: %s", exc)
+            continue
+        failed = [v for v in verdicts if not v.success]
+        if failed and getattr(environment.parsed_options, "sla_abort", False):
+            first = failed[0]
+            run_state(environment).stop_run(f"SLA failed (--sla-abort): {first.criterion} of {first.subject} is "
+                                            f"{first.value}, the limit {first.limit}")
+            return
+
+
 # -- the summary files ------------------------------------------------------------------
 def summary_document(environment, exit_code: int | None) -> dict:
     """Everything the Tempest-style summary says, and the extra tables, as one JSON-able dict."""
@@ -210,7 +304,19 @@ def summary_document(environment, exit_code: int | None) -> dict:
         "profile": state.profile.as_dict() if state.profile is not None else None,
         "skipped": list(state.skipped),
         "backoffs": state.all_backoffs(),
+        "sla": sla_document(environment),
     }
+
+
+def sla_document(environment) -> dict | None:
+    """--sla's criteria and the verdicts of the end of the run (None without --sla)."""
+    report = run_report(environment)
+    if not sla_given(environment):
+        return None
+    verdicts = report.verdicts if report.verdicts else sla_verdicts(environment) or []
+    return {"criteria": sla_criteria.parse(getattr(environment.parsed_options, "sla", None)).text(),
+            "entries": {name: own.text() for name, own in entry_slas(environment).items()},
+            "passed": all(v.success for v in verdicts), "verdicts": [v.as_dict() for v in verdicts]}
 
 
 def violation_rows(environment) -> list[dict]:
@@ -374,9 +480,21 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     else:
         environment.events.worker_report.add_listener(
             lambda client_id, data, **kw: report.merge(worker_label(client_id),
-                                                       data.get("novastress_actions") or []))
+                                                       data.get("novastress_actions") or {}))
         # the quit event comes last, with the final exit code; it names no environment
         environment.events.quit.add_listener(lambda exit_code, **kw: write_files(environment, exit_code))
+        judging: list[gevent.Greenlet] = []
+
+        def start_judging(**_kw) -> None:
+            if not judging and sla_given(environment):
+                judging.append(gevent.spawn(_judge_live, environment))
+
+        def stop_judging(**_kw) -> None:
+            while judging:
+                judging.pop().kill(block=False)
+
+        environment.events.test_start.add_listener(start_judging)
+        environment.events.test_stop.add_listener(stop_judging)
 
     def on_request(request_type, name, response_time, exception=None, context=None, **_kw) -> None:
         report.on_request(worker, request_type, name, response_time, exception, context)

@@ -7,13 +7,15 @@
       threads: 2
       required_services: [cinder, neutron]
       kwargs: {new_volume: true}
+      sla: {failure_rate: 5, max_avg_duration: 30}   # Rally's criteria for this entry (sla.py)
 
 Each entry becomes one User class whose `fixed_count` is its `threads` (with no `-u`, the
 run spawns exactly the scenario's threads, all at once). `use_isolated_tenants` gives each
 user its own project and user, made through Keystone by the admin credentials at its start
 and deleted at its stop; `use_admin` runs the user with the admin credentials. An entry
 whose `required_services` are not in the catalog is reported and skipped; the others run.
-`--serial` runs the entries one after another, the run time split evenly.
+`--serial` runs the entries one after another, the run time split evenly. An entry's `sla`
+(a mapping, or `--sla`'s text) judges its action instead of `--sla`'s per-action criteria.
 
 Any problem with a file is one line naming the file, the entry and the fix (exit code 2)
 before anything starts.
@@ -39,12 +41,14 @@ from .credentials import CloudTarget
 from .discovery import DiscoveryError, discover
 from .errors import UserError, exit_with
 from .kinds import KINDS
+from .sla import PER_RUN, Sla
+from .sla import parse as parse_sla
 from .client import ApiError, OpenStackClient, shared_waiter
 from .state import run_state
 from .user import NovaUser
 
 LOG = logging.getLogger("novastress")
-ENTRY_KEYS = {"action", "threads", "use_admin", "use_isolated_tenants", "required_services", "kwargs"}
+ENTRY_KEYS = {"action", "threads", "use_admin", "use_isolated_tenants", "required_services", "kwargs", "sla"}
 DEFAULT_THREADS = 4
 # Tempest's service names (its [service_available] section) -> ours (CloudTarget.endpoint);
 # any other name is a catalog service type
@@ -68,6 +72,7 @@ class Entry:
     use_isolated_tenants: bool = False
     required_services: list[str] = field(default_factory=list)
     kwargs: dict = field(default_factory=dict)
+    sla: Sla = Sla()                # the entry's own criteria, judged on its action instead of --sla's
 
 
 def _read(path: Path) -> Any:
@@ -99,6 +104,12 @@ def load(path: str | os.PathLike) -> list[Entry]:
         raise ScenarioError(f"{path}: must be a non-empty list of entries like "
                             f'[{{"action": "server_create_destroy", "threads": 4}}]')
     entries = [_entry(path, index, raw) for index, raw in enumerate(document, 1)]
+    judged: dict[str, Entry] = {}
+    for entry in entries:
+        other = judged.setdefault(entry.spec.name, entry) if entry.sla else None
+        if other is not None and other is not entry and other.sla != entry.sla:
+            raise ScenarioError(f"{path}: entries {other.index} and {entry.index} run {entry.spec.name} with "
+                                f"different 'sla': their iterations share one row; give both the same")
     return entries
 
 
@@ -133,8 +144,15 @@ def _entry(path: Path, index: int, raw: Any) -> Entry:
     problem = spec.check(kwargs)
     if problem:
         raise ScenarioError(f"{where}: {problem}")
+    try:
+        sla = parse_sla(raw.get("sla") or "")
+    except argparse.ArgumentTypeError as exc:
+        raise ScenarioError(f"{where}: 'sla': {exc}") from None
+    run_wide = [c.name for c in sla.criteria if c.name in PER_RUN]
+    if run_wide:
+        raise ScenarioError(f"{where}: 'sla': {', '.join(run_wide)} is judged on the whole run: give it with --sla")
     return Entry(index, spec, threads, bool(raw.get("use_admin", False)),
-                 bool(raw.get("use_isolated_tenants", False)), list(services), dict(kwargs))
+                 bool(raw.get("use_isolated_tenants", False)), list(services), dict(kwargs), sla)
 
 
 # -- users ------------------------------------------------------------------------------
@@ -309,7 +327,8 @@ def user_classes(entries: list[Entry], default_threads: int = 0,
                       "kwargs": entry.kwargs, "use_admin": entry.use_admin,
                       "use_isolated_tenants": entry.use_isolated_tenants,
                       "required_services": entry.required_services, "entry_index": entry.index,
-                      "explicit_threads": entry.threads is not None, "__module__": module}
+                      "explicit_threads": entry.threads is not None, "__module__": module,
+                      "entry_sla": (entry.spec.name, entry.sla) if entry.sla else None}
         if entry.use_admin or entry.use_isolated_tenants:
             # made with, or run as, the admin credentials (cloudprofile.fit leaves it out without them)
             attributes["needs"] = Needs(admin=True, purpose="use_isolated_tenants" if entry.use_isolated_tenants

@@ -11,6 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from .options import BACKOFF_AFTER
+from .sla import Verdict, table
+
+SLA_FAILED = 3   # the exit code of a run in which only --sla's criteria failed
 
 
 def collect(state) -> dict[str, dict[str, list[int]]]:
@@ -28,9 +31,11 @@ def _user_order(name: str) -> tuple[str, int]:
     return (base, int(number)) if number.isdigit() else (name, 0)
 
 
-def render(state) -> tuple[str, bool]:
+def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdict] | None = None) -> tuple[str, bool]:
     """The summary text and whether the run failed (a failed action, a leaked resource, or what the
-    sweep could not check)."""
+    sweep could not check; failed actions and violated invariants not when an SLA criterion in
+    `tolerated`, failure_rate or max_invariant_violations, sets how many may be); `verdicts`:
+    the SLA's, printed as Rally's SLA table."""
     tally = collect(state)
     lines = ["Statistics (per process):"]
     total_runs = total_failed = 0
@@ -76,11 +81,19 @@ def render(state) -> tuple[str, bool]:
         lines += [f"INVARIANT {error.name}: {error.error}" for error in violated[:20]]
         if len(violated) > 20:
             lines.append(f"... and {len(violated) - 20} more (the stats' error table has them all)")
+    if verdicts is not None:
+        lines.append(table(verdicts))
+    if "failure_rate" in tolerated:
+        total_failed = 0                   # how many may fail is the SLA's to judge
+    if "max_invariant_violations" in tolerated:
+        violated = []
     return "\n".join(lines), bool(total_failed or state.leaks or violated or unwatched)
 
 
-def set_exit_code(environment: Any, state, failed: bool) -> None:
-    """1 (or --exit-code-on-error) when an action failed, something leaked or the logs held errors."""
+def set_exit_code(environment: Any, state, failed: bool, tolerated: frozenset[str] = frozenset(),
+                  verdicts: list[Verdict] | None = None) -> None:
+    """1 (or --exit-code-on-error) when an action failed, something leaked or the logs held errors
+    (beyond what the SLA's `tolerated` criteria allow); else 3 when an SLA criterion failed; else 0."""
     code_on_error = getattr(environment.parsed_options, "exit_code_on_error", 1)
     if failed:
         environment.process_exit_code = max(environment.process_exit_code or 0, code_on_error)
@@ -89,5 +102,6 @@ def set_exit_code(environment: Any, state, failed: bool) -> None:
         # inside an action that succeeded does not
         runner = environment.runner
         errors = runner.stats.errors.values() if runner is not None else []
-        logged = any(error.method == "LOG" for error in errors)
-        environment.process_exit_code = code_on_error if logged else 0
+        logged = any(error.method == "LOG" for error in errors) and "max_log_errors" not in tolerated
+        sla_failed = any(not verdict.success for verdict in verdicts or [])
+        environment.process_exit_code = code_on_error if logged else SLA_FAILED if sla_failed else 0

@@ -6,6 +6,8 @@
   was pinned on (newest first); **Actions** — per action and per worker: runs, failures,
   median/p95 duration. Both come from report.py, refresh with Locust's stats poll, and download
   as CSV from the "Download Data" tab (`/novastress/log-errors.csv`, `/novastress/actions.csv`).
+  **SLA** — each `--sla` criterion on each action: its limit, its value and Passed/FAILED, as
+  judged every few seconds while the run goes.
 * Every novastress option is in the start form's "Custom parameters"; passwords, secrets and
   tokens are password fields that never carry a value to the page, and an empty field keeps
   the configured value (the embedded cloud's credentials the master handed the workers, a
@@ -26,10 +28,12 @@ from .state import class_hooks
 
 LOG_ERRORS = "novastress-log-errors"
 ACTIONS = "novastress-actions"
+SLA = "novastress-sla"
 # rows shown in a tab: the CSV has them all; a huge table makes the page crawl
 MAX_ROWS = 500
 
-TABS = [{"title": "Log errors", "key": LOG_ERRORS}, {"title": "Actions", "key": ACTIONS}]
+TABS = [{"title": "Log errors", "key": LOG_ERRORS}, {"title": "Actions", "key": ACTIONS},
+        {"title": "SLA", "key": SLA}]
 TABLES = [
     {"key": LOG_ERRORS, "structure": [
         {"key": "time", "title": "Time"}, {"key": "host", "title": "Host"}, {"key": "file", "title": "File"},
@@ -40,6 +44,10 @@ TABLES = [
         {"key": "runs", "title": "Runs"}, {"key": "failures", "title": "Failures"},
         {"key": "median_ms", "title": "Median (ms)"}, {"key": "p95_ms", "title": "95%ile (ms)"},
         {"key": "average_ms", "title": "Average (ms)"}]},
+    {"key": SLA, "structure": [
+        {"key": "criterion", "title": "Criterion"}, {"key": "subject", "title": "Action"},
+        {"key": "limit", "title": "Limit"}, {"key": "value", "title": "Value"},
+        {"key": "status", "title": "Status"}, {"key": "detail", "title": "Detail"}]},
 ]
 CSV_FILES = [{"href": "./novastress/log-errors.csv", "title": "Download novastress log errors CSV"},
              {"href": "./novastress/actions.csv", "title": "Download novastress actions per worker CSV"}]
@@ -89,8 +97,10 @@ def install(environment, web_ui) -> None:
         if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
             payload = response.get_json()
             log_errors = [dict(row, lines="\n".join(row["lines"])) for row in run_reports.log_error_rows(environment)[:MAX_ROWS]]
+            verdicts = [dict(v.as_dict(), status="Passed" if v.success else "FAILED") for v in report.verdicts]
             payload["extended_stats"] = [{"key": LOG_ERRORS, "data": log_errors},
-                                         {"key": ACTIONS, "data": report.action_rows()[:MAX_ROWS]}]
+                                         {"key": ACTIONS, "data": report.action_rows()[:MAX_ROWS]},
+                                         {"key": SLA, "data": verdicts[:MAX_ROWS]}]
             response.set_data(json.dumps(payload))
         return response
 

@@ -120,7 +120,7 @@ def test_processes_fork_workers_that_share_the_masters_cloud(tmp_path):
     run = run_locust(["--processes", "2", "-u", "4", "-t", "60s", "--max-runs", "2",
                       "--embedded-faults", "none", "--embedded-delay-scale", "0.1",
                       "--embedded-log-dir", str(tmp_path / "logs"), "--summary-json", str(summary_json),
-                      "--status-poll-interval", "0.2"], timeout=120)
+                      "--status-poll-interval", "0.2", "--sla", "failure_rate=0,max_avg_duration=300"], timeout=120)
     assert run.returncode == 0, run.output[-3000:]
     assert run.output.count("started the embedded cloud at") == 1
     summary = run.summary()
@@ -130,3 +130,6 @@ def test_processes_fork_workers_that_share_the_masters_cloud(tmp_path):
     assert run.output.count("log watch: embedded cloud logs in") == 1
     document = json.loads(Path(summary_json).read_text())
     assert document["swept"] == [] and document["leaks"] == []
+    # the SLA is judged on the master over both workers' iterations
+    details = {v["criterion"]: (v["detail"], v["success"]) for v in document["sla"]["verdicts"]}
+    assert details == {"failure_rate": ("0 of 8 failed", True), "max_avg_duration": ("8 successful", True)}, details

@@ -56,6 +56,12 @@ def test_yaml_forms_equal_their_json():
     ("- action: unit_test\n  kwargs: {test_method: no.such.module.Test.test_x}\n", ".yaml",
      "kwarg 'test_method': no importable module"),
     ("- action: boot_and_bounce\n  kwargs: {actions: [reboot_twice]}\n", ".yaml", "unknown bounce 'reboot_twice'"),
+    ("- action: server_create_destroy\n  sla: {failure_rat: 1}\n", ".yaml",
+     "entry 1 (server_create_destroy): 'sla': unknown SLA criterion 'failure_rat'"),
+    ("- action: server_create_destroy\n  sla: {max_log_errors: 0}\n", ".yaml",
+     "max_log_errors is judged on the whole run: give it with --sla"),
+    ("- action: server_create_destroy\n  sla: {failure_rate: 1}\n- action: server_create_destroy\n"
+     "  sla: {failure_rate: 2}\n", ".yaml", "entries 1 and 2 run server_create_destroy with different 'sla'"),
 ])
 def test_mistakes_are_one_line_naming_file_and_entry(tmp_path, text, suffix, expected):
     path = tmp_path / f"bad{suffix}"

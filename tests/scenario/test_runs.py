@@ -1,6 +1,7 @@
 """Scenario runs against the embedded cloud: samples, skips, --serial, user counts, unit_test."""
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -46,6 +47,20 @@ def test_entry_with_missing_service_is_skipped_and_the_others_run(cloud, scenari
     assert "novastress: skipping VolumeCreateDelete (entry 1, volume_create_delete): required service swift " \
            "not in the catalog" in run.stderr
     assert set(action_rows(run)) == {"server_create_destroy", "volume_attach_delete"}
+
+
+def test_an_entrys_own_sla_judges_its_action_and_the_runs_judges_the_others(cloud, scenario_file, tmp_path):
+    path = scenario_file("- action: server_create_destroy\n  threads: 1\n  sla: {max_avg_duration: 0.001}\n"
+                         "- action: volume_create_delete\n  threads: 1\n")
+    summary = tmp_path / "summary.json"
+    run = run_scenario(cloud, path, "-t", "5s", "--sla", "max_avg_duration=120,max_log_errors=0",
+                       "--summary-json", str(summary))
+    assert run.returncode == 3, run.output[-3000:]
+    verdicts = {(v["criterion"], v["subject"]): v["success"]
+                for v in json.loads(summary.read_text())["sla"]["verdicts"]}
+    assert verdicts == {("max_avg_duration", "server_create_destroy"): False,       # the entry's own
+                        ("max_avg_duration", "volume_create_delete"): True,         # --sla's
+                        ("max_log_errors", "run"): True}, verdicts
 
 
 def test_serial_runs_entries_one_after_another_with_their_own_statistics(cloud, scenario_file):

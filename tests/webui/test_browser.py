@@ -35,7 +35,8 @@ def web_locust(cloud_factory, tmp_path):
     faulty = cloud_factory(faults="scheduler-capacity-race", delay_scale=0.1, seed=7,
                            extra_args=["--fault-probability", "scheduler-capacity-race=1.0"])
     yield from _web_master(faulty, tmp_path, LOCUSTFILE, "--target-logfiles", f"{faulty.log_dir}/*.log",
-                           "--log-check-interval", "0.5", "--log-discovery", "none")
+                           "--log-check-interval", "0.5", "--log-discovery", "none",
+                           "--sla", "failure_rate=100,max_seconds_per_iteration=0.001")
 
 
 def _web_master(cloud, tmp_path: Path, locustfile: str, *args: str):
@@ -114,6 +115,15 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
             page.wait_for_selector("td:has-text('server_create_destroy')")
             assert page.locator("td:has-text('local')").count() >= 1
             page.screenshot(path=str(artifacts / "webui-actions.png"), full_page=True)
+
+            # the SLA tab: each criterion judged live, one that holds and one that cannot
+            page.get_by_role("tab", name="SLA").click()
+            page.wait_for_selector("td:has-text('max_seconds_per_iteration')")
+            row = page.locator("tr", has=page.locator("td:has-text('max_seconds_per_iteration')"))
+            assert "FAILED" in row.inner_text() and "server_create_destroy" in row.inner_text()
+            row = page.locator("tr", has=page.locator("td:has-text('failure_rate')"))
+            assert "Passed" in row.inner_text() and "<= 100 %" in row.inner_text()
+            page.screenshot(path=str(artifacts / "webui-sla.png"), full_page=True)
 
             page.get_by_role("tab", name="Download Data").click()
             tables = {}
