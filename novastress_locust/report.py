@@ -46,6 +46,7 @@ MAX_LOG_ERRORS = 1000
 SLA_INTERVAL = 2.0      # seconds between live judgements of the --sla criteria
 ACTION_COLUMNS = ("action", "worker", "runs", "failures", "median_ms", "p95_ms", "average_ms", "max_ms")
 LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "lines")
+SLA_COLUMNS = ("criterion", "subject", "limit", "value", "success", "detail")
 REQUEST_ID = re.compile(r"\breq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
 
@@ -374,6 +375,9 @@ def summary_html(document: dict) -> str:
         f"{html.escape(str(document['exit_code']))}.</p>",
         f"<p>Run {totals['runs']} actions ({totals['failed']} failed); {totals['log_errors']} log errors; "
         f"{totals['interrupted']} interrupted at stop.</p>",
+        *([f"<p>SLA {'passed' if document['sla']['passed'] else 'FAILED'}: "
+           f"{html.escape(document['sla']['criteria'])}</p>",
+           _table("SLA", document["sla"]["verdicts"], SLA_COLUMNS)] if document.get("sla") else []),
         _table("Actions", document["actions"], ACTION_COLUMNS),
         _table("Log errors", document["log_errors"], LOG_ERROR_COLUMNS),
         _table("Users", document["users"], ("user", "action", "runs", "failed")),
@@ -433,6 +437,9 @@ def write_files(environment, exit_code: int | None) -> list[str]:
         targets += final_locust_csvs(environment, options.csv_prefix)
         targets.append((f"{options.csv_prefix}_actions.csv", actions_csv(environment)))
         targets.append((f"{options.csv_prefix}_log_errors.csv", log_errors_csv(environment)))
+        if sla_given(environment):
+            verdicts = run_report(environment).verdicts or sla_verdicts(environment) or []
+            targets.append((f"{options.csv_prefix}_sla.csv", to_csv([v.as_dict() for v in verdicts], SLA_COLUMNS)))
     for path, text in targets:
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,8 @@ table, --summary-json's "sla", the exit codes (3: only the SLA failed) and --sla
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import re
 
@@ -129,13 +131,19 @@ def test_a_run_within_its_sla_exits_0_and_says_so(cloud, tmp_path):
 def test_a_run_that_breaks_only_its_sla_exits_3_and_names_the_criterion(cloud, tmp_path):
     summary = tmp_path / "summary.json"
     run = create_destroy(cloud, "-u", "2", "-t", "8s", "--summary-json", str(summary),
-                     "--sla", "max_avg_duration=0.001,failure_rate=0")
+                         "--sla", "max_avg_duration=0.001,failure_rate=0", "--csv", str(tmp_path / "run"),
+                         "--html", str(tmp_path / "run.html"))
     assert run.returncode == 3, run.output[-3000:]
     assert re.search(r"^  max_avg_duration\s+server_create_destroy\s+<= 0\.001 s\s+\S+ s\s+FAILED$", run.stdout,
                      re.M), run.stdout[-3000:]
     assert "SLA FAILED: 1 of 2 criteria" in run.stdout
     document = json.loads(summary.read_text())
     assert document["sla"]["passed"] is False and document["exit_code"] == 3
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "run_sla.csv").read_text())))
+    assert [(row["criterion"], row["success"]) for row in rows] == [("max_avg_duration", "False"),
+                                                                   ("failure_rate", "True")]
+    page = (tmp_path / "run.novastress.html").read_text()
+    assert "SLA FAILED: max_avg_duration=0.001,failure_rate=0" in page and "<h2>SLA</h2>" in page
 
 
 def test_sla_abort_stops_the_run_at_the_first_failed_criterion(cloud, tmp_path):
