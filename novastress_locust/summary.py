@@ -5,9 +5,16 @@
     Summary:
     Run 96 actions (1 failed)
     volume_create_delete backed off 12 times (same failure 3+ times in a row)
+
+Past --summary-max-users per-user lines (300 users, a distributed run of thousands), the
+statistics are grouped per worker and user class, the users that failed named:
+
+    3f2a1b0c/ServerCreateDestroy x150 (server_create_destroy): Run 1200 actions (2 failed); per user
+      min 6 / median 8 / max 9; failed: 3f2a1b0c/ServerCreateDestroy-17, 3f2a1b0c/ServerCreateDestroy-88
 """
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 from .options import BACKOFF_AFTER
@@ -38,12 +45,15 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
     the SLA's, printed as Rally's SLA table."""
     tally = collect(state)
     lines = ["Statistics (per process):"]
-    total_runs = total_failed = 0
-    for user in sorted(tally, key=_user_order):
-        for action, (runs, failed) in sorted(tally[user].items()):
-            lines.append(f"{user} ({action}): Run {runs} actions ({failed} failed)")
-            total_runs += runs
-            total_failed += failed
+    rows = [(user, action, runs, failed) for user in sorted(tally, key=_user_order)
+            for action, (runs, failed) in sorted(tally[user].items())]
+    total_runs = sum(row[2] for row in rows)
+    total_failed = sum(row[3] for row in rows)
+    most = getattr(state.environment.parsed_options, "summary_max_users", 0) or 0
+    if most and len(rows) > most:
+        lines += _grouped(rows)
+    else:
+        lines += [f"{user} ({action}): Run {runs} actions ({failed} failed)" for user, action, runs, failed in rows]
     lines += ["Summary:", f"Run {total_runs} actions ({total_failed} failed)"]
     lines += [f"{action} backed off {times} times ("
               f"{'each failed setup retried later' if action == 'setup' else f'same failure {BACKOFF_AFTER}+ times in a row'})"
@@ -88,6 +98,26 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
     if "max_invariant_violations" in tolerated:
         violated = []
     return "\n".join(lines), bool(total_failed or state.leaks or violated or unwatched)
+
+
+def _grouped(rows: list[tuple[str, str, int, int]], named: int = 10) -> list[str]:
+    """One line per worker, user class and action: users, actions, runs per user, who failed."""
+    groups: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
+    for user, action, runs, failed in rows:
+        base, _, number = user.rpartition("-")
+        groups.setdefault((base if number.isdigit() else user, action), []).append((user, runs, failed))
+    lines = []
+    for (base, action), members in sorted(groups.items()):
+        runs = [member[1] for member in members]
+        failing = [member[0] for member in members if member[2]]
+        line = (f"{base} x{len(members)} ({action}): Run {sum(runs)} actions "
+                f"({sum(member[2] for member in members)} failed); per user min {min(runs)} / median "
+                f"{statistics.median(runs):g} / max {max(runs)}")
+        if failing:
+            more = f" and {len(failing) - named} more" if len(failing) > named else ""
+            line += f"; failed: {', '.join(failing[:named])}{more}"
+        lines.append(line)
+    return lines
 
 
 def set_exit_code(environment: Any, state, failed: bool, tolerated: frozenset[str] = frozenset(),
