@@ -128,6 +128,10 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--backoff-cap", 30.0, f"an action that failed the same way {BACKOFF_AFTER} times in a row waits "
            "1 s before its next run, twice as long after each further such failure, at most this many "
            "seconds; a success ends it (per user; 0 = never wait)", type=float),
+    Option("--server-timings", False, "after each server action, read Nova's own events of its request "
+           "(instance actions: scheduling, building, rebooting... to the microsecond) and report each as a NOVA "
+           "row '<event> on <host>': where the time went, per host; one more GET per server action",
+           switch=True),
     Option("--summary-max-users", 50, "past this many per-user lines the end-of-run statistics are grouped per "
            "worker and user class (min / median / max runs, the users that failed); --summary-json keeps every "
            "user; 0: never group", type=int),

@@ -26,6 +26,7 @@ from locust import User, constant
 from locust.exception import StopUser
 from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
+from . import phases
 from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser gets novastress's listeners)
 from .client import (ApiError, OpenStackClient, ServiceClient, first_line, generalize, microversion_at_least,
                      shared_waiter, template)
@@ -266,11 +267,13 @@ class NovaUser(User):
             if boot.networks != "none" or microversion_at_least(self.options.compute_microversion, 2, 37):
                 body["networks"] = boot.networks
             before = time.time()
-            server = self.compute.post("/servers", json={"server": body}, expect=(202,)).json()["server"]
+            response = self.compute.post("/servers", json={"server": body}, expect=(202,))
+            server = response.json()["server"]
             self.track("server", name, server["id"])
-            return self.waiter.wait(server["id"], name, ACTIVE, self.options.build_timeout,
-                                    initial={"id": server["id"], "status": "BUILD"}, since=before) \
-                or server
+            active = self.waiter.wait(server["id"], name, ACTIVE, self.options.build_timeout,
+                                      initial={"id": server["id"], "status": "BUILD"}, since=before)
+        self.nova_phases(server["id"], response)
+        return active or server
 
     def delete_server(self, server: dict) -> None:
         """Delete a server and wait until it is gone (Rally's nova.delete_server)."""
@@ -477,12 +480,28 @@ class NovaUser(User):
         name = atomic or next(iter(body)).replace("os-", "")
         with self.atomic(name):
             before = time.time()
-            self.compute.post(f"/servers/{server['id']}/action", json=body, expect=(202, 204),
-                              name=f"compute POST /servers/{{id}}/action {next(iter(body))}")
+            response = self.compute.post(f"/servers/{server['id']}/action", json=body, expect=(202, 204),
+                                         name=f"compute POST /servers/{{id}}/action {next(iter(body))}")
             if status is None:
                 return server
-            return self.waiter.wait(server["id"], server.get("name") or server["id"], status,
-                                    self.options.build_timeout, since=before) or server
+            done = self.waiter.wait(server["id"], server.get("name") or server["id"], status,
+                                    self.options.build_timeout, since=before)
+        self.nova_phases(server["id"], response)
+        return done or server
+
+    def nova_phases(self, server_id: str, response) -> None:
+        """--server-timings: the action's instance-action events as NOVA rows (phases.py)."""
+        if not getattr(self.options, "server_timings", False):
+            return
+        request_id = response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
+        if not request_id:
+            return
+        try:
+            found = phases.read(self.client, server_id, request_id, self.options.status_poll_interval)
+        except ApiError as exc:   # its own failed row says why; the action itself succeeded
+            LOG.debug("%s: no server timings for %s: %s", self.name, request_id, exc)
+            return
+        phases.report(self.environment.events, found)
 
     def _ids(self, tracked: Tracked) -> Iterator[str]:
         """The tracked resource's id, else the ids of what carries its name (a create whose answer

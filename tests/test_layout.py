@@ -13,7 +13,7 @@ ROOMS = [
     ("foundations", {"options", "errors", "requestlog", "transport", "waiter", "greenlets", "inputs",
                      "credentials", "discovery", "summary", "sla"}),
     ("run state", {"state"}),
-    ("cloud access", {"client", "kinds"}),
+    ("cloud access", {"client", "kinds", "phases"}),
     ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui",
                   "distributed", "compare"}),
     ("wiring", {"plugin"}),

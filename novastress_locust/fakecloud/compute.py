@@ -593,9 +593,10 @@ class Compute(Service):
 
     @staticmethod
     def _event(record: InstanceAction, event: str, host: str | None, result: str = "Success",
-               traceback: str | None = None, details: str | None = None) -> None:
+               traceback: str | None = None, details: str | None = None, start: float | None = None) -> None:
+        """An event of the action, finished now; it started with the action unless `start` says when."""
         now = time.time()
-        record.events.append({"event": event, "start_time": record.start_time, "finish_time": now,
+        record.events.append({"event": event, "start_time": start or record.start_time, "finish_time": now,
                               "result": result, "host": host, "traceback": traceback,
                               "details": details})
         record.updated_at = now
@@ -1345,6 +1346,9 @@ class Compute(Service):
             ctx, instance=server.id)
         self._compute_log(host).write("INFO", "nova.compute.claims", f"Claim successful on node {host}",
                                       ctx, instance=server.id)
+        if server.actions:
+            # as in Nova: the conductor's part ends when it hands the build to the host's compute
+            self._event(server.actions[0], "conductor_schedule_and_build_instances", None)
         self._after(server, build * 0.2, self._spawn, server, build)
 
     def _no_valid_host(self, server: Server, race_with: Server | None = None) -> None:
@@ -1450,7 +1454,11 @@ class Compute(Service):
         log.write("INFO", "nova.compute.manager", f"Took {now - server.created:.2f} seconds to build instance.",
                   server.context, instance=server.id)
         if server.actions:
-            self._event(server.actions[0], "compute__do_build_and_run_instance", server.host)
+            record = server.actions[0]
+            handed = [event["finish_time"] for event in record.events
+                      if event["event"] == "conductor_schedule_and_build_instances"]
+            self._event(record, "compute__do_build_and_run_instance", server.host,
+                        start=handed[-1] if handed else None)
 
     def _delete_during_build(self, server: Server) -> None:
         """The planted bug: spawn finishes over a DELETE's task_state; the delete is lost."""

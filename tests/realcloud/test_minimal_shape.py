@@ -61,12 +61,19 @@ def test_a_crashed_service_is_restarted_by_up(realnova):
 
 def test_create_destroy_runs_clean_and_leaves_nothing(realnova, tmp_path):
     summary_json = tmp_path / "summary.json"
-    run = realnova.locust(CREATE_DESTROY, "-u", "4", "-t", "20s", "--summary-json", str(summary_json))
+    # with Nova's own phases of each boot, and an SLA the run meets
+    run = realnova.locust(CREATE_DESTROY, "-u", "4", "-t", "20s", "--summary-json", str(summary_json),
+                          "--server-timings", "--sla", "failure_rate=0,max_avg_duration=120")
     assert run.returncode == 0, run.output[-4000:]
     assert "LEAKED" not in run.output and "Traceback" not in run.output, run.output[-4000:]
     runs, failed = run.totals()
     assert runs >= 4 and failed == 0, run.output[-4000:]
+    for event in ("conductor_schedule_and_build_instances", "compute__do_build_and_run_instance on host "):
+        rows = [request for request in json.loads(summary_json.read_text())["requests"]
+                if request["type"] == "NOVA" and request["name"].startswith(event)]
+        assert rows and all(row["failures"] == 0 and row["median_ms"] > 0 for row in rows), (event, rows)
     document = json.loads(summary_json.read_text())
+    assert document["sla"]["passed"] is True, document["sla"]
     assert document["leaks"] == [], document["leaks"]
     assert realnova.leftovers(run.run_id) == {}
     assert realnova.project_usage("demo") == {}

@@ -1,0 +1,30 @@
+"""--server-timings: Nova's instance-action events of each server action as NOVA rows, timed by
+Nova to the microsecond, per host; off by default (it costs a GET per server action)."""
+from __future__ import annotations
+
+from locust_runs import cli_credentials, run_locust
+from novastress_locust.phases import Phase, _host, _seconds
+
+
+def test_an_event_is_timed_by_nova_and_named_after_its_host():
+    event = {"event": "compute__do_build_and_run_instance", "start_time": "2026-12-03T07:00:49.100000",
+             "finish_time": "2026-12-03T07:00:51.350500", "result": "Success", "hostId": "9f86d081884c7d65"}
+    assert _seconds(event) == 2.2505
+    assert Phase(event["event"], _host(event), 2.2505, None).row == "compute__do_build_and_run_instance on host 9f86d081"
+    assert _host(dict(event, host="compute-2")) == "compute-2"        # what an admin sees
+
+
+def test_server_timings_report_the_boot_phases_per_host(cloud):
+    run = run_locust([*cli_credentials(cloud), "-u", "2", "-t", "5s", "--server-timings"])
+    assert run.returncode == 0, run.output[-3000:]
+    conductor = run.stats_row("NOVA", "conductor_schedule_and_build_instances")
+    assert conductor is not None and conductor[0] >= 2 and conductor[1] == 0, run.stdout[-3000:]
+    final = run.output.rpartition("Shutting down (exit code")[2]
+    compute = [line for line in final.splitlines() if "compute__do_build_and_run_instance on host " in line]
+    assert compute and all(line.split()[0] == "NOVA" for line in compute), final[-3000:]
+
+
+def test_without_the_option_nova_is_not_asked(cloud):
+    run = run_locust([*cli_credentials(cloud), "-u", "1", "-t", "3s"])
+    assert run.returncode == 0, run.output[-3000:]
+    assert "NOVA " not in run.output and "os-instance-actions" not in run.output
