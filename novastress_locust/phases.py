@@ -3,12 +3,15 @@
     GET /servers/{id}/os-instance-actions/{request id}     # microversion 2.62: events, hostId
 
 Nova records every server action with the events of its services, each with a start and a
-finish time to the microsecond: `conductor_schedule_and_build_instances`,
-`compute__do_build_and_run_instance`, `compute_reboot_instance`, `compute_resize_instance`...
-Each becomes a `NOVA` row of its own, `<event> on <host>` (the host's name for an admin, the
-first 8 characters of its hostId for a member), timed start to finish by Nova, failed when Nova
-says Error: what Rally needs OSProfiler for. It costs one GET per server action, a second when
-an event had not finished when the action's wait ended.
+finish time: `compute__do_build_and_run_instance` (a boot's one event when it succeeds; the
+conductor adds `conductor_schedule_and_build_instances` when scheduling fails),
+`compute_reboot_instance`, `compute_resize_instance`, `compute_finish_resize`... Each becomes a
+`NOVA` row of its own, `<event> on <host>` (the host's name for an admin, the first 8
+characters of its hostId for a member), timed start to finish by Nova, failed when Nova says
+Error: what Rally needs OSProfiler for. Nova keeps these times in its database: a Nova on MySQL
+or MariaDB (DATETIME columns without fractions) gives whole seconds, so a phase is known to
+the second. It costs one GET per server action, a second when an event had not finished when
+the action's wait ended.
 """
 from __future__ import annotations
 

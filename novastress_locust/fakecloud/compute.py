@@ -176,6 +176,7 @@ class Server:
     host: str | None = None
     host_id: str = ""
     launched_at: float | None = None
+    handed_to_compute: float | None = None   # the conductor handed its build to the host's compute
     terminated_at: float | None = None
     key_name: str | None = None
     metadata: dict = field(default_factory=dict)
@@ -1346,9 +1347,7 @@ class Compute(Service):
             ctx, instance=server.id)
         self._compute_log(host).write("INFO", "nova.compute.claims", f"Claim successful on node {host}",
                                       ctx, instance=server.id)
-        if server.actions:
-            # as in Nova: the conductor's part ends when it hands the build to the host's compute
-            self._event(server.actions[0], "conductor_schedule_and_build_instances", None)
+        server.handed_to_compute = time.time()     # when the compute's build event starts
         self._after(server, build * 0.2, self._spawn, server, build)
 
     def _no_valid_host(self, server: Server, race_with: Server | None = None) -> None:
@@ -1454,11 +1453,9 @@ class Compute(Service):
         log.write("INFO", "nova.compute.manager", f"Took {now - server.created:.2f} seconds to build instance.",
                   server.context, instance=server.id)
         if server.actions:
-            record = server.actions[0]
-            handed = [event["finish_time"] for event in record.events
-                      if event["event"] == "conductor_schedule_and_build_instances"]
-            self._event(record, "compute__do_build_and_run_instance", server.host,
-                        start=handed[-1] if handed else None)
+            # a successful boot's one event, as in Nova (the conductor records one only on failure)
+            self._event(server.actions[0], "compute__do_build_and_run_instance", server.host,
+                        start=server.handed_to_compute)
 
     def _delete_during_build(self, server: Server) -> None:
         """The planted bug: spawn finishes over a DELETE's task_state; the delete is lost."""
@@ -2268,9 +2265,9 @@ class Compute(Service):
     def _action_view(self, record: InstanceAction, server: Server, minor: int) -> dict:
         view = {"action": record.action, "instance_uuid": server.id, "request_id": record.request_id,
                 "user_id": record.user_id, "project_id": record.project_id,
-                "start_time": now_iso(record.start_time, micro=True), "message": record.message}
+                "start_time": _db_time(record.start_time), "message": record.message}
         if minor >= 58:
-            view["updated_at"] = now_iso(record.updated_at, micro=True)
+            view["updated_at"] = _db_time(record.updated_at)
         return view
 
     def list_instance_actions(self, call: Call, server_id: str) -> Response:
@@ -2305,8 +2302,8 @@ class Compute(Service):
         view = self._action_view(record, server, minor)
         events = []
         for event in record.events:
-            item = {"event": event["event"], "start_time": now_iso(event["start_time"], micro=True),
-                    "finish_time": now_iso(event["finish_time"], micro=True), "result": event["result"]}
+            item = {"event": event["event"], "start_time": _db_time(event["start_time"]),
+                    "finish_time": _db_time(event["finish_time"]), "result": event["result"]}
             if admin:
                 item["traceback"] = event["traceback"]
             if minor >= 62:
@@ -2560,3 +2557,9 @@ class Compute(Service):
         group = self._group(call, group_id)
         del self.server_groups[group.id]
         return Response(204, b"", [], None)
+
+
+def _db_time(stamp: float) -> str:
+    """An instance action's time as Nova shows it from a MySQL/MariaDB database, whose DATETIME
+    columns keep no fraction: whole seconds, ".000000"."""
+    return now_iso(float(int(stamp)), micro=True)

@@ -1,6 +1,9 @@
 """--server-timings: Nova's instance-action events of each server action as NOVA rows, timed by
-Nova to the microsecond, per host; off by default (it costs a GET per server action)."""
+Nova (to the second on a MySQL/MariaDB-backed Nova, as the embedded one keeps them), per host;
+off by default (it costs a GET per server action)."""
 from __future__ import annotations
+
+import re
 
 from locust_runs import cli_credentials, run_locust
 from novastress_locust.phases import Phase, _host, _seconds
@@ -17,11 +20,12 @@ def test_an_event_is_timed_by_nova_and_named_after_its_host():
 def test_server_timings_report_the_boot_phases_per_host(cloud):
     run = run_locust([*cli_credentials(cloud), "-u", "2", "-t", "5s", "--server-timings"])
     assert run.returncode == 0, run.output[-3000:]
-    conductor = run.stats_row("NOVA", "conductor_schedule_and_build_instances")
-    assert conductor is not None and conductor[0] >= 2 and conductor[1] == 0, run.stdout[-3000:]
     final = run.output.rpartition("Shutting down (exit code")[2]
-    compute = [line for line in final.splitlines() if "compute__do_build_and_run_instance on host " in line]
-    assert compute and all(line.split()[0] == "NOVA" for line in compute), final[-3000:]
+    rows = re.findall(r"^NOVA\s+compute__do_build_and_run_instance on host ([0-9a-f]{8})\s+(\d+)\s+(\d+)\(", final,
+                      re.M)
+    # a row per host (a member sees its hostId), every boot's build, none failed
+    assert rows and sum(int(row[1]) for row in rows) >= 2 and {row[2] for row in rows} == {"0"}, final[-3000:]
+    assert run.stats_row("NOVA", "conductor_schedule_and_build_instances") is None   # Nova records none on success
 
 
 def test_without_the_option_nova_is_not_asked(cloud):

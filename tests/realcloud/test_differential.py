@@ -332,6 +332,10 @@ def error_calls(cloud: Cloud, server_id: str, image_id: str, flavor_id: str) -> 
          microversion=TOOL)
     call("list, bad limit", "compute", "GET", "/servers/detail", params={"limit": "-1"}, microversion=TOOL)
     call("services as member", "compute", "GET", "/os-services", microversion=TOOL)
+    call("wrong method on the list", "compute", "PATCH", "/servers", microversion=TOOL)
+    call("update the detail list", "compute", "PUT", "/servers/detail", json={"server": {"name": "x"}},
+         microversion=TOOL)
+    call("update without a body", "compute", "PUT", f"/servers/{server_id}", microversion=TOOL)
     call("bad token", "compute", "GET", "/servers", microversion=TOOL, authenticated=False,
          headers={"X-Auth-Token": "gAAAAABnot-a-token"})
 

@@ -68,11 +68,12 @@ def test_create_destroy_runs_clean_and_leaves_nothing(realnova, tmp_path):
     assert "LEAKED" not in run.output and "Traceback" not in run.output, run.output[-4000:]
     runs, failed = run.totals()
     assert runs >= 4 and failed == 0, run.output[-4000:]
-    for event in ("conductor_schedule_and_build_instances", "compute__do_build_and_run_instance on host "):
-        rows = [request for request in json.loads(summary_json.read_text())["requests"]
-                if request["type"] == "NOVA" and request["name"].startswith(event)]
-        assert rows and all(row["failures"] == 0 and row["median_ms"] > 0 for row in rows), (event, rows)
     document = json.loads(summary_json.read_text())
+    # a successful boot's one event in Nova 34, timed to the second (MariaDB keeps no fraction)
+    phases = [request for request in document["requests"] if request["type"] == "NOVA"]
+    assert [row["name"][:len("compute__do_build_and_run_instance on host ")] for row in phases] == \
+        ["compute__do_build_and_run_instance on host "], phases
+    assert phases[0]["requests"] >= runs and phases[0]["failures"] == 0, phases
     assert document["sla"]["passed"] is True, document["sla"]
     assert document["leaks"] == [], document["leaks"]
     assert realnova.leftovers(run.run_id) == {}
