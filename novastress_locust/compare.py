@@ -2,6 +2,7 @@
 
     novastress-compare nova33.json nova34.json                        # the table; exit 0
     novastress-compare nova33.json nova34.json --max-degradation 20   # exit 1 past 20 % slower
+    novastress-compare nova33.json nova34.json --html compare.html    # the same side by side, as a page
 
 Per ACTION and ATOMIC row: runs, failure rate, p50 and p95 in both runs and their change; then
 log errors and invariant violations by kind, and leaks. The verdict: a row present in both runs
@@ -12,6 +13,7 @@ exit 1. A file that is not a summary: one line, exit 2.
 from __future__ import annotations
 
 import argparse
+import html
 import json
 import sys
 from dataclasses import dataclass
@@ -79,22 +81,27 @@ def _counts(document: dict, key: str, field: str) -> dict[str, int]:
     return found
 
 
-def compare(old: dict, new: dict, args) -> tuple[list[str], list[str]]:
-    """The report's lines and the reasons the new run is degraded (none: it is not)."""
+def compare(old: dict, new: dict, args, cells: list[list[str]] | None = None) -> tuple[list[str], list[str]]:
+    """The report's lines and the reasons the new run is degraded (none: it is not); `cells`
+    gets the same rows as table cells (the HTML page's)."""
     before, after = rows(old), rows(new)
     lines = [f"{'type':<7} {'name':<40} {'runs':>13} {'failed %':>13} {'p50 ms':>17} {'p95 ms':>17} "
              f"{'p50':>6} {'p95':>6}"]
+    cells = cells if cells is not None else []
     degraded: list[str] = []
     for key in sorted(set(before) | set(after)):
         kind, name = key
         was, now = before.get(key), after.get(key)
         if was is None or now is None:
             lines.append(f"{kind:<7} {name:<40} only in the {'new' if was is None else 'old'} run")
+            cells.append([kind, name, f"only in the {'new' if was is None else 'old'} run"])
             continue
         p50, p95 = change(was.p50, now.p50), change(was.p95, now.p95)
         lines.append(f"{kind:<7} {name:<40} {was.runs:>6}/{now.runs:<6} {was.failure_rate:>6.1f}/"
                      f"{now.failure_rate:<6.1f} {_ms(was.p50):>8}/{_ms(now.p50):<8} "
                      f"{_ms(was.p95):>8}/{_ms(now.p95):<8} {_pct(p50):>6} {_pct(p95):>6}")
+        cells.append([kind, name, f"{was.runs} / {now.runs}", f"{was.failure_rate:.1f} / {now.failure_rate:.1f}",
+                      f"{_ms(was.p50)} / {_ms(now.p50)}", f"{_ms(was.p95)} / {_ms(now.p95)}", _pct(p50), _pct(p95)])
         if min(was.runs, now.runs) < args.min_runs:
             continue
         grew = p50 if args.metric == "p50" else p95
@@ -125,7 +132,22 @@ def build_parser() -> argparse.ArgumentParser:
                         help="exit 1 when a row's failure rate grew by more than this many points (default 5)")
     parser.add_argument("--min-runs", type=int, default=5,
                         help="rows with fewer runs in either file are shown, not judged (default 5)")
+    parser.add_argument("--html", metavar="FILE", help="also write the comparison as an HTML page, side by side")
     return parser
+
+
+def page(old_name: str, new_name: str, cells: list[list[str]], lines: list[str], verdict: str) -> str:
+    """The comparison as an HTML page: the rows' table, the counts by kind, the verdict."""
+    head = ("type", "name", "runs old / new", "failed % old / new", "p50 ms old / new", "p95 ms old / new",
+            "p50 change", "p95 change")
+    table = "".join("<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>\n" for row in cells)
+    counts = "\n".join(html.escape(line) for line in lines if not line.startswith(("ACTION", "ATOMIC", "type ")))
+    return ("<!doctype html>\n<html><head><meta charset='utf-8'><title>novastress comparison</title>"
+            "<style>body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse}"
+            "td,th{border:1px solid #bbb;padding:.25em .5em;text-align:left}</style></head><body>\n"
+            f"<h1>{html.escape(old_name)} vs {html.escape(new_name)}</h1>\n"
+            f"<table><tr>{''.join(f'<th>{html.escape(column)}</th>' for column in head)}</tr>\n{table}</table>\n"
+            f"<pre>{counts}</pre>\n<p><b>{html.escape(verdict)}</b></p>\n</body></html>\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,14 +159,21 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         exit_with("novastress-compare", exc)
     print(f"old: {args.old} (run {old.get('run_id')}), new: {args.new} (run {new.get('run_id')})")
-    lines, degraded = compare(old, new, args)
+    cells: list[list[str]] = []
+    lines, degraded = compare(old, new, args, cells)
     print("\n".join(lines))
     if degraded:
-        print("DEGRADED: " + "; ".join(degraded), flush=True)
-        return 1
-    verdict = "not degraded" if args.max_degradation is not None else "report only (no --max-degradation)"
-    print(f"Verdict: {verdict}", flush=True)
-    return 0
+        verdict = "DEGRADED: " + "; ".join(degraded)
+    else:
+        verdict = "Verdict: " + ("not degraded" if args.max_degradation is not None
+                                 else "report only (no --max-degradation)")
+    if args.html:
+        try:
+            Path(args.html).write_text(page(args.old, args.new, cells, lines, verdict))
+        except OSError as exc:
+            exit_with("novastress-compare", f"cannot write {args.html}: {exc.strerror or exc}")
+    print(verdict, flush=True)
+    return 1 if degraded else 0
 
 
 if __name__ == "__main__":

@@ -58,6 +58,13 @@ def test_slower_boots_degrade_the_new_run(summary, tmp_path):
                      "--max-degradation", "50", "--min-runs", "1")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "DEGRADED: ATOMIC boot_server: p95 +100% (more than 50 %)" in result.stdout
+    # the same side by side as a page
+    page_path = tmp_path / "compare.html"
+    compare(written(tmp_path, "old.json", summary), written(tmp_path, "new.json", slower),
+            "--max-degradation", "50", "--min-runs", "1", "--html", str(page_path))
+    page = page_path.read_text()
+    assert "<td>ATOMIC</td><td>boot_server</td>" in page and "<td>+100%</td>" in page
+    assert "DEGRADED: ATOMIC boot_server: p95 +100% (more than 50 %)" in page
     # without a threshold it only reports
     assert compare(written(tmp_path, "old.json", summary), written(tmp_path, "new.json", slower),
                    "--min-runs", "1").returncode == 0
