@@ -71,6 +71,7 @@ class RunReport:
         self.actions = RequestStats(use_response_times_cache=False)
         # successful ACTION and ATOMIC timings, keyed (name, "ACTION" / "ATOMIC"): what --sla judges
         self.successes = RequestStats(use_response_times_cache=False)
+        self.record_successes = False    # set at each test start: only when an SLA is given
         self.log_errors: deque[LogErrorRow] = deque(maxlen=MAX_LOG_ERRORS)
         self.log_error_count = 0
         self.verdicts: list[sla_criteria.Verdict] = []     # the latest judgement of --sla
@@ -78,7 +79,7 @@ class RunReport:
     # -- recording ------------------------------------------------------------------
     def on_request(self, worker: str, request_type: str, name: str, response_time: float,
                    exception: Any, context: dict | None) -> None:
-        if request_type in ("ACTION", "ATOMIC") and exception is None:
+        if self.record_successes and exception is None and request_type in ("ACTION", "ATOMIC"):
             self.successes.log_request(request_type, name, round(response_time), 0)
         if request_type == "ACTION":
             self.actions.log_request(worker, name, round(response_time), 0)
@@ -480,6 +481,13 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         return
     report = run_report(environment)
     worker = "local"
+
+    def note_sla(**_kw) -> None:
+        # a worker learns the master's options (--sla with them) at test start
+        report.record_successes = sla_given(environment)
+
+    note_sla()
+    environment.events.test_start.add_listener(note_sla)
     if isinstance(runner, WorkerRunner):
         worker = worker_label(runner.client_id)
         environment.events.report_to_master.add_listener(

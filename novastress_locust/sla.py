@@ -134,8 +134,6 @@ def _number(key: str, raw: Any) -> float:
     return number
 
 
-parse.__name__ = "SLA criteria"   # argparse's "invalid SLA criteria value" names it so
-
 
 @dataclass
 class Verdict:

@@ -268,11 +268,12 @@ class NovaUser(User):
                 body["networks"] = boot.networks
             before = time.time()
             response = self.compute.post("/servers", json={"server": body}, expect=(202,))
-            server = response.json()["server"]
+            server, request_id = response.json()["server"], _request_id(response)
+            del response          # a waiting user keeps no HTTP response (thousands of them wait)
             self.track("server", name, server["id"])
             active = self.waiter.wait(server["id"], name, ACTIVE, self.options.build_timeout,
                                       initial={"id": server["id"], "status": "BUILD"}, since=before)
-        self.nova_phases(server["id"], response)
+        self.nova_phases(server["id"], request_id)
         return active or server
 
     def delete_server(self, server: dict) -> None:
@@ -480,21 +481,19 @@ class NovaUser(User):
         name = atomic or next(iter(body)).replace("os-", "")
         with self.atomic(name):
             before = time.time()
-            response = self.compute.post(f"/servers/{server['id']}/action", json=body, expect=(202, 204),
-                                         name=f"compute POST /servers/{{id}}/action {next(iter(body))}")
+            request_id = _request_id(self.compute.post(
+                f"/servers/{server['id']}/action", json=body, expect=(202, 204),
+                name=f"compute POST /servers/{{id}}/action {next(iter(body))}"))
             if status is None:
                 return server
             done = self.waiter.wait(server["id"], server.get("name") or server["id"], status,
                                     self.options.build_timeout, since=before)
-        self.nova_phases(server["id"], response)
+        self.nova_phases(server["id"], request_id)
         return done or server
 
-    def nova_phases(self, server_id: str, response) -> None:
+    def nova_phases(self, server_id: str, request_id: str | None) -> None:
         """--server-timings: the action's instance-action events as NOVA rows (phases.py)."""
-        if not getattr(self.options, "server_timings", False):
-            return
-        request_id = response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
-        if not request_id:
+        if not request_id or not getattr(self.options, "server_timings", False):
             return
         try:
             found = phases.read(self.client, server_id, request_id, self.options.status_poll_interval)
@@ -649,6 +648,10 @@ class NovaUser(User):
                     LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
                               first_line(exc))
                 self.untrack(tracked.name)
+
+
+def _request_id(response) -> str | None:
+    return response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
 
 
 def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:

@@ -20,6 +20,7 @@ from novastress_locust.sla import parse
 def report_of(iterations: dict[str, list[tuple[int, bool]]], atomics: dict[str, list[int]] = ()) -> RunReport:
     """A RunReport fed as the events feed it: action -> [(ms, ok)], atomic step -> [ms]."""
     report = RunReport()
+    report.record_successes = True          # as with --sla given
     for action, runs in iterations.items():
         for ms, ok in runs:
             report.on_request("local", "ACTION", action, ms, None if ok else RuntimeError("boom"), None)
