@@ -221,8 +221,10 @@ def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_facto
                 "--storm-delete-delay-max", "0.3", "--storm-delete-timing", "in-flight",
                 # random rounds only (race plans have a test of their own): the double state changes
                 # that provoke the API's check-then-save race come from them, often enough that the
-                # race fires within the 15 s on a loaded machine too
-                "--storm-group-ratio", "0.1", "--storm-plan-ratio", "0", "--storm-double-ratio", "0.6",
+                # race fires within the 15 s on a loaded machine too; a burst in 4 rounds: half of them
+                # anti-affinity, whose boots race only when scheduled within 0.1 s of each other (at
+                # 0.1, a CI run once saw none race)
+                "--storm-group-ratio", "0.25", "--storm-plan-ratio", "0", "--storm-double-ratio", "0.6",
                 "--quota-step", "0",
                 "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "0.5")
     truth, found = every_race_found(run, cloud, STORM_RACES)
