@@ -178,8 +178,10 @@ class RealNova:
         identity = {"service_type": "identity", "interface": "public"}
         return admin.get("/projects", endpoint_filter=identity, params={"name": project_name}).json()["projects"][0]["id"]
 
-    def project_usage(self, project_name: str = "demo", settle: float = 15) -> dict:
-        """Placement usages of a project, once they stop changing (deletes free them asynchronously)."""
+    def project_usage(self, project_name: str = "demo", settle: float = 90) -> dict:
+        """Placement usages of a project, once they are gone or `settle` seconds have passed: deletes
+        free them asynchronously, and allocations a race left behind (a server deleted while its
+        resize moved them) are healed by nova-compute's periodic task, which runs every 60 s."""
         admin = self.session(admin=True)
         project = self._project_id(admin, project_name)
         deadline = time.monotonic() + settle
