@@ -23,7 +23,7 @@ def test_headline_run_with_no_configuration(tmp_path):
     clouds_yaml = tmp_path / "clouds.yaml"
     env = clean_env(NOVASTRESS_EMBEDDED_CLOUDS_YAML=str(clouds_yaml), NOVASTRESS_EMBEDDED_KEEP="1",
                     HOME=str(tmp_path))
-    completed = subprocess.run([LOCUST, "-f", LOCUSTFILE, "--headless", "-t", "30s"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
+    completed = subprocess.run([LOCUST, "-f", LOCUSTFILE, "--headless", "-t", "15s"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=90)
     output = completed.stdout + completed.stderr
     kept = re.search(r"keep running after Locust exits \(pid (\d+)\)", output)
     assert kept, output[-3000:]

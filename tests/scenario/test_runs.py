@@ -15,7 +15,7 @@ SAMPLE = Path(__file__).with_name("stress_sample.py")
 
 @pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "locustfiles" / "etc").iterdir()))
 def test_every_shipped_scenario_runs_clean(cloud, name):
-    run = run_scenario(cloud, ROOT / "locustfiles" / "etc" / name, "-t", "10s", timeout=150)
+    run = run_scenario(cloud, ROOT / "locustfiles" / "etc" / name, "-t", "5s", timeout=150)
     assert run.returncode == 0, run.output[-4000:]
     summary = run.summary()
     assert summary["runs"] > 0 and summary["failed"] == 0
