@@ -39,6 +39,7 @@ BENCHES = [
     Bench("fakecloud_throughput", "fakecloud_throughput.py", ["--seconds", "4", "--live-servers", "10000"],
           ["--seconds", "0.5", "--live-servers", "500"]),
     Bench("waiter", "waiter.py", ["--users", "200", "--seconds", "15"], ["--users", "10", "--seconds", "3"]),
+    Bench("timing", "timing.py", ["--loops", "20", "--seconds", "30"], ["--loops", "3", "--seconds", "4"]),
     Bench("concurrency", "concurrency.py", ["--seconds", "20"],
           ["--users", "60", "--seconds", "3", "--spawn-rate", "100"]),
     Bench("logwatch", "logwatch_latency.py", ["--size-mb", "100", "--checks", "10", "--samples", "15"],

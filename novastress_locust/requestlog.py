@@ -111,23 +111,37 @@ class RequestIndex:
 
 
 
+class Step:
+    """A timed block; a wait that ends it tells how long after the awaited change it woke."""
+
+    def __init__(self) -> None:
+        self.late = 0.0
+
+    def woke_late(self, seconds: float) -> None:
+        self.late = seconds
+
+
 @contextmanager
 def timed(events, request_type: str, name: str, *, describe: Callable[[Exception], Any] = lambda exc: exc,
-          counts: Callable[[Exception | None], bool] = lambda exc: True) -> Iterator[None]:
+          counts: Callable[[Exception | None], bool] = lambda exc: True) -> Iterator[Step]:
     """Time the block as one Locust request of its own (an atomic step, a failed setup, a token
     request): fired when the block ends, with its exception (`describe`d: generalized, say) when
     it raised one, which goes on up. `counts(exception or None)` says whether the outcome is
     reported at all; a stop (GreenletExit, not an Exception) never is. Locust's own
-    EventHook.measure() would swallow the exception and report a stopped step as a success."""
+    EventHook.measure() would swallow the exception and report a stopped step as a success.
+    A block that ends in a server wait ends when the server changed: the wait's `step.late`
+    (the poll lag, waiter.py) is not the block's time."""
     started = time.perf_counter()
+    step = Step()
 
     def fire(error: Exception | None) -> None:
         if counts(error):
+            elapsed = time.perf_counter() - started - (step.late if error is None else 0.0)
             events.request.fire(request_type=request_type, name=name, response_length=0, context={},
-                                response_time=(time.perf_counter() - started) * 1000,
+                                response_time=max(0.0, elapsed) * 1000,
                                 exception=None if error is None else describe(error))
     try:
-        yield
+        yield step
     except Exception as exc:
         fire(exc)
         raise

@@ -66,6 +66,7 @@ class NovaUser(User):
     threads = 4
     # "batched" or "per-server"; None: the --waiter option
     waiter_kind: str | None = None
+    _step: Any = None             # the innermost atomic step running (a wait that ends it says when)
     # checks of the options the class reads (ValueError names the bad one): the preflight and the
     # web UI's start form run them for the run's classes, before anything else
     option_checks: tuple[Callable[[Any], None], ...] = ()
@@ -248,8 +249,16 @@ class NovaUser(User):
         """A Rally-style atomic step inside an action (`boot_server`, `delete_server`); a step cut
         short by the stop is interrupted, not failed: not reported."""
         with timed(self.environment.events, "ATOMIC", name, describe=self._generalized,
-                   counts=lambda error: error is None or not self.being_stopped()):
-            yield
+                   counts=lambda error: error is None or not self.being_stopped()) as step:
+            outer, self._step = self._step, step
+            try:
+                yield
+            finally:
+                self._step = outer
+
+    def wait_server(self, server_id: str, name: str, status: str, timeout: float, **known: Any) -> dict | None:
+        """The shared waiter's wait; the atomic step it ends ends when the server changed."""
+        return self.waiter.wait(server_id, name, status, timeout, step=self._step, **known)
 
     def _generalized(self, error: Exception) -> str:
         """The error as its statistics row names it: ids and this run's names made generic."""
@@ -271,7 +280,7 @@ class NovaUser(User):
             server, request_id = response.json()["server"], _request_id(response)
             del response          # a waiting user keeps no HTTP response (thousands of them wait)
             self.track("server", name, server["id"])
-            active = self.waiter.wait(server["id"], name, ACTIVE, self.options.build_timeout,
+            active = self.wait_server(server["id"], name, ACTIVE, self.options.build_timeout,
                                       initial={"id": server["id"], "status": "BUILD"}, since=before)
         self.nova_phases(server["id"], request_id)
         return active or server
@@ -291,7 +300,7 @@ class NovaUser(User):
             # locked server, its owner unlocks it first
             self.unlock_server(server_id)
             self.compute.delete(f"/servers/{server_id}", expect=(204, 404))
-        self.waiter.wait(server_id, name, DELETED, self.bounded(self.options.delete_timeout), since=before,
+        self.wait_server(server_id, name, DELETED, self.bounded(self.options.delete_timeout), since=before,
                          initial={"status": known["status"]} if known and "status" in known else None)
         self.untrack(name)
 
@@ -486,7 +495,7 @@ class NovaUser(User):
                 name=f"compute POST /servers/{{id}}/action {next(iter(body))}"))
             if status is None:
                 return server
-            done = self.waiter.wait(server["id"], server.get("name") or server["id"], status,
+            done = self.wait_server(server["id"], server.get("name") or server["id"], status,
                                     self.options.build_timeout, since=before)
         self.nova_phases(server["id"], request_id)
         return done or server

@@ -9,10 +9,15 @@ one `GET /servers/detail?changes-since=<t>` and wakes every waiting user whose s
 changed, instead of one `GET /servers/{id}` per waiting server. Nova lists deleted servers
 (status DELETED) under changes-since, so deletions are seen in the same list; a server the
 list has not shown for a long while gets one direct GET, in case a cloud purges deleted rows.
+
+When the change happened: between the last read that did not show it and the first that did,
+narrowed by the server's `updated` stamp (the cloud's clock, whole seconds) once the cloud's
+clock is known from the Date headers. A wait given a `step` (requestlog.Step) tells it how long
+after that moment the user woke, so an atomic step ending in a wait ends when the server changed,
+not a poll later.
 """
 from __future__ import annotations
 
-import calendar
 import email.utils
 import time
 from collections import deque
@@ -32,10 +37,15 @@ DELETED = "DELETED"
 SINCE_MARGIN = 1.0
 # ... and this far before the cloud's clock is known (the first list): our clock against its
 CLOCK_UNKNOWN_MARGIN = 2.0
-# the cloud's clock from the Date headers of the last lists: each estimate (a whole second, sent
-# before we read it) is at most ~1 s + latency early and never late, so the best of the recent
-# ones is within a few tens of ms; recent only, so a clock step back is forgotten soon
+# the cloud's clock from the Date headers of the last responses: each one bounds the offset from
+# both sides (a whole second, stamped between our send and our receipt); the best bounds of the
+# recent ones pin it within a few tens of ms once the reads have fallen at varied points of the
+# cloud's second; recent only, so a clock step is forgotten soon
 OFFSET_SAMPLES = 16
+# the batched poll's schedule slips by this share of a second each list (at most its interval),
+# so its reads fall at every point of the cloud's second and the clock gets pinned (a list is
+# a little rarer, never more frequent)
+PHASE_SLIP = 1 / 16
 MAX_PAGES = 50
 # users woken per turn of the event loop after a list: a list that settles a thousand waits
 # at once puts a thousand users in the run queue together, and each of them (and every user
@@ -46,6 +56,59 @@ WAKE_BATCH = 100
 
 class WaitError(Exception):
     """A server did not reach the status; str() says what happened in one line."""
+
+
+class CloudClock:
+    """The cloud's clock minus ours, from the Date headers of its responses."""
+
+    def __init__(self) -> None:
+        self._bounds: deque[tuple[float, float]] = deque(maxlen=OFFSET_SAMPLES)
+
+    def learn(self, response, sent: float, received: float) -> None:
+        date = response.headers.get("Date")
+        if not date:
+            return
+        try:
+            stamp = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return
+        # the cloud read its clock, floored it to the second, between our send and our receipt
+        low, high = stamp - received, stamp + 1 - sent
+        if self._bounds and (low > self.high or high < self.low):
+            self._bounds.clear()      # the clock stepped: what came before no longer holds
+        self._bounds.append((low, high))
+
+    @property
+    def known(self) -> bool:
+        return bool(self._bounds)
+
+    @property
+    def low(self) -> float:
+        """A safe, slightly low estimate (the changes-since look-back wants never to be late)."""
+        return max(low for low, _ in self._bounds)
+
+    @property
+    def high(self) -> float:
+        return min(high for _, high in self._bounds)
+
+
+def changed_at(before: float, after: float, server: dict | None, clock: CloudClock) -> float:
+    """When (our clock) the server most likely changed: in (before, after], within the second its
+    `updated` stamp names when the cloud's clock is known; the middle of what is left."""
+    low, high = before, after
+    updated = _stamp(server.get("updated")) if server else None
+    if updated is not None and clock.known:
+        low, high = max(low, updated - clock.high), min(high, updated + 1 - clock.low)
+        if low > high:                # the stamp disagrees with the reads (another node's clock)
+            low, high = before, after
+    return (low + high) / 2
+
+
+def _stamp(text: Any) -> float | None:
+    try:
+        return datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 class ComputeCalls(Protocol):
@@ -70,10 +133,33 @@ class _Wait:
     # a list that started after this wait was added has covered its look-back: from then on
     # the waiter's watermark is enough (the look-back of long waits must not grow every list)
     covered: bool = False
+    # our clock when the last read that did not finish the wait was sent (the change came later)
+    before: float = 0.0
+    changed: float | None = None      # our clock when the server most likely changed
+    step: Any = None                  # the atomic step to tell how late the user woke (requestlog.Step)
 
     def __post_init__(self) -> None:
         if self.last is not None and "status" in self.last:
             self.was_error = self.last["status"] == "ERROR"
+        self.before = self.before or self.since
+
+    def observe(self, server: dict | None, sent: float, received: float, clock: CloudClock) -> bool:
+        """A read of the server (None: 404), sent and received at these times: is the wait over?"""
+        self.last = server
+        finished, error = verdict(self, server)
+        if error:
+            self.result.set_exception(WaitError(error))
+        elif finished:
+            self.changed = changed_at(self.before, received, server, clock)
+            self.result.set(server)
+        else:
+            self.before = sent
+        return bool(error or finished)
+
+    def woke(self) -> None:
+        """The user runs again: its step ends when the server changed, not now."""
+        if self.step is not None and self.changed is not None:
+            self.step.woke_late(max(0.0, time.time() - self.changed))
 
 
 def describe(server: dict | None) -> str:
@@ -115,11 +201,8 @@ def verdict(wait: _Wait, server: dict | None) -> tuple[bool, str | None]:
 
 def _updated_since(server: dict, since: float) -> bool:
     """Did the server change at or after `since`? (`updated` has whole seconds)"""
-    try:
-        updated = calendar.timegm(time.strptime(str(server.get("updated")), "%Y-%m-%dT%H:%M:%SZ"))
-    except ValueError:
-        return False
-    return updated >= int(since)
+    updated = _stamp(server.get("updated"))
+    return updated is not None and updated >= int(since)
 
 
 def _fault(server: dict) -> str:
@@ -143,29 +226,29 @@ class PerServerWaiter:
         self.interval = interval
         self.polls = 0
         self.waits = 0            # waits that ended, however
+        self.clock = CloudClock()
 
     def wait(self, server_id: str, name: str, target: str, timeout: float,
-             initial: dict | None = None, since: float | None = None) -> dict | None:
+             initial: dict | None = None, since: float | None = None, step: Any = None) -> dict | None:
         wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
-                     since or time.time(), last=initial)
+                     since or time.time(), last=initial, step=step)
         try:
             return self._poll_until(wait)
         finally:
             self.waits += 1
 
     def _poll_until(self, wait: _Wait) -> dict | None:
-        server_id = wait.server_id
         while True:
             gevent.sleep(self.interval)
             self.polls += 1
-            response = self.compute.get(f"/servers/{server_id}", expect=(200, 404))
-            server = None if response.status_code == 404 else response.json()["server"]
-            wait.last = server
-            finished, error = verdict(wait, server)
-            if error:
-                raise WaitError(error)
-            if finished:
-                return server
+            sent = time.time()
+            response = self.compute.get(f"/servers/{wait.server_id}", expect=(200, 404))
+            received = time.time()
+            self.clock.learn(response, sent, received)
+            if wait.observe(None if response.status_code == 404 else response.json()["server"],
+                            sent, received, self.clock):
+                wait.woke()
+                return wait.result.get()
             if time.monotonic() >= wait.deadline:
                 raise WaitError(_timed_out(wait))
 
@@ -187,18 +270,21 @@ class BatchedServerWaiter:
         self.list_seconds = 0.0   # wall time from a list's first request to its last page decoded
         self._waits: list[_Wait] = []
         self._watermark: float | None = None   # local time of the last poll's start
-        self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)   # cloud clock minus ours
+        self.clock = CloudClock()
+        self.phase_slip = PHASE_SLIP
         self._greenlet: gevent.Greenlet | None = None
 
     def wait(self, server_id: str, name: str, target: str, timeout: float,
-             initial: dict | None = None, since: float | None = None) -> dict | None:
+             initial: dict | None = None, since: float | None = None, step: Any = None) -> dict | None:
         wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
-                     since or time.time(), last=initial)
+                     since or time.time(), last=initial, step=step)
         self._waits.append(wait)
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
         try:
-            return wait.result.get()
+            server = wait.result.get()
+            wait.woke()
+            return server
         finally:
             self.waits += 1
             # a user killed while waiting must not leave its wait behind
@@ -222,7 +308,7 @@ class BatchedServerWaiter:
             gevent.sleep(max(0.0, due - time.monotonic()))
             if not self._waits:
                 break
-            due += self.interval
+            due += self.interval + min(self.interval, 1.0) * self.phase_slip
             try:
                 self._poll()
             except Exception as exc:  # a failed list is retried next interval; waits keep their deadlines
@@ -244,11 +330,12 @@ class BatchedServerWaiter:
         else:
             since = since_local + offset - SINCE_MARGIN
         servers = self._list_changed(since)
+        received = time.time()
         self._watermark = started
         # a look-back computed without the cloud's clock is not trusted to have covered a wait:
         # the next list (the clock now known) looks back to its start again; a cloud that
         # sends no Date header leaves nothing to wait for
-        if offset is not None or not self._offsets:
+        if offset is not None or not self.clock.known:
             for wait in waits:
                 wait.covered = True
         by_id: dict[str, dict] = {server["id"]: server for server in servers}
@@ -259,13 +346,15 @@ class BatchedServerWaiter:
                 continue
             server = by_id.get(wait.server_id)
             if server is not None:
-                wait.last, wait.last_seen = server, now
-                if self._settle(wait, server):
+                wait.last_seen = now
+                if wait.observe(server, started, received, self.clock):
                     woken += 1
                     if woken % WAKE_BATCH == 0:
                         gevent.sleep(0)     # behind the users just woken: they run first
             elif now - wait.last_seen >= self.fallback_after:
                 self._fallback(wait)
+            else:
+                wait.before = started   # not listed: unchanged since the look-back when the list began
         self._expire()
 
     def _list_changed(self, since: float) -> list[dict]:
@@ -275,9 +364,10 @@ class BatchedServerWaiter:
         started = time.monotonic()
         for _ in range(MAX_PAGES):
             self.polls += 1
+            sent = time.time()
             response = self.compute.get("/servers/detail", params=params,
                                         name="compute GET /servers/detail?changes-since (waiter)")
-            self._learn_clock(response)
+            self.clock.learn(response, sent, time.time())
             body = response.json()
             servers += body.get("servers", [])
             following = [link for link in body.get("servers_links", []) if link.get("rel") == "next"]
@@ -288,38 +378,19 @@ class BatchedServerWaiter:
         self.list_seconds += time.monotonic() - started
         return servers
 
-    def _learn_clock(self, response) -> None:
-        date = response.headers.get("Date")
-        if not date:
-            return
-        try:
-            cloud_time = email.utils.parsedate_to_datetime(date).timestamp()
-        except (TypeError, ValueError):
-            return
-        self._offsets.append(cloud_time - time.time())
-
     @property
     def clock_offset(self) -> float | None:
         """The cloud's clock minus ours (a safe, slightly low estimate); None before any Date header."""
-        return max(self._offsets) if self._offsets else None
+        return self.clock.low if self.clock.known else None
 
     def _fallback(self, wait: _Wait) -> None:
         self.polls += 1
         self.fallback_gets += 1
+        sent = time.time()
         response = self.compute.get(f"/servers/{wait.server_id}", expect=(200, 404))
-        server = None if response.status_code == 404 else response.json()["server"]
-        wait.last, wait.last_seen = server, time.monotonic()
-        self._settle(wait, server)
-
-    @staticmethod
-    def _settle(wait: _Wait, server: dict | None) -> bool:
-        """Wake the wait's user if the server is where it waits for (or failed); did it?"""
-        finished, error = verdict(wait, server)
-        if error:
-            wait.result.set_exception(WaitError(error))
-        elif finished:
-            wait.result.set(server)
-        return bool(error or finished)
+        wait.last_seen = time.monotonic()
+        wait.observe(None if response.status_code == 404 else response.json()["server"], sent, time.time(),
+                     self.clock)
 
     def _expire(self, poll_error: str | None = None) -> None:
         now = time.monotonic()

@@ -38,6 +38,7 @@ class Control(Service):
         self.router.add("GET", "", self.info, auth=False)
         self.router.add("GET", "/faults", self.list_faults)
         self.router.add("PUT", "/faults/{fault_id}", self.set_fault)
+        self.router.add("GET", "/servers/{server_id}/times", self.server_times)
         self.router.add("POST", "/expire-tokens", self.expire_tokens)
         self.router.add("GET", "/chaos", self.list_chaos)
         self.router.add("POST", "/chaos", self.add_chaos)
@@ -56,6 +57,17 @@ class Control(Service):
         since = float(call.request.arg("since") or 0)
         fired = [f.as_dict() for f in self.cloud.faults.fired_faults if f.time >= since]
         return Response.json(200, {"faults": self.cloud.faults.catalogue(), "fired": fired})
+
+    def server_times(self, call: Call, server_id: str) -> Response:
+        """When the server first became ACTIVE and when it was gone, to the microsecond (the API,
+        like a MariaDB-backed Nova, shows whole seconds): what a client's timings are checked against."""
+        self.require_admin(call)
+        compute = self.cloud.compute
+        server = compute.servers.get(server_id) or compute.deleted.get(server_id)
+        if server is None:
+            raise ApiError(404, f"No server {server_id} (deleted ones are kept a while only)")
+        return Response.json(200, {"times": {"launched_at": server.launched_at,
+                                             "terminated_at": server.terminated_at}})
 
     def set_fault(self, call: Call, fault_id: str) -> Response:
         self.require_admin(call)

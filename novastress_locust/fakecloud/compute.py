@@ -794,9 +794,9 @@ class Compute(Service):
         view["OS-EXT-AZ:availability_zone"] = (server.availability_zone or "nova") if server.host else ""
         view["config_drive"] = server.config_drive
         view["key_name"] = server.key_name
-        view["OS-SRV-USG:launched_at"] = now_iso(server.launched_at, micro=True) if server.launched_at else None
-        view["OS-SRV-USG:terminated_at"] = (now_iso(server.terminated_at, micro=True)
-                                            if server.terminated_at else None)
+        # DATETIME columns of a MariaDB-backed Nova: whole seconds (what real Nova 34 shows)
+        view["OS-SRV-USG:launched_at"] = _db_time(server.launched_at) if server.launched_at else None
+        view["OS-SRV-USG:terminated_at"] = _db_time(server.terminated_at) if server.terminated_at else None
         if server.ports:
             view["security_groups"] = [{"name": name} for name in server.security_groups]
         if admin:
@@ -2560,6 +2560,6 @@ class Compute(Service):
 
 
 def _db_time(stamp: float) -> str:
-    """An instance action's time as Nova shows it from a MySQL/MariaDB database, whose DATETIME
-    columns keep no fraction: whole seconds, ".000000"."""
+    """A time as Nova shows it from a MySQL/MariaDB database (instance actions, launched_at,
+    terminated_at), whose DATETIME columns keep no fraction: whole seconds, ".000000"."""
     return now_iso(float(int(stamp)), micro=True)

@@ -9,6 +9,7 @@ import uuid
 import gevent
 import pytest
 
+from novastress_locust import requestlog
 from novastress_locust import waiter as waiter_module
 from novastress_locust.waiter import ACTIVE, DELETED, BatchedServerWaiter, WaitError
 
@@ -95,3 +96,50 @@ def test_a_server_that_never_gets_there_times_out_with_its_status(compute):
     finally:
         waiter.stop()
         compute.delete(server_id)
+
+
+@pytest.mark.parametrize("kind", ["batched", "per-server"])
+def test_a_wait_says_when_the_server_changed_closer_than_the_poll_that_saw_it(cloud_factory, kind):
+    """The embedded cloud's ground truth (to the µs; its API, like Nova's, shows whole seconds):
+    the time a wait gives for the change lies within the poll gap around it, and it is on average
+    much closer to the truth than the moment the user woke (today's ATOMIC end)."""
+    embedded = cloud_factory(faults="none", delay_scale=1.0, seed=3)
+    compute = Compute(embedded.session(), embedded.base_url)
+    admin = embedded.session(admin=True)
+    interval = 1.0
+    waiter = (BatchedServerWaiter(compute, interval) if kind == "batched"
+              else waiter_module.PerServerWaiter(compute, interval))
+    prefix = f"timing-{uuid.uuid4().hex[:6]}"
+    woke, told, sent = {}, {}, {}
+
+    def wait(server_id: str, target: str) -> None:
+        step = requestlog.Step()
+        waiter.wait(server_id, server_id, target, 60, since=sent[server_id, target], step=step)
+        woke[server_id, target] = time.time()
+        told[server_id, target] = woke[server_id, target] - step.late
+
+    ids = []
+    for n in range(12):
+        before = time.time()
+        ids.append(compute.boot(f"{prefix}-{n}"))
+        sent[ids[-1], ACTIVE] = before
+    try:
+        gevent.joinall([gevent.spawn(wait, server_id, ACTIVE) for server_id in ids], raise_error=True)
+        # deletes spread over a second, so they do not all change at one point of the poll gap
+        for server_id in ids:
+            sent[server_id, DELETED] = time.time()
+            compute.delete(server_id)
+            gevent.sleep(0.08)
+        gevent.joinall([gevent.spawn(wait, server_id, DELETED) for server_id in ids], raise_error=True)
+    finally:
+        waiter.stop()
+    told_errors, woke_errors = [], []
+    for server_id in ids:
+        times = admin.get(f"{embedded.base_url}/fakecloud/servers/{server_id}/times").json()["times"]
+        for target, truth in ((ACTIVE, times["launched_at"]), (DELETED, times["terminated_at"])):
+            assert woke[server_id, target] >= truth
+            told_errors.append(abs(told[server_id, target] - truth))
+            woke_errors.append(woke[server_id, target] - truth)
+    gap = interval * (1 + waiter_module.PHASE_SLIP) + 0.3      # a poll gap and its requests' time
+    assert max(told_errors) <= gap / 2 + 0.3, sorted(told_errors)
+    assert sum(told_errors) < 0.7 * sum(woke_errors), (sorted(told_errors), sorted(woke_errors))
