@@ -25,6 +25,10 @@ from .config import Delays, flavor_table
 from .http import Response
 from .image_proxy import ImageProxy
 from .logs import LogContext, ServiceLog
+from .quota_classes import QuotaClasses
+from .server_extras import ServerExtras
+from .server_metadata import ServerMetadata
+from .server_tags import ServerTags, checked_tags
 from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso, parse_time, webob_error
 
 MIN_MINOR = 1
@@ -197,6 +201,9 @@ class Server:
     availability_zone: str | None = None
     config_drive: str = ""
     tags: list[str] = field(default_factory=list)
+    # what the API's sub-resources keep in Nova's system metadata (os-server-password's chunks),
+    # which a snapshot's image properties carry on
+    system_metadata: dict = field(default_factory=dict)
     epoch: int = 0               # bumped to cancel the pending transition
     scheduled_at: float = 0.0
     old_flavor: Flavor | None = None
@@ -260,7 +267,13 @@ ACTIONS = {
                          "compute_resume_instance", "resume"),
     "shelve": ActionRule("shelve", ("active", "stopped", "paused", "suspended"), "shelving",
                          "shelved_offloaded", 4, "compute_shelve_instance", "shelve"),
+    "rescue": ActionRule("rescue", ("active", "stopped", "error"), "rescuing", "rescued", 1,
+                         "compute_rescue_instance", "rescue"),
+    "unrescue": ActionRule("unrescue", ("rescued",), "unrescuing", "active", 1,
+                           "compute_unrescue_instance", "unrescue"),
 }
+# what Nova's fake virt driver prints as a guest's console (get_console_output)
+CONSOLE = ["FAKE CONSOLE OUTPUT", "ANOTHER", "LAST LINE"]
 
 
 def _frames(*frames: tuple[str, int, str, str]) -> list[str]:
@@ -364,10 +377,16 @@ def _remote_traceback(frames: list[tuple[str, int, str, str]], final: str) -> st
 
 
 def _fingerprint(public_key: str) -> str:
-    """MD5 of the key blob in colon hex, as Nova computes it; ValueError if not a key."""
+    """MD5 of the key blob in colon hex, as Nova computes it; ValueError if the key does not load
+    as an OpenSSH public key (a malformed or oversized one, as Nova's check with cryptography)."""
+    from cryptography.hazmat.primitives import serialization
     parts = public_key.strip().split()
     if len(parts) < 2 or not parts[0].startswith(("ssh-", "ecdsa-")):
         raise ValueError("not an OpenSSH public key")
+    try:
+        serialization.load_ssh_public_key(public_key.encode())
+    except Exception as exc:   # cryptography raises ValueError or UnsupportedAlgorithm
+        raise ValueError(str(exc)) from None
     blob = base64.b64decode(parts[1].encode(), validate=True)
     digest = hashlib.md5(blob).hexdigest()
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
@@ -399,6 +418,7 @@ class Compute(Service):
         self.server_groups: dict[str, ServerGroup] = {}
         self.migrations: list[Migration] = []
         self.quotas: dict[str, dict[str, int]] = {}
+        self.default_quotas: dict[str, int] = {}     # the "default" quota class, as an admin set it
         # counters Nova keeps per project; quota-usage-drift can leave them off by one
         self.usage: dict[str, dict[str, int]] = {}
         self.host_usage: dict[str, dict[str, int]] = {}
@@ -435,7 +455,6 @@ class Compute(Service):
         add("DELETE", "/v2.1/servers/{server_id}/os-volume_attachments/{volume_id}", self.detach_volume)
         add("GET", "/v2.1/servers/{server_id}/os-instance-actions", self.list_instance_actions)
         add("GET", "/v2.1/servers/{server_id}/os-instance-actions/{request_id}", self.show_instance_action)
-        add("GET", "/v2.1/servers/{server_id}/metadata", self.server_metadata)
         add("GET", "/v2.1/os-keypairs", self.list_keypairs)
         add("POST", "/v2.1/os-keypairs", self.create_keypair)
         add("GET", "/v2.1/os-keypairs/{name}", self.show_keypair)
@@ -449,6 +468,8 @@ class Compute(Service):
         add("GET", "/v2.1/os-quota-sets/{project_id}/detail", self.show_quotas_detail)
         add("GET", "/v2.1/os-quota-sets/{project_id}/defaults", self.show_quota_defaults)
         add("PUT", "/v2.1/os-quota-sets/{project_id}", self.update_quotas)
+        add("DELETE", "/v2.1/os-quota-sets/{project_id}", self.delete_quotas)
+        QuotaClasses(self).add_routes(add)     # /os-quota-class-sets/{class}
         add("GET", "/v2.1/os-migrations", self.list_migrations)
         add("GET", "/v2.1/os-server-groups", self.list_server_groups)
         add("POST", "/v2.1/os-server-groups", self.create_server_group)
@@ -456,6 +477,9 @@ class Compute(Service):
         add("DELETE", "/v2.1/os-server-groups/{group_id}", self.delete_server_group)
         add("GET", "/v2.1/os-availability-zone", self.availability_zones)
         ImageProxy(self).add_routes(add)   # /images and /images/{id}/metadata, up to 2.35 / 2.38
+        ServerMetadata(self).add_routes(add)   # /servers/{id}/metadata[/{key}]
+        ServerTags(self).add_routes(add)       # /servers/{id}/tags[/{tag}], 2.26+
+        ServerExtras(self).add_routes(add)     # /servers/{id}/ips[/{network}], /servers/{id}/os-server-password
 
     # -- request flow ------------------------------------------------------
     def dispatch(self, call: Call, path: str) -> Response:
@@ -655,21 +679,56 @@ class Compute(Service):
             view["extra_specs"] = dict(flavor.extra_specs)
         return view
 
-    def _sorted_flavors(self, call: Call) -> list[Flavor]:
+    def _listed_flavors(self, call: Call) -> tuple[list[Flavor], int]:
+        """The flavors a list answers, as Nova filters and pages them: public ones (an admin's
+        `is_public=none|false` shows the others), `minRam`/`minDisk` as lower bounds, sorted by
+        id, `limit` (at most MAX_LIMIT) after the `marker` flavor; and the page size asked for."""
+        request = call.request
+        limit_text = request.arg("limit")
+        if limit_text is not None and not (limit_text.isdigit() and limit_text.isascii()):
+            raise ApiError(400, f"Invalid input for query parameters limit. Value: {limit_text}. "
+                                f"'{limit_text}' does not match '^[0-9]*$'")
+        limit = min(int(limit_text or MAX_LIMIT) or MAX_LIMIT, MAX_LIMIT)
+        public: bool | None = True
+        wanted = request.arg("is_public")
+        if self._admin(call) and wanted is not None:
+            public = None if wanted.lower() == "none" else _strict_bool(wanted, f"Invalid is_public filter [{wanted}]")
         flavors = sorted(self.flavors.values(), key=lambda f: f.id)
-        if not self._admin(call):
-            flavors = [f for f in flavors if f.is_public]
-        return flavors
+        if public is not None:
+            flavors = [f for f in flavors if f.is_public == public]
+        for param, attribute in (("minRam", "ram"), ("minDisk", "disk")):
+            bound = request.arg(param)
+            if bound is not None:
+                try:
+                    least = int(bound)
+                except ValueError:
+                    raise ApiError(400, f"Invalid {param} filter [{bound}]") from None
+                flavors = [f for f in flavors if getattr(f, attribute) >= least]
+        marker = request.arg("marker")
+        if marker is not None:
+            if marker not in self.flavors:
+                raise ApiError(400, f"marker [{marker}] not found")
+            flavors = [f for f in flavors if f.id > marker]
+        return flavors[:limit], limit
+
+    def _flavor_list(self, call: Call, detail: bool) -> Response:
+        minor = self._minor(call)
+        flavors, limit = self._listed_flavors(call)
+        body: dict = {"flavors": [self._flavor_view(f, minor, detail) for f in flavors]}
+        if flavors and len(flavors) == limit:
+            # Nova links the next page whenever a page is as long as the limit
+            query = "&".join(f"{k}={v}" for k, values in call.request.query.items() if k != "marker"
+                             for v in values)
+            path = "flavors/detail" if detail else "flavors"
+            body["flavors_links"] = [{"rel": "next", "href": f"{self._base}/v2.1/{path}?"
+                                      f"{query + '&' if query else ''}marker={flavors[-1].id}"}]
+        return Response.json(200, body)
 
     def list_flavors(self, call: Call) -> Response:
-        minor = self._minor(call)
-        return Response.json(200, {"flavors": [self._flavor_view(f, minor, False)
-                                               for f in self._sorted_flavors(call)]})
+        return self._flavor_list(call, detail=False)
 
     def list_flavors_detail(self, call: Call) -> Response:
-        minor = self._minor(call)
-        return Response.json(200, {"flavors": [self._flavor_view(f, minor, True)
-                                               for f in self._sorted_flavors(call)]})
+        return self._flavor_list(call, detail=True)
 
     def _flavor(self, flavor_id: str) -> Flavor:
         flavor = self.flavors.get(flavor_id)
@@ -935,9 +994,6 @@ class Compute(Service):
             body["servers_links"] = [{"rel": "next", "href": f"{self._base}/v2.1/{path}?{query}"}]
         return Response.json(200, body)
 
-    def server_metadata(self, call: Call, server_id: str) -> Response:
-        return Response.json(200, {"metadata": dict(self._server(call, server_id).metadata)})
-
     def update_server(self, call: Call, server_id: str) -> Response:
         server = self._server(call, server_id)
         spec = self._body(call, "server")
@@ -955,6 +1011,7 @@ class Compute(Service):
                   "metadata_items": 128, "ram": config.quota_ram, "server_group_members": 10,
                   "server_groups": 10, "injected_file_content_bytes": 10240,
                   "injected_file_path_bytes": 255, "injected_files": 5}
+        limits.update((key, value) for key, value in self.default_quotas.items() if key in limits)
         limits.update(self.quotas.get(project_id, {}))
         return limits
 
@@ -1031,8 +1088,9 @@ class Compute(Service):
         if key in limits:
             return limits[key]
         config = self.cloud.config
-        return {"floating_ips": config.quota_floating_ips, "fixed_ips": -1, "security_groups": 10,
-                "security_group_rules": 20}.get(key, -1)
+        return self.quotas.get(project_id, {}).get(key, self.default_quotas.get(key, {
+            "floating_ips": config.quota_floating_ips, "fixed_ips": -1, "security_groups": 10,
+            "security_group_rules": 20}.get(key, -1)))
 
     def _quota_project(self, call: Call, project_id: str) -> None:
         if project_id != call.token.project_id and not self._admin(call):
@@ -1085,6 +1143,12 @@ class Compute(Service):
         self.quotas.setdefault(project_id, {}).update(updates)
         body = {key: self._quota_value(project_id, key) for key in self._quota_keys(self._minor(call))}
         return Response.json(200, {"quota_set": body})
+
+    def delete_quotas(self, call: Call, project_id: str) -> Response:
+        """Back to the defaults: the project's own limits are forgotten."""
+        self._policy(call, "os_compute_api:os-quota-sets:delete")
+        self.quotas.pop(project_id, None)
+        return Response(202, b"", content_type=None)
 
     def limits(self, call: Call) -> Response:
         minor = self._minor(call)
@@ -1151,6 +1215,7 @@ class Compute(Service):
         metadata = spec.get("metadata") or {}
         if not isinstance(metadata, dict):
             raise schema(f"{metadata!r} is not of type 'object'")
+        tags = checked_tags({"tags": spec["tags"]}) if minor >= 52 and "tags" in spec else []
         requested = self._requested_networks(call, networks)
         hints = payload.get("os:scheduler_hints") or payload.get("OS-SCH-HNT:scheduler_hints") or {}
         group = None
@@ -1170,8 +1235,7 @@ class Compute(Service):
                            if isinstance(g, dict)] or ["default"]
         reservation_id = "r-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
                                         for _ in range(8))
-        admin_pass = spec.get("adminPass") or "".join(
-            secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
+        admin_pass = spec.get("adminPass") or _password()
         first = None
         for index in range(count):
             server_name = f"{name}-{index + 1}" if count > 1 else name
@@ -1179,6 +1243,7 @@ class Compute(Service):
                                       security_groups, reservation_id, hints if isinstance(hints, dict) else {},
                                       group, spec, minor)
             server.boot_count = count
+            server.tags = list(tags)
             first = first or server
         body = {"server": {"id": first.id, "links": self._links("servers", first.id),
                            "OS-DCF:diskConfig": "MANUAL",
@@ -1759,10 +1824,12 @@ class Compute(Service):
         handler = {"reboot": self._reboot, "lock": self._lock, "unlock": self._unlock,
                    "unshelve": self._unshelve, "resize": self._resize, "confirmResize": self._confirm_resize,
                    "revertResize": self._revert_resize, "rebuild": self._rebuild,
-                   "createImage": self._create_image}.get(action)
+                   "createImage": self._create_image, "rescue": self._rescue,
+                   "changePassword": self._change_password,
+                   "os-getConsoleOutput": self._console_output}.get(action)
         if handler is None and action not in ACTIONS:
             raise ApiError(400, f"There is no such action: {action}")
-        if action not in ("lock", "unlock"):
+        if action not in ("lock", "unlock", "os-getConsoleOutput"):   # reading the console changes nothing
             if action != "createImage":  # Nova's snapshot skips the lock check: a lock guards changes
                 self._check_locked(call, server)
             self._state_change_race(call, server, action)
@@ -1801,6 +1868,42 @@ class Compute(Service):
         server.power_state = rule.end_power_state
         server.touch()
         self._event(record, event, host)
+
+    def _rescue(self, call: Call, server: Server, spec) -> Response:
+        """Rescue: 200 with the rescue password (the one asked for, else a new one)."""
+        if spec is not None and not isinstance(spec, dict):
+            raise ApiError(400, f"Invalid input for field/attribute rescue. Value: {spec!r}. "
+                                f"{spec!r} is not of type 'object', 'null'")
+        password = (spec or {}).get("adminPass") or _password()
+        rule = ACTIONS["rescue"]
+        self._conflict(server, rule.name, rule.vm_states)
+        self._start(call, server, rule.instance_action, rule.task_state, rule.event, self._finish_simple, rule)
+        return Response.json(200, {"adminPass": password})
+
+    def _change_password(self, call: Call, server: Server, spec) -> Response:
+        """changePassword: done by the time Nova answers (a synchronous call to the compute host)."""
+        if not isinstance(spec, dict) or not isinstance(spec.get("adminPass"), str):
+            raise ApiError(400, f"Invalid input for field/attribute changePassword. Value: {spec!r}. "
+                                "'adminPass' is a required property")
+        self._conflict(server, "changePassword", ("active",))
+        record = self._record_action(call, server, "changePassword")
+        self._event(record, "compute_set_admin_password", server.host)
+        return Response(202, b"", [], None)
+
+    def _console_output(self, call: Call, server: Server, spec) -> Response:
+        """os-getConsoleOutput: the last `length` lines of the console (all of it: null or -1)."""
+        length = (spec or {}).get("length") if isinstance(spec, dict) else None
+        try:
+            lines = None if length is None else int(length)
+            if lines is not None and lines < -1:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise ApiError(400, f"Invalid input for field/attribute length. Value: {length}. "
+                                f"{length!r} is not valid under any of the given schemas") from None
+        if not server.host:
+            raise ApiError(409, f"Instance {server.id} has not been scheduled to a compute host yet.")
+        output = CONSOLE if lines in (None, -1) else CONSOLE[len(CONSOLE) - lines:] if lines else []
+        return Response.json(200, {"output": "\n".join(output)})
 
     def _reboot(self, call: Call, server: Server, spec) -> Response:
         kind = (spec or {}).get("type") if isinstance(spec, dict) else None
@@ -2002,8 +2105,7 @@ class Compute(Service):
                                "compute_rebuild_instance", "rebuild"))
         minor = self._minor(call)
         view = self._changed_view(server, minor, self._admin(call), key_name=minor >= 54)
-        view["adminPass"] = spec.get("adminPass") or "".join(
-            secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
+        view["adminPass"] = spec.get("adminPass") or _password()
         return Response.json(202, {"server": view})
 
     # -- snapshots (createImage) --------------------------------------------
@@ -2023,7 +2125,8 @@ class Compute(Service):
                       "user_id": call.token.user_id, "image_type": "snapshot",
                       # Nova records these at boot, from the booting user's token: here the snapshotting user's
                       "owner_user_name": call.token.user_name, "owner_project_name": call.token.project_name,
-                      "boot_roles": ",".join(role.name for role in call.token.roles), **metadata}
+                      "boot_roles": ",".join(role.name for role in call.token.roles),
+                      **server.system_metadata, **metadata}
         image = self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
                                                  user_id=call.token.user_id)
         server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
@@ -2335,29 +2438,39 @@ class Compute(Service):
         minor = self._minor(call)
         spec = self._body(call, "keypair")
         name = spec.get("name")
-        if not isinstance(name, str) or not name.strip():
+        if "name" not in spec:
             raise ApiError(400, f"Invalid input for field/attribute keypair. Value: {spec!r}. "
                                 "'name' is a required property")
+        # Nova's schema: 1 to 255 of these characters (2.92 adds '@' and '.'), no space at either end
+        allowed = r"^[_\-\@\. a-zA-Z0-9]+$" if minor >= 92 else r"^[_\- a-zA-Z0-9]+$"
+        if not isinstance(name, str) or not re.match(allowed, name) or len(name) > 255 or name != name.strip():
+            problem = (f"{name!r} is too long" if isinstance(name, str) and len(name) > 255
+                       else f"{name!r} does not match '{allowed}'")
+            raise ApiError(400, f"Invalid input for field/attribute name. Value: {name}. {problem}")
         public_key = spec.get("public_key")
-        if minor >= 92 and not public_key:
+        if minor >= 92 and "public_key" not in spec:
             raise ApiError(400, f"Invalid input for field/attribute keypair. Value: {spec!r}. "
                                 "'public_key' is a required property")
+        if public_key is not None and not isinstance(public_key, str):
+            raise ApiError(400, f"Invalid input for field/attribute public_key. Value: {public_key}. "
+                                f"{public_key!r} is not of type 'string'")
         user_id = call.token.user_id
         if spec.get("user_id") and minor >= 10:
             self._policy(call, "os_compute_api:os-keypairs:create")
             user_id = spec["user_id"]
         owned = self.keypairs.setdefault(user_id, {})
-        if name in owned:
-            raise ApiError(409, f"Key pair '{name}' already exists.")
+        # Nova's order: the quota, then the key itself, then the name's uniqueness (the insert)
         if len(owned) >= self._limits(call.token.project_id)["key_pairs"]:
             raise ApiError(403, "Quota exceeded, too many key pairs.")
         private_key = None
-        if not public_key:
+        if public_key is None:
             private_key, public_key = _generate_keypair()
         try:
             fingerprint = _fingerprint(public_key)
         except ValueError:
             raise ApiError(400, "Keypair data is invalid: failed to generate fingerprint") from None
+        if name in owned:
+            raise ApiError(409, f"Key pair '{name}' already exists.")
         self._keypair_counter += 1
         keypair = Keypair(self._keypair_counter, name, user_id, public_key.strip(), fingerprint,
                           spec.get("type", "ssh") if minor >= 2 else "ssh", time.time())
@@ -2557,6 +2670,21 @@ class Compute(Service):
         group = self._group(call, group_id)
         del self.server_groups[group.id]
         return Response(204, b"", [], None)
+
+
+def _password() -> str:
+    """A new admin password, as Nova's utils.generate_password makes them (12 characters)."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(12))
+
+
+def _strict_bool(text: str, message: str) -> bool:
+    """oslo's bool_from_string(strict=True): its true and false words, anything else a 400."""
+    word = text.strip().lower()
+    if word in ("1", "t", "true", "on", "y", "yes"):
+        return True
+    if word in ("0", "f", "false", "off", "n", "no"):
+        return False
+    raise ApiError(400, message)
 
 
 def _db_time(stamp: float) -> str:

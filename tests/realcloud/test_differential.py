@@ -200,8 +200,10 @@ class Cloud:
 def run_sequence(cloud: Cloud) -> None:
     """Every call the tool and the CLI make, and the compute API's error cases, in one order."""
     image_id, flavor_id = profile_calls(cloud)
+    flavor_list_calls(cloud, flavor_id)
     tool_resources(cloud)
     server_id = tool_server(cloud, image_id, flavor_id)
+    metadata_calls(cloud, server_id)
     error_calls(cloud, server_id, image_id, flavor_id)
     image_proxy_calls(cloud, image_id)
     server_actions(cloud, server_id)
@@ -227,8 +229,94 @@ def profile_calls(cloud: Cloud) -> tuple[str, str]:
     call("compute services (admin)", "compute", "GET", "/os-services", params={"binary": "nova-compute"},
          microversion=TOOL, admin=True)
     call("limits", "compute", "GET", "/limits", microversion=TOOL)
+    for microversion in ("2.1", "2.50", "2.57"):
+        call(f"quota class default (admin, {microversion})", "compute", "GET", "/os-quota-class-sets/default",
+             microversion=microversion, admin=True)
+    call("quota class default as member", "compute", "GET", "/os-quota-class-sets/default", microversion=TOOL)
+    # the value it has: the cloud's defaults stay as they are
+    call("set quota class default (admin)", "compute", "PUT", "/os-quota-class-sets/default", microversion="2.57",
+         json={"quota_class_set": {"metadata_items": 128}}, admin=True)
+    call("set quota class, a key gone in 2.50 (admin)", "compute", "PUT", "/os-quota-class-sets/default",
+         microversion="2.57", json={"quota_class_set": {"floating_ips": 10}}, admin=True)
+    call("revert the project's quotas as member", "compute", "DELETE", f"/os-quota-sets/{cloud.project_id}",
+         microversion=TOOL)
+    call("revert the project's quotas (admin)", "compute", "DELETE", f"/os-quota-sets/{cloud.project_id}",
+         microversion=TOOL, admin=True)
     image = next(image for image in images if image["status"] == "active")
     return image["id"], flavors[0]["id"]
+
+
+def flavor_list_calls(cloud: Cloud, flavor_id: str) -> None:
+    """The flavor list's filters and pages (both clouds have one public flavor)."""
+    call = cloud.call
+
+    def flavors(step: str, path: str = "/flavors", admin: bool = False, **params: str):
+        call(step, "compute", "GET", path, params=params, microversion=TOOL, admin=admin)
+
+    flavors("flavors, minRam 0", "/flavors/detail", minRam="0")
+    flavors("flavors, minRam above all", minRam="9999999")
+    flavors("flavors, minDisk not a number", "/flavors/detail", minDisk="1.5")
+    flavors("flavors, limit 1", limit="1")
+    flavors("flavors after the last", marker=flavor_id)
+    flavors("flavors, unknown marker", marker=MISSING_ID)
+    flavors("flavors, bad limit", limit="-1")
+    flavors("flavors, any visibility (admin)", admin=True, is_public="none")
+    flavors("flavors, bad is_public (admin)", admin=True, is_public="maybe")
+
+
+def metadata_calls(cloud: Cloud, server_id: str) -> None:
+    """A server's metadata API on an ACTIVE server, and its errors in Nova's order."""
+    call = cloud.call
+    path, missing = f"/servers/{server_id}/metadata", f"/servers/{MISSING_ID}/metadata"
+
+    def meta(step: str, method: str, url: str, body: dict | None = None):
+        call(step, "compute", method, url, json=body, microversion=TOOL)
+
+    meta("merge server metadata", "POST", path, {"metadata": {"color": "blue", "shape": "round"}})
+    meta("set server metadata item", "PUT", f"{path}/size", {"meta": {"size": "big"}})
+    meta("show server metadata item", "GET", f"{path}/size")
+    meta("server metadata item, URI mismatch", "PUT", f"{path}/a", {"meta": {"b": "1"}})
+    meta("server metadata item, two items", "PUT", f"{path}/a", {"meta": {"a": "1", "b": "2"}})
+    meta("server metadata, bad key", "POST", path, {"metadata": {"a/b": "1"}})
+    meta("server metadata, value too long", "PUT", path, {"metadata": {"a": "x" * 256}})
+    meta("unknown server metadata item", "GET", f"{path}/nothing")
+    meta("delete unknown server metadata item", "DELETE", f"{path}/nothing")
+    meta("delete server metadata item", "DELETE", f"{path}/color")
+    meta("replace server metadata", "PUT", path, {"metadata": {"only": "this"}})
+    meta("metadata of an unknown server", "GET", missing)
+    meta("merge metadata of an unknown server", "POST", missing, {"metadata": {"a": "1"}})
+    meta("metadata item of an unknown server, URI mismatch", "PUT", f"{missing}/a", {"meta": {"b": "1"}})
+    meta("delete metadata item of an unknown server", "DELETE", f"{missing}/a")
+    meta("server metadata item, POST", "POST", f"{path}/only", {"meta": {"only": "x"}})
+
+    tags = f"/servers/{server_id}/tags"
+
+    def tag(step: str, method: str, url: str, body: dict | None = None, microversion: str = "2.26"):
+        call(step, "compute", method, url, json=body, microversion=microversion)
+
+    tag("add a tag", "PUT", f"{tags}/blue")
+    tag("add a tag again", "PUT", f"{tags}/blue")
+    tag("check a tag", "GET", f"{tags}/blue")
+    tag("check a missing tag", "GET", f"{tags}/red")
+    tag("list tags", "GET", tags)
+    tag("show server with tags", "GET", f"/servers/{server_id}")
+    tag("replace tags", "PUT", tags, {"tags": ["a", "b"]})
+    tag("replace tags, bad tag", "PUT", tags, {"tags": ["x/y"]})
+    tag("replace tags, too many", "PUT", tags, {"tags": [str(n) for n in range(51)]})
+    tag("add a tag, too long", "PUT", f"{tags}/{'x' * 61}")
+    tag("delete a tag", "DELETE", f"{tags}/a")
+    tag("delete a missing tag", "DELETE", f"{tags}/a")
+    tag("delete every tag", "DELETE", tags)
+    tag("tags of an unknown server", "GET", f"/servers/{MISSING_ID}/tags")
+    tag("tags before 2.26", "GET", tags, microversion="2.25")
+
+    call("server ips", "compute", "GET", f"/servers/{server_id}/ips", microversion=TOOL)
+    call("server ips on a network it is not on", "compute", "GET", f"/servers/{server_id}/ips/nowhere",
+         microversion=TOOL)
+    call("ips of an unknown server", "compute", "GET", f"/servers/{MISSING_ID}/ips", microversion=TOOL)
+    call("server password", "compute", "GET", f"/servers/{server_id}/os-server-password", microversion=TOOL)
+    call("clear server password", "compute", "DELETE", f"/servers/{server_id}/os-server-password",
+         microversion=TOOL)
 
 
 def tool_resources(cloud: Cloud) -> None:
@@ -242,6 +330,16 @@ def tool_resources(cloud: Cloud) -> None:
     call("show keypair", "compute", "GET", f"/os-keypairs/{name}-kp", microversion=TOOL)
     call("delete keypair", "compute", "DELETE", f"/os-keypairs/{name}-kp", microversion=TOOL)
     call("delete keypair again", "compute", "DELETE", f"/os-keypairs/{name}-kp", microversion=TOOL)
+    for step, keypair, microversion in (
+            ("keypair, bad name", {"name": f"{name}/kp"}, TOOL),
+            ("keypair, name with a leading space", {"name": f" {name}-kp"}, TOOL),
+            ("keypair, name too long", {"name": "k" * 256}, TOOL),
+            ("keypair, '@' before 2.92", {"name": f"{name}@kp"}, "2.91"),
+            ("keypair, empty public key", {"name": f"{name}-kp", "public_key": ""}, TOOL),
+            ("keypair, public key too big", {"name": f"{name}-kp",
+                                             "public_key": "ssh-rsa " + "A" * 2048 + " big@example"}, TOOL),
+            ("keypair, public key not base64", {"name": f"{name}-kp", "public_key": "ssh-rsa not-base64"}, TOOL)):
+        call(step, "compute", "POST", "/os-keypairs", json={"keypair": keypair}, microversion=microversion)
 
     group = call("create security group", "network", "POST", "/v2.0/security-groups", json={"security_group": {
         "name": f"{name}-sg", "description": "novastress"}}).json()["security_group"]
@@ -399,7 +497,7 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
     def act(step: str, body: dict, status: str | None, microversion: str = TOOL):
         response = call(step, "compute", "POST", f"/servers/{server_id}/action", json=body,
                         microversion=microversion)
-        if status and response.status_code == 202:
+        if status and response.status_code in (200, 202):     # rescue answers 200 with its password
             cloud.wait(server_id, status)
         return response
 
@@ -408,14 +506,27 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
     act("stop", {"os-stop": None}, "SHUTOFF")
     call("show server, SHUTOFF", "compute", "GET", f"/servers/{server_id}", microversion=TOOL)
     act("stop a SHUTOFF server", {"os-stop": None}, None)
+    act("change password of a SHUTOFF server", {"changePassword": {"adminPass": "novastress-4"}}, None)
     act("pause a SHUTOFF server", {"pause": None}, None)
     act("start", {"os-start": None}, "ACTIVE")
     act("pause", {"pause": None}, "PAUSED")
     act("unpause", {"unpause": None}, "ACTIVE")
     act("suspend", {"suspend": None}, "SUSPENDED")
     act("resume", {"resume": None}, "ACTIVE")
+    act("change password", {"changePassword": {"adminPass": "novastress-1"}}, None)
+    act("change password, no password", {"changePassword": {}}, None)
+    act("console output, 2 lines", {"os-getConsoleOutput": {"length": 2}}, None)
+    act("console output, all", {"os-getConsoleOutput": {"length": None}}, None)
+    act("console output, bad length", {"os-getConsoleOutput": {"length": "x"}}, None)
+    act("rescue", {"rescue": {"adminPass": "novastress-2"}}, "RESCUE")
+    act("rescue a RESCUE server", {"rescue": None}, None)
+    act("change password of a RESCUE server", {"changePassword": {"adminPass": "novastress-3"}}, None)
+    act("unrescue", {"unrescue": None}, "ACTIVE")
+    act("unrescue an ACTIVE server", {"unrescue": None}, None)
     act("lock", {"lock": None}, None)
     call("delete a locked server", "compute", "DELETE", f"/servers/{server_id}", microversion=TOOL)
+    call("metadata of a locked server", "compute", "POST", f"/servers/{server_id}/metadata",
+         json={"metadata": {"a": "1"}}, microversion=TOOL)
     act("unlock", {"unlock": None}, None)
     act("rebuild", {"rebuild": {"imageRef": (cloud.server(server_id) or {})["image"]["id"]}}, "ACTIVE")
     snapshot = act("create image (2.45)", {"createImage": {"name": f"{cloud.prefix}-snapshot"}}, None, "2.45")
@@ -428,6 +539,9 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
              microversion=PROXY)
         call("delete snapshot image", "image", "DELETE", f"/v2/images/{image_id}")
     act("shelve", {"shelve": None}, "SHELVED_OFFLOADED")
+    call("metadata of a SHELVED_OFFLOADED server", "compute", "PUT", f"/servers/{server_id}/metadata/a",
+         json={"meta": {"a": "1"}}, microversion=TOOL)
+    call("tag a SHELVED_OFFLOADED server", "compute", "PUT", f"/servers/{server_id}/tags/late", microversion="2.26")
     act("reboot a SHELVED_OFFLOADED server", {"reboot": {"type": "SOFT"}}, None)
     act("unshelve", {"unshelve": None}, "ACTIVE")
     call("delete server (tool)", "compute", "DELETE", f"/servers/{server_id}", microversion=TOOL)
