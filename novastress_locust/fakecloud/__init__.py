@@ -29,7 +29,8 @@ class EmbeddedCloud:
                  seed: int | None = None, faults: str = "all", delay_scale: float = 1.0,
                  extra_args: list[str] | tuple[str, ...] = (), host: str = "127.0.0.1",
                  port: int = 0, services: str = "all", flavors: int | None = None,
-                 external_network: bool = True, snapshots_finish: bool = True) -> None:
+                 external_network: bool = True, snapshots_finish: bool = True,
+                 max_microversion: str | None = None) -> None:
         self._workdir = tempfile.mkdtemp(prefix="novastress-cloud-")
         self.log_dir = str(Path(log_dir or Path(self._workdir) / "logs").resolve())
         self.args = ["--host", host, "--port", str(port), "--log-dir", self.log_dir,
@@ -41,6 +42,8 @@ class EmbeddedCloud:
             self.args.append("--no-external-network")
         if not snapshots_finish:
             self.args.append("--snapshots-never-finish")
+        if max_microversion:
+            self.args += ["--max-microversion", max_microversion]
         if seed is not None:
             self.args += ["--seed", str(seed)]
         self.process: subprocess.Popen | None = None

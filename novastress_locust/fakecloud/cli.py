@@ -9,7 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
-from .config import DEFAULT_FLAVORS, SERVICES, CloudConfig, Delays, parse_services
+from .config import DEFAULT_FLAVORS, NOVA_MAX_MINOR, SERVICES, CloudConfig, Delays, parse_services
 from .faults import CATALOGUE
 
 DELAY_KINDS = tuple(vars(Delays()))
@@ -54,6 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--snapshots-never-finish", dest="snapshots_finish", action="store_false",
                         help="a server snapshot's image stays queued for ever, as with Nova's fake virt "
                              "driver (the server's task state clears as if it had uploaded)")
+    parser.add_argument("--max-microversion", type=_microversion, default=NOVA_MAX_MINOR, metavar="2.N",
+                        help=f"the newest compute microversion served, as an older Nova's (default 2.{NOVA_MAX_MINOR})")
     parser.add_argument("--seed", type=int, default=None, help="seed: same seed, same fault decisions")
     parser.add_argument("--faults", default="all",
                         help=f"planted race bugs to arm: all, none or a comma list of "
@@ -91,6 +93,14 @@ def _at_least_one(text: str) -> int:
     return value
 
 
+def _microversion(text: str) -> int:
+    """`2.N`, N from 1 to Nova 34's newest: the minor number."""
+    major, _, minor = text.partition(".")
+    if major != "2" or not minor.isdigit() or not 1 <= int(minor) <= NOVA_MAX_MINOR:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a compute microversion from 2.1 to 2.{NOVA_MAX_MINOR}")
+    return int(minor)
+
+
 def _loopback_cidr(text: str) -> str:
     """A subnet inside 127.0.0.0/8 with room for floating IPs: guests listen on its addresses."""
     try:
@@ -113,7 +123,8 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        token_ttl=args.token_ttl, member_password=args.member_password,
                        admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
                        public_cidr=args.public_cidr, services=args.services, flavors=args.flavors,
-                       external_network=args.external_network, snapshots_finish=args.snapshots_finish)
+                       external_network=args.external_network, snapshots_finish=args.snapshots_finish,
+                       max_microversion_minor=args.max_microversion)
 
 
 def clouds_document(cloud) -> dict:

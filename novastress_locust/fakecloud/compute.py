@@ -23,17 +23,16 @@ import gevent
 
 from .config import Delays, flavor_table
 from .http import Response
-from .image_proxy import ImageProxy
+from .image_proxy import ImageProxy, checked_metadata
 from .logs import LogContext, ServiceLog
 from .quota_classes import QuotaClasses
 from .server_extras import ServerExtras
+from .server_fields import checked_common, checked_counts, checked_name, checked_personality, checked_update
 from .server_metadata import ServerMetadata
 from .server_tags import ServerTags, checked_tags
 from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, now_iso, parse_time, webob_error
 
 MIN_MINOR = 1
-MAX_MINOR = 104
-MAX_VERSION = f"2.{MAX_MINOR}"
 # what POST /servers accepts in its `server` object, at any microversion
 SERVER_CREATE_FIELDS = frozenset({
     "name", "imageRef", "flavorRef", "adminPass", "metadata", "networks", "OS-DCF:diskConfig", "accessIPv4",
@@ -204,6 +203,10 @@ class Server:
     # what the API's sub-resources keep in Nova's system metadata (os-server-password's chunks),
     # which a snapshot's image properties carry on
     system_metadata: dict = field(default_factory=dict)
+    access_ipv4: str = ""
+    access_ipv6: str = ""
+    disk_config: str = "MANUAL"
+    hostname: str | None = None          # set by an update (2.90+); else the name, as Nova sanitises it
     epoch: int = 0               # bumped to cancel the pending transition
     scheduled_at: float = 0.0
     old_flavor: Flavor | None = None
@@ -501,8 +504,9 @@ class Compute(Service):
         if not requested:
             call.microversion = "2.1"
             return
+        ceiling = self.cloud.config.max_microversion_minor
         if requested.lower() == "latest":
-            call.microversion = MAX_VERSION
+            call.microversion = f"2.{ceiling}"
             return
         found = VERSION_RE.match(requested)
         if not found:
@@ -510,9 +514,9 @@ class Compute(Service):
                                 "format MajorNum.MinorNum.", "badversion")
         call.microversion = requested
         major, minor = int(found.group(1)), int(found.group(2))
-        if major != 2 or not MIN_MINOR <= minor <= MAX_MINOR:
+        if major != 2 or not MIN_MINOR <= minor <= ceiling:
             raise ApiError(406, f"Version {requested} is not supported by the API. Minimum is 2.1 "
-                                f"and maximum is {MAX_VERSION}.", "compute")
+                                f"and maximum is 2.{ceiling}.", "compute")
 
     def decorate(self, call: Call, response: Response) -> None:
         # the root document, a 401 and a malformed version answer without these (as recorded)
@@ -636,7 +640,8 @@ class Compute(Service):
 
     # -- versions ----------------------------------------------------------
     def _version_doc(self, full: bool) -> dict:
-        doc = {"id": "v2.1", "status": "CURRENT", "version": MAX_VERSION, "min_version": "2.1",
+        doc = {"id": "v2.1", "status": "CURRENT", "version": f"2.{self.cloud.config.max_microversion_minor}",
+               "min_version": "2.1",
                "updated": VERSION_UPDATED, "links": [{"rel": "self", "href": f"{self._base}/v2.1/"}]}
         if full:
             doc["links"].append({"rel": "describedby", "type": "text/html",
@@ -834,14 +839,15 @@ class Compute(Service):
         else:
             image_view = ""
         view = {
-            "accessIPv4": "", "accessIPv6": "", "addresses": self._addresses(server),
+            "accessIPv4": server.access_ipv4, "accessIPv6": server.access_ipv6,
+            "addresses": self._addresses(server),
             "created": server.created_iso, "flavor": flavor_view, "hostId": server.host_id,
             "id": server.id, "image": image_view,
             "links": [{"rel": "self", "href": f"{base}/v2.1/servers/{server.id}"},
                       {"rel": "bookmark", "href": f"{base}/servers/{server.id}"}],
             "metadata": dict(server.metadata), "name": server.name, "status": status,
             "tenant_id": server.project_id, "user_id": server.user_id, "updated": server.updated_iso,
-            "OS-DCF:diskConfig": "MANUAL"}
+            "OS-DCF:diskConfig": server.disk_config}
         if server.fault and status in ("ERROR", "DELETED"):
             fault = {"code": server.fault["code"], "created": server.fault["created"],
                      "message": server.fault["message"]}
@@ -865,7 +871,7 @@ class Compute(Service):
             if minor >= 3:
                 view["OS-EXT-SRV-ATTR:reservation_id"] = server.reservation_id
                 view["OS-EXT-SRV-ATTR:launch_index"] = 0
-                view["OS-EXT-SRV-ATTR:hostname"] = server.name
+                view["OS-EXT-SRV-ATTR:hostname"] = server.hostname or server.name
                 view["OS-EXT-SRV-ATTR:kernel_id"] = ""
                 view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
                 view["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/sda"
@@ -893,7 +899,7 @@ class Compute(Service):
         if minor >= 73:
             view["locked_reason"] = server.locked_reason
         if minor >= 90:
-            view["OS-EXT-SRV-ATTR:hostname"] = server.name
+            view["OS-EXT-SRV-ATTR:hostname"] = server.hostname or server.name
         if minor >= 96:
             view["pinned_availability_zone"] = server.availability_zone
         if minor >= 100:
@@ -951,6 +957,13 @@ class Compute(Service):
             except re.error:
                 pattern = re.compile(re.escape(name))
             candidates = (s for s in candidates if pattern.search(s.name))
+        ip4, ip6 = request.arg("ip"), request.arg("ip6") if admin or minor >= 5 else None
+        if ip4 is not None or ip6 is not None:
+            # Nova matches the start of each fixed address; a filter not given is the text "None"
+            v4, v6 = (_pattern(str(text)) for text in (ip4, ip6))
+            candidates = (s for s in candidates if any(
+                (v6 if ":" in fixed.get("ip_address", "") else v4).match(fixed.get("ip_address", ""))
+                for port in s.ports for fixed in port.get("fixed_ips", ())))
         statuses = {value.upper() for value in request.query.get("status", ()) if value}
         if statuses:
             candidates = (s for s in candidates if s.status in statuses)
@@ -995,14 +1008,32 @@ class Compute(Service):
         return Response.json(200, body)
 
     def update_server(self, call: Call, server_id: str) -> Response:
+        minor = self._minor(call)
+        fields = checked_update(self._body(call, "server"), minor)
         server = self._server(call, server_id)
-        spec = self._body(call, "server")
-        if "name" in spec:
-            server.name = str(spec["name"])
-        if "description" in spec and self._minor(call) >= 19:
-            server.description = spec["description"]
+        if "pinned_availability_zone" in fields:
+            self._pin(server, fields.pop("pinned_availability_zone"))
+        for key, attribute in (("name", "name"), ("description", "description"), ("hostname", "hostname"),
+                               ("accessIPv4", "access_ipv4"), ("accessIPv6", "access_ipv6"),
+                               ("OS-DCF:diskConfig", "disk_config")):
+            if key in fields:
+                setattr(server, attribute, fields[key])
         server.touch()
-        return Response.json(200, {"server": self._changed_view(server, self._minor(call), self._admin(call))})
+        return Response.json(200, {"server": self._changed_view(server, minor, self._admin(call))})
+
+    def _pin(self, server: Server, zone: str | None) -> None:
+        """2.104: pin a server to the zone it is in, or unpin it (None); a pinned one unpins first."""
+        current = (server.availability_zone or "nova") if server.host else None
+        if zone is None:
+            server.availability_zone = None
+        elif server.availability_zone is not None and zone != server.availability_zone:
+            raise ApiError(409, "Cannot change pinned availability zone directly. Unpin first by setting "
+                                "pinned_availability_zone to null.")
+        elif server.availability_zone is None and zone != current:
+            raise ApiError(409, f"Server can only be pinned to its current availability zone '{current}', "
+                                f"but '{zone}' was requested.")
+        else:
+            server.availability_zone = zone
 
     # -- quotas ------------------------------------------------------------
     def _limits(self, project_id: str) -> dict[str, int]:
@@ -1035,6 +1066,16 @@ class Compute(Service):
                                         f"used {usage[resource]} of {limit} {resource}")
                 last = last or usage[resource] + 2 * wanted > limit
         return last
+
+    def _fitting_count(self, project_id: str, flavor: Flavor, least: int, most: int) -> int:
+        """How many servers of a min_count/max_count boot to make: as many as the quota leaves
+        room for, at most max_count; max_count when not even min_count fits (the check refuses it)."""
+        limits, usage = self._limits(project_id), self._usage(project_id)
+        room = most
+        for resource, each in (("instances", 1), ("cores", flavor.vcpus), ("ram", flavor.ram)):
+            if limits[resource] >= 0 and each:
+                room = min(room, (limits[resource] - usage[resource]) // each)
+        return room if least <= room else most
 
     def _recheck_quota(self, server: Server) -> str | None:
         """The conductor's re-check once the instance exists: Nova's TooManyInstances text, or None.
@@ -1194,9 +1235,11 @@ class Compute(Service):
                          f"{'was' if len(unknown) == 1 else 'were'} unexpected)")
         if minor >= 37 and "networks" not in spec:
             raise schema("'networks' is a required property")
-        name = spec["name"]
-        if not isinstance(name, str) or not name.strip() or len(name) > 255:
-            raise schema(f"{name!r} is not a valid server name")
+        name = checked_name(spec["name"])
+        common = checked_common(spec)
+        min_count, max_count = checked_counts(spec)
+        metadata = checked_metadata({"metadata": spec["metadata"]}, "metadata") if "metadata" in spec else {}
+        tags = checked_tags({"tags": spec["tags"]}) if minor >= 52 and "tags" in spec else []
         networks = spec.get("networks")
         if isinstance(networks, str) and (minor < 37 or networks not in ("none", "auto")):
             raise schema(f"{networks!r} is not of type 'array'")
@@ -1212,10 +1255,10 @@ class Compute(Service):
         key_name = spec.get("key_name")
         if key_name and key_name not in self.keypairs.get(call.token.user_id, {}):
             raise ApiError(400, "Invalid key_name provided.")
-        metadata = spec.get("metadata") or {}
-        if not isinstance(metadata, dict):
-            raise schema(f"{metadata!r} is not of type 'object'")
-        tags = checked_tags({"tags": spec["tags"]}) if minor >= 52 and "tags" in spec else []
+        limits = self._limits(call.token.project_id)
+        if len(metadata) > limits["metadata_items"] >= 0:
+            raise ApiError(403, f"Maximum number of metadata items exceeds {limits['metadata_items']}")
+        checked_personality(spec, minor, limits)
         requested = self._requested_networks(call, networks)
         hints = payload.get("os:scheduler_hints") or payload.get("OS-SCH-HNT:scheduler_hints") or {}
         group = None
@@ -1223,16 +1266,17 @@ class Compute(Service):
             group = self.server_groups.get(hints["group"])
             if group is None:
                 raise ApiError(400, f"Invalid input for field/attribute group. Value: {hints['group']}.")
-        try:
-            count = max(1, int(spec.get("max_count") or spec.get("min_count") or 1))
-        except (TypeError, ValueError):
-            raise schema("'min_count' and 'max_count' must be integers") from None
+        count = self._fitting_count(call.token.project_id, flavor, min_count, max_count)
         if self._check_quota(call.token.project_id, count, flavor):
             # nova-api creates nothing until its image and network checks are done: a boot that
             # takes the last of the quota leaves room to boots racing it for that long
             gevent.sleep(QUOTA_CHECK_WINDOW)
         security_groups = [g.get("name", "default") for g in spec.get("security_groups") or ()
                            if isinstance(g, dict)] or ["default"]
+        has_group = getattr(self.cloud.network, "has_security_group", None)
+        for group_name in security_groups:
+            if group_name != "default" and has_group is not None and not has_group(call.token.project_id, group_name):
+                raise ApiError(400, f"Security group {group_name} not found.")
         reservation_id = "r-" + "".join(secrets.choice(string.ascii_lowercase + string.digits)
                                         for _ in range(8))
         admin_pass = spec.get("adminPass") or _password()
@@ -1244,12 +1288,15 @@ class Compute(Service):
                                       group, spec, minor)
             server.boot_count = count
             server.tags = list(tags)
+            server.access_ipv4 = common.get("accessIPv4", "")
+            server.access_ipv6 = common.get("accessIPv6", "")
+            server.disk_config = common.get("OS-DCF:diskConfig", "MANUAL")
             first = first or server
         body = {"server": {"id": first.id, "links": self._links("servers", first.id),
-                           "OS-DCF:diskConfig": "MANUAL",
+                           "OS-DCF:diskConfig": first.disk_config,
                            "security_groups": [{"name": n} for n in security_groups],
                            "adminPass": admin_pass}}
-        if payload.get("return_reservation_id"):
+        if spec.get("return_reservation_id"):     # inside "server", as Nova reads it
             body = {"reservation_id": reservation_id}
         return Response.json(202, body, [("location", f"{self._base}/v2.1/servers/{first.id}")])
 
@@ -2373,8 +2420,16 @@ class Compute(Service):
             view["updated_at"] = _db_time(record.updated_at)
         return view
 
+    def _actions_server(self, call: Call, server_id: str) -> Server:
+        """The server whose actions are read: from 2.21 a deleted one too (while it is kept)."""
+        gone = self.deleted.get(server_id)
+        if gone is not None and self._minor(call) >= 21 and (
+                gone.project_id == call.token.project_id or self._admin(call)):
+            return gone
+        return self._server(call, server_id)
+
     def list_instance_actions(self, call: Call, server_id: str) -> Response:
-        server = self._server(call, server_id)
+        server = self._actions_server(call, server_id)
         minor = self._minor(call)
         records = list(reversed(server.actions))
         marker = call.request.arg("marker")
@@ -2396,7 +2451,7 @@ class Compute(Service):
         return Response.json(200, body)
 
     def show_instance_action(self, call: Call, server_id: str, request_id: str) -> Response:
-        server = self._server(call, server_id)
+        server = self._actions_server(call, server_id)
         minor = self._minor(call)
         admin = self._admin(call)
         record = next((r for r in server.actions if r.request_id == request_id), None)
@@ -2670,6 +2725,14 @@ class Compute(Service):
         group = self._group(call, group_id)
         del self.server_groups[group.id]
         return Response(204, b"", [], None)
+
+
+def _pattern(text: str) -> re.Pattern:
+    """A list filter's regular expression; one that does not compile is taken literally."""
+    try:
+        return re.compile(text)
+    except re.error:
+        return re.compile(re.escape(text))
 
 
 def _password() -> str:

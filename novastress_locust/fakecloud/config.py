@@ -39,6 +39,10 @@ def parse_services(text: str) -> tuple[str, ...]:
     return tuple(name for name in SERVICES if name in names)
 
 
+# the newest compute microversion of Nova 34 (2.104): the embedded cloud's default ceiling
+NOVA_MAX_MINOR = 104
+
+
 @dataclass
 class Delays:
     """Seconds each asynchronous transition takes: a random value in [low, high]."""
@@ -100,3 +104,6 @@ class CloudConfig:
     external_network: bool = True
     # False: snapshot images stay queued, the upload never comes (Nova's fake virt driver)
     snapshots_finish: bool = True
+    # the newest compute microversion (2.N) it serves, as an older Nova's ceiling: its version
+    # document says so, "latest" means it, a request above it is a 406
+    max_microversion_minor: int = NOVA_MAX_MINOR

@@ -193,17 +193,26 @@ class Network(Service):
         return router
 
     def on_project_created(self, project) -> None:
-        """Every project gets its "default" security group, as Neutron creates it."""
         if project.name == "admin":
             for record in self.bootstrapped:
                 if record["project_id"] is None:
                     record["project_id"] = record["tenant_id"] = project.id
-        if project.id not in self.default_group:
-            group = self._add_security_group(project.id, "default", "Default security group")
-            self.default_group[project.id] = group["id"]
+
+    def before(self, call: Call) -> None:
+        if call.token is not None and call.token.project_id:
+            self.ensure_default_group(call.token.project_id)
+
+    def ensure_default_group(self, project_id: str) -> str:
+        """The project's "default" security group, made as Neutron makes it: on the project's first
+        call to the network API (its own, or Nova's for its server's port), not when Keystone makes
+        the project (one never used leaves no group behind when it is deleted)."""
+        if project_id not in self.default_group:
+            group = self._add_security_group(project_id, "default", "Default security group")
+            self.default_group[project_id] = group["id"]
             for ethertype in ("IPv4", "IPv6"):
                 self._add_rule(group, "egress", ethertype, None)
                 self._add_rule(group, "ingress", ethertype, group["id"])
+        return self.default_group[project_id]
 
     def _add_security_group(self, project_id: str, name: str, description: str) -> dict:
         group_id = str(uuid.uuid4())
@@ -277,8 +286,14 @@ class Network(Service):
                          if f in self.floating_ips)
         return found
 
+    def has_security_group(self, project_id: str, name_or_id: str) -> bool:
+        """Whether the project has a security group of that name or id (Nova's validate_name)."""
+        self.ensure_default_group(project_id)
+        return any(group["project_id"] == project_id and name_or_id in (group["name"], group["id"])
+                   for group in self.security_groups.values())
+
     def security_group_names(self, project_id: str) -> list[str]:
-        group_id = self.default_group.get(project_id)
+        group_id = self.ensure_default_group(project_id)
         return [self.security_groups[group_id]["name"]] if group_id in self.security_groups else []
 
     # -- the planted fault -----------------------------------------------------
@@ -339,8 +354,7 @@ class Network(Service):
                                     f"No more IP addresses available on network {network['id']}.")
             addresses.append({"subnet_id": subnet_id, "ip_address": address})
         if security_groups is None:
-            default = self.default_group.get(project_id)
-            security_groups = [default] if default else []
+            security_groups = [self.ensure_default_group(project_id)]
         port_id = str(uuid.uuid4())
         mac = "fa:16:3e:" + ":".join(f"{self.cloud.rng.randrange(256):02x}" for _ in range(3))
         port = self._stamp({

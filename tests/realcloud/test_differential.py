@@ -382,9 +382,32 @@ def tool_server(cloud: Cloud, image_id: str, flavor_id: str) -> str:
          microversion=TOOL)
     call("find server by name", "compute", "GET", "/servers", params={"name": f"^{cloud.prefix}-server$"},
          microversion=TOOL)
+    call("list servers by address", "compute", "GET", "/servers", params={"ip": "10."}, microversion=TOOL)
+    call("list servers by IPv6 address", "compute", "GET", "/servers", params={"ip6": "fd"}, microversion=TOOL)
     call("rename server", "compute", "PUT", f"/servers/{server['id']}", microversion=TOOL,
          json={"server": {"name": f"{cloud.prefix}-server"}})
     call("server metadata", "compute", "GET", f"/servers/{server['id']}/metadata", microversion=TOOL)
+    path = f"/servers/{server['id']}"
+    for step, fields, microversion in (
+            ("update access IPs and disk config (2.75)", {"accessIPv4": "192.0.2.7", "accessIPv6": "2001:db8::7",
+                                                          "OS-DCF:diskConfig": "AUTO"}, "2.75"),
+            ("update, reduced answer (2.74)", {"name": f"{cloud.prefix}-server"}, "2.74"),
+            ("update, empty name", {"name": ""}, TOOL),
+            ("update, name with a leading space", {"name": " x"}, TOOL),
+            ("update, name too long", {"name": "x" * 256}, TOOL),
+            ("update, bad accessIPv4", {"accessIPv4": "300.1.1.1"}, TOOL),
+            ("update, IPv4 as accessIPv6", {"accessIPv6": "192.0.2.1"}, TOOL),
+            ("update, bad disk config", {"OS-DCF:diskConfig": "SOMETIMES"}, TOOL),
+            ("update, description before 2.19", {"description": "d"}, "2.18"),
+            ("update hostname (2.90)", {"hostname": "web-1"}, "2.90"),
+            ("update, bad hostname (2.90)", {"hostname": "web_1"}, "2.90"),
+            ("pin to another zone (2.104)", {"pinned_availability_zone": "elsewhere"}, "2.104"),
+            ("pin to its zone (2.104)", {"pinned_availability_zone": "nova"}, "2.104"),
+            ("unpin (2.104)", {"pinned_availability_zone": None}, "2.104")):
+        call(step, "compute", "PUT", path, json={"server": fields}, microversion=microversion)
+    call("update an unknown server", "compute", "PUT", f"/servers/{MISSING_ID}", json={"server": {"name": "x"}},
+         microversion=TOOL)
+    call("show server after the updates", "compute", "GET", path, microversion="2.104")
     call("instance actions", "compute", "GET", f"/servers/{server['id']}/os-instance-actions",
          microversion=TOOL)
     return server["id"]
@@ -547,6 +570,10 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
     call("delete server (tool)", "compute", "DELETE", f"/servers/{server_id}", microversion=TOOL)
     cloud.wait(server_id, "DELETED")
     call("show a deleted server", "compute", "GET", f"/servers/{server_id}", microversion=TOOL)
+    call("actions of a deleted server (2.21)", "compute", "GET", f"/servers/{server_id}/os-instance-actions",
+         microversion="2.21")
+    call("actions of a deleted server (2.20)", "compute", "GET", f"/servers/{server_id}/os-instance-actions",
+         microversion="2.20")
 
 
 def cli_calls(cloud: Cloud, image_id: str, flavor_id: str) -> None:

@@ -1,9 +1,14 @@
-"""A server's metadata API and the flavor list's filters in the embedded cloud, over real HTTP, as
-Nova 34 answers them (the real-cloud tier's differential check compares the same calls with it)."""
+"""Compute sub-APIs of the embedded cloud over real HTTP, as Nova 34 answers them: a server's
+metadata, tags, ips, password, rescue and console; the flavor list's filters; keypair checks;
+quota classes; the microversion ceiling (the real-cloud tier's differential check sends the same
+calls to a real Nova)."""
 from __future__ import annotations
 
+import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
+
+import pytest
 
 from test_compute import action, boot, nova, nova_error, wait_for
 
@@ -252,3 +257,137 @@ def test_rescue_change_password_and_console_output(member):
         assert len(action(member, server["id"], {"rescue": None}).json()["adminPass"]) == 12
     finally:
         nova(member, "DELETE", f"/servers/{server['id']}")
+
+
+def test_an_older_nova_s_microversion_ceiling(cloud_factory):
+    from novastress_locust.fakecloud.cli import build_parser
+    embedded = cloud_factory(faults="none", delay_scale=0.1, max_microversion="2.60")
+    member = embedded.session()
+    assert nova(member, "GET", "/").json()["version"]["version"] == "2.60"
+    assert nova(member, "GET", "/servers", "latest").headers["OpenStack-API-Version"] == "compute 2.60"
+    nova_error(nova(member, "GET", "/servers", "2.61"), 406, "computeFault",
+               "Version 2.61 is not supported by the API. Minimum is 2.1 and maximum is 2.60.")
+    parser = build_parser()
+    assert parser.parse_args(["--max-microversion", "2.79"]).max_microversion == 79
+    for bad in ("3.1", "2.105", "2.x", "2"):
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--max-microversion", bad])
+
+
+def test_the_server_list_filters_by_address_as_nova_does(member):
+    server = boot(member, f"ns-ip-{uuid.uuid4().hex[:6]}", networks="auto")
+    try:
+        wait_for(member, server["id"], "ACTIVE")
+        address = next(a["addr"] for entries in nova(member, "GET", f"/servers/{server['id']}").json()["server"][
+            "addresses"].values() for a in entries if a["version"] == 4)
+        def listed(microversion: str = "2.5", **params: str) -> list[str]:
+            return [s["id"] for s in nova(member, "GET", "/servers", microversion, params=params).json()["servers"]]
+        assert server["id"] in listed(ip=address) and server["id"] in listed(ip=address.rsplit(".", 1)[0])
+        assert server["id"] not in listed(ip="10.255.255.255") and server["id"] not in listed(ip6="fd00:")
+        # before 2.5 a member's ip6 filter is dropped, as Nova drops it
+        assert server["id"] in listed("2.4", ip6="fd00:")
+        assert server["id"] not in listed(ip="." + address)        # anchored at the start, as re.match
+    finally:
+        nova(member, "DELETE", f"/servers/{server['id']}")
+
+
+def test_an_update_is_checked_and_keeps_what_it_sets(member):
+    server = boot(member, f"ns-upd-{uuid.uuid4().hex[:6]}", accessIPv4="192.0.2.7", **{"OS-DCF:diskConfig": "AUTO"})
+    path = f"/servers/{server['id']}"
+    try:
+        assert server["OS-DCF:diskConfig"] == "AUTO"
+        wait_for(member, server["id"], "ACTIVE")
+        updated = nova(member, "PUT", path, "2.75", json={"server": {
+            "name": "ns-renamed", "accessIPv6": "2001:db8::7", "OS-DCF:diskConfig": "MANUAL"}})
+        assert updated.status_code == 200, updated.text
+        view = updated.json()["server"]
+        assert (view["name"], view["accessIPv4"], view["accessIPv6"], view["OS-DCF:diskConfig"]) == (
+            "ns-renamed", "192.0.2.7", "2001:db8::7", "MANUAL")
+        # before 2.75 the answer leaves out what only a GET shows
+        assert "OS-EXT-STS:vm_state" not in nova(member, "PUT", path, "2.74", json={"server": {}}).json()["server"]
+        for body, field in (({"name": ""}, "name"), ({"name": " x"}, "name"), ({"name": "x" * 256}, "name"),
+                            ({"accessIPv4": "300.1.1.1"}, "accessIPv4"), ({"accessIPv6": "192.0.2.1"}, "accessIPv6"),
+                            ({"OS-DCF:diskConfig": "SOMETIMES"}, "OS-DCF:diskConfig")):
+            response = nova(member, "PUT", path, "2.75", json={"server": body})
+            assert response.status_code == 400 and f"field/attribute {field}." in response.text, (body, response.text)
+        nova_error(nova(member, "PUT", path, "2.18", json={"server": {"description": "d"}}), 400, "badRequest",
+                   "Invalid input for field/attribute server. Value: {'description': 'd'}. Additional properties are "
+                   "not allowed ('description' was unexpected)")
+        assert nova(member, "PUT", path, "2.90", json={"server": {"hostname": "web-1"}}).json()["server"][
+            "OS-EXT-SRV-ATTR:hostname"] == "web-1"
+        nova_error(nova(member, "PUT", path, "2.104", json={"server": {"pinned_availability_zone": "elsewhere"}}),
+                   409, "conflictingRequest",
+                   "Server can only be pinned to its current availability zone 'nova', but 'elsewhere' was requested.")
+        pinned = nova(member, "PUT", path, "2.104", json={"server": {"pinned_availability_zone": "nova"}})
+        assert pinned.json()["server"]["pinned_availability_zone"] == "nova"
+        # a missing server, once the body is right
+        nova_error(nova(member, "PUT", f"/servers/{MISSING}", "2.75", json={"server": {"name": "x"}}), 404,
+                   "itemNotFound", f"Instance {MISSING} could not be found.")
+    finally:
+        nova(member, "DELETE", path)
+
+
+def test_the_actions_of_a_deleted_server_from_2_21(member):
+    server = boot(member, f"ns-gone-{uuid.uuid4().hex[:6]}")
+    wait_for(member, server["id"], "ACTIVE")
+    assert nova(member, "DELETE", f"/servers/{server['id']}").status_code == 204
+    path = f"/servers/{server['id']}/os-instance-actions"
+    deadline = time.monotonic() + 15
+    while nova(member, "GET", f"/servers/{server['id']}").status_code != 404:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    actions = nova(member, "GET", path, "2.21").json()["instanceActions"]
+    assert [a["action"] for a in actions] == ["delete", "create"]
+    shown = nova(member, "GET", f"{path}/{actions[0]['request_id']}", "2.21")
+    assert shown.status_code == 200 and shown.json()["instanceAction"]["action"] == "delete"
+    nova_error(nova(member, "GET", path, "2.20"), 404, "itemNotFound", f"Instance {server['id']} could not be found.")
+
+
+def test_a_boot_is_checked_as_nova_checks_it(cloud_factory):
+    embedded = cloud_factory(faults="none", delay_scale=0.1, seed=9)
+    member, admin = embedded.session(), embedded.session(admin=True)
+    image = nova(member, "GET", "/images", "2.35").json()["images"][0]["id"]
+
+    def boot_with(microversion: str = "2.37", **fields):
+        body = {"name": "ns-check", "imageRef": image, "flavorRef": "42", "networks": "none", **fields}
+        return nova(member, "POST", "/servers", microversion, json={"server": body})
+
+    for fields, field in (({"min_count": 0}, "min_count"), ({"max_count": "x"}, "max_count"),
+                          ({"metadata": {"a/b": "1"}}, "metadata"), ({"metadata": {"a": "x" * 256}}, "a"),
+                          ({"accessIPv4": "1.2.3"}, "accessIPv4"), ({"name": " padded"}, "name")):
+        response = boot_with(**fields)
+        assert response.status_code == 400 and f"field/attribute {field}" in response.text, (fields, response.text)
+    nova_error(boot_with(min_count=3, max_count=2), 400, "badRequest", "min_count must be <= max_count")
+    nova_error(boot_with(security_groups=[{"name": "no-such-group"}]), 400, "badRequest",
+               "Security group no-such-group not found.")
+    nova_error(boot_with(metadata={f"k{n}": "v" for n in range(129)}), 403, "forbidden",
+               "Maximum number of metadata items exceeds 128")
+    files = [{"path": f"/etc/f{n}", "contents": "aGk="} for n in range(6)]
+    nova_error(boot_with("2.56", personality=files), 403, "forbidden", "Personality file limit exceeded")
+    assert boot_with("2.56", personality=[{"path": "/etc/f", "contents": "not base64!"}]).status_code == 400
+    assert boot_with("2.57", personality=files[:1]).status_code == 400
+    reserved = boot_with(return_reservation_id=True)
+    assert reserved.status_code == 202 and set(reserved.json()) == {"reservation_id"}
+    # a quota that leaves room for two of min 1 / max 3: two are made
+    assert nova(admin, "PUT", f"/os-quota-sets/{member.get_project_id()}",
+                json={"quota_set": {"instances": 3}}).status_code == 200
+    assert boot_with(min_count=1, max_count=3, name="ns-many").status_code == 202
+    listed = nova(member, "GET", "/servers", params={"name": "^ns-"}).json()["servers"]
+    assert len(listed) == 3     # the reservation boot and two of these
+    nova_error(boot_with(min_count=2, max_count=2), 403, "forbidden",
+               "Quota exceeded for instances: Requested 2, but already used 3 of 3 instances")
+
+
+def test_a_project_s_default_security_group_comes_with_its_first_network_call(cloud_factory):
+    embedded = cloud_factory(faults="none", delay_scale=0.1, seed=4)
+    admin = embedded.session(admin=True)
+    identity, network = f"{embedded.base_url}/identity/v3", f"{embedded.base_url}/networking/v2.0"
+    unused = admin.post(f"{identity}/projects", json={"project": {"name": "ns-unused", "domain_id": "default"}}
+                        ).json()["project"]["id"]
+    groups = lambda: admin.get(f"{network}/security-groups").json()["security_groups"]  # noqa: E731
+    assert not [g for g in groups() if g["project_id"] == unused]
+    admin.delete(f"{identity}/projects/{unused}")
+    assert not [g for g in groups() if g["project_id"] == unused]     # nothing left behind
+    member = embedded.session()
+    mine = member.get(f"{network}/security-groups").json()["security_groups"]
+    assert [g["name"] for g in mine if g["project_id"] == member.get_project_id()] == ["default"]
