@@ -53,6 +53,15 @@ def _services(text: str) -> str:
     return text if text.strip().lower() == "all" else ",".join(parse_services(text))
 
 
+def _microversion(text: str) -> str:
+    """`--embedded-max-microversion 2.N`, N within what Nova 34 knows ('' for its newest)."""
+    from .fakecloud.config import NOVA_MAX_MINOR
+    major, _, minor = text.partition(".")
+    if text and (major != "2" or not minor.isdigit() or not 1 <= int(minor) <= NOVA_MAX_MINOR):
+        raise argparse.ArgumentTypeError(f"give a compute microversion from 2.1 to 2.{NOVA_MAX_MINOR}, got {text}")
+    return text
+
+
 CLOUD = "OpenStack cloud (precedence: these options > clouds.yaml > OS_* environment > --tempest-conf)"
 CLOUD_OPTIONS: tuple[Option, ...] = (
     Option("--os-cloud", None, "cloud name in clouds.yaml (standard search paths; also OS_CLOUD)"),
@@ -157,6 +166,8 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
            "router or floating IPs", switch=True),
     Option("--embedded-snapshots-never-finish", False, "the embedded cloud's server snapshots stay "
            "queued for ever, as with Nova's fake virt driver", switch=True),
+    Option("--embedded-max-microversion", "", "the newest compute microversion the embedded cloud "
+           "serves, as an older Nova's (e.g. 2.60; default: Nova 34's 2.104)", type=_microversion),
     Option("--embedded-clouds-yaml", os.environ.get("NOVASTRESS_EMBEDDED_CLOUDS_YAML"),
            "write clouds 'embedded' and 'embedded-admin' of the embedded cloud to this file, to "
            "look at it with the openstack CLI (env NOVASTRESS_EMBEDDED_CLOUDS_YAML)"),

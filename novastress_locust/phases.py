@@ -21,6 +21,15 @@ from datetime import datetime
 import gevent
 
 MICROVERSION = "2.62"     # events for members since 2.51, their host's hostId since 2.62
+NEEDS = "2.51"            # an older compute API shows a member no events: nothing to report
+
+
+def microversion(newest: str | None) -> str:
+    """What to ask for of a compute API that goes up to `newest` (2.62, or the newest below it)."""
+    if not newest:
+        return MICROVERSION
+    major, _, minor = newest.partition(".")
+    return newest if major == "2" and minor.isdigit() and int(minor) < 62 else MICROVERSION
 
 
 @dataclass(frozen=True)
@@ -35,10 +44,10 @@ class Phase:
         return f"{self.event} on {self.host}" if self.host else self.event
 
 
-def read(client, server_id: str, request_id: str, retry_after: float) -> list[Phase]:
+def read(client, server_id: str, request_id: str, retry_after: float, version: str = MICROVERSION) -> list[Phase]:
     """The finished events of the action `request_id` on the server, read once more after
     `retry_after` seconds when one had not finished; [] when Nova keeps no record of it."""
-    compute = client.service("compute", "compute", {"OpenStack-API-Version": f"compute {MICROVERSION}"})
+    compute = client.service("compute", "compute", {"OpenStack-API-Version": f"compute {version}"})
     for attempt in range(2):
         response = compute.get(f"/servers/{server_id}/os-instance-actions/{request_id}", expect=(200, 404))
         if response.status_code == 404:

@@ -29,7 +29,7 @@ import uuid
 from locust import events
 from locust.runners import WorkerRunner
 
-from . import cloudprofile, credentials, options, summary
+from . import cloudprofile, credentials, options, phases, summary
 from .cloudprofile import CloudProfile
 from .credentials import CloudTarget
 from .errors import UserError, exit_with
@@ -147,6 +147,12 @@ def preflight(state: RunState) -> None:
     state.profile = cloudprofile.probe(state, client)
     opts.novastress_profile = state.profile.as_dict()
     print(state.profile.table(), file=sys.stderr, flush=True)
+    if getattr(opts, "server_timings", False):
+        # a compute API older than 2.51 shows a member no instance-action events
+        lacking = state.profile.lacks(cloudprofile.Needs(microversion=phases.NEEDS), "--server-timings")
+        if lacking:
+            print(f"novastress: --server-timings left off: {lacking}", file=sys.stderr, flush=True)
+            opts.server_timings = False
     had_classes = bool(state.environment.user_classes)
     state.skipped = cloudprofile.fit(state.environment, state.profile)
     for line in state.skipped:
@@ -168,7 +174,8 @@ def _start_embedded(state: RunState) -> CloudTarget:
                           services=opts.embedded_services, compute_hosts=opts.embedded_compute_hosts,
                           flavors=opts.embedded_flavors,
                           external_network=not opts.embedded_no_external_network,
-                          snapshots_finish=not opts.embedded_snapshots_never_finish, extra_args=extra)
+                          snapshots_finish=not opts.embedded_snapshots_never_finish,
+                          max_microversion=opts.embedded_max_microversion or None, extra_args=extra)
     try:
         cloud.start()
     except EmbeddedCloudError as exc:

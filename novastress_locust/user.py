@@ -505,7 +505,9 @@ class NovaUser(User):
         if not request_id or not getattr(self.options, "server_timings", False):
             return
         try:
-            found = phases.read(self.client, server_id, request_id, self.options.status_poll_interval)
+            newest = (self.state.profile.compute_microversions or (None, None))[1] if self.state.profile else None
+            found = phases.read(self.client, server_id, request_id, self.options.status_poll_interval,
+                                phases.microversion(newest))
         except ApiError as exc:   # its own failed row says why; the action itself succeeded
             LOG.debug("%s: no server timings for %s: %s", self.name, request_id, exc)
             return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from locust_runs import cli_credentials, run_locust
+from locust_runs import clean_env, cli_credentials, run_locust
 from novastress_locust.phases import Phase, _host, _seconds
 
 
@@ -32,3 +32,21 @@ def test_without_the_option_nova_is_not_asked(cloud):
     run = run_locust([*cli_credentials(cloud), "-u", "1", "-t", "3s"])
     assert run.returncode == 0, run.output[-3000:]
     assert "NOVA " not in run.output and "os-instance-actions" not in run.output
+
+
+def test_an_older_compute_api_gets_what_it_has(tmp_path):
+    """A Nova whose compute API stops below 2.51 shows a member no events: the option is left off
+    with one line and the run is clean; one between 2.51 and 2.62 is asked at its newest (no
+    hostId then: the rows are the events alone)."""
+    env = clean_env(HOME=str(tmp_path))
+    old = run_locust(["-u", "1", "-t", "4s", "--server-timings", "--embedded-max-microversion", "2.50",
+                      "--embedded-delay-scale", "0.1"], env=env)
+    assert old.returncode == 0, old.output[-3000:]
+    assert ("novastress: --server-timings left off: the compute API goes up to microversion 2.50, "
+            "--server-timings needs 2.51") in old.stderr, old.stderr[-3000:]
+    assert "NOVA " not in old.output.rpartition("Shutting down (exit code")[2]
+    newer = run_locust(["-u", "1", "-t", "4s", "--server-timings", "--embedded-max-microversion", "2.55",
+                        "--embedded-delay-scale", "0.1"], env=env)
+    assert newer.returncode == 0, newer.output[-3000:]
+    final = newer.output.rpartition("Shutting down (exit code")[2]
+    assert re.search(r"^NOVA\s+compute__do_build_and_run_instance\s+[1-9]\d*\s+0\(", final, re.M), final[-3000:]
