@@ -1835,13 +1835,15 @@ class Compute(Service):
 
     def _group_burst_host(self, server: Server) -> str | None:
         """The planted bug: boots of one burst into an anti-affinity group each saw the group
-        before the others' claims; this one takes a peer's host, the policy is violated."""
+        before the others' claims; this one takes a peer's host, the policy is violated. A peer
+        raced it when they were accepted nearly together, or when this boot was accepted before
+        the peer's host was recorded (its scheduling was still under way)."""
         for group_id in server.server_groups:
             group = self.server_groups.get(group_id)
             if group is None or group.policy != "anti-affinity":
                 continue
-            peers = [self.servers[m] for m in group.members if m != server.id and m in self.servers
-                     and self.servers[m].host and abs(self.servers[m].scheduled_at - server.scheduled_at) <= RACE_WINDOW]
+            peers = [peer for peer in (self.servers.get(m) for m in group.members if m != server.id)
+                     if peer is not None and peer.host and _overlapped(peer, server)]
             if not peers or not self.cloud.faults.roll("group-policy-burst"):
                 continue
             peer = peers[0]
@@ -2754,3 +2756,10 @@ def _db_time(stamp: float) -> str:
     """A time as Nova shows it from a MySQL/MariaDB database (instance actions, launched_at,
     terminated_at), whose DATETIME columns keep no fraction: whole seconds, ".000000"."""
     return now_iso(float(int(stamp)), micro=True)
+
+
+def _overlapped(peer: Server, server: Server) -> bool:
+    """Whether two boots' scheduling overlapped: accepted within RACE_WINDOW of each other, or
+    `server` accepted while `peer` was still being scheduled."""
+    placed = peer.handed_to_compute if peer.handed_to_compute is not None else peer.scheduled_at
+    return abs(peer.scheduled_at - server.scheduled_at) <= RACE_WINDOW or server.scheduled_at <= placed

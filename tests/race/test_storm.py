@@ -159,8 +159,9 @@ def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
 
 def test_one_host_still_races_its_anti_affinity_bursts(cloud_factory):
     # two members for one host: Nova must put the second in ERROR (NoValidHost); the planted race
-    # puts both on the host
-    cloud = cloud_factory(faults="group-policy-burst", delay_scale=0.1, seed=5, compute_hosts=1,
+    # puts both on the host when the second is accepted while the first is still being scheduled
+    # (at this delay scale that takes 0.075 s or more: a loaded machine may space the boots that far)
+    cloud = cloud_factory(faults="group-policy-burst", delay_scale=0.5, seed=5, compute_hosts=1,
                           extra_args=["--fault-probability", "group-policy-burst=1"])
     run = storm(cloud, "-t", "6s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
                 "--quota-step", "0")
