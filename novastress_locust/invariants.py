@@ -51,6 +51,9 @@ TOUCHES_KEPT = 20_000
 # at the end of a run an allocation check reads until this many seconds after the server was
 # gone (a late PUT lands within 1-2 s), not for its whole window
 FINAL_ALLOCATION_LOOK = 5.0
+MOVING = ("RESIZE", "VERIFY_RESIZE", "REVERT_RESIZE", "MIGRATING")   # statuses with a migration
+# a resized server deleted at the end: its compute frees the migration's allocation on its own time
+FINAL_MIGRATION_LOOK = 30.0
 
 
 class InvariantViolation(Exception):
@@ -87,6 +90,7 @@ class Invariants:
         # server id -> ("volume" | "floating_ip", id) the storm put on it; checked once it is deleted
         self._held: dict[str, list[tuple[str, str]]] = {}
         self._held_checked: dict[str, Event] = {}   # server id -> set once those checks are done
+        self._resized: OrderedDict[str, None] = OrderedDict()   # servers the storm resized
         self._watchers = Group()
         self._finishing = False            # stop() was called: the checks take a last look
         self._scanner: gevent.Greenlet | None = None
@@ -207,12 +211,30 @@ class Invariants:
             own = self._clients[client.target.key] = OpenStackClient(self.state, client.target, "invariants")
         return own
 
+    def resized(self, server_id: str) -> None:
+        """The storm's resize of this server was accepted: when it is deleted, its migrations'
+        allocations are checked too."""
+        self._resized[server_id] = None
+        while len(self._resized) > TOUCHES_KEPT:
+            self._resized.popitem(last=False)
+
+    def _migrations_of(self, server_id: str) -> list[str]:
+        """The uuids of a resized server's migrations (2.59+), read while it still exists: each is
+        a Placement consumer, the source host's allocation while the resize lasts."""
+        admin = self.admin()
+        if admin is None or server_id not in self._resized:
+            return []
+        del self._resized[server_id]
+        return _migration_uuids(admin, server_id)
+
     def _watch_delete(self, server_id: str, client) -> None:
         from .client import ApiError
         opts = self.options
         deadline = time.monotonic() + opts.invariant_delete_timeout
         last = "unknown"
         try:
+            for migration in self._migrations_of(server_id):
+                self._watchers.spawn(self.check_migration_allocations_gone, server_id, migration)
             while True:
                 response = client.compute.get(f"/servers/{server_id}", expect=(200, 404),
                                               name="compute GET /servers/{id} (invariant)")
@@ -375,6 +397,39 @@ class Invariants:
             pause = opts.status_poll_interval if now - started < 5 else max(opts.status_poll_interval, 10.0)
             gevent.sleep(min(pause, max(0.05, deadline - now)))
 
+    def check_migration_allocations_gone(self, server_id: str, migration: str) -> None:
+        """A resized server is being deleted: Placement must free what its migration held (the
+        source host's allocation) within the bound. Nova frees it asynchronously, so only what
+        is still held at the end of the bound is reported: a server deleted mid-resize can leave
+        it for good (nova-compute only logs "has allocations against this compute host but is
+        not found in the database")."""
+        from .client import ApiError
+        admin = self.admin()
+        if admin is None:
+            return
+        started = time.monotonic()
+        deadline = started + self.options.invariant_allocation_timeout
+        try:
+            while True:
+                held = _placement(admin).get(f"/allocations/{migration}",
+                                             name="placement GET /allocations/{id} (invariant)").json()
+                held = held.get("allocations") or {}
+                now = time.monotonic()
+                if not held:
+                    return
+                if self._finishing:
+                    deadline = min(deadline, started + FINAL_MIGRATION_LOOK)
+                if now >= deadline:
+                    resources = {rc: n for alloc in held.values() for rc, n in alloc.get("resources", {}).items()}
+                    self.violation("placement-allocations-leak", migration,
+                                   f"migration of server {server_id} (its resize): Placement still holds "
+                                   f"{_resources(resources)} on {len(held)} provider(s) {now - started:.0f} s "
+                                   f"after the server's DELETE", self.request_ids(server_id))
+                    return
+                gevent.sleep(min(max(self.options.status_poll_interval, 2.0), max(0.05, deadline - now)))
+        except ApiError as exc:   # the failed read is already a failed request row
+            LOG.warning("novastress: could not follow the allocations of migration %s: %s", migration, exc)
+
     def scan(self, servers: list[dict], now: float | None = None) -> None:
         """Stuck task states and ERROR servers without a fault among these server views."""
         now = time.monotonic() if now is None else now
@@ -491,6 +546,9 @@ class Invariants:
         servers = admin.compute.get("/servers/detail", params={"all_tenants": "1"},
                                     name="compute GET /servers/detail?all_tenants (invariant)").json()["servers"]
         live = {s["id"] for s in servers}
+        # a live server's resize: the source host's allocation is its migration's (Nova 2.59+ names it)
+        migrations = {uuid for s in servers if s.get("status") in MOVING
+                      for uuid in _migration_uuids(admin, s["id"])}
         expected: dict[str, dict[str, int]] = {}
         for server in servers:
             host = server.get("OS-EXT-SRV-ATTR:host")
@@ -510,7 +568,12 @@ class Invariants:
             allocations = placement.get(f"/resource_providers/{rp}/allocations",
                                         name="placement GET /resource_providers/{id}/allocations (invariant)"
                                         ).json()["allocations"]
+            moved = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
             for consumer, held in allocations.items():
+                if consumer in migrations:
+                    for rc, amount in held.get("resources", {}).items():
+                        moved[rc] = moved.get(rc, 0) + amount
+                    continue
                 # a consumer this run touched that is no server any more: its allocations leaked
                 if consumer not in live and (consumer in self._touches or index.lookup(consumer)):
                     self.violation("placement-allocations-leak", consumer,
@@ -519,7 +582,7 @@ class Invariants:
             usages = placement.get(f"/resource_providers/{rp}/usages",
                                    name="placement GET /resource_providers/{id}/usages (invariant)"
                                    ).json()["usages"]
-            want = expected.get(provider["name"], {})
+            want = {rc: expected.get(provider["name"], {}).get(rc, 0) + moved.get(rc, 0) for rc in moved}
             wrong = {rc: (usages.get(rc, 0), want.get(rc, 0)) for rc in ("VCPU", "MEMORY_MB", "DISK_GB")
                      if usages.get(rc, 0) != want.get(rc, 0)}
             if wrong:
@@ -664,6 +727,16 @@ def _boot_body(state, name: str) -> dict:
 def _placement(client):
     """Placement from the catalog, at a microversion that shows consumer generations."""
     return client.service("placement", "placement", PLACEMENT_VERSION)
+
+
+def _migration_uuids(admin, server_id: str) -> list[str]:
+    """The uuids of a server's migrations (compute 2.59+; none on an older cloud)."""
+    compute = admin.service("compute", "compute", {"OpenStack-API-Version": "compute 2.59"})
+    response = compute.get("/os-migrations", params={"instance_uuid": server_id},
+                           expect=(200, 400, 403, 404, 406), name="compute GET /os-migrations (invariant)")
+    if response.status_code != 200:
+        return []
+    return [m["uuid"] for m in response.json().get("migrations", []) if m.get("uuid")]
 
 
 def _resources(resources: dict) -> str:

@@ -135,6 +135,7 @@ class Migration:
     created_at: float
     updated_at: float
     status: str = "migrating"
+    request_ids: list[str] = field(default_factory=list)   # the resize's
 
 
 @dataclass
@@ -1658,6 +1659,7 @@ class Compute(Service):
             self._compute_log(host).write("INFO", "nova.compute.manager",
                                           f"Took 0.0{len(server.ports)} seconds to deallocate network "
                                           "for instance.", None, instance=server.id)
+        self._migration_deleted(server, ids)
         # an unshelve in flight has claimed a host while the server is still shelved_offloaded
         if server.vm_state != "shelved_offloaded" or host:
             self._release_host(server, host, server.flavor, placement=not server.allocations_leak)
@@ -2065,8 +2067,14 @@ class Compute(Service):
         self._migration_counter += 1
         now = time.time()
         migration = Migration(self._migration_counter, str(uuid.uuid4()), server.id, source or "", target,
-                              server.flavor, flavor, record.user_id, record.project_id, now, now)
+                              server.flavor, flavor, record.user_id, record.project_id, now, now,
+                              request_ids=[i for i in (ctx.global_request_id, ctx.request_id) if i])
         self.migrations.append(migration)
+        claim = getattr(self.cloud.placement, "claim", None)
+        if move is not None and claim is not None and source:
+            # as Nova's migration-based allocations: while the resize lasts, the source host's
+            # allocation is the migration's, the server's is on the target
+            claim(migration.uuid, source, server.flavor.resources, server.project_id, server.user_id)
         self._release_host(server, source, server.flavor, placement=False)
         if move is None:
             self._claim(server, target, flavor)
@@ -2101,6 +2109,7 @@ class Compute(Service):
         return Response(204, b"", [], None)
 
     def _confirmed(self, server: Server, record: InstanceAction, event: str, ctx: LogContext) -> None:
+        self._end_migration(server)
         if server.migration:
             server.migration.status = "confirmed"
             server.migration.updated_at = time.time()
@@ -2118,6 +2127,7 @@ class Compute(Service):
         new_flavor, new_host = server.flavor, server.host
         old_flavor, old_host = server.old_flavor or new_flavor, server.old_host or new_host
         move = getattr(self.cloud.placement, "move", None)
+        self._end_migration(server)
         if move is not None:
             move(server.id, old_host, old_flavor.resources)
         self._release_host(server, new_host, new_flavor, placement=False)
@@ -2137,6 +2147,32 @@ class Compute(Service):
         server.old_flavor = server.old_host = server.migration = None
         server.touch()
         self._event(record, event, old_host)
+
+    def _end_migration(self, server: Server) -> None:
+        """The migration's allocation on the source host goes: confirmed, reverted or deleted."""
+        free = getattr(self.cloud.placement, "free", None)
+        if server.migration is not None and free is not None:
+            free(server.migration.uuid)
+
+    def _migration_deleted(self, server: Server, ids: list[str]) -> None:
+        """The server is deleted while it has a migration. The planted bug: a delete landing
+        while the resize is in flight leaves the migration's source allocation for good; the
+        source's periodic task only reports it (it heals an instance's, not a migration's)."""
+        migration = server.migration
+        if migration is None:
+            return
+        if server.task_state is None or not self.cloud.faults.roll("resize-delete-migration-leak"):
+            self._end_migration(server)
+            return
+        source = migration.source_compute
+        self.cloud.faults.fired("resize-delete-migration-leak", migration.request_ids + list(ids), server.id,
+                                f"DELETE {ids[-1] if ids else ''} of {server.id} raced its resize: migration "
+                                f"{migration.uuid} keeps its allocation on {source}", log=f"nova-compute-{source}.log")
+        scale = self.cloud.config.delays.build[1] / Delays().build[1]
+        self.cloud.later(max(HEAL_INTERVAL * scale, 0.5), self._compute_log(source).write, "INFO",
+                         "nova.compute.resource_tracker",
+                         f"Instance {migration.uuid} has allocations against this compute host but is not found "
+                         "in the database.", LogContext(f"req-{uuid.uuid4()}"))
 
     def _rebuild(self, call: Call, server: Server, spec) -> Response:
         if not isinstance(spec, dict) or not spec.get("imageRef"):

@@ -50,6 +50,10 @@ CATALOGUE: dict[str, FaultSpec] = {spec.id: spec for spec in (
     FaultSpec("unshelve-delete-allocations",
               "unshelve racing a delete: the unshelve's claim re-creates the server's Placement "
               "allocations after the delete removed them; a periodic task heals them later", 0.3),
+    FaultSpec("resize-delete-migration-leak",
+              "DELETE while a resize is in flight: the migration's allocation on the source host is "
+              "never freed; the source's periodic task only logs that its consumer is not in the database",
+              0.5),
     FaultSpec("quota-recheck-skipped",
               "boots racing past nova-api's quota check: the conductor skips its re-check and "
               "builds the excess, the project stays over its instance quota without an error", 0.5),

@@ -139,6 +139,8 @@ def fire(round: Round, client: OpenStackClient, name: str, server: dict) -> bool
     if response.status_code in (400, 409):
         conflict(user, name, response)
         return False
+    if key == "resize":
+        round.checks.resized(round.member.id)
     return True
 
 
