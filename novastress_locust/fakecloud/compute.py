@@ -226,6 +226,7 @@ class Server:
     preempted: tuple | None = None       # (last_change, delete ids): the action a DELETE cut short
     unshelve_race: tuple | None = None   # (last_change, delete ids): the unshelve a DELETE raced
     snapshot: tuple | None = None        # (image id, LogContext, ids, started) of a createImage in flight
+    shelved_image: tuple | None = None   # (image id, ids) of the `<name>-shelved` image a shelve made
     boot_count: int = 1                  # servers its POST asked for: what the quota re-check reports
 
     def __post_init__(self) -> None:
@@ -1646,6 +1647,7 @@ class Compute(Service):
                       "Took 0.00 seconds to destroy the instance on the hypervisor.", ctx, instance=server.id)
         if server.snapshot is not None:
             self._snapshot_disappeared(server, host)
+        self._drop_shelved_image(server)
         detach = getattr(self.cloud.volume, "detach", None)
         for volume_id in list(server.volumes):
             if volume_id in server.leaked_volumes:
@@ -1875,7 +1877,7 @@ class Compute(Service):
         handler = {"reboot": self._reboot, "lock": self._lock, "unlock": self._unlock,
                    "unshelve": self._unshelve, "resize": self._resize, "confirmResize": self._confirm_resize,
                    "revertResize": self._revert_resize, "rebuild": self._rebuild,
-                   "createImage": self._create_image, "rescue": self._rescue,
+                   "createImage": self._create_image, "rescue": self._rescue, "shelve": self._shelve,
                    "changePassword": self._change_password,
                    "os-getConsoleOutput": self._console_output}.get(action)
         if handler is None and action not in ACTIONS:
@@ -1909,11 +1911,18 @@ class Compute(Service):
                        rule: ActionRule) -> None:
         host = server.host
         if rule.end_vm_state == "shelved_offloaded":
+            if server.shelved_image is not None and self.cloud.config.snapshots_finish:
+                image_id, ids = server.shelved_image
+                if self.cloud.image.snapshot_saving(image_id) is not None:
+                    base = self.cloud.image.data.get(server.image_id, b"") if server.image_id else b""
+                    self.cloud.image.snapshot_uploaded(image_id, server.id.encode() + base, ids)
             self._compute_log(host).write("INFO", "nova.compute.manager", "Shelve offloading", ctx,
                                           instance=server.id)
             self._release_host(server, host, server.flavor)
             server.host = None
             server.host_id = ""
+        if rule.name == "unshelve":
+            self._drop_shelved_image(server)
         server.vm_state = rule.end_vm_state
         server.task_state = None
         server.power_state = rule.end_power_state
@@ -2200,6 +2209,18 @@ class Compute(Service):
         image_uploading -> None."""
         name, metadata = self._snapshot_spec(spec)
         self._conflict(server, "createImage", SNAPSHOT_VM_STATES)
+        image = self._snapshot_image(call, server, name, metadata)
+        server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
+        self._start(call, server, "createImage", "image_snapshot", "compute_snapshot_instance",
+                    self._snapshot_pending, image["id"])
+        if self._minor(call) >= 45:  # 2.45: the id in the body, no Location header
+            return Response.json(202, {"image_id": image["id"]})
+        # Nova's glance.generate_image_url: the catalog's image endpoint + /images/<id>
+        location = f"{self.cloud.base_url}{self.cloud.image.prefix}/images/{image['id']}"
+        return Response(202, b"", [("Location", location)], None)
+
+    def _snapshot_image(self, call: Call, server: Server, name: str, metadata: dict) -> dict:
+        """The queued Glance image nova-api makes for a snapshot (createImage, shelve)."""
         base = self.cloud.image.get_image(server.image_id) if server.image_id else None
         base = base or {}
         # what Nova's compute_utils.create_image sends: the request's metadata wins over its own keys;
@@ -2212,16 +2233,26 @@ class Compute(Service):
                       "owner_user_name": call.token.user_name, "owner_project_name": call.token.project_name,
                       "boot_roles": ",".join(role.name for role in call.token.roles),
                       **server.system_metadata, **metadata}
-        image = self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
-                                                 user_id=call.token.user_id)
-        server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
-        self._start(call, server, "createImage", "image_snapshot", "compute_snapshot_instance",
-                    self._snapshot_pending, image["id"])
-        if self._minor(call) >= 45:  # 2.45: the id in the body, no Location header
-            return Response.json(202, {"image_id": image["id"]})
-        # Nova's glance.generate_image_url: the catalog's image endpoint + /images/<id>
-        location = f"{self.cloud.base_url}{self.cloud.image.prefix}/images/{image['id']}"
-        return Response(202, b"", [("Location", location)], None)
+        return self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
+                                                user_id=call.token.user_id)
+
+    def _shelve(self, call: Call, server: Server, spec) -> Response:
+        """Nova's shelve: nova-api makes the `<name>-shelved` snapshot image first (a volume-backed
+        server gets none), the compute uploads it as it offloads; unshelve and delete remove it."""
+        rule = ACTIONS["shelve"]
+        self._conflict(server, rule.name, rule.vm_states)
+        if server.image_id:
+            image = self._snapshot_image(call, server, f"{server.name}-shelved", {})
+            server.shelved_image = (image["id"], list(call.ids))
+        self._start(call, server, rule.instance_action, rule.task_state, rule.event, self._finish_simple, rule)
+        return Response(202, b"", [], None)
+
+    def _drop_shelved_image(self, server: Server) -> None:
+        """The shelved image goes: the server was unshelved or deleted."""
+        if server.shelved_image is not None:
+            image_id, ids = server.shelved_image
+            server.shelved_image = None
+            self.cloud.image.discard_snapshot(image_id, ids)
 
     @staticmethod
     def _snapshot_spec(spec) -> tuple[str, dict]:

@@ -391,3 +391,33 @@ def test_a_project_s_default_security_group_comes_with_its_first_network_call(cl
     member = embedded.session()
     mine = member.get(f"{network}/security-groups").json()["security_groups"]
     assert [g["name"] for g in mine if g["project_id"] == member.get_project_id()] == ["default"]
+
+
+def _images_named(session, name: str) -> list[dict]:
+    return session.get("/v2/images", endpoint_filter={"service_type": "image"}, params={"name": name}).json()["images"]
+
+
+def test_a_shelve_makes_the_shelved_image_and_unshelve_and_delete_remove_it(member):
+    name = f"ns-shelve-{uuid.uuid4().hex[:6]}"
+    server = boot(member, name)
+    try:
+        wait_for(member, server["id"], "ACTIVE")
+        assert action(member, server["id"], {"shelve": None}).status_code == 202
+        # nova-api makes it before it answers: a snapshot of the server, uploaded as it offloads
+        (image,) = _images_named(member, f"{name}-shelved")
+        assert (image["image_type"], image["instance_uuid"]) == ("snapshot", server["id"])
+        wait_for(member, server["id"], "SHELVED_OFFLOADED")
+        assert [i["status"] for i in _images_named(member, f"{name}-shelved")] == ["active"]
+        assert action(member, server["id"], {"unshelve": None}).status_code == 202
+        wait_for(member, server["id"], "ACTIVE")
+        assert _images_named(member, f"{name}-shelved") == []
+        # shelved again, then deleted: the image goes with the server
+        assert action(member, server["id"], {"shelve": None}).status_code == 202
+        wait_for(member, server["id"], "SHELVED_OFFLOADED")
+        assert len(_images_named(member, f"{name}-shelved")) == 1
+    finally:
+        nova(member, "DELETE", f"/servers/{server['id']}")
+    deadline = time.monotonic() + 15
+    while _images_named(member, f"{name}-shelved") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert _images_named(member, f"{name}-shelved") == []

@@ -562,11 +562,14 @@ def server_actions(cloud: Cloud, server_id: str) -> None:
              microversion=PROXY)
         call("delete snapshot image", "image", "DELETE", f"/v2/images/{image_id}")
     act("shelve", {"shelve": None}, "SHELVED_OFFLOADED")
+    shelved = {"name": f"{(cloud.server(server_id) or {}).get('name')}-shelved"}
+    call("the shelved image", "image", "GET", "/v2/images", params=shelved)
     call("metadata of a SHELVED_OFFLOADED server", "compute", "PUT", f"/servers/{server_id}/metadata/a",
          json={"meta": {"a": "1"}}, microversion=TOOL)
     call("tag a SHELVED_OFFLOADED server", "compute", "PUT", f"/servers/{server_id}/tags/late", microversion="2.26")
     act("reboot a SHELVED_OFFLOADED server", {"reboot": {"type": "SOFT"}}, None)
     act("unshelve", {"unshelve": None}, "ACTIVE")
+    call("the shelved image after unshelve", "image", "GET", "/v2/images", params=shelved)
     call("delete server (tool)", "compute", "DELETE", f"/servers/{server_id}", microversion=TOOL)
     cloud.wait(server_id, "DELETED")
     call("show a deleted server", "compute", "GET", f"/servers/{server_id}", microversion=TOOL)
