@@ -43,6 +43,10 @@ SERVER_CREATE_FIELDS = frozenset({
 # attributes GET shows that PUT /servers/{id} and rebuild answer without before 2.75
 SHOW_ONLY_PREFIXES = ("OS-EXT-AZ:", "OS-EXT-STS:", "OS-SRV-USG:", "os-extended-volumes:")
 VERSION_RE = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
+LEGACY_VERSION = {"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "",
+                  "updated": "2025-07-04T12:00:00Z"}
+# Nova's routes take an optional project id after the version: /v2.1/{project_id}/servers
+PROJECT_IN_URL = re.compile(r"^/v2\.1/([0-9a-f]{32})(?=/)")
 VARY = "OpenStack-API-Version, X-OpenStack-Nova-API-Version"
 VERSION_UPDATED = "2013-07-23T11:33:21Z"
 MAX_LIMIT = 1000
@@ -490,9 +494,23 @@ class Compute(Service):
     def dispatch(self, call: Call, path: str) -> Response:
         if path in ("", "/"):  # the root versions document: no auth, no microversion
             return self.versions(call)
+        if path == "/v2" or path.startswith("/v2/"):
+            # the deprecated v2.0: v2.1's API without microversions, and without their headers
+            call.legacy, path = True, "/v2.1" + path[len("/v2"):]
+        found = PROJECT_IN_URL.match(path)
+        if found:
+            call.url_project, path = found.group(1), "/v2.1" + path[found.end():]
+        if call.legacy and path in ("/v2.1", "/v2.1/"):
+            return self.legacy_version(call)
         return super().dispatch(call, path)
 
     def before(self, call: Call) -> None:
+        if call.url_project and call.token and call.url_project != call.token.project_id:
+            raise ApiError(400, f"Malformed request URL: URL's project_id '{call.url_project}' doesn't "
+                                f"match Context's project_id '{call.token.project_id}'")
+        if call.legacy:
+            call.microversion = "2.1"
+            return
         headers = call.request.headers
         requested = None
         combined = headers.get("openstack-api-version")
@@ -523,6 +541,10 @@ class Compute(Service):
     def decorate(self, call: Call, response: Response) -> None:
         # the root document, a 401 and a malformed version answer without these (as recorded)
         if call.microversion is None:
+            return
+        if call.legacy:
+            response.headers += [("x-openstack-request-id", call.request_id),
+                                 ("x-compute-request-id", call.request_id)]
             return
         version = call.microversion
         response.headers += [("OpenStack-API-Version", f"compute {version}"),
@@ -654,12 +676,19 @@ class Compute(Service):
 
     def versions(self, call: Call) -> Response:
         return Response.json(200, {"versions": [
-            {"id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "",
-             "updated": "2025-07-04T12:00:00Z", "links": [{"rel": "self", "href": f"{self._base}/v2/"}]},
+            {**LEGACY_VERSION, "links": [{"rel": "self", "href": f"{self._base}/v2/"}]},
             self._version_doc(False)]})
 
     def version(self, call: Call) -> Response:
         return Response.json(200, {"version": self._version_doc(True)})
+
+    def legacy_version(self, call: Call) -> Response:
+        return Response.json(200, {"version": {
+            **LEGACY_VERSION, "links": [{"rel": "self", "href": f"{self._base}/v2/"},
+                                        {"rel": "describedby", "type": "text/html",
+                                         "href": "http://docs.openstack.org/"}],
+            "media-types": [{"base": "application/json",
+                             "type": "application/vnd.openstack.compute+json;version=2"}]}})
 
     # -- flavors -----------------------------------------------------------
     def _add_flavor(self, flavor_id: str, name: str, ram: int, vcpus: int, disk: int, **extra) -> Flavor:

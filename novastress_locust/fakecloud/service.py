@@ -43,6 +43,8 @@ class Call:
     token: "Token | None" = None
     microversion: str | None = None
     params: dict[str, str] = field(default_factory=dict)
+    legacy: bool = False              # Nova's /v2/ (v2.0 compatible): no microversion, none reported
+    url_project: str | None = None    # a project id in the URL (/v2.1/{project_id}/servers)
 
     @property
     def log_context(self) -> LogContext:

@@ -421,3 +421,30 @@ def test_a_shelve_makes_the_shelved_image_and_unshelve_and_delete_remove_it(memb
     while _images_named(member, f"{name}-shelved") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _images_named(member, f"{name}-shelved") == []
+
+
+def test_the_deprecated_v2_and_a_project_id_in_the_url_are_served_as_nova_serves_them(member):
+    root = member.get_endpoint(service_type="compute", interface="public").removesuffix("/v2.1")
+    project = member.get_project_id()
+    advertised = member.get(root + "/", authenticated=False).json()["versions"]
+    v2 = next(version for version in advertised if version["id"] == "v2.0")
+    document = member.get(v2["links"][0]["href"], authenticated=False)
+    assert (document.status_code, document.json()["version"]["id"]) == (200, "v2.0")
+    assert member.get(f"{root}/v2/{project}/", authenticated=False).json()["version"]["status"] == "DEPRECATED"
+
+    # v2.0: v2.1's API, the microversion asked for is ignored and none is reported
+    legacy = member.get(f"{root}/v2/flavors/detail", headers={"OpenStack-API-Version": "compute 2.80"})
+    assert legacy.status_code == 200 and "OpenStack-API-Version" not in legacy.headers
+    assert legacy.headers["x-compute-request-id"].startswith("req-")
+    assert "rxtx_factor" in legacy.json()["flavors"][0]             # a 2.1 view (gone at 2.102)
+    newest = nova(member, "GET", "/flavors/detail", microversion="2.102").json()["flavors"][0]
+    assert "rxtx_factor" not in newest
+
+    for prefix in (f"/v2/{project}", f"/v2.1/{project}"):
+        listed = member.get(f"{root}{prefix}/servers", raise_exc=False)
+        assert (listed.status_code, list(listed.json())) == (200, ["servers"]), prefix
+        stranger = member.get(f"{root}{prefix.replace(project, '0' * 32)}/servers", raise_exc=False)
+        assert stranger.status_code == 400
+        assert "doesn't match Context's project_id" in stranger.json()["badRequest"]["message"]
+    assert member.get(f"{root}/v2/{project}", raise_exc=False).status_code == 404
+    assert member.get(f"{root}/v2/os-nothing", raise_exc=False).status_code == 404

@@ -222,6 +222,12 @@ def profile_calls(cloud: Cloud) -> tuple[str, str]:
     for kind in SERVICES:
         call(f"{kind} versions", f"{kind} root", "GET", "", authenticated=False)
     call("compute version", "compute", "GET", "/")
+    call("compute v2.0 version", "compute root", "GET", "/v2/", authenticated=False)
+    call("compute v2.0 flavors (a microversion asked is ignored)", "compute root", "GET", "/v2/flavors/detail",
+         microversion="2.80")
+    for prefix in ("/v2", "/v2.1"):
+        call(f"servers under {prefix}/{{project_id}}", "compute root", "GET", f"{prefix}/{cloud.project_id}/servers")
+        call(f"servers under {prefix}/{{another project}}", "compute root", "GET", f"{prefix}/{'0' * 32}/servers")
     flavors = call("flavors (profile)", "compute", "GET", "/flavors/detail", microversion=TOOL).json()["flavors"]
     images = call("images (profile)", "image", "GET", "/v2/images", params={"limit": "1000"}).json()["images"]
     call("networks (profile)", "network", "GET", "/v2.0/networks")
