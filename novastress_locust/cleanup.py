@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterable, NoReturn
 from . import options as novastress_options
 from .credentials import CloudTarget, quiet_discovery, resolve
 from .errors import UserError, error_message, exit_with, first_line
-from .kinds import KINDS
+from .kinds import KINDS, reset_volume, volume_held_for
 
 LOG = logging.getLogger("novastress.cleanup")
 
@@ -429,20 +429,12 @@ class Cleanup:
         server: an attach that raced the server's delete leaves one behind)."""
         found = []
         for volume in self._our_volumes():
-            servers = [a.get("server_id") or "" for a in volume.get("attachments") or []]
-            if not servers and volume.get("status") in ("reserved", "attaching"):
-                servers = [a["instance"] for a in self._reservations(volume["id"]) if a.get("instance")]
-            for server_id in servers:
+            for server_id in volume_held_for(self.cloud.call, volume, self._volume_params()):
                 found.append(Resource("volume attachment", volume["id"],
                                       f"{volume['name']} on server {server_id}",
                                       volume.get("os-vol-tenant-attr:tenant_id"),
                                       {"server_id": server_id, "volume": volume}))
         return found
-
-    def _reservations(self, volume_id: str) -> list[dict]:
-        response = self.cloud.call("volume", "GET", "/attachments", params={"volume_id": volume_id, **self._volume_params()},
-                                   expect=(200, 404), microversion="3.27")
-        return response.json().get("attachments") or [] if response.status_code == 200 else []
 
     def delete_attachment(self, resource: Resource) -> None:
         server_id = resource.detail["server_id"]
@@ -459,10 +451,7 @@ class Cleanup:
             # the server is gone but Cinder still records the attachment (a lost detach) or the
             # reservation (an attach that raced the delete): only an admin can reset it
             try:
-                self.cloud.call("volume", "POST", f"/volumes/{resource.id}/action",
-                                json={"os-reset_status": {"status": "available",
-                                                          "attach_status": "detached"}},
-                                expect=(202,))
+                reset_volume(self.cloud.call, resource.id)
             except CallFailed as exc:
                 if exc.status == 403:
                     raise CallFailed(f"attached to server {server_id}, which no longer exists; an "

@@ -142,15 +142,11 @@ class OpenStackClient:
         """Cinder v3, under whichever service type the catalog lists it."""
         return self.service("volume", "volume")
 
-    @property
-    def volume_attachments(self) -> ServiceClient:
-        """Cinder at microversion 3.27, for its attachments API (who a volume is reserved for)."""
-        return self.service("volume", "volume", {"OpenStack-API-Version": "volume 3.27"})
-
     def request(self, service: str, method: str, path: str, *, params: dict | None = None, json: Any = None,
-                expect: tuple[int, ...] = (200,), name: str | None = None):
+                expect: tuple[int, ...] = (200,), name: str | None = None, microversion: str | None = None):
         """A call by service type (compute, image, network, volume, identity): what kinds.Kind calls."""
-        client = getattr(self, service)
+        client = self.service(service, service, {"OpenStack-API-Version": f"{service} {microversion}"}) \
+            if microversion else getattr(self, service)
         return self.call(client, method, path, json=json, params=params, expect=expect, name=name)
 
     # -- the one place HTTP happens ----------------------------------------

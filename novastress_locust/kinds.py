@@ -6,8 +6,11 @@ by its exact name, looked up, deleted, and in which order the kinds go at cleanu
     volume.show(call, volume_id)                      # its record; None once it is gone
     volume.delete(call, volume_id)                    # DELETE; already gone is fine
     [kind.name for kind in in_cleanup_order()]        # servers first, isolated users last
+    volume_held_for(call, volume_record)              # the servers an attachment or reservation names
+    reset_volume(call, volume_id)                     # free one held for a server that is gone (admin)
 
-`call(service, method, path, *, params=None, json=None, expect=(200,), name=None)` is whichever
+`call(service, method, path, *, params=None, json=None, expect=(200,), name=None, microversion=None)`
+is whichever
 client asks: the load's `OpenStackClient.request` (its calls are Locust requests, pinned on the
 action) or `novastress-cleanup`'s `Cloud.call` (retried, bounded by the cleanup's deadline).
 Both return the response when its status is in `expect` and raise otherwise. Waiting until a
@@ -93,3 +96,23 @@ KINDS: dict[str, Kind] = {kind.name: kind for kind in (
 
 def in_cleanup_order() -> list[Kind]:
     return sorted(KINDS.values(), key=lambda kind: kind.order)
+
+
+def volume_held_for(call: Call, volume: dict, params: dict | None = None) -> list[str]:
+    """Ids of the servers a volume is attached or reserved for. Attached, its record names them;
+    reserved, attaching or detaching, Cinder's attachments API (3.27) does (an attach that raced
+    the server's delete leaves such a reservation); a cloud without that API names none."""
+    held = [attachment.get("server_id") for attachment in volume.get("attachments") or []]
+    if not held and volume.get("status") in ("reserved", "attaching", "detaching"):
+        response = call("volume", "GET", "/attachments", params={"volume_id": volume["id"], **(params or {})},
+                        expect=(200, 404), microversion="3.27")
+        listed = response.json().get("attachments") if response.status_code == 200 else None
+        held = [attachment.get("instance") for attachment in listed or []]
+    return [server_id for server_id in held if server_id]
+
+
+def reset_volume(call: Call, volume_id: str):
+    """Free a volume Cinder still holds for a server that is gone (a lost detach, or an attach
+    that raced the delete): available and detached. Only an admin may; Nova will not."""
+    return call("volume", "POST", f"/volumes/{volume_id}/action", expect=(202,),
+                json={"os-reset_status": {"status": "available", "attach_status": "detached"}})

@@ -31,7 +31,7 @@ from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser 
 from .client import (ApiError, OpenStackClient, ServiceClient, first_line, generalize, microversion_at_least,
                      shared_waiter, template)
 from .errors import error_message
-from .kinds import KINDS
+from .kinds import KINDS, reset_volume, volume_held_for
 from .options import BACKOFF_AFTER
 from .requestlog import ActionRecord, timed
 from .state import Leak, request_index, run_state
@@ -595,18 +595,11 @@ class NovaUser(User):
 
     def _stranded(self, volume: dict) -> list[str]:
         """Ids of the servers a busy volume is held for, when every one of them is gone; [] while
-        any exists or none is known. In-use: its attachments name them; reserved, attaching or
-        detaching: Cinder's attachments API (3.27) does (a cloud without it: none known)."""
-        if volume.get("status") == "in-use":
-            held_for = [a.get("server_id") for a in volume.get("attachments") or []]
-        else:
-            try:
-                listed = self.client.volume_attachments.get("/attachments", params={"volume_id": volume["id"]},
-                                                            expect=(200, 404)).json().get("attachments")
-            except (ApiError, ValueError):
-                listed = None
-            held_for = [a.get("instance") for a in listed or []]
-        held_for = [server_id for server_id in held_for if server_id]
+        any exists or none is known."""
+        try:
+            held_for = volume_held_for(self.client.request, volume)
+        except (ApiError, ValueError):
+            return []
         if not held_for:
             return []
         for server_id in held_for:
@@ -624,8 +617,7 @@ class NovaUser(User):
                 "reserved for server {} which no longer exists (an attach that raced its delete)").format(gone)
         admin = OpenStackClient(self.state, self.state.admin_target(), f"{self.name}-admin")
         try:
-            admin.volume.post(f"/volumes/{volume['id']}/action", expect=(202,), json={
-                "os-reset_status": {"status": "available", "attach_status": "detached"}})
+            reset_volume(admin.request, volume["id"])
         except ApiError as exc:
             raise ApiError(f"volume {name} ({volume['id']}) is still {status}, {what}; an admin must reset it "
                            f"(--os-admin-username or novastress-cleanup with admin credentials): {exc}") from None

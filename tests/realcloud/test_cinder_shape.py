@@ -167,8 +167,9 @@ def test_a_volume_left_reserved_for_a_deleted_server_is_reset_and_deleted(realno
     try:
         server = user.boot_server()
         volume = user.create_volume()
-        attachment = user.client.volume_attachments.post("/attachments", json={"attachment": {
-            "volume_uuid": volume["id"], "instance_uuid": server["id"]}}, expect=(200,)).json()["attachment"]
+        attachment = user.client.request("volume", "POST", "/attachments", json={"attachment": {
+            "volume_uuid": volume["id"], "instance_uuid": server["id"]}}, expect=(200,),
+            microversion="3.27").json()["attachment"]
         assert attachment["status"] == "reserved", attachment
         user.delete_server(server)
         assert user.show("volume", volume["id"])["status"] == "reserved"   # Nova did not take it back
