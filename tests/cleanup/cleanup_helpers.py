@@ -13,6 +13,7 @@ from pathlib import Path
 
 from locust_runs import clean_env, cli_credentials  # noqa: F401  (tests/ is on sys.path)
 from waiting import wait_until
+from leftover import leftovers as shared_leftovers
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEANUP = str(Path(sys.executable).with_name("novastress-cleanup"))
@@ -127,30 +128,7 @@ def isolated(cloud, admin: Api, name: str, password: str = "Isolated-pw-1") -> A
 
 def leftovers(cloud, pattern: str) -> dict[str, list[str]]:
     """Everything in any project whose name (floating IPs: description) starts with pattern."""
-    admin = Api(cloud, cloud.session(admin=True))
-    member = Api(cloud, cloud.session())
-    owned = lambda name: isinstance(name, str) and name.startswith(pattern)  # noqa: E731
-    found = {
-        "servers": [s["name"] for s in admin.get(f"{admin.compute}/servers/detail", all_tenants="1")["servers"]
-                    if owned(s["name"]) and s["status"] != "DELETED"],
-        "server groups": [g["name"] for g in admin.get(f"{admin.compute}/os-server-groups",
-                                                       all_projects="True")["server_groups"] if owned(g["name"])],
-        "floating IPs": [f["description"] for f in admin.get(f"{admin.network}/floatingips")["floatingips"]
-                         if owned(f["description"])],
-        "volumes": [v["name"] for v in admin.get(f"{admin.volume}/volumes/detail", all_tenants="1")["volumes"]
-                    if owned(v["name"])],
-        "images": [i["name"] for i in admin.get(f"{admin.image}/images", limit="1000")["images"]
-                   if owned(i["name"])],
-        "snapshots": [s["name"] for s in admin.get(f"{admin.volume}/snapshots/detail",
-                                                   all_tenants="1")["snapshots"] if owned(s["name"])],
-        "keypairs": [k["keypair"]["name"] for api in (admin, member)
-                     for k in api.get(f"{api.compute}/os-keypairs")["keypairs"] if owned(k["keypair"]["name"])],
-        "security groups": [g["name"] for g in admin.get(f"{admin.network}/security-groups")["security_groups"]
-                            if owned(g["name"])],
-        "projects": [p["name"] for p in admin.get(f"{admin.identity}/projects")["projects"] if owned(p["name"])],
-        "users": [u["name"] for u in admin.get(f"{admin.identity}/users")["users"] if owned(u["name"])],
-    }
-    return {kind: names for kind, names in found.items() if names}
+    return shared_leftovers(cloud.session(admin=True), cloud.session(), lambda name: name.startswith(pattern))
 
 
 @dataclass

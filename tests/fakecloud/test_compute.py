@@ -1,7 +1,6 @@
 """Nova compute API of the embedded cloud, checked against the recorded real Nova 34 exchanges."""
 from __future__ import annotations
 
-import time
 import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +11,7 @@ from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from novastress_locust.fakecloud import EmbeddedCloud
+from waiting import wait_until
 
 COMPUTE = {"service_type": "compute"}
 IMAGE = {"service_type": "image"}
@@ -90,25 +90,17 @@ def boot(session, name: str, microversion: str | None = "latest", networks="none
 
 def wait_for(session, server_id: str, status: str, timeout: float = 15.0, microversion: str = "latest") -> dict:
     """Poll until the server has `status` and no task; bounded in time."""
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
+    def check():
         response = nova(session, "GET", f"/servers/{server_id}", microversion)
         assert response.status_code == 200, response.text
         seen = response.json()["server"]
-        if seen["status"] == status and seen["OS-EXT-STS:task_state"] is None:
-            return seen
-        time.sleep(0.02)
-    raise AssertionError(f"server {server_id} never reached {status}; last seen {seen and seen['status']}")
+        return seen if seen["status"] == status and seen["OS-EXT-STS:task_state"] is None else None
+    return wait_until(check, f"server {server_id} {status}", timeout)
 
 
 def wait_gone(session, server_id: str, timeout: float = 15.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if nova(session, "GET", f"/servers/{server_id}").status_code == 404:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"server {server_id} was never deleted")
+    wait_until(lambda: nova(session, "GET", f"/servers/{server_id}").status_code == 404,
+               f"server {server_id} deleted", timeout)
 
 
 def action(session, server_id: str, body: dict, microversion: str | None = "latest"):
@@ -455,10 +447,10 @@ def test_volume_attach_and_detach(member):
                          endpoint_filter=VOLUME).json()["volume"]
     sid = boot(member, "ns-attach")["id"]
     wait_for(member, sid, "ACTIVE")
-    deadline = time.monotonic() + 10
-    while member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"] != \
-            "available" and time.monotonic() < deadline:
-        time.sleep(0.02)
+    def volume_record(status: str) -> dict | None:
+        seen = member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]
+        return seen if seen["status"] == status else None
+    wait_until(lambda: volume_record("available"), "the volume available", 10)
     attached = nova(member, "POST", f"/servers/{sid}/os-volume_attachments", "latest",
                     json={"volumeAttachment": {"volumeId": volume["id"]}})
     assert attached.status_code == 200, attached.text
@@ -466,12 +458,7 @@ def test_volume_attach_and_detach(member):
     assert (attachment["device"], attachment["serverId"], attachment["volumeId"]) == \
         ("/dev/vdb", sid, volume["id"])
     assert "id" not in attachment and attachment["attachment_id"]  # 2.89 dropped "id"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        record = member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]
-        if record["status"] == "in-use":
-            break
-        time.sleep(0.02)
+    record = wait_until(lambda: volume_record("in-use"), "the volume in use", 10)
     assert record["attachments"][0]["server_id"] == sid
     listed = nova(member, "GET", f"/servers/{sid}/os-volume_attachments").json()["volumeAttachments"]
     assert listed == [{"device": "/dev/vdb", "serverId": sid, "volumeId": volume["id"], "id": volume["id"]}]
@@ -479,14 +466,7 @@ def test_volume_attach_and_detach(member):
     assert server["os-extended-volumes:volumes_attached"] == [{"id": volume["id"],
                                                                "delete_on_termination": False}]
     assert nova(member, "DELETE", f"/servers/{sid}/os-volume_attachments/{volume['id']}").status_code == 202
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if member.get(f"/volumes/{volume['id']}", endpoint_filter=VOLUME).json()["volume"]["status"] == \
-                "available":
-            break
-        time.sleep(0.02)
-    else:
-        raise AssertionError("volume never detached")
+    wait_until(lambda: volume_record("available"), "the volume detached", 10)
     nova_error(nova(member, "DELETE", f"/servers/{sid}/os-volume_attachments/{volume['id']}"), 404,
                "itemNotFound", f"volume_id not found: {volume['id']}")
     nova(member, "DELETE", f"/servers/{sid}")

@@ -4,13 +4,13 @@ quota classes; the microversion ceiling (the real-cloud tier's differential chec
 calls to a real Nova)."""
 from __future__ import annotations
 
-import time
 import uuid
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from test_compute import action, boot, nova, nova_error, wait_for
+from waiting import wait_until
 
 MISSING = "6d2a1c4e-0b7f-4c1e-9a55-2f1d3c4b5a60"
 
@@ -332,10 +332,8 @@ def test_the_actions_of_a_deleted_server_from_2_21(member):
     wait_for(member, server["id"], "ACTIVE")
     assert nova(member, "DELETE", f"/servers/{server['id']}").status_code == 204
     path = f"/servers/{server['id']}/os-instance-actions"
-    deadline = time.monotonic() + 15
-    while nova(member, "GET", f"/servers/{server['id']}").status_code != 404:
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
+    wait_until(lambda: nova(member, "GET", f"/servers/{server['id']}").status_code == 404, "the server deleted",
+               15, interval=0.1)
     actions = nova(member, "GET", path, "2.21").json()["instanceActions"]
     assert [a["action"] for a in actions] == ["delete", "create"]
     shown = nova(member, "GET", f"{path}/{actions[0]['request_id']}", "2.21")
@@ -417,10 +415,8 @@ def test_a_shelve_makes_the_shelved_image_and_unshelve_and_delete_remove_it(memb
         assert len(_images_named(member, f"{name}-shelved")) == 1
     finally:
         nova(member, "DELETE", f"/servers/{server['id']}")
-    deadline = time.monotonic() + 15
-    while _images_named(member, f"{name}-shelved") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _images_named(member, f"{name}-shelved") == []
+    wait_until(lambda: _images_named(member, f"{name}-shelved") == [], "the shelved image deleted", 15,
+               interval=0.1)
 
 
 def test_the_deprecated_v2_and_a_project_id_in_the_url_are_served_as_nova_serves_them(member):

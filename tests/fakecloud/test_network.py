@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import time
 
 import gevent
 import openstack
 import pytest
 import requests
+from waiting import wait_until
 
 NETWORK = {"service_type": "network"}
 FAULT = "floating-ip-delete-race"
@@ -29,13 +29,10 @@ def public_cidr(session) -> ipaddress.IPv4Network:
 
 
 def wait_for_fip(session, fip_id: str, status: str, timeout: float = 10.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def check():
         fip = session.get(f"/v2.0/floatingips/{fip_id}", endpoint_filter=NETWORK).json()["floatingip"]
-        if fip["status"] == status:
-            return fip
-        time.sleep(0.02)
-    raise AssertionError(f"floating IP {fip_id} never became {status}")
+        return fip if fip["status"] == status else None
+    return wait_until(check, f"floating IP {fip_id} {status}", timeout)
 
 
 def test_versions_document(cloud):
@@ -331,12 +328,10 @@ def test_floating_ip_delete_race_over_http(cloud_factory):
     server = member.post("/servers", json={"server": {
         "name": "ns-race", "imageRef": image["id"], "flavorRef": flavor["id"],
         "networks": [{"uuid": private["id"]}]}}, endpoint_filter=compute).json()["server"]
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+    def built():
         status = member.get(f"/servers/{server['id']}", endpoint_filter=compute).json()["server"]["status"]
-        if status != "BUILD":
-            break
-        time.sleep(0.05)
+        return status if status != "BUILD" else None
+    status = wait_until(built, "the server built", 15, interval=0.05)
     assert status == "ACTIVE"
     (port,) = member.get(f"/v2.0/ports?device_id={server['id']}", endpoint_filter=NETWORK).json()["ports"]
     fip = member.post("/v2.0/floatingips", json={"floatingip": {"floating_network_id": public["id"]}},
@@ -344,12 +339,8 @@ def test_floating_ip_delete_race_over_http(cloud_factory):
     associate = member.put(f"/v2.0/floatingips/{fip['id']}", json={"floatingip": {"port_id": port["id"]}},
                            endpoint_filter=NETWORK)
     delete = member.delete(f"/servers/{server['id']}", endpoint_filter=compute)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        if member.get(f"/servers/{server['id']}", endpoint_filter=compute,
-                      raise_exc=False).status_code == 404:
-            break
-        time.sleep(0.05)
+    wait_until(lambda: member.get(f"/servers/{server['id']}", endpoint_filter=compute,
+                                  raise_exc=False).status_code == 404, "the server deleted", 15, interval=0.05)
     shown = member.get(f"/v2.0/floatingips/{fip['id']}", endpoint_filter=NETWORK).json()["floatingip"]
     assert (shown["port_id"], shown["status"]) == (port["id"], "ERROR")
     fired = admin.get(f"{embedded.base_url}/fakecloud/faults").json()["fired"]

@@ -9,6 +9,7 @@ import pytest
 
 from novastress_locust.fakecloud import EmbeddedCloud
 from test_compute import IMAGE, action, boot, nova, nova_error, wait_for, wait_gone
+from waiting import wait_until
 
 SNAPSHOT_STEP = 0.4  # seconds each snapshot step takes in the slow cloud
 
@@ -32,16 +33,11 @@ def show_image(session, image_id: str):
 
 
 def wait_image(session, image_id: str, status: str, timeout: float = 20.0) -> dict:
-    deadline = time.monotonic() + timeout
-    seen = None
-    while time.monotonic() < deadline:
+    def check():
         response = show_image(session, image_id)
         assert response.status_code == 200, response.text
-        seen = response.json()
-        if seen["status"] == status:
-            return seen
-        time.sleep(0.05)
-    raise AssertionError(f"image {image_id} never reached {status}; last seen {seen and seen['status']}")
+        return response.json() if response.json()["status"] == status else None
+    return wait_until(check, f"image {image_id} {status}", timeout, interval=0.05)
 
 
 def compute_logs(cloud) -> str:

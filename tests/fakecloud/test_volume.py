@@ -1,12 +1,12 @@
 """Cinder v3 of the embedded cloud: discovery, microversions, volume/snapshot life, attachments."""
 from __future__ import annotations
 
-import time
 
 import gevent
 import openstack
 import pytest
 import requests
+from waiting import wait_until
 
 VOLUME = {"service_type": "block-storage"}
 NOT_DELETABLE = "Invalid volume: Volume status must be available or error"
@@ -14,25 +14,18 @@ NOT_DELETABLE = "Invalid volume: Volume status must be available or error"
 
 def wait_for_status(session, path: str, wanted: str, timeout: float = 10.0) -> dict | None:
     """Poll a volume/snapshot until it has `wanted` status (None once it is gone)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def check():
         response = session.get(path, endpoint_filter=VOLUME, raise_exc=False)
         if response.status_code == 404:
-            return None
+            return {"record": None}
         record = next(iter(response.json().values()))
-        if record["status"] == wanted:
-            return record
-        time.sleep(0.02)
-    raise AssertionError(f"{path} never reached {wanted}")
+        return {"record": record} if record["status"] == wanted else None
+    return wait_until(check, f"{path} {wanted}", timeout)["record"]
 
 
 def wait_gone(session, path: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if session.get(path, endpoint_filter=VOLUME, raise_exc=False).status_code == 404:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"{path} was never deleted")
+    wait_until(lambda: session.get(path, endpoint_filter=VOLUME, raise_exc=False).status_code == 404,
+               f"{path} deleted", timeout)
 
 
 def create_volume(session, name: str, size: int = 1) -> dict:

@@ -4,13 +4,13 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
 from cleanup_helpers import ROOT, Api, clean_env, credentials_args, leftovers, run_cleanup  # noqa: E402,F401
 from locust_runs import LocustRun  # noqa: E402,F401
+from waiting import wait_until
 
 LOCUST = str(Path(sys.executable).with_name("locust"))
 CREATE_DESTROY = "locustfiles/create_destroy.py"
@@ -43,13 +43,8 @@ def finish(process: subprocess.Popen, sig: int | None = None, timeout: float = 9
 
 def wait_for_servers(cloud, pattern: str, timeout: float = 40) -> list[str]:
     """Names of live servers matching pattern, once there is at least one."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        names = leftovers(cloud, pattern).get("servers", [])
-        if names:
-            return names
-        time.sleep(0.2)
-    raise AssertionError(f"no server named {pattern}* appeared")
+    return wait_until(lambda: leftovers(cloud, pattern).get("servers", []), f"a server named {pattern}*",
+                      timeout, interval=0.2)
 
 
 def control(cloud, method: str, path: str, body: dict | None = None) -> requests.Response:

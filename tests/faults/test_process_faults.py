@@ -37,10 +37,8 @@ def test_sigkill_leaves_resources_that_the_cleanup_tool_removes(cloud_factory):
     # two servers held in BUILD: whenever the kill lands, they are there to leak
     chaos(cloud, service="compute", kind="freeze", name="^ns-killed-", count=2)
     process = start_locust(cloud, "-u", "4", "-t", "60s", "--run-id", "killed", locustfile=SERVER_FLOATING_IP)
-    deadline = time.monotonic() + 40
-    while len(control(cloud, "GET", "/chaos").json()["rules"][0]["frozen"]) < 2:
-        assert time.monotonic() < deadline, "the run never booted two servers"
-        time.sleep(0.2)
+    wait_until(lambda: len(control(cloud, "GET", "/chaos").json()["rules"][0]["frozen"]) >= 2,
+               "two servers booted by the run", 40, interval=0.2)
     time.sleep(0.5)   # the other users are somewhere in their actions by now
     process.kill()
     process.communicate(timeout=30)

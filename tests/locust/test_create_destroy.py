@@ -5,11 +5,11 @@ import os
 import re
 import signal
 import subprocess
-import time
 
 import yaml
 
 from locust_runs import LOCUST, LOCUSTFILE, ROOT, clean_env, cli_credentials, servers_named
+from waiting import wait_until
 
 
 def _admin_session(clouds_yaml):
@@ -66,12 +66,7 @@ def test_sigterm_mid_run_leaves_nothing(cloud):
                                 "--status-poll-interval", "0.5", *cli_credentials(cloud)],
                                cwd=ROOT, env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                text=True)
-    deadline = time.monotonic() + 30
-    created = []
-    while time.monotonic() < deadline and not created:
-        time.sleep(0.3)
-        created = servers_named(cloud, "ns-")
-    assert created, "no server was created"
+    wait_until(lambda: servers_named(cloud, "ns-"), "a server created by the run", 30, interval=0.3)
     process.send_signal(signal.SIGTERM)
     stdout, stderr = process.communicate(timeout=40)
     run_id = re.search(r"run id (\w+);", stdout + stderr).group(1)

@@ -6,6 +6,7 @@ import threading
 import time
 
 from logwatch import HostStatus, LogWatcher, Target, WatchConfig
+from waiting import wait_until
 
 TS = "2026-11-28 05:41:32.753"
 
@@ -36,10 +37,7 @@ def watcher(directory, **config) -> LogWatcher:
 
 def wait_listed(watch: LogWatcher, timeout: float = 5.0) -> None:
     """Until every host set its starting offsets (follow mode: its streams opened the files)."""
-    deadline = time.monotonic() + timeout
-    while not all(h.ready for h in watch.hosts) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert all(h.ready for h in watch.hosts)
+    wait_until(lambda: all(h.ready for h in watch.hosts), "every host listed", timeout, interval=0.01)
 
 
 def messages(findings) -> list[str]:
@@ -162,9 +160,7 @@ def test_follow_mode_threads_report_new_errors(tmp_path):
     try:
         wait_listed(watch)
         append(log, error_record(2))
-        deadline = time.monotonic() + 5
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: found, "a finding", 5)
     finally:
         rest = watch.stop()
     assert messages(found) == ["boom 2"] and rest == [] and statuses == []
@@ -185,9 +181,7 @@ def test_a_failing_report_does_not_end_the_watch(tmp_path, caplog):
         wait_listed(watch)
         append(log, error_record(1))
         append(log, error_record(2))
-        deadline = time.monotonic() + 5
-        while not found and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait_until(lambda: found, "a finding", 5)
     finally:
         watch.stop()
     assert messages(found) == ["boom 2"]

@@ -23,13 +23,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from keystoneauth1 import exceptions as ks_exceptions
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
 from novastress_locust.realnova import Shape
 from novastress_locust.realnova.cli import default_dir
 
+from leftover import leftovers as shared_leftovers
 from locust_runs import LOCUST, ROOT, LocustRun, clean_env
 
 BIN = Path(sys.executable).parent
@@ -109,36 +109,7 @@ class RealNova:
 
     def leftovers(self, marker: str) -> dict[str, list[str]]:
         """Everything of any project whose name contains `marker` (a run id), by kind; {} when clean."""
-        admin = self.session(admin=True)
-        member = self.session()
-        found: dict[str, list[str]] = {}
-
-        def listed(kind: str, names) -> None:
-            names = sorted(name for name in names if name and marker in name)
-            if names:
-                found[kind] = names
-
-        listed("servers", (s["name"] for s in admin.get(
-            "/servers", endpoint_filter=COMPUTE, params={"all_tenants": "1"}).json()["servers"]))
-        listed("server groups", (g["name"] for g in admin.get(
-            "/os-server-groups", endpoint_filter=COMPUTE, params={"all_projects": "1"}).json()["server_groups"]))
-        listed("keypairs", (k["keypair"]["name"] for k in member.get(
-            "/os-keypairs", endpoint_filter=COMPUTE).json()["keypairs"]))
-        listed("images", (i.get("name") for i in admin.get(
-            "/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]))
-        try:
-            has_cinder = bool(admin.get_endpoint(**VOLUME))
-        except ks_exceptions.EndpointNotFound:
-            has_cinder = False
-        if has_cinder:
-            listed("volumes", (v["name"] for v in admin.get(
-                "/volumes/detail", endpoint_filter=VOLUME, params={"all_tenants": "1"}).json()["volumes"]))
-        listed("security groups", (g["name"] for g in admin.get(
-            "/v2.0/security-groups", endpoint_filter={"service_type": "network"}).json()["security_groups"]))
-        identity = {"service_type": "identity", "interface": "public"}
-        listed("projects", (p["name"] for p in admin.get("/projects", endpoint_filter=identity).json()["projects"]))
-        listed("users", (u["name"] for u in admin.get("/users", endpoint_filter=identity).json()["users"]))
-        return found
+        return shared_leftovers(self.session(admin=True), self.session(), lambda name: marker in name)
 
     def residue(self) -> str:
         """What a clean cloud has none of: servers of any project, anything named ns-*, usage of
