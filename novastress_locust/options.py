@@ -264,6 +264,35 @@ SLA_OPTIONS: tuple[Option, ...] = (
            switch=True),
 )
 
+def _faults(text: str) -> str:
+    """`--fault`: checked here (one clear line, exit 2), kept as text (workers get it as it is)."""
+    from . import faultspec
+    try:
+        faultspec.parse(text)
+    except faultspec.FaultError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--fault {text!r}: ")) from None
+    return text
+
+
+FAULTS = "Faults during the load: restart, kill, stop and freeze the cloud's services (master only)"
+FAULT_OPTIONS: tuple[Option, ...] = (
+    Option("--fault", None, "a fault on a schedule, repeatable (or ';' between faults): 'at=30s action=restart "
+           "service=nova-compute host=compute-1'; at= / every=, action= restart|kill|stop|start|freeze, service= "
+           "nova-api|nova-conductor|nova-scheduler|nova-compute|placement|neutron|glance|keystone|rabbitmq|database, "
+           "host= a host, random or all, for= how long a kill or freeze lasts", type=_faults,
+           extra={"action": "append"}, web_ui=False),
+    Option("--fault-preset", None, "how this cloud's services are acted on: devstack (systemd devstack@ units), "
+           "systemd (distribution units), kolla / kolla-podman (containers), realnova (novastress-realnova's "
+           "stack on this machine), embedded (the default with the embedded cloud)",
+           choices=("devstack", "systemd", "kolla", "kolla-podman", "realnova", "embedded")),
+    Option("--fault-local", False, "run the fault commands on this machine instead of over SSH on the "
+           "service's host", switch=True),
+    Option("--fault-dry-run", False, "print the commands the schedule would run, and run none", switch=True),
+    Option("--fault-recovery-timeout", 120.0, "seconds to wait for a service to be back (a heartbeat in "
+           "os-services newer than the fault, its API answering) and for each action's next success",
+           type=_positive(float)),
+)
+
 LOG_WATCH = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"
 LOG_CHECK_INTERVAL = 60.0            # seconds between checks of remote logs (poll mode)
 EMBEDDED_LOG_CHECK_INTERVAL = 1.0    # the embedded cloud's local logs: a stat per file
@@ -301,7 +330,8 @@ LOG_OPTIONS: tuple[Option, ...] = (
 
 GROUPS: tuple[tuple[str, tuple[Option, ...]], ...] = (
     (CLOUD, CLOUD_OPTIONS), (TARGET, TARGET_OPTIONS), (RUN, RUN_OPTIONS), (EMBEDDED, EMBEDDED_OPTIONS),
-    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS), (SLA, SLA_OPTIONS), (LOG_WATCH, LOG_OPTIONS))
+    (SCENARIO, SCENARIO_OPTIONS), (STORM, STORM_OPTIONS), (SLA, SLA_OPTIONS), (FAULTS, FAULT_OPTIONS),
+    (LOG_WATCH, LOG_OPTIONS))
 ALL: dict[str, Option] = {opt.dest: opt for _, group in GROUPS for opt in group}
 
 

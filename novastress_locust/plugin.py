@@ -58,6 +58,9 @@ _watch.register(events)
 # distributed end of run, web UI tabs, summary files; registered before `_on_quitting` below, so
 # (quitting fires in reverse) they see the run after its summary and exit code are settled
 from . import distributed as _distributed, report as _report, webui as _webui  # noqa: E402
+from . import faultplan as _faultplan  # noqa: E402
+# before the sweep (the last test_stop listener): what the fault schedule stopped is started first
+_faultplan.register(events)
 _distributed.register(events)
 _report.register(events)
 _webui.register(events)
@@ -136,6 +139,7 @@ def preflight(state: RunState) -> None:
         target = _start_embedded(state)
     credentials.apply_tempest_stress(opts, target)
     state.target = target
+    _faultplan.check(opts, embedded=state.embedded is not None)
     LOG.info("novastress: run id %s; every resource is named %s-%s-... (target: %s, from %s)",
              state.run_id, state.prefix, state.run_id, target.who, target.source)
     client = OpenStackClient(state, target, user_name="preflight")

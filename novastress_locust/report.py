@@ -307,6 +307,7 @@ def summary_document(environment, exit_code: int | None) -> dict:
         "skipped": list(state.skipped),
         "backoffs": state.all_backoffs(),
         "sla": sla_document(environment),
+        "faults": [record.as_dict() for record in state.faults.records] if state.faults is not None else [],
     }
 
 

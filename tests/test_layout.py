@@ -11,10 +11,10 @@ PACKAGE = ROOT / "novastress_locust"
 # the rooms, lowest first: a module may import its own room's modules and those of rooms below
 ROOMS = [
     ("foundations", {"options", "errors", "requestlog", "transport", "waiter", "greenlets", "inputs",
-                     "credentials", "discovery", "summary", "sla"}),
+                     "credentials", "discovery", "summary", "sla", "faultspec"}),
     ("run state", {"state"}),
     ("cloud access", {"client", "kinds", "phases"}),
-    ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui",
+    ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui", "faultplan",
                   "distributed", "compare"}),
     ("wiring", {"plugin"}),
     ("users", {"user"}),

@@ -22,6 +22,7 @@ from .faults import Faults
 from .http import HTTPServer, MalformedJSON, Request, Response
 from .identity import Identity
 from .logs import LogSet
+from .processes import Processes
 from .service import GLOBAL_REQUEST_ID_RE, ApiError, Call, Service
 
 LOG = logging.getLogger("novastress.fakecloud")
@@ -44,6 +45,20 @@ class Control(Service):
         self.router.add("POST", "/chaos", self.add_chaos)
         self.router.add("DELETE", "/chaos", self.clear_chaos)
         self.router.add("DELETE", "/chaos/{rule_id}", self.remove_chaos)
+        self.router.add("GET", "/services", self.list_processes)
+        self.router.add("POST", "/services", self.act_on_process)
+
+    def list_processes(self, call: Call) -> Response:
+        self.require_admin(call)
+        return Response.json(200, {"services": self.cloud.processes.listing()})
+
+    def act_on_process(self, call: Call) -> Response:
+        """Stop, kill, restart, start, freeze or thaw one service (processes.py)."""
+        self.require_admin(call)
+        spec = call.body() or {}
+        process = self.cloud.processes.act(str(spec.get("action", "")), str(spec.get("service", "")),
+                                           str(spec.get("host") or ""))
+        return Response.json(200, {"service": process.service, "host": process.host, "state": process.state})
 
     def info(self, call: Call) -> Response:
         return Response.json(200, {"fakecloud": {"auth_url": self.cloud.auth_url,
@@ -124,6 +139,7 @@ class Cloud:
         self.admin_password = self.config.admin_password or secrets.token_urlsafe(18)
         self.server: HTTPServer | None = None
         self.chaos = Chaos(self.config.seed)
+        self.processes = Processes(self)       # services stopped, killed, frozen (--fault)
 
         from .compute import Compute
         from .image import Image
@@ -220,6 +236,7 @@ class Cloud:
             if rule.kind == "delay":
                 gevent.sleep(rule.delay)
         try:
+            self.processes.gate(first)
             if rule is not None and rule.kind == "status":
                 raise RuntimeError(f"injected fault {rule.id}: HTTP {rule.status}")
             response = service.dispatch(call, "/" + rest)

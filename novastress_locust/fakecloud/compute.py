@@ -623,8 +623,9 @@ class Compute(Service):
 
         def run() -> None:
             if server.epoch == epoch and not server.deleted:
-                if self.cloud.chaos.frozen("compute", server.id, server.name):
-                    # held by a chaos freeze rule: look again later (a delete bumps the epoch)
+                if self.cloud.chaos.frozen("compute", server.id, server.name) or self.cloud.processes.holds(server):
+                    # held by a chaos freeze rule, or waiting for a service that is down or frozen
+                    # (processes.py): look again later (a delete bumps the epoch)
                     self.cloud.later(FROZEN_RECHECK, run)
                     return
                 step(*args)
@@ -2679,17 +2680,17 @@ class Compute(Service):
     def list_services(self, call: Call) -> Response:
         self._policy(call, "os_compute_api:os-services:list")
         minor = self._minor(call)
-        now = now_iso(micro=True)
         binary = call.request.arg("binary")
         host_filter = call.request.arg("host")
         services = []
         for number, name, host, zone in self._services():
             if (binary and binary != name) or (host_filter and host_filter != host):
                 continue
+            heartbeat, up = self.cloud.processes.heartbeat(name, host)
             view = {"binary": name, "host": host,
                     "id": self._service_uuid(name, host) if minor >= 53 else number,
-                    "zone": zone, "status": "enabled", "state": "up", "updated_at": now,
-                    "disabled_reason": None}
+                    "zone": zone, "status": "enabled", "state": "up" if up else "down",
+                    "updated_at": now_iso(heartbeat, micro=True), "disabled_reason": None}
             if minor >= 11:
                 view["forced_down"] = False
             services.append(view)

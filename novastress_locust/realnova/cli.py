@@ -59,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="write clouds 'realnova' (member) and 'realnova-admin' here (default: DIR/clouds.yaml)")
     commands.add_parser("down", help="stop every daemon the stack started")
     commands.add_parser("status", help="each daemon, its pid and whether it answers")
+    service = commands.add_parser("service", help="start, stop, restart, kill, freeze or thaw one daemon "
+                                  "(what --fault-preset realnova runs)")
+    service.add_argument("verb", choices=("start", "stop", "restart", "kill", "freeze", "thaw"))
+    service.add_argument("name", help="a daemon as 'status' names it, e.g. nova-compute-compute-1")
     logs = commands.add_parser("logs", help="list the log files, or print the end of one")
     logs.add_argument("service", nargs="?", help="a log's name without .log, e.g. nova-api")
     logs.add_argument("-n", "--lines", type=_count(1, 1_000_000), default=40)
@@ -76,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                      fresh=args.fresh)
         elif args.command == "down":
             stack.down()
+        elif args.command == "service":
+            print(stack.service(args.verb, args.name))
         elif args.command == "status":
             rows = stack.status()
             for row in rows:

@@ -286,6 +286,32 @@ class Stack:
                                      self.path(daemon.log)))
         return rows
 
+    def service(self, verb: str, name: str, timeout: float = 120) -> str:
+        """Act on one daemon of the running stack, as a fault schedule does: start (and wait until it
+        answers), stop (SIGTERM, then SIGKILL), restart, kill (SIGKILL, it stays down), freeze
+        (SIGSTOP), thaw (SIGCONT). Its workers too: the signal goes to its whole session."""
+        daemons = {daemon.name: daemon for daemon in self.daemons(self.recorded_shape())}
+        if name not in daemons:
+            raise StackError(f"no daemon {name!r} in this stack; its daemons: {', '.join(daemons)}")
+        daemon, pid_file = daemons[name], self._pid_file(name)
+        with self._lock():
+            pid = _read_pid(pid_file)
+            running = bool(pid) and self._alive(name, pid)
+            if verb in ("stop", "restart", "kill") and running:
+                if verb == "kill":
+                    os.killpg(pid, signal.SIGKILL)
+                else:
+                    os.killpg(pid, signal.SIGCONT)       # a frozen daemon cannot take its SIGTERM
+                    _stop_group(pid)
+            elif verb in ("freeze", "thaw"):
+                if not running:
+                    raise StackError(f"{name} is not running: nothing to {verb}")
+                os.killpg(pid, signal.SIGSTOP if verb == "freeze" else signal.SIGCONT)
+            if verb in ("start", "restart"):
+                self._started = []
+                self._ensure_running(daemon, timeout)
+        return f"{name}: {verb} done"
+
     def log_files(self) -> list[Path]:
         """The services' logs (logs/*.log: what a log watch should read), then the rest."""
         return sorted(self.path("logs").glob("*.log")) + sorted(self.path("logs", "other").glob("*"))

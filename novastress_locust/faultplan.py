@@ -1,0 +1,432 @@
+"""Faults during the load: restart, kill, stop and freeze the cloud's services on a schedule, and
+measure how the cloud recovers.
+
+    locust -f locustfiles/create_destroy.py --headless -t 2m --fault-preset devstack \\
+        --fault 'at=30s action=restart service=nova-compute host=compute-1' \\
+        --fault 'at=60s action=freeze service=nova-conductor for=5s'
+
+A fault is `key=value` words: a trigger (`at=30s`, or `every=45s` from `at=` on), an `action`
+(restart, kill — SIGKILL, started again after `for=` —, stop, start, freeze — SIGSTOP for
+`for=`, then SIGCONT), a `service` (SERVICES) and for services that run on several hosts a
+`host` (a host as os-services names it, `random` or `all`). Several faults: `--fault` again,
+or `;` between them.
+
+How a service is acted on comes from `--fault-preset`: systemd units as devstack names them
+(`devstack`), as distribution packages do (`systemd`), kolla-ansible's containers (`kolla`,
+`kolla-podman`), or the project's real-Nova stack (`realnova`: `novastress-realnova service`).
+Commands run over SSH on the service's host (the log watch's settings and host-key rules;
+`--log-host-map` names their addresses) or, with `--fault-local` and for `realnova`, here.
+
+Only the master (or the local runner) injects, and only what the schedule names. Each fault is
+a FAULT row (`restart nova-compute@compute-1`: the command's time; a failure when the command
+failed), then RECOVERY rows: the service back (`nova-compute@compute-1 back`: from its start or
+thaw to a heartbeat in os-services newer than the fault, or its API answering) and each kind
+of action's first success after it (`boot_and_delete after restart nova-compute@compute-1`).
+At the end of the test (-t, Ctrl-C, SIGTERM) every service the schedule left stopped, killed
+or frozen is started or thawed again; one line names any that could not be.
+`--fault-dry-run` prints the commands and runs none.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable
+
+import gevent
+
+from .errors import first_line
+from .faultspec import (API_TYPES, COMMAND_TIMEOUT, MAX_REPEATS, NOVA_BINARIES, Fault, FaultError, Preset, command,
+                        parse, preset)
+
+LOG = logging.getLogger("novastress.faults")
+
+# -- what a fault did -----------------------------------------------------------------------
+@dataclass
+class FaultRecord:
+    """One fault as it happened, for the summary, --summary-json and the web UI."""
+
+    label: str
+    started: float                 # seconds after the test started
+    commands: list[str] = field(default_factory=list)
+    command_seconds: float = 0.0
+    error: str | None = None
+    back_seconds: float | None = None            # service back, from its start or thaw
+    next_success: dict[str, float] = field(default_factory=dict)   # action -> seconds after the fault
+    ended: float | None = None                   # when the service was started / thawed again
+
+    def as_dict(self) -> dict:
+        return {"fault": self.label, "at": round(self.started, 3), "commands": self.commands,
+                "command_seconds": round(self.command_seconds, 3), "error": self.error,
+                "back_seconds": None if self.back_seconds is None else round(self.back_seconds, 3),
+                "next_success": {k: round(v, 3) for k, v in self.next_success.items()}}
+
+    def line(self) -> str:
+        text = f"FAULT +{self.started:.1f}s {self.label}: "
+        if self.error:
+            return text + f"FAILED: {self.error}"
+        text += f"command {self.command_seconds:.1f} s"
+        if self.back_seconds is not None:
+            text += f", back in {self.back_seconds:.1f} s"
+        elif self.ended is not None:
+            text += ", not seen back"
+        if self.next_success:
+            text += "; next success: " + ", ".join(f"{name} {seconds:.1f} s"
+                                                  for name, seconds in sorted(self.next_success.items()))
+        return text
+
+
+# -- running it ---------------------------------------------------------------------------
+Runner = Callable[[str, str], tuple[int, str]]      # (host, command) -> (exit status, output)
+
+
+def run_local(host: str, text: str) -> tuple[int, str]:
+    try:
+        done = subprocess.run(shlex.split(text), stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                              timeout=COMMAND_TIMEOUT)
+    except FileNotFoundError as exc:
+        return 127, str(exc)
+    except subprocess.TimeoutExpired:
+        return 124, f"did not finish within {COMMAND_TIMEOUT:.0f} s"
+    return done.returncode, (done.stdout + done.stderr).strip()
+
+
+class Schedule:
+    """The faults of one test, run by one greenlet on the master from test start to test stop."""
+
+    def __init__(self, faults: list[Fault], chosen: Preset, runner: Runner, hosts: Callable[[str], list[str]],
+                 probe, report: Callable[..., None], dry_run: bool = False,
+                 recovery_timeout: float = 120.0, successes: Callable[[], dict[str, int]] | None = None) -> None:
+        self.faults = faults
+        self.preset = chosen
+        self.runner = runner
+        self.hosts = hosts                  # service -> the hosts it runs on (os-services)
+        self.probe = probe                  # Probe: is the service back?
+        self.report = report                # Locust request event: report(request_type, name, ms, error)
+        self.dry_run = dry_run
+        self.recovery_timeout = recovery_timeout
+        self.successes = successes or (lambda: {})
+        self.records: list[FaultRecord] = []
+        self.down: dict[tuple[str, str], str] = {}       # (service, host) -> "stopped" or "frozen"
+        self._greenlets: list[gevent.Greenlet] = []
+        self._started = time.monotonic()
+
+    # -- lifetime ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._started = time.monotonic()
+        for fault in self.faults:
+            self._greenlets.append(gevent.spawn(self._fault_loop, fault))
+
+    def stop(self, timeout: float = 60.0) -> list[str]:
+        """End the schedule and bring back what it left down; lines naming what could not be."""
+        gevent.killall(self._greenlets, timeout=5)
+        self._greenlets = []
+        problems: list[str] = []
+        if self.dry_run:
+            return problems
+        deadline = time.monotonic() + timeout
+        for (service, host), how in list(self.down.items()):
+            if time.monotonic() > deadline:
+                problems.append(f"{service}{'@' + host if host else ''} left {how}: the restore ran out of time")
+                continue
+            status, output = self._run(host, "thaw" if how == "frozen" else "start", service)
+            if status == 0:
+                self.down.pop((service, host), None)
+                LOG.warning("novastress: %s%s was %s by the fault schedule: %s again at the end of the run",
+                            service, "@" + host if host else "", how, "thawed" if how == "frozen" else "started")
+            else:
+                problems.append(f"{service}{'@' + host if host else ''} left {how}: {first_line(output)}")
+        return problems
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self._started
+
+    # -- one fault ----------------------------------------------------------------------------
+    def _fault_loop(self, fault: Fault) -> None:
+        when = fault.at
+        for _ in range(MAX_REPEATS):
+            gevent.sleep(max(0.0, when - self.elapsed()))
+            targets = self._targets(fault)
+            for host in targets:
+                gevent.spawn(self._inject, fault, host)
+            if fault.every is None:
+                return
+            when += fault.every
+
+    def _targets(self, fault: Fault) -> list[str]:
+        if fault.host not in ("random", "all") and (fault.host or fault.service != "nova-compute"):
+            return [fault.host]
+        hosts = self.hosts(fault.service) or [""]
+        return hosts if fault.host == "all" else [random.choice(hosts)]
+
+    def _inject(self, fault: Fault, host: str) -> None:
+        label = f"{fault.action} {fault.service}{'@' + host if host else ''}"
+        record = FaultRecord(label, self.elapsed())
+        self.records.append(record)
+        before = self.probe.mark(fault.service, host)
+        started, held = time.monotonic(), 0.0
+        steps = {"restart": ["restart"], "start": ["start"], "stop": ["stop"],
+                 "kill": ["kill", "start"], "freeze": ["freeze", "thaw"]}[fault.action]
+        for number, verb in enumerate(steps):
+            if number and fault.hold:
+                gevent.sleep(fault.hold)
+                held = fault.hold
+            # what a failed command left is unknown: until a start (or thaw) succeeds, the end of
+            # the run starts (or thaws) it
+            if verb in ("stop", "kill", "restart"):
+                self.down[(fault.service, host)] = "stopped"
+            elif verb == "freeze":
+                self.down[(fault.service, host)] = "frozen"
+            status, output = self._run(host, verb, fault.service, record)
+            if status != 0:
+                record.error = f"{verb}: {first_line(output) or f'exit {status}'}"
+                break
+            if verb in ("start", "thaw", "restart"):
+                self.down.pop((fault.service, host), None)
+        record.command_seconds = time.monotonic() - started - held
+        self.report("FAULT", label, record.command_seconds * 1000, record.error)
+        if record.error or fault.action == "stop" or self.dry_run:
+            return
+        record.ended = self.elapsed()
+        back_from, counts = time.monotonic(), self.successes()
+        back = self.probe.back(fault.service, host, before, self.recovery_timeout)
+        where = f"{fault.service}{'@' + host if host else ''}"
+        if back:
+            record.back_seconds = time.monotonic() - back_from
+            self.report("RECOVERY", f"{where} back", record.back_seconds * 1000, None)
+        else:
+            self.report("RECOVERY", f"{where} back", self.recovery_timeout * 1000,
+                        f"not back within {self.recovery_timeout:g} s (--fault-recovery-timeout)")
+        self._watch_successes(record, counts, back_from)
+
+    def _watch_successes(self, record: FaultRecord, before: dict[str, int], since: float) -> None:
+        """Each kind of action's first success after the fault: a RECOVERY row."""
+        deadline = since + self.recovery_timeout
+        waiting = set(before) | set(self.successes())
+        while waiting and time.monotonic() < deadline:
+            now = self.successes()
+            for name in list(waiting):
+                if now.get(name, 0) > before.get(name, 0):
+                    seconds = time.monotonic() - since
+                    record.next_success[name] = seconds
+                    self.report("RECOVERY", f"{name} after {record.label}", seconds * 1000, None)
+                    waiting.discard(name)
+            gevent.sleep(0.25)
+
+    def _run(self, host: str, verb: str, service: str, record: FaultRecord | None = None) -> tuple[int, str]:
+        text = command(self.preset, verb, service, host)
+        if record is not None:
+            record.commands.append(text)
+        where = "here" if self.preset.local or not host else host
+        if self.dry_run:
+            print(f"novastress: fault dry run: would run on {where}: {text}", file=sys.stderr, flush=True)
+            return 0, ""
+        LOG.info("novastress: fault: running on %s: %s", where, text)
+        return self.runner(host, text)
+
+
+# -- is it back? --------------------------------------------------------------------------
+class Probe:
+    """Whether a service is back: a Nova service's heartbeat newer than the fault, an API answering.
+    `call(service_type, method, path)` is an admin client's call (None: only commands, no checks)."""
+
+    def __init__(self, call, endpoint: Callable[[str], str | None]) -> None:
+        self.call = call
+        self.endpoint = endpoint
+
+    def _heartbeats(self, binary: str, host: str) -> dict[str, tuple[str, str]]:
+        params = {"binary": binary, **({"host": host} if host else {})}
+        services = self.call("compute", "GET", "/os-services", params=params).json()["services"]
+        return {f"{s['host']}": (s.get("updated_at") or "", s.get("state", "")) for s in services}
+
+    def mark(self, service: str, host: str):
+        """What to compare with afterwards (the heartbeats before the fault)."""
+        if self.call is None:
+            return None
+        binary = service if service in NOVA_BINARIES else "nova-compute"
+        try:
+            return self._heartbeats(binary, host if service in NOVA_BINARIES else "")
+        except Exception as exc:         # the cloud may already be struggling; compare with nothing
+            LOG.debug("novastress: fault: no heartbeat before the fault: %s", first_line(exc))
+            return {}
+
+    def back(self, service: str, host: str, before, timeout: float) -> bool:
+        if self.call is None:
+            return True
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if self._is_back(service, host, before or {}):
+                    return True
+            except Exception as exc:     # down still: connection refused, 503, a 500 without its DB
+                LOG.debug("novastress: fault: %s not back yet: %s", service, first_line(exc))
+            gevent.sleep(0.5)
+        return False
+
+    def _is_back(self, service: str, host: str, before: dict) -> bool:
+        if service in API_TYPES:
+            url = self.endpoint(API_TYPES[service])
+            if url is None:
+                return True
+            import requests
+            return requests.get(url, timeout=5).status_code < 500
+        # a Nova service (or what every heartbeat passes through: the broker, the database) is
+        # back when a heartbeat newer than the fault arrived and os-services calls it up
+        binary = service if service in NOVA_BINARIES else "nova-compute"
+        now = self._heartbeats(binary, host if service in NOVA_BINARIES else "")
+        return any(state == "up" and _newer(updated, before.get(name, ("", ""))[0])
+                   for name, (updated, state) in now.items())
+
+
+def _newer(updated: str, earlier: str) -> bool:
+    if not updated:
+        return False
+    if not earlier:
+        return True
+    try:
+        return datetime.fromisoformat(updated.rstrip("Z")) > datetime.fromisoformat(earlier.rstrip("Z"))
+    except ValueError:
+        return updated != earlier
+
+
+# -- Locust wiring ------------------------------------------------------------------------
+def check(options, embedded: bool) -> list[Fault]:
+    """The preflight's look at the fault options: FaultError (exit 2) on anything wrong."""
+    faults = parse(getattr(options, "fault", None))
+    if not faults:
+        return []
+    name = getattr(options, "fault_preset", None)
+    if embedded and name not in (None, "embedded"):
+        raise FaultError(f"--fault-preset {name} acts on a real cloud's services; this run uses the embedded "
+                         f"cloud (leave --fault-preset out, or set --os-cloud)")
+    if name == "embedded" and not embedded:
+        raise FaultError("--fault-preset embedded acts on the embedded cloud, and this run has a real one: "
+                         "name its deployment (devstack, systemd, kolla, kolla-podman, realnova)")
+    chosen = preset("embedded" if embedded else name)
+    remote = not chosen.local and not getattr(options, "fault_local", False)
+    if remote and not getattr(options, "fault_dry_run", False):
+        for fault in faults:
+            if not fault.host and fault.service != "nova-compute":
+                raise FaultError(f"--fault {fault.text!r}: say on which host {fault.service} runs (host=...), "
+                                 f"or give --fault-local to run the commands on this machine")
+    return faults
+
+
+def register(events) -> None:
+    """Run the schedule on the master (or local runner) from test start, restore at test stop."""
+    if getattr(events, "_novastress_faults_registered", False):
+        return
+    events._novastress_faults_registered = True
+
+    def on_test_start(environment, **_kwargs) -> None:
+        from locust.runners import WorkerRunner
+        if isinstance(environment.runner, WorkerRunner) or environment.parsed_options is None:
+            return
+        faults = parse(getattr(environment.parsed_options, "fault", None))
+        if not faults:
+            return
+        from .state import run_state
+        state = run_state(environment)
+        state.faults = _schedule(environment, state, faults)
+        state.faults.start()
+
+    def on_test_stop(environment, **_kwargs) -> None:
+        from .state import run_state
+        schedule = run_state(environment).faults
+        if schedule is None or not schedule._greenlets and not schedule.down and not schedule.records:
+            return
+        problems = schedule.stop()
+        for record in schedule.records:
+            print(f"novastress: {record.line()}", file=sys.stderr, flush=True)
+        for line in problems:
+            print(f"novastress: FAULT NOT RESTORED: {line}", file=sys.stderr, flush=True)
+
+    events.test_start.add_listener(on_test_start)
+    events.test_stop.add_listener(on_test_stop)
+
+
+def _schedule(environment, state, faults: list[Fault]) -> Schedule:
+    options = environment.parsed_options
+    chosen = preset("embedded" if state.embedded is not None else options.fault_preset)
+    dry_run = bool(getattr(options, "fault_dry_run", False))
+    state.use_embedded_admin()
+    admin = state.admin_target()
+    session = admin.session(admin.plugin())
+    session.timeout = 10
+
+    def call(service_type: str, method: str, path: str, params: dict | None = None):
+        endpoint = state.endpoint(session, admin, service_type)
+        response = session.request(endpoint + path, method, params=params, raise_exc=True,
+                                   headers={"OpenStack-API-Version": "compute 2.53"})
+        return response
+
+    def hosts(service: str) -> list[str]:
+        if service not in NOVA_BINARIES:
+            return []
+        try:
+            listed = call("compute", "GET", "/os-services", params={"binary": service}).json()["services"]
+        except Exception as exc:
+            LOG.warning("novastress: fault: cannot list the hosts of %s: %s", service, first_line(exc))
+            return []
+        return sorted(s["host"] for s in listed if s.get("status") == "enabled")
+
+    if state.embedded is not None:
+        runner = _embedded_runner(session, state)
+    elif chosen.local or getattr(options, "fault_local", False):
+        runner = run_local
+    else:
+        runner = _ssh_runner(options)
+
+    def report(request_type: str, name: str, milliseconds: float, error: str | None) -> None:
+        environment.events.request.fire(request_type=request_type, name=name, response_time=milliseconds,
+                                        response_length=0, response=None,
+                                        exception=Exception(error) if error else None, context={})
+
+    def successes() -> dict[str, int]:
+        return {entry.name: entry.num_requests - entry.num_failures
+                for (name, method), entry in environment.stats.entries.items() if method == "ACTION"}
+
+    probe = Probe(None if dry_run else call, lambda service: state.endpoint(session, admin, service))
+    return Schedule(faults, chosen, runner, hosts, probe, report, dry_run=dry_run,
+                    recovery_timeout=float(options.fault_recovery_timeout), successes=successes)
+
+
+def _embedded_runner(session, state) -> Runner:
+    """The embedded cloud's services, through its admin endpoint (fakecloud/processes.py)."""
+    root = str(state.embedded.auth_url).rsplit("/identity", 1)[0]
+
+    def run(host: str, text: str) -> tuple[int, str]:
+        verb, service = text.split()
+        response = session.post(f"{root}/fakecloud/services", json={"action": verb, "service": service,
+                                                                   "host": host}, raise_exc=False)
+        return (0 if response.status_code == 200 else response.status_code), response.text[:300]
+    return run
+
+
+def _ssh_runner(options) -> Runner:
+    """Commands over SSH to the service's host, with the log watch's settings and host-key rules."""
+    from logwatch import parse_host_map
+    from logwatch.transports import SSHTransport, TransportError
+    from .watch import ssh_settings
+    settings = ssh_settings(options)
+    addresses = parse_host_map(getattr(options, "log_host_map", None))
+    connections: dict[str, SSHTransport] = {}
+
+    def run(host: str, text: str) -> tuple[int, str]:
+        address, port = addresses.get(host, (host, None))
+        connection = connections.get(host)
+        if connection is None:
+            connection = connections[host] = SSHTransport(settings, address, port)
+        try:
+            output = connection.run(f"{text} 2>&1; echo novastress-exit=$?", timeout=COMMAND_TIMEOUT)
+        except TransportError as exc:
+            return 255, str(exc)
+        text_out = output.decode(errors="replace").strip()
+        body, _, status = text_out.rpartition("novastress-exit=")
+        return (int(status) if status.strip().isdigit() else 255), body.strip()
+    return run

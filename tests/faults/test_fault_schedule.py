@@ -1,0 +1,85 @@
+"""--fault: services of the embedded cloud killed, restarted and frozen on a schedule during the
+load; FAULT and RECOVERY rows, the consequences a real cloud shows, everything restored."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+import requests
+
+from fault_helpers import CREATE_DESTROY, LOCUST, QUIET_CLOUD, ROOT, clean_env, control
+from locust_runs import LocustRun
+
+
+def embedded_run(tmp_path, *args: str, timeout: float = 150) -> tuple[LocustRun, dict]:
+    summary = tmp_path / "summary.json"
+    completed = subprocess.run(
+        [LOCUST, "-f", CREATE_DESTROY, "--headless", "--status-poll-interval", "0.2", "--embedded-faults", "none",
+         "--embedded-delay-scale", "0.5", "--embedded-log-dir", str(tmp_path / "logs"),
+         "--summary-json", str(summary), *args],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+    run = LocustRun(completed.returncode, completed.stdout, completed.stderr)
+    return run, json.loads(summary.read_text()) if summary.exists() else {}
+
+
+def test_a_compute_killed_mid_build_errors_its_builds_and_the_run_reports_the_fault_and_recovery(tmp_path):
+    run, summary = embedded_run(tmp_path, "-u", "6", "-t", "14s",
+                                "--fault", "at=3s action=kill service=nova-compute host=all for=3s",
+                                "--fault", "at=9s action=restart service=nova-api")
+    output = run.output
+    faults = {fault["fault"]: fault for fault in summary["faults"]}
+    assert set(faults) == {"kill nova-compute@compute-1", "kill nova-compute@compute-2",
+                           "kill nova-compute@compute-3", "restart nova-api"}, output[-3000:]
+    for fault in faults.values():
+        assert fault["error"] is None and fault["back_seconds"] is not None, fault
+    assert any(fault["next_success"] for fault in faults.values()), faults
+    assert "novastress: FAULT +3.0s kill nova-compute@compute-1: command" in output
+    assert "FAULT NOT RESTORED" not in output
+    # a build the killed compute had in hand is ERROR after its restart, as nova-compute's init_host does
+    assert "was interrupted by a restart of nova-compute" in output
+    assert "RECOVERY" in run.stderr and "nova-compute@compute-2 back" in run.stderr
+    assert summary["leaks"] == [] and "LEAKED" not in output
+
+
+def test_a_service_left_stopped_by_the_schedule_is_started_again_at_the_end(tmp_path):
+    run, summary = embedded_run(tmp_path, "-u", "2", "-t", "8s", "--fault", "at=2s action=stop service=nova-api")
+    assert "FAULT +2.0s stop nova-api: command" in run.output
+    assert "nova-api was stopped by the fault schedule: started again at the end of the run" in run.output
+    assert summary["leaks"] == [], run.output[-3000:]
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("at=3s action=explode service=nova-api", "action=explode; use one of restart, kill"),
+    ("at=3s action=kill service=nova-cells", "service=nova-cells; use one of"),
+    ("action=kill service=nova-api", "say when, with at=30s"),
+    ("at=soon action=kill service=nova-api", "at=soon is not a duration"),
+    ("at=1s action=restart service=nova-api for=3s", "for= goes with kill and freeze only"),
+])
+def test_a_wrong_fault_is_one_line_and_exit_2_before_any_load(tmp_path, spec, message):
+    run, _ = embedded_run(tmp_path, "-t", "5s", "--fault", spec, timeout=60)
+    assert run.returncode == 2 and message in run.stderr, run.output[-2000:]
+    assert "Traceback" not in run.output
+
+
+def test_a_real_clouds_preset_is_refused_on_the_embedded_cloud(tmp_path):
+    run, _ = embedded_run(tmp_path, "-t", "5s", "--fault", "at=1s action=kill service=nova-api",
+                          "--fault-preset", "devstack", timeout=60)
+    assert run.returncode == 2 and "--fault-preset devstack acts on a real cloud's services" in run.stderr
+
+
+def test_the_embedded_services_answer_and_hold_work_as_real_ones_do(cloud_factory):
+    cloud = cloud_factory(**QUIET_CLOUD)
+    compute = f"{cloud.base_url}/compute/v2.1/"
+    assert control(cloud, "POST", "/services", {"service": "nova-api", "action": "stop"}).json()["state"] == "stopped"
+    assert requests.get(compute, timeout=10).status_code == 503
+    assert control(cloud, "POST", "/services", {"service": "nova-api", "action": "start"}).status_code == 200
+    assert requests.get(compute, timeout=10).status_code == 200
+    frozen = control(cloud, "POST", "/services", {"service": "nova-compute", "host": "compute-2", "action": "freeze"})
+    assert frozen.json() == {"service": "nova-compute", "host": "compute-2", "state": "frozen"}
+    listed = {(row["service"], row["host"]): row for row in control(cloud, "GET", "/services").json()["services"]}
+    assert listed[("nova-compute", "compute-2")]["state"] == "frozen"
+    assert control(cloud, "POST", "/services", {"service": "nova-compute", "host": "compute-9",
+                                                "action": "kill"}).status_code == 404
+    assert control(cloud, "POST", "/services", {"service": "nova-compute", "host": "compute-2",
+                                                "action": "thaw"}).json()["state"] == "running"
