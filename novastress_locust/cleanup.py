@@ -298,8 +298,10 @@ class Cleanup:
             print(line, file=self.out, flush=True)
 
     def _wait_gone(self, resource: Resource, show: Callable[[], dict | None],
-                   on_error: Callable[[dict], None] | None = None) -> None:
-        """Poll until `show()` says the resource is gone (None), within the cleanup deadline."""
+                   on_error: Callable[[dict], None] | None = None,
+                   dropped: Callable[[dict], bool] = lambda record: False) -> None:
+        """Poll until `show()` says the resource is gone (None), within the cleanup deadline; one
+        that went to ERROR, or whose delete was `dropped`, goes to `on_error`."""
         last: dict | None = None
         while self.cloud.remaining() > 0:
             last = show()
@@ -308,7 +310,7 @@ class Cleanup:
             status = str(last.get("status", ""))
             if status.upper() in GONE:
                 return
-            if on_error is not None and status.lower() in ("error", "error_deleting"):
+            if on_error is not None and (status.lower() in ("error", "error_deleting") or dropped(last)):
                 on_error(last)  # deletes again, or raises StillThere when it has tried enough
             time.sleep(min(self.cloud.settings.interval, max(0.0, self.cloud.remaining())))
         state = str(last.get("status")) if last else "present"
@@ -363,8 +365,14 @@ class Cleanup:
                 return  # the delete is still under way
             self._redelete(resource, server, delete)
 
+        def dropped(server: dict) -> bool:
+            # Nova drops a delete whose RPC was lost (a conductor restarted under it): after
+            # rpc_response_timeout the compute reverts the task state and the server is ACTIVE
+            # again, while every DELETE meanwhile was ignored as "already deleting"
+            return "OS-EXT-STS:task_state" in server and not server["OS-EXT-STS:task_state"]
+
         delete()
-        self._wait_gone(resource, lambda: self._show(resource), on_error=again)
+        self._wait_gone(resource, lambda: self._show(resource), on_error=again, dropped=dropped)
 
     # -- server groups (the storm's bursts) -------------------------------------------------
     def find_server_groups(self) -> list[Resource]:

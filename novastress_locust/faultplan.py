@@ -5,7 +5,8 @@ measure how the cloud recovers.
         --fault 'at=30s action=restart service=nova-compute host=compute-1' \\
         --fault 'at=60s action=freeze service=nova-conductor for=5s'
 
-A fault is `key=value` words: a trigger (`at=30s`, or `every=45s` from `at=` on), an `action`
+A fault is `key=value` words: a trigger (`at=30s`; `after=20`: once 20 actions have ended; or
+`every=45s` from `at=` or `after=` on), an `action`
 (restart, kill — SIGKILL, started again after `for=` —, stop, start, freeze — SIGSTOP for
 `for=`, then SIGCONT), a `service` (SERVICES) and for services that run on several hosts a
 `host` (a host as os-services names it, `random` or `all`). Several faults: `--fault` again,
@@ -59,11 +60,21 @@ class FaultRecord:
     back_seconds: float | None = None            # service back, from its start or thaw
     next_success: dict[str, float] = field(default_factory=dict)   # action -> seconds after the fault
     ended: float | None = None                   # when the service was started / thawed again
+    phase: str = "acting"                        # acting, recovering, done
+    recovered: float | None = None               # when the recovery check ended (seconds after start)
+    not_back: str | None = None                  # why the service was not seen back
+    note: str | None = None                      # what was not checked, or cut short
+
+    @property
+    def failed(self) -> bool:
+        """The command failed, or the service did not come back: the run fails."""
+        return bool(self.error or self.not_back)
 
     def as_dict(self) -> dict:
         return {"fault": self.label, "at": round(self.started, 3), "commands": self.commands,
                 "command_seconds": round(self.command_seconds, 3), "error": self.error,
                 "back_seconds": None if self.back_seconds is None else round(self.back_seconds, 3),
+                "not_back": self.not_back, "note": self.note,
                 "next_success": {k: round(v, 3) for k, v in self.next_success.items()}}
 
     def line(self) -> str:
@@ -73,8 +84,10 @@ class FaultRecord:
         text += f"command {self.command_seconds:.1f} s"
         if self.back_seconds is not None:
             text += f", back in {self.back_seconds:.1f} s"
-        elif self.ended is not None:
-            text += ", not seen back"
+        elif self.not_back:
+            text += f", NOT BACK: {self.not_back}"
+        if self.note:
+            text += f" ({self.note})"
         if self.next_success:
             text += "; next success: " + ", ".join(f"{name} {seconds:.1f} s"
                                                   for name, seconds in sorted(self.next_success.items()))
@@ -101,7 +114,8 @@ class Schedule:
 
     def __init__(self, faults: list[Fault], chosen: Preset, runner: Runner, hosts: Callable[[str], list[str]],
                  probe, report: Callable[..., None], dry_run: bool = False,
-                 recovery_timeout: float = 120.0, successes: Callable[[], dict[str, int]] | None = None) -> None:
+                 recovery_timeout: float = 120.0, successes: Callable[[], dict[str, int]] | None = None,
+                 actions_ended: Callable[[], int] | None = None, window_grace: float = 60.0) -> None:
         self.faults = faults
         self.preset = chosen
         self.runner = runner
@@ -111,21 +125,44 @@ class Schedule:
         self.dry_run = dry_run
         self.recovery_timeout = recovery_timeout
         self.successes = successes or (lambda: {})
+        self.actions_ended = actions_ended or (lambda: 0)
+        self.window_grace = window_grace
         self.records: list[FaultRecord] = []
         self.down: dict[tuple[str, str], str] = {}       # (service, host) -> "stopped" or "frozen"
-        self._greenlets: list[gevent.Greenlet] = []
+        self.unrestored: list[str] = []                  # what the end of the run could not bring back
+        self._loops: list[gevent.Greenlet] = []
+        self._injections: list[tuple[gevent.Greenlet, FaultRecord]] = []
+        self._watchers: list[gevent.Greenlet] = []
         self._started = time.monotonic()
 
     # -- lifetime ---------------------------------------------------------------------------
     def start(self) -> None:
         self._started = time.monotonic()
         for fault in self.faults:
-            self._greenlets.append(gevent.spawn(self._fault_loop, fault))
+            self._loops.append(gevent.spawn(self._fault_loop, fault))
+
+    @property
+    def active(self) -> bool:
+        return bool(self._loops or self.down or self.records)
 
     def stop(self, timeout: float = 60.0) -> list[str]:
-        """End the schedule and bring back what it left down; lines naming what could not be."""
-        gevent.killall(self._greenlets, timeout=5)
-        self._greenlets = []
+        """End the schedule: no new fault; a fault still acting is cut short; the services still
+        coming back are waited for (each within --fault-recovery-timeout of its fault); what the
+        schedule left down is brought back. Returns lines naming what could not be."""
+        gevent.killall(self._loops, timeout=5)
+        gevent.killall(self._watchers, timeout=5)     # the users have stopped: no next success comes
+        self._loops, self._watchers = [], []
+        for greenlet, record in self._injections:
+            if record.phase == "acting" and not greenlet.dead:
+                greenlet.kill(timeout=5)
+                record.phase, record.note = "done", "cut short by the end of the test"
+        recovering = [(greenlet, record) for greenlet, record in self._injections if not greenlet.dead]
+        if recovering and not self.dry_run:
+            print(f"novastress: waiting up to {self.recovery_timeout:g} s (--fault-recovery-timeout) for "
+                  f"{', '.join(record.label for _g, record in recovering)} to come back", file=sys.stderr, flush=True)
+            gevent.joinall([greenlet for greenlet, _record in recovering], timeout=self.recovery_timeout + 5)
+            gevent.killall([greenlet for greenlet, _record in recovering], timeout=5)
+        self._injections = []
         problems: list[str] = []
         if self.dry_run:
             return problems
@@ -141,19 +178,37 @@ class Schedule:
                             service, "@" + host if host else "", how, "thawed" if how == "frozen" else "started")
             else:
                 problems.append(f"{service}{'@' + host if host else ''} left {how}: {first_line(output)}")
+        self.unrestored = problems
         return problems
 
     def elapsed(self) -> float:
         return time.monotonic() - self._started
 
+    def window(self) -> str | None:
+        """The fault whose window is open now (from its start until --fault-window seconds after
+        its recovery check ended), for marking what the logs say meanwhile."""
+        now, grace = self.elapsed(), self.window_grace
+        for record in reversed(self.records):
+            end = record.recovered if record.recovered is not None else (
+                now if record.phase != "done" else record.started + record.command_seconds)
+            if record.started <= now <= end + grace:
+                return record.label
+        return None
+
     # -- one fault ----------------------------------------------------------------------------
     def _fault_loop(self, fault: Fault) -> None:
         when = fault.at
+        if fault.after:
+            # after=N: once N actions have ended (successes and failures, every worker's)
+            while self.actions_ended() < fault.after:
+                gevent.sleep(0.25)
+            when = self.elapsed()
         for _ in range(MAX_REPEATS):
             gevent.sleep(max(0.0, when - self.elapsed()))
-            targets = self._targets(fault)
-            for host in targets:
-                gevent.spawn(self._inject, fault, host)
+            for host in self._targets(fault):
+                record = FaultRecord(f"{fault.action} {fault.service}{'@' + host if host else ''}", self.elapsed())
+                self.records.append(record)
+                self._injections.append((gevent.spawn(self._inject, fault, host, record), record))
             if fault.every is None:
                 return
             when += fault.every
@@ -164,11 +219,8 @@ class Schedule:
         hosts = self.hosts(fault.service) or [""]
         return hosts if fault.host == "all" else [random.choice(hosts)]
 
-    def _inject(self, fault: Fault, host: str) -> None:
-        label = f"{fault.action} {fault.service}{'@' + host if host else ''}"
-        record = FaultRecord(label, self.elapsed())
-        self.records.append(record)
-        before = self.probe.mark(fault.service, host)
+    def _inject(self, fault: Fault, host: str, record: FaultRecord) -> None:
+        label = record.label
         started, held = time.monotonic(), 0.0
         steps = {"restart": ["restart"], "start": ["start"], "stop": ["stop"],
                  "kill": ["kill", "start"], "freeze": ["freeze", "thaw"]}[fault.action]
@@ -191,18 +243,25 @@ class Schedule:
         record.command_seconds = time.monotonic() - started - held
         self.report("FAULT", label, record.command_seconds * 1000, record.error)
         if record.error or fault.action == "stop" or self.dry_run:
+            record.phase = "done"
             return
-        record.ended = self.elapsed()
-        back_from, counts = time.monotonic(), self.successes()
+        record.phase, record.ended = "recovering", self.elapsed()
+        back_from = time.monotonic()
+        # the heartbeats now: a restarted service's old process may have reported while it was
+        # shutting down; only one newer than the end of the command is the new process's
+        before = self.probe.mark(fault.service, host)
+        self._watchers.append(gevent.spawn(self._watch_successes, record, self.successes(), back_from))
         back = self.probe.back(fault.service, host, before, self.recovery_timeout)
         where = f"{fault.service}{'@' + host if host else ''}"
-        if back:
+        if back is None:
+            record.note = f"its return not checked: {self.probe.unchecked}"
+        elif back:
             record.back_seconds = time.monotonic() - back_from
             self.report("RECOVERY", f"{where} back", record.back_seconds * 1000, None)
         else:
-            self.report("RECOVERY", f"{where} back", self.recovery_timeout * 1000,
-                        f"not back within {self.recovery_timeout:g} s (--fault-recovery-timeout)")
-        self._watch_successes(record, counts, back_from)
+            record.not_back = f"not back within {self.recovery_timeout:g} s (--fault-recovery-timeout)"
+            self.report("RECOVERY", f"{where} back", self.recovery_timeout * 1000, record.not_back)
+        record.phase, record.recovered = "done", self.elapsed()
 
     def _watch_successes(self, record: FaultRecord, before: dict[str, int], since: float) -> None:
         """Each kind of action's first success after the fault: a RECOVERY row."""
@@ -238,10 +297,18 @@ class Probe:
     def __init__(self, call, endpoint: Callable[[str], str | None]) -> None:
         self.call = call
         self.endpoint = endpoint
+        self.unchecked: str | None = None     # why a Nova service's return cannot be checked
 
     def _heartbeats(self, binary: str, host: str) -> dict[str, tuple[str, str]]:
         params = {"binary": binary, **({"host": host} if host else {})}
-        services = self.call("compute", "GET", "/os-services", params=params).json()["services"]
+        try:
+            services = self.call("compute", "GET", "/os-services", params=params).json()["services"]
+        except Exception as exc:
+            if getattr(exc, "http_status", None) == 403 and self.unchecked is None:
+                self.unchecked = ("os-services is admin-only and this run's credentials are not admin "
+                                  "(give --os-admin-username and --os-admin-password)")
+                LOG.warning("novastress: fault: %s", self.unchecked)
+            raise
         return {f"{s['host']}": (s.get("updated_at") or "", s.get("state", "")) for s in services}
 
     def mark(self, service: str, host: str):
@@ -255,7 +322,8 @@ class Probe:
             LOG.debug("novastress: fault: no heartbeat before the fault: %s", first_line(exc))
             return {}
 
-    def back(self, service: str, host: str, before, timeout: float) -> bool:
+    def back(self, service: str, host: str, before, timeout: float) -> bool | None:
+        """True when back within `timeout`, False when not, None when it cannot be told."""
         if self.call is None:
             return True
         deadline = time.monotonic() + timeout
@@ -264,6 +332,8 @@ class Probe:
                 if self._is_back(service, host, before or {}):
                     return True
             except Exception as exc:     # down still: connection refused, 503, a 500 without its DB
+                if self.unchecked and service not in API_TYPES:
+                    return None
                 LOG.debug("novastress: fault: %s not back yet: %s", service, first_line(exc))
             gevent.sleep(0.5)
         return False
@@ -338,13 +408,9 @@ def register(events) -> None:
     def on_test_stop(environment, **_kwargs) -> None:
         from .state import run_state
         schedule = run_state(environment).faults
-        if schedule is None or not schedule._greenlets and not schedule.down and not schedule.records:
+        if schedule is None or not schedule.active:
             return
-        problems = schedule.stop()
-        for record in schedule.records:
-            print(f"novastress: {record.line()}", file=sys.stderr, flush=True)
-        for line in problems:
-            print(f"novastress: FAULT NOT RESTORED: {line}", file=sys.stderr, flush=True)
+        schedule.stop()      # the summary (summary.py) says what happened, and what was not restored
 
     events.test_start.add_listener(on_test_start)
     events.test_stop.add_listener(on_test_stop)
@@ -391,9 +457,14 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
         return {entry.name: entry.num_requests - entry.num_failures
                 for (name, method), entry in environment.stats.entries.items() if method == "ACTION"}
 
+    def actions_ended() -> int:
+        return sum(entry.num_requests for (_name, method), entry in environment.stats.entries.items()
+                   if method == "ACTION")
+
     probe = Probe(None if dry_run else call, lambda service: state.endpoint(session, admin, service))
     return Schedule(faults, chosen, runner, hosts, probe, report, dry_run=dry_run,
-                    recovery_timeout=float(options.fault_recovery_timeout), successes=successes)
+                    recovery_timeout=float(options.fault_recovery_timeout), successes=successes,
+                    actions_ended=actions_ended, window_grace=float(options.fault_window))
 
 
 def _embedded_runner(session, state) -> Runner:

@@ -85,6 +85,7 @@ class Fault:
     every: float | None = None
     hold: float = 0.0              # for=: how long a kill or freeze lasts
     text: str = ""
+    after: int | None = None       # after=N: once N actions have ended (instead of at=)
 
     @property
     def label(self) -> str:
@@ -120,16 +121,24 @@ def _parse_one(text: str) -> Fault:
         if not sep or not value:
             raise FaultError(f"--fault {text!r}: {word!r} is not key=value; e.g. "
                              f"'at=30s action=restart service=nova-compute host=compute-1'")
-        if key not in ("at", "every", "action", "service", "host", "for"):
-            raise FaultError(f"--fault {text!r}: unknown key {key!r}; keys: at, every, action, service, host, for")
+        if key not in ("at", "after", "every", "action", "service", "host", "for"):
+            raise FaultError(f"--fault {text!r}: unknown key {key!r}; keys: at, after, every, action, service, "
+                             f"host, for")
         words[key] = value
     action, service = words.get("action"), words.get("service")
     if action not in ACTIONS:
         raise FaultError(f"--fault {text!r}: action={action or '?'}; use one of {', '.join(ACTIONS)}")
     if service not in SERVICES:
         raise FaultError(f"--fault {text!r}: service={service or '?'}; use one of {', '.join(SERVICES)}")
-    if "at" not in words and "every" not in words:
-        raise FaultError(f"--fault {text!r}: say when, with at=30s (or every=60s)")
+    if "at" not in words and "every" not in words and "after" not in words:
+        raise FaultError(f"--fault {text!r}: say when, with at=30s, every=60s or after=20 (actions)")
+    after = None
+    if "after" in words:
+        if "at" in words:
+            raise FaultError(f"--fault {text!r}: at= and after= both say when the fault starts; give one")
+        if not words["after"].isdigit() or int(words["after"]) < 1:
+            raise FaultError(f"--fault {text!r}: after={words['after']} must be a number of actions, e.g. after=20")
+        after = int(words["after"])
     every = _seconds("every", words["every"], text) if "every" in words else None
     if every is not None and every <= 0:
         raise FaultError(f"--fault {text!r}: every= must be more than zero")
@@ -137,8 +146,8 @@ def _parse_one(text: str) -> Fault:
     if action in ("restart", "stop", "start") and "for" in words:
         raise FaultError(f"--fault {text!r}: for= goes with kill and freeze only (a stop lasts until a start "
                          f"or the end of the run)")
-    return Fault(action, service, words.get("host", ""),
-                 _seconds("at", words["at"], text) if "at" in words else every, every, hold, text)
+    start = _seconds("at", words["at"], text) if "at" in words else 0.0 if after else every
+    return Fault(action, service, words.get("host", ""), start, every, hold, text, after)
 
 
 def preset(name: str | None) -> Preset:

@@ -36,11 +36,11 @@ class Option:
 BACKOFF_AFTER = 3
 
 
-def _positive(kind):
+def _positive(kind, zero: bool = False):
     def convert(text: str):
         value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be greater than zero, got {text}")
+        if value < 0 or value == 0 and not zero:
+            raise argparse.ArgumentTypeError(f"must be {'zero or more' if zero else 'greater than zero'}, got {text}")
         return value
     convert.__name__ = kind.__name__
     return convert
@@ -277,7 +277,7 @@ def _faults(text: str) -> str:
 FAULTS = "Faults during the load: restart, kill, stop and freeze the cloud's services (master only)"
 FAULT_OPTIONS: tuple[Option, ...] = (
     Option("--fault", None, "a fault on a schedule, repeatable (or ';' between faults): 'at=30s action=restart "
-           "service=nova-compute host=compute-1'; at= / every=, action= restart|kill|stop|start|freeze, service= "
+           "service=nova-compute host=compute-1'; at= / after= (a number of actions ended) / every=, action= restart|kill|stop|start|freeze, service= "
            "nova-api|nova-conductor|nova-scheduler|nova-compute|placement|neutron|glance|keystone|rabbitmq|database, "
            "host= a host, random or all, for= how long a kill or freeze lasts", type=_faults,
            extra={"action": "append"}, web_ui=False),
@@ -291,6 +291,9 @@ FAULT_OPTIONS: tuple[Option, ...] = (
     Option("--fault-recovery-timeout", 120.0, "seconds to wait for a service to be back (a heartbeat in "
            "os-services newer than the fault, its API answering) and for each action's next success",
            type=_positive(float)),
+    Option("--fault-window", 60.0, "seconds after a service is back during which log errors are marked as "
+           "during its fault (Nova's rpc_response_timeout, 60 s by default, is how late a call it lost fails)",
+           type=_positive(float, zero=True)),
 )
 
 LOG_WATCH = "Log watching (Tempest [stress] names kept: target_logfiles, target_ssh_user, ...)"

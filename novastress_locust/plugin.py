@@ -51,6 +51,10 @@ def _add_options(parser) -> None:
         exit_with("novastress", exc)
 
 
+# the fault schedule first: at test stop it waits for the services coming back and starts what it
+# stopped, while the log watch still reads (it stops next) and before the sweep (the last listener)
+from . import faultplan as _faultplan  # noqa: E402
+_faultplan.register(events)
 # the log watcher's master-side listeners (its options are options.py's "Log watching" group)
 from . import watch as _watch  # noqa: E402
 _watch.register(events)
@@ -58,9 +62,6 @@ _watch.register(events)
 # distributed end of run, web UI tabs, summary files; registered before `_on_quitting` below, so
 # (quitting fires in reverse) they see the run after its summary and exit code are settled
 from . import distributed as _distributed, report as _report, webui as _webui  # noqa: E402
-from . import faultplan as _faultplan  # noqa: E402
-# before the sweep (the last test_stop listener): what the fault schedule stopped is started first
-_faultplan.register(events)
 _distributed.register(events)
 _report.register(events)
 _webui.register(events)
@@ -71,6 +72,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     if environment.parsed_options is None or not hasattr(environment.parsed_options, "prefix"):
         return  # Locust used as a library without our options
     state = run_state(environment)
+    state.watch_until_swept = True
     opts = environment.parsed_options
     environment.events.quit.add_listener(lambda **kw: _stop_embedded(state))
     if isinstance(runner, WorkerRunner):
@@ -247,13 +249,19 @@ def _end_of_test_stop(environment, **_kwargs) -> None:
             from .sweep import sweep
             sweep(state)
     finally:
+        # the log watch reads until here: what the users' last deletes, a service coming back from
+        # a fault, or the sweep made the cloud log is still the run's
+        if state.log_watch is not None:
+            state.log_watch.stop()
         state.ended.set()
 
 
 def _end_wait(opts) -> float:
     """How long the summary waits for the end-of-run work: the cleanup bound, a server's delete,
-    and the invariant follow-ups (settling, the quota step's deletes)."""
-    return sum(float(getattr(opts, name, 0) or 0) for name in (
+    the invariant follow-ups (settling, the quota step's deletes), the services a fault schedule
+    is waiting for, and the log watch's last look."""
+    faults = float(getattr(opts, "fault_recovery_timeout", 0) or 0) + 5 if getattr(opts, "fault", None) else 0
+    return faults + 30 + sum(float(getattr(opts, name, 0) or 0) for name in (
         "cleanup_timeout", "delete_timeout", "invariant_settle_timeout", "invariant_delete_timeout"))
 
 

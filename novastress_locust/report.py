@@ -45,7 +45,7 @@ TITLE = "novastress reports"
 MAX_LOG_ERRORS = 1000
 SLA_INTERVAL = 2.0      # seconds between live judgements of the --sla criteria
 ACTION_COLUMNS = ("action", "worker", "runs", "failures", "median_ms", "p95_ms", "average_ms", "max_ms")
-LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "lines")
+LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "fault", "lines")
 SLA_COLUMNS = ("criterion", "subject", "limit", "value", "success", "detail")
 REQUEST_ID = re.compile(r"\breq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
@@ -62,6 +62,7 @@ class LogErrorRow:
     request_id: str
     lines: list[str] = field(default_factory=list)
     user: str = ""
+    fault: str = ""       # the fault (faultplan.py) whose window was open when it was logged
 
 
 class RunReport:
@@ -96,6 +97,7 @@ class RunReport:
                 action=str(context.get("action") or ""),
                 user=str(context.get("user") or ""),
                 request_id=str(context.get("global_request_id") or ""),
+                fault=str(context.get("fault") or ""),
                 lines=[str(line) for line in context.get("lines") or []]))
 
     def stripped(self) -> dict[str, list[dict]]:

@@ -110,6 +110,7 @@ class RunState:
     requests: RequestIndex = field(default_factory=RequestIndex)   # request id -> the action that sent it
     report: Any = None            # report.RunReport (report.run_report)
     log_watch: Any = None         # watch.LogWatch of the test running (master or local runner)
+    watch_until_swept: bool = False   # the plugin stops the log watch after its end-of-run sweep
     faults: Any = None            # faultplan.Schedule of the test running (master or local runner)
     invariants: Any = None        # invariants.Invariants (invariants.invariants)
     storm: Any = None             # storm.StormState (storm.storm_state)

@@ -39,8 +39,8 @@ def _user_order(name: str) -> tuple[str, int]:
 
 
 def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdict] | None = None) -> tuple[str, bool]:
-    """The summary text and whether the run failed (a failed action, a leaked resource, or what the
-    sweep could not check; failed actions and violated invariants not when an SLA criterion in
+    """The summary text and whether the run failed (a failed action, a leaked resource, what the
+    sweep could not check, a fault whose command failed or whose service did not come back; failed actions and violated invariants not when an SLA criterion in
     `tolerated`, failure_rate or max_invariant_violations, sets how many may be); `verdicts`:
     the SLA's, printed as Rally's SLA table."""
     tally = collect(state)
@@ -82,6 +82,13 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
         lines.append("A watched host's logs were not checked (--log-require-all-hosts): the run fails")
     else:
         unwatched = False
+    # the fault schedule (faultplan.py): each fault, its recovery, what the end could not restore
+    schedule = state.faults
+    faulted = False
+    if schedule is not None:
+        lines += [record.line() for record in schedule.records]
+        lines += [f"FAULT NOT RESTORED: {line}" for line in schedule.unrestored]
+        faulted = any(record.failed for record in schedule.records) or bool(schedule.unrestored)
     # INVARIANT failures (invariants.py) may come from any worker: the stats hold them all
     runner = state.environment.runner
     violated = [error for error in (runner.stats.errors.values() if runner is not None else [])
@@ -97,7 +104,7 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
         total_failed = 0                   # how many may fail is the SLA's to judge
     if "max_invariant_violations" in tolerated:
         violated = []
-    return "\n".join(lines), bool(total_failed or state.leaks or violated or unwatched)
+    return "\n".join(lines), bool(total_failed or state.leaks or violated or unwatched or faulted)
 
 
 def _grouped(rows: list[tuple[str, str, int, int]], named: int = 10) -> list[str]:

@@ -234,6 +234,10 @@ class LogWatch:
             return
         if action is not None:
             summary += f" [action {action.action} by {action.user}, request {action.global_request_id}]"
+        faults = run_state(self.environment).faults
+        window = faults.window() if faults is not None else None
+        if window:
+            summary += f" [during fault {window}]"
         error = LogError(summary, list(record.lines), action)
         self.findings.append(finding)
         text_length = sum(len(line) + 1 for line in record.lines)
@@ -244,7 +248,8 @@ class LogWatch:
             context={"host": finding.host, "file": finding.path, "lines": list(record.lines),
                      "action": action.action if action else None,
                      "user": action.who if action else None,
-                     "global_request_id": action.global_request_id if action else None})
+                     "global_request_id": action.global_request_id if action else None,
+                     "fault": window})
         runner = self.environment.runner
         running = runner is not None and getattr(runner, "state", None) in ("spawning", "running")
         if getattr(self.environment.parsed_options, "stop_on_error", False) and running \
@@ -339,9 +344,9 @@ def register(events) -> None:
         state.log_watch.start()
 
     def on_test_stop(environment, **_kwargs) -> None:
-        watch = run_state(environment).log_watch
-        if watch is not None:
-            watch.stop()                     # it stays, for the summary of what it covered
+        state = run_state(environment)
+        if state.log_watch is not None and not state.watch_until_swept:
+            state.log_watch.stop()           # it stays, for the summary of what it covered
 
     events.test_start.add_listener(on_test_start)
     events.test_stop.add_listener(on_test_stop)

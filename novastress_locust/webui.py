@@ -38,7 +38,8 @@ TABLES = [
     {"key": LOG_ERRORS, "structure": [
         {"key": "time", "title": "Time"}, {"key": "host", "title": "Host"}, {"key": "file", "title": "File"},
         {"key": "lines", "title": "Lines"}, {"key": "action", "title": "Action"},
-        {"key": "user", "title": "User"}, {"key": "request_id", "title": "Request id"}]},
+        {"key": "user", "title": "User"}, {"key": "request_id", "title": "Request id"},
+        {"key": "fault", "title": "During fault"}]},
     {"key": ACTIONS, "structure": [
         {"key": "action", "title": "Action"}, {"key": "worker", "title": "Worker"},
         {"key": "runs", "title": "Runs"}, {"key": "failures", "title": "Failures"},

@@ -220,6 +220,8 @@ class Server:
     lost_delete: tuple | None = None   # (LogContext, ids, action) of a DELETE the build will trip over
     leak_context: tuple | None = None  # (LogContext, ids) of the DELETE that leaves volumes attached
     delete_started: float = 0.0
+    delete_context: LogContext | None = None   # the delete in flight
+    delete_dropped: tuple | None = None  # (LogContext, ids) of a delete whose RPC a dying conductor lost
     deleted: bool = False
     # lost a delete-during-build race: its compute thinks the instance never spawned and
     # skips the allocation cleanup when it is finally deleted (Nova bug 1679750's shape)
@@ -304,6 +306,19 @@ SAVE_FRAMES = [
 SPAWN_FRAMES = _frames(
     (f"{NOVA_PY}/compute/manager.py", 2706, "_build_and_run_instance",
      "instance.save(expected_task_state=task_states.SPAWNING)"), *SAVE_FRAMES)
+# an RPC call on its way through oslo.messaging
+RPC_CALL = (
+    (f"{MSG_PY}/rpc/client.py", 194, "call", "result = self.transport._send("),
+    (f"{MSG_PY}/transport.py", 123, "_send", "return self._driver.send(target, ctxt, message,"),
+    (f"{MSG_PY}/_drivers/amqpdriver.py", 824, "send",
+     "return self._send(target, ctxt, message, wait_for_reply, timeout,"))
+# an RPC call to a conductor that died under it, as nova-compute logged it on Nova 34
+MESSAGING_TIMEOUT_FRAMES = _frames(
+    (f"{NOVA_PY}/conductor/rpcapi.py", 247, "object_action",
+     "return cctxt.call(context, 'object_action', objinst=objinst,"), *RPC_CALL,
+    (f"{MSG_PY}/_drivers/amqpdriver.py", 813, "_send", "result = self._waiter.wait(msg_id, timeout,"),
+    (f"{MSG_PY}/_drivers/amqpdriver.py", 684, "wait", "message = self.waiters.get(msg_id, timeout=timeout)"),
+    (f"{MSG_PY}/_drivers/amqpdriver.py", 550, "get", "raise oslo_messaging.MessagingTimeout("))
 REMOTE_SCHEDULE_FRAMES = [
     (f"{MSG_PY}/rpc/server.py", 274, "inner", "return func(*args, **kwargs)"),
     (f"{NOVA_PY}/scheduler/manager.py", 297, "select_destinations",
@@ -320,11 +335,7 @@ CONDUCTOR_FRAMES = _frames(
     (f"{NOVA_PY}/scheduler/client/query.py", 41, "select_destinations",
      "return self.scheduler_rpcapi.select_destinations(context, spec_obj,"),
     (f"{NOVA_PY}/scheduler/rpcapi.py", 160, "select_destinations",
-     "return cctxt.call(ctxt, 'select_destinations', **msg_args)"),
-    (f"{MSG_PY}/rpc/client.py", 194, "call", "result = self.transport._send("),
-    (f"{MSG_PY}/transport.py", 123, "_send", "return self._driver.send(target, ctxt, message,"),
-    (f"{MSG_PY}/_drivers/amqpdriver.py", 824, "send",
-     "return self._send(target, ctxt, message, wait_for_reply, timeout,"),
+     "return cctxt.call(ctxt, 'select_destinations', **msg_args)"), *RPC_CALL,
     (f"{MSG_PY}/_drivers/amqpdriver.py", 816, "_send", "raise result"))
 ATTACH_FRAMES = _frames(
     (f"{NOVA_PY}/compute/manager.py", 7781, "_attach_volume",
@@ -1645,6 +1656,7 @@ class Compute(Service):
         ctx = call.log_context
         ids = call.ids
         server.delete_started = time.time()
+        server.delete_context = ctx
         if server.vm_state == "building" and self.cloud.faults.roll("delete-during-build"):
             # the build keeps going and trips over task_state 'deleting' when it spawns
             server.task_state = "deleting"
@@ -1667,8 +1679,31 @@ class Compute(Service):
         self.cloud.later(self.cloud.delay("delete"), self._deleted, server, ctx, ids, record)
         return Response(204, b"", [], None)
 
+    def drop_delete(self, server: Server, ctx: LogContext | None, ids: list[str]) -> None:
+        """A conductor died under the delete's RPC: after rpc_response_timeout the compute gives up,
+        reverts the task state and the server is back in its vm_state, while every DELETE meanwhile
+        was ignored as "already deleting" (seen on Nova 34 with nova-conductor restarted)."""
+        server.delete_dropped = (ctx, ids)
+        self.cloud.later(self.cloud.delay("rpc_timeout"), self._delete_reverted, server)
+
+    def _delete_reverted(self, server: Server) -> None:
+        if server.deleted or server.delete_dropped is None:
+            return
+        ctx, _ids = server.delete_dropped
+        server.delete_dropped = None
+        message = f"Timed out waiting for a reply to message ID {uuid.uuid4().hex}"
+        log = self._compute_log(server.host)
+        log.write("ERROR", "oslo_messaging.rpc.server",
+                  f"Exception during message handling: oslo_messaging.exceptions.MessagingTimeout: {message}",
+                  ctx, traceback=["Traceback (most recent call last):", *MESSAGING_TIMEOUT_FRAMES,
+                                  f"oslo_messaging.exceptions.MessagingTimeout: {message}"])
+        log.write("INFO", "nova.compute.manager", "Successfully reverted task state from deleting on failure "
+                  "for instance.", ctx, instance=server.id)
+        server.task_state = None
+        server.touch()
+
     def _deleted(self, server: Server, ctx: LogContext, ids: list[str], record: InstanceAction) -> None:
-        if server.deleted:
+        if server.deleted or server.delete_dropped is not None:
             return
         host = server.host
         log = self._compute_log(host)

@@ -52,6 +52,8 @@ class Delays:
     action: tuple[float, float] = (0.2, 0.8)
     volume: tuple[float, float] = (0.2, 0.6)
     network: tuple[float, float] = (0.05, 0.2)
+    # nova.conf rpc_response_timeout (60 s in Nova), shortened: an RPC lost with a dying conductor
+    rpc_timeout: tuple[float, float] = (6.0, 6.0)
 
     @classmethod
     def scaled(cls, factor: float) -> "Delays":

@@ -13,7 +13,9 @@ with the consequences a real cloud shows (what `--fault` drives through `/fakecl
   delete is finished; the rest of its queued work goes on.
 * nova-conductor, rabbitmq, the database: while down or frozen every server's work waits. A
   conductor stopped or killed loses the builds it was scheduling: they stay in BUILD until
-  deleted. nova-scheduler and placement: the builds being scheduled wait.
+  deleted; and the replies to the computes' calls: a delete in flight on a host times out
+  (rpc_response_timeout, shortened), its task state is reverted and the server is back in its
+  vm_state, the DELETEs sent meanwhile ignored, as Nova 34 does. nova-scheduler and placement: the builds being scheduled wait.
 * The database stopped: every API answers 500, as Nova does without its database.
 * A Nova service's heartbeat (os-services `updated_at`) stops while it is down or frozen; it
   is `down` once SERVICE_DOWN_TIME has passed, as in Nova.
@@ -133,12 +135,19 @@ class Processes:
         return logs[name]
 
     def _lost_with(self, process: Process) -> None:
-        """A conductor that dies loses the builds it was scheduling: they stay in BUILD."""
+        """A conductor that dies loses the builds it was scheduling (they stay in BUILD) and the
+        replies the computes wait for: a delete in flight is reverted (compute.drop_delete)."""
         if process.service != "nova-conductor":
             return
-        for server in list(self.cloud.compute.servers.values()):
-            if server.vm_state == "building" and server.host is None and not server.deleted:
+        compute = self.cloud.compute
+        for server in list(compute.servers.values()):
+            if server.deleted:
+                continue
+            if server.vm_state == "building" and server.host is None:
                 server.epoch += 1
+            elif server.task_state == "deleting" and server.host and server.lost_delete is None \
+                    and server.delete_dropped is None:
+                compute.drop_delete(server, server.delete_context, [])
 
     def _init_host(self, host: str) -> None:
         """What nova-compute's init_host does with the servers of its host after a restart."""

@@ -3,12 +3,14 @@ load; FAULT and RECOVERY rows, the consequences a real cloud shows, everything r
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
 
-from fault_helpers import CREATE_DESTROY, LOCUST, QUIET_CLOUD, ROOT, clean_env, control
+from fault_helpers import CREATE_DESTROY, LOCUST, QUIET_CLOUD, ROOT, Api, clean_env, control, leftovers, run_cleanup
 from locust_runs import LocustRun
 
 
@@ -34,12 +36,23 @@ def test_a_compute_killed_mid_build_errors_its_builds_and_the_run_reports_the_fa
     for fault in faults.values():
         assert fault["error"] is None and fault["back_seconds"] is not None, fault
     assert any(fault["next_success"] for fault in faults.values()), faults
-    assert "novastress: FAULT +3.0s kill nova-compute@compute-1: command" in output
+    assert "FAULT +3.0s kill nova-compute@compute-1: command" in output
     assert "FAULT NOT RESTORED" not in output
     # a build the killed compute had in hand is ERROR after its restart, as nova-compute's init_host does
     assert "was interrupted by a restart of nova-compute" in output
     assert "RECOVERY" in run.stderr and "nova-compute@compute-2 back" in run.stderr
     assert summary["leaks"] == [] and "LEAKED" not in output
+
+
+def test_a_fault_after_a_number_of_actions_starts_once_they_have_ended(tmp_path):
+    run, summary = embedded_run(tmp_path, "-u", "3", "-t", "10s", "--fault", "after=6 action=restart service=nova-api")
+    assert [fault["fault"] for fault in summary["faults"]] == ["restart nova-api"], run.output[-3000:]
+    fault = summary["faults"][0]
+    assert fault["error"] is None and fault["back_seconds"] is not None, fault
+    # six create/destroy cycles of the embedded cloud do not end in the first second
+    assert fault["at"] > 1.0, fault
+    assert re.search(r"FAULT \+\d+\.\ds restart nova-api: command \d+\.\d s, back in", run.stdout), run.stdout[-2000:]
+    assert run.returncode == 0, run.output[-3000:]
 
 
 def test_a_service_left_stopped_by_the_schedule_is_started_again_at_the_end(tmp_path):
@@ -55,6 +68,8 @@ def test_a_service_left_stopped_by_the_schedule_is_started_again_at_the_end(tmp_
     ("action=kill service=nova-api", "say when, with at=30s"),
     ("at=soon action=kill service=nova-api", "at=soon is not a duration"),
     ("at=1s action=restart service=nova-api for=3s", "for= goes with kill and freeze only"),
+    ("after=0 action=kill service=nova-api", "after=0 must be a number of actions"),
+    ("at=1s after=5 action=kill service=nova-api", "at= and after= both say when"),
 ])
 def test_a_wrong_fault_is_one_line_and_exit_2_before_any_load(tmp_path, spec, message):
     run, _ = embedded_run(tmp_path, "-t", "5s", "--fault", spec, timeout=60)
@@ -83,3 +98,21 @@ def test_the_embedded_services_answer_and_hold_work_as_real_ones_do(cloud_factor
                                                 "action": "kill"}).status_code == 404
     assert control(cloud, "POST", "/services", {"service": "nova-compute", "host": "compute-2",
                                                 "action": "thaw"}).json()["state"] == "running"
+
+
+def test_a_delete_lost_with_a_restarted_conductor_is_reverted_and_the_cleanup_deletes_it_again(cloud_factory):
+    # as Nova 34 did under a conductor restart: the compute's call times out, the task state is
+    # reverted, the server is ACTIVE again and every DELETE meanwhile was ignored
+    cloud = cloud_factory(faults="none", delay_scale=1.0, seed=5)
+    api = Api(cloud, cloud.session())
+    server = api.server("ns-lostdel-1-server")
+    url = f"{api.compute}/servers/{server['id']}"
+    assert api.session.delete(url, headers={"OpenStack-API-Version": "compute 2.37"}).status_code == 204
+    control(cloud, "POST", "/services", {"service": "nova-conductor", "action": "restart"})
+    assert api.get(url)["server"]["OS-EXT-STS:task_state"] == "deleting"
+    cleanup = run_cleanup(cloud, "--run-id", "lostdel", "--yes")    # its DELETE is ignored, then redone
+    assert cleanup.returncode == 0, cleanup.output
+    assert leftovers(cloud, "ns-lostdel-") == {}
+    compute_log = "".join(path.read_text() for path in Path(cloud.log_dir).glob("nova-compute-*.log"))
+    assert "MessagingTimeout: Timed out waiting for a reply" in compute_log
+    assert "Successfully reverted task state from deleting on failure" in compute_log

@@ -93,6 +93,35 @@ def test_log_failure_names_the_action(tmp_path):
     assert env.stats.entries[(f"localhost:{log}", "LOG")].num_requests == 2
 
 
+def test_an_error_logged_while_a_fault_is_under_way_is_marked_with_it(tmp_path):
+    from novastress_locust.faultplan import FaultRecord, Schedule
+    from novastress_locust.faultspec import preset
+    from novastress_locust.state import run_state
+    log = tmp_path / "nova-compute.log"
+    append(log, "")
+    env = environment(target_logfiles=str(log), log_check_interval=0.05)
+    marked: dict[str, str | None] = {}
+    env.events.request.add_listener(lambda request_type, exception=None, context=None, **_kw: marked.update(
+        {str(exception): (context or {}).get("fault")}) if request_type == "LOG" else None)
+    schedule = Schedule([], preset("embedded"), lambda host, text: (0, ""), lambda service: [], None,
+                        lambda *args: None)
+    env.events.test_start.fire(environment=env)
+    try:
+        wait_until(lambda: env.novastress.log_watch.watcher is not None
+                        and env.novastress.log_watch.watcher.hosts[0].ready, "the watcher ready")
+        run_state(env).faults = schedule
+        append(log, error_record(1))                       # no fault yet
+        wait_until(lambda: len(log_errors(env)) == 1, "one log error")
+        schedule.records.append(FaultRecord("restart nova-conductor", schedule.elapsed(), phase="recovering"))
+        append(log, error_record(2))                       # while the conductor comes back
+        wait_until(lambda: len(log_errors(env)) == 2, "two log errors")
+    finally:
+        env.events.test_stop.fire(environment=env)
+    assert marked == {"ERROR nova.compute.manager: boom 1": None,
+                      "ERROR nova.compute.manager: boom 2 [during fault restart nova-conductor]":
+                          "restart nova-conductor"}, marked
+
+
 def test_stop_on_error_ends_the_run(tmp_path):
     log = tmp_path / "a.log"
     append(log, "")

@@ -18,6 +18,7 @@ from novastress_locust.realnova import Shape
 
 from fault_proxy import FaultProxy
 from realnova_stack import COMPUTE, LOCUST, ROOT, failure_rows, realnova_command, tools_own_failures
+from waiting import wait_until
 
 import sshd as sshd_helper
 from locust_runs import signal_after_run_time
@@ -379,3 +380,81 @@ def test_a_failed_changes_since_poll_is_the_waiters_own_row(realnova, tmp_path):
     # a poll retried at the next interval fails no action; with no log watched nothing else failed
     assert run.returncode == 0, run.output[-3000:]
     assert realnova.leftovers(run.run_id) == {}
+
+
+def _services_up(realnova) -> dict[str, str]:
+    services = realnova.session(admin=True).get("/os-services", endpoint_filter=COMPUTE).json()["services"]
+    return {f"{s['binary']}@{s['host']}": s["state"] for s in services}
+
+
+def test_compute_and_conductor_restarted_mid_run_come_back_and_nothing_is_left(realnova, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    run = realnova.locust(
+        CREATE_DESTROY, "-u", "4", "-t", "45s", *realnova.admin_options(), "--fault-preset", "realnova",
+        # the conductor first: a compute still starting when the conductor restarts under it loses
+        # its init_host calls and exits 60 s later (MessagingTimeout), a Nova finding of its own
+        "--fault", "at=5s action=restart service=nova-conductor",
+        "--fault", "at=25s action=restart service=nova-compute host=compute-1",
+        "--target-logfiles", f"{realnova.log_dir}/*.log", "--log-discovery", "none", "--log-check-interval", "1",
+        "--summary-json", str(summary_json), timeout=420)
+    output = run.output
+    assert "Traceback" not in output and "FAULT NOT RESTORED" not in output, output[-4000:]
+    document = json.loads(summary_json.read_text())
+    faults = {record["fault"]: record for record in document["faults"]}
+    assert set(faults) == {"restart nova-compute@compute-1", "restart nova-conductor"}, document["faults"]
+    for label, record in faults.items():
+        # the command worked and the service's heartbeat came back (os-services, as admin)
+        assert record["error"] is None and record["not_back"] is None, record
+        assert record["back_seconds"] is not None and record["back_seconds"] > 0, record
+        assert re.search(rf"FAULT \+\d+\.\ds {re.escape(label)}: command \d+\.\d s, back in \d+\.\d s", run.stdout)
+    rows = {(row["type"], row["name"]) for row in document["requests"]}
+    assert {("FAULT", "restart nova-compute@compute-1"), ("RECOVERY", "nova-compute@compute-1 back"),
+            ("RECOVERY", "nova-conductor back")} <= rows, sorted(rows)
+    # what the logs said is pinned on an action, or marked as said while a fault was under way
+    assert all(row["action"] or row["fault"] for row in document["log_errors"]), document["log_errors"]
+    # a delete the restarted conductor lost is deleted again: nothing leaks, nothing is left
+    assert document["leaks"] == [] and "LEAKED" not in output, output[-4000:]
+    assert realnova.leftovers(run.run_id) == {}
+    assert realnova.project_usage("demo") == {}
+    # and the stack is healthy: every daemon running, every Nova service up
+    assert all(state == "running" for state, _pid in status_rows().values()), status_rows()
+    wait_until(lambda: set(_services_up(realnova).values()) == {"up"}, timeout=90, interval=2,
+               what="every Nova service up after the faults")
+
+
+# what a restarted compute or conductor does to actions under way: builds put in ERROR by the
+# compute's init_host, deletes and actions whose RPC the conductor lost (reverted after
+# rpc_response_timeout, so the wait for them runs out)
+FAULTS_CONSEQUENCE = re.compile(r"still (DELETING|BUILD|ACTIVE|SHUTOFF|PAUSED|REBOOT|HARD_REBOOT|SUSPENDED)|"
+                                r"timed out|did not become|could not delete", re.I)
+
+
+def test_a_storm_through_compute_and_conductor_restarts_reports_them_and_leaves_nothing(realnova, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    run = realnova.locust(
+        "locustfiles/storm.py", *realnova.admin_options(), "-t", "45s", "-u", "4", "--snapshot-timeout", "5",
+        "--fault-preset", "realnova",
+        "--fault", "at=8s action=restart service=nova-conductor",
+        "--fault", "at=28s action=restart service=nova-compute host=compute-1",
+        "--target-logfiles", f"{realnova.log_dir}/nova-*.log", "--log-discovery", "none",
+        "--log-check-interval", "1", "--summary-json", str(summary_json), timeout=480)
+    assert not re.search(r"^Traceback \(most recent call last\)", run.output, re.M), run.output[-6000:]
+    assert "FAULT NOT RESTORED" not in run.output and "NOT CHECKED" not in run.output, run.output[-4000:]
+    document = json.loads(summary_json.read_text())
+    assert [(record["fault"], record["error"], record["not_back"]) for record in document["faults"]] == [
+        ("restart nova-conductor", None, None), ("restart nova-compute@compute-1", None, None)], document["faults"]
+    assert all(record["back_seconds"] is not None for record in document["faults"]), document["faults"]
+    # every failure is the cloud's: its 5xx, its ERROR states, its logs, or what the faults did
+    own = [row for row in tools_own_failures(run) if not FAULTS_CONSEQUENCE.search(row)
+           and not re.match(r"\d+\s+(FAULT|RECOVERY)\s", row)]
+    assert own == [], run.output[-4000:]
+    assert all(row["action"] or row["fault"] for row in document["log_errors"]), document["log_errors"]
+    undeletable = set(re.findall(r"INVARIANT server-not-deleted: InvariantViolation\('([0-9a-f-]{36})", run.output))
+    leaked = {leak["id"] for leak in document["leaks"] if leak["kind"] == "server"}
+    assert leaked <= undeletable and all(leak["kind"] == "server" for leak in document["leaks"]), document["leaks"]
+    realnova.force_delete_servers(run.run_id)
+    assert realnova.leftovers(run.run_id) == {}
+    assert realnova.project_usage("demo") == {}
+    assert all(state == "running" for state, _pid in status_rows().values()), status_rows()
+    wait_until(lambda: set(_services_up(realnova).values()) == {"up"}, timeout=90, interval=2,
+               what="every Nova service up after the faults")
