@@ -115,7 +115,8 @@ class Schedule:
     def __init__(self, faults: list[Fault], chosen: Preset, runner: Runner, hosts: Callable[[str], list[str]],
                  probe, report: Callable[..., None], dry_run: bool = False,
                  recovery_timeout: float = 120.0, successes: Callable[[], dict[str, int]] | None = None,
-                 actions_ended: Callable[[], int] | None = None, window_grace: float = 60.0) -> None:
+                 actions_ended: Callable[[], int] | None = None, window_grace: float = 60.0,
+                 aftermath: "Aftermath | None" = None) -> None:
         self.faults = faults
         self.preset = chosen
         self.runner = runner
@@ -127,6 +128,7 @@ class Schedule:
         self.successes = successes or (lambda: {})
         self.actions_ended = actions_ended or (lambda: 0)
         self.window_grace = window_grace
+        self.aftermath: Aftermath | None = aftermath
         self.records: list[FaultRecord] = []
         self.down: dict[tuple[str, str], str] = {}       # (service, host) -> "stopped" or "frozen"
         self.unrestored: list[str] = []                  # what the end of the run could not bring back
@@ -261,6 +263,8 @@ class Schedule:
         else:
             record.not_back = f"not back within {self.recovery_timeout:g} s (--fault-recovery-timeout)"
             self.report("RECOVERY", f"{where} back", self.recovery_timeout * 1000, record.not_back)
+        if back and self.aftermath is not None:
+            self.aftermath.check(record.label, self.recovery_timeout)
         record.phase, record.recovered = "done", self.elapsed()
 
     def _watch_successes(self, record: FaultRecord, before: dict[str, int], since: float) -> None:
@@ -287,6 +291,47 @@ class Schedule:
             return 0, ""
         LOG.info("novastress: fault: running on %s: %s", where, text)
         return self.runner(host, text)
+
+
+# -- what the fault left --------------------------------------------------------------------
+class Aftermath:
+    """Once a service is back, the run's servers it caught in flight: each must leave its
+    transitional task state (or be gone) within the bound, and none may sit in ERROR without an
+    instance fault to say why. What does not is an INVARIANT failure naming the fault."""
+
+    def __init__(self, servers: Callable[[], list[dict]], violation, interval: float) -> None:
+        self.servers = servers            # the run's servers (<prefix>-<run id>-*), every project
+        self.violation = violation        # violation(kind, server id, detail)
+        self.interval = interval
+
+    def check(self, label: str, timeout: float) -> None:
+        from .invariants import TRANSITIONAL
+        try:
+            seen = self.servers()
+        except Exception as exc:
+            LOG.warning("novastress: fault: cannot list the run's servers after %s: %s", label, first_line(exc))
+            return
+        for server in seen:
+            if server.get("status") == "ERROR" and not server.get("fault") and not server.get("OS-EXT-STS:task_state"):
+                self.violation("error-without-fault", server["id"], f"ERROR with no fault to say why, after {label}")
+        caught = {s["id"]: s.get("OS-EXT-STS:task_state") or s.get("status") for s in seen
+                  if s.get("OS-EXT-STS:task_state") in TRANSITIONAL or s.get("status") == "BUILD"}
+        deadline = time.monotonic() + timeout
+        while caught and time.monotonic() < deadline:
+            gevent.sleep(self.interval)
+            try:
+                now = {s["id"]: s for s in self.servers()}
+            except Exception as exc:      # the cloud may still be struggling: look again
+                LOG.debug("novastress: fault: listing the run's servers: %s", first_line(exc))
+                continue
+            for server_id in list(caught):
+                server = now.get(server_id)
+                if server is None or server.get("status") != "BUILD" and \
+                        server.get("OS-EXT-STS:task_state") not in TRANSITIONAL:
+                    del caught[server_id]
+        for server_id, task in caught.items():
+            self.violation("stuck-after-fault", server_id,
+                           f"still {task} {timeout:g} s after {label} was back (--fault-recovery-timeout)")
 
 
 # -- is it back? --------------------------------------------------------------------------
@@ -461,10 +506,30 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
         return sum(entry.num_requests for (_name, method), entry in environment.stats.entries.items()
                    if method == "ACTION")
 
+    every_project = {"all_tenants": "1"}      # isolated tenants' servers too, when admin may
+
+    def run_servers() -> list[dict]:
+        import re
+        prefix = f"{state.prefix}-{state.run_id}-"
+        try:
+            listed = call("compute", "GET", "/servers/detail",
+                          params={"name": f"^{re.escape(prefix)}", **every_project}).json()["servers"]
+        except Exception as exc:
+            if getattr(exc, "http_status", None) != 403 or not every_project:
+                raise
+            every_project.clear()           # not admin: the run's own project
+            return run_servers()
+        return [s for s in listed if str(s.get("name", "")).startswith(prefix)]
+
+    def violation(kind: str, server_id: str, detail: str) -> None:
+        from .invariants import invariants
+        invariants(environment).violation(kind, server_id, detail, request_ids=[])
+
+    aftermath = None if dry_run else Aftermath(run_servers, violation, float(options.status_poll_interval))
     probe = Probe(None if dry_run else call, lambda service: state.endpoint(session, admin, service))
     return Schedule(faults, chosen, runner, hosts, probe, report, dry_run=dry_run,
                     recovery_timeout=float(options.fault_recovery_timeout), successes=successes,
-                    actions_ended=actions_ended, window_grace=float(options.fault_window))
+                    actions_ended=actions_ended, window_grace=float(options.fault_window), aftermath=aftermath)
 
 
 def _embedded_runner(session, state) -> Runner:

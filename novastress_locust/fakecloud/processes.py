@@ -8,7 +8,7 @@ with the consequences a real cloud shows (what `--fault` drives through `/fakecl
   balancer with no backend does; frozen, its requests wait until it is thawed.
 * nova-compute on a host: while it is down or frozen, the work of its servers waits (the
   messages for it stay queued). Started again after a stop or kill, it does what Nova's
-  init_host does: a server it was building goes to ERROR, a rebuild too, a snapshot's or a
+  init_host does: a server it was building goes to ERROR (with no instance fault), a rebuild too, a snapshot's or a
   resize's task state is cleared, a reboot or pause in flight is cleared (vm_state active), a
   delete is finished; the rest of its queued work goes on.
 * nova-conductor, rabbitmq, the database: while down or frozen every server's work waits. A
@@ -166,8 +166,9 @@ class Processes:
                 server.epoch += 1
                 log.write("DEBUG", "nova.compute.manager", "Instance failed to spawn correctly, setting to "
                           "ERROR state", server.context, instance=server.id)
-                compute._set_error(server, f"Build of instance {server.id} was interrupted by a restart of "
-                                           f"nova-compute on {host}", "")
+                # as Nova's _set_instance_obj_error_state: ERROR, task state cleared, no instance fault
+                server.vm_state, server.task_state = "error", None
+                server.touch()
             elif task in INIT_HOST_CLEARED:
                 server.epoch += 1
                 log.write("DEBUG", "nova.compute.manager", f"Instance in transitional state {task} at start-up "
