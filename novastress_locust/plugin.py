@@ -128,6 +128,8 @@ def preflight(state: RunState) -> None:
     from .inputs import check_private_key
     # the log watcher would find out only after the load began
     check_private_key(getattr(opts, "target_private_key_path", None), "--target-private-key-path")
+    for add in class_hooks(state.environment, "option_defaults"):
+        add(opts)                   # what the user classes' file adds (a scenario's faults)
     for check in class_hooks(state.environment, "option_checks"):
         try:
             check(opts)

@@ -16,6 +16,13 @@ and deleted at its stop; `use_admin` runs the user with the admin credentials. A
 whose `required_services` are not in the catalog is reported and skipped; the others run.
 `--serial` runs the entries one after another, the run time split evenly. An entry's `sla`
 (a mapping, or `--sla`'s text) judges its action instead of `--sla`'s per-action criteria.
+A YAML mapping `{entries: [...], faults: [...]}` adds a fault schedule (faultplan.py) to the
+run, each fault a `--fault` text or a mapping of its keys:
+
+    entries: [{action: server_create_destroy, threads: 4}]
+    faults:
+      - at=20s action=restart service=nova-compute host=random
+      - {after: 10, action: freeze, service: nova-conductor, for: 5s}
 
 Any problem with a file is one line naming the file, the entry and the fix (exit code 2)
 before anything starts.
@@ -98,8 +105,12 @@ def load(path: str | os.PathLike) -> list[Entry]:
     """Read and check a scenario file; ScenarioError (one line) on any problem."""
     path = Path(path)
     document = _read(path)
-    if isinstance(document, dict) and isinstance(document.get("entries"), list):
-        document = document["entries"]  # YAML may wrap the list: {entries: [...]}
+    if isinstance(document, dict):
+        unknown = sorted(set(document) - {"entries", "faults"})
+        if unknown:
+            raise ScenarioError(f"{path}: unknown key {', '.join(map(repr, unknown))} (a scenario mapping has "
+                                f"'entries' and 'faults')")
+        document = document.get("entries")  # YAML may wrap the list: {entries: [...], faults: [...]}
     if not isinstance(document, list) or not document:
         raise ScenarioError(f"{path}: must be a non-empty list of entries like "
                             f'[{{"action": "server_create_destroy", "threads": 4}}]')
@@ -111,6 +122,35 @@ def load(path: str | os.PathLike) -> list[Entry]:
             raise ScenarioError(f"{path}: entries {other.index} and {entry.index} run {entry.spec.name} with "
                                 f"different 'sla': their iterations share one row; give both the same")
     return entries
+
+
+def load_faults(path: str | os.PathLike) -> list[str]:
+    """The file's `faults:` (faultplan.py's texts, or mappings of the same keys); [] without."""
+    from .faultspec import FaultError, parse as parse_faults
+    path = Path(path)
+    document = _read(path)
+    raw = document.get("faults") if isinstance(document, dict) else None
+    if raw is None:
+        return []
+    example = "'at=30s action=restart service=nova-compute host=compute-1'"
+    if isinstance(raw, str):
+        raw = [raw]                       # one fault (or several with ';')
+    if not isinstance(raw, list):
+        raise ScenarioError(f"{path}: 'faults' must be a list of faults like {example}")
+    texts = []
+    for index, item in enumerate(raw, 1):
+        if isinstance(item, dict):
+            text = " ".join(f"{key}={value}" for key, value in item.items())
+        elif isinstance(item, str):
+            text = item
+        else:
+            raise ScenarioError(f"{path}: fault {index}: write it as {example}, or a mapping of the same keys")
+        try:
+            parse_faults(text)
+        except FaultError as exc:
+            raise ScenarioError(f"{path}: fault {index}: {exc}") from None
+        texts.append(text)
+    return texts
 
 
 def _entry(path: Path, index: int, raw: Any) -> Entry:
@@ -362,10 +402,17 @@ def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
         fail("no scenario given: add --scenario FILE (a Tempest JSON file or YAML), e.g. "
              "--scenario locustfiles/etc/server-create-destroy-test.json")
     try:
-        return user_classes(load(path), module=module)
+        classes = user_classes(load(path), module=module)
+        faults = load_faults(path)
     except ScenarioError as exc:
         fail(str(exc))
-    return []
+    if faults:
+        def scenario_faults(opts, faults=faults) -> None:
+            """The file's faults after --fault's (the master's schedule runs them all)."""
+            opts.fault = [*(getattr(opts, "fault", None) or []), *faults]
+        for user_class in classes:
+            user_class.option_defaults = scenario_faults
+    return classes
 
 
 def catalog_has(client: OpenStackClient, service: str) -> bool:

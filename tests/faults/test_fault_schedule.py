@@ -119,3 +119,22 @@ def test_a_delete_lost_with_a_restarted_conductor_is_reverted_and_the_cleanup_de
     compute_log = "".join(path.read_text() for path in Path(cloud.log_dir).glob("nova-compute-*.log"))
     assert "MessagingTimeout: Timed out waiting for a reply" in compute_log
     assert "Successfully reverted task state from deleting on failure" in compute_log
+
+
+def test_a_scenarios_faults_run_with_the_command_lines(tmp_path):
+    scenario = tmp_path / "faults.yaml"
+    scenario.write_text("entries: [{action: server_create_destroy, threads: 2}]\n"
+                        "faults: [{at: 2s, action: restart, service: nova-api}]\n")
+    summary = tmp_path / "summary.json"
+    completed = subprocess.run(
+        [LOCUST, "-f", "locustfiles/scenario.py", f"--scenario={scenario}", "--headless", "-t", "6s",
+         "--status-poll-interval", "0.2", "--embedded-faults", "none", "--embedded-delay-scale", "0.5",
+         "--embedded-log-dir", str(tmp_path / "logs"), "--summary-json", str(summary),
+         "--fault", "at=4s action=freeze service=nova-scheduler for=1s"],
+        cwd=ROOT, env=clean_env(), capture_output=True, text=True, timeout=120)
+    run = LocustRun(completed.returncode, completed.stdout, completed.stderr)
+    document = json.loads(summary.read_text())
+    assert sorted(fault["fault"] for fault in document["faults"]) == ["freeze nova-scheduler", "restart nova-api"], \
+        run.output[-3000:]
+    assert all(fault["error"] is None for fault in document["faults"]), document["faults"]
+    assert run.returncode == 0, run.output[-3000:]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from scenario_runs import LOCUST, ROOT, clean_env
-from novastress_locust.scenario import ScenarioError, load
+from novastress_locust.scenario import ScenarioError, load, load_faults
 
 SCENARIOS = ROOT / "locustfiles" / "etc"
 TEMPEST_SERVER_CREATE_DESTROY = (
@@ -62,6 +62,7 @@ def test_yaml_forms_equal_their_json():
      "max_log_errors is judged on the whole run: give it with --sla"),
     ("- action: server_create_destroy\n  sla: {failure_rate: 1}\n- action: server_create_destroy\n"
      "  sla: {failure_rate: 2}\n", ".yaml", "entries 1 and 2 run server_create_destroy with different 'sla'"),
+    ("{entries: [{action: server_create_destroy}], fault: []}\n", ".yaml", "unknown key 'fault'"),
 ])
 def test_mistakes_are_one_line_naming_file_and_entry(tmp_path, text, suffix, expected):
     path = tmp_path / f"bad{suffix}"
@@ -91,3 +92,28 @@ def test_missing_scenario_option_is_one_line():
                                env=clean_env(), capture_output=True, text=True, timeout=60)
     assert completed.returncode == 2 and "add --scenario FILE" in completed.stderr
     assert len([line for line in completed.stderr.splitlines() if line.strip()]) == 1
+
+
+@pytest.mark.parametrize("faults, expected", [
+    ("at=3s action=restart", "fault 1: --fault 'at=3s action=restart': service=?"),
+    ("[at=3s action=restart service=nova-api, {at: 5s, action: melt, service: nova-api}]",
+     "fault 2: --fault 'at=5s action=melt service=nova-api': action=melt"),
+    ("[[at=3s]]", "fault 1: write it as 'at=30s action=restart"),
+])
+def test_a_scenarios_wrong_fault_is_one_line_naming_file_and_fault(tmp_path, faults, expected):
+    path = tmp_path / "faulty.yaml"
+    path.write_text(f"entries: [{{action: server_create_destroy}}]\nfaults: {faults}\n")
+    with pytest.raises(ScenarioError) as raised:
+        load_faults(path)
+    message = str(raised.value)
+    assert message.startswith(str(path)) and expected in message and "\n" not in message, message
+
+
+def test_a_scenarios_faults_are_texts_or_mappings(tmp_path):
+    path = tmp_path / "faults.yaml"
+    path.write_text("entries: [{action: server_create_destroy}]\n"
+                    "faults:\n  - at=3s action=restart service=nova-api\n"
+                    "  - {after: 4, action: freeze, service: nova-conductor, for: 2s}\n")
+    assert load_faults(path) == ["at=3s action=restart service=nova-api",
+                                 "after=4 action=freeze service=nova-conductor for=2s"]
+    assert [entry.spec.name for entry in load(path)] == ["server_create_destroy"]
