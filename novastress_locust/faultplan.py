@@ -43,7 +43,7 @@ import gevent
 
 from .errors import first_line
 from .faultspec import (API_TYPES, COMMAND_TIMEOUT, MAX_REPEATS, NOVA_BINARIES, Fault, FaultError, Preset, command,
-                        parse, preset)
+                        customized, parse, preset)
 
 LOG = logging.getLogger("novastress.faults")
 
@@ -419,10 +419,14 @@ def check(options, embedded: bool) -> list[Fault]:
     if embedded and name not in (None, "embedded"):
         raise FaultError(f"--fault-preset {name} acts on a real cloud's services; this run uses the embedded "
                          f"cloud (leave --fault-preset out, or set --os-cloud)")
+    if embedded and (getattr(options, "fault_command", None) or getattr(options, "fault_name", None)):
+        raise FaultError("--fault-command and --fault-name say how a real cloud's services are acted on; the "
+                         "embedded cloud's are acted on through its admin endpoint (leave them out)")
     if name == "embedded" and not embedded:
         raise FaultError("--fault-preset embedded acts on the embedded cloud, and this run has a real one: "
                          "name its deployment (devstack, systemd, kolla, kolla-podman, realnova)")
-    chosen = preset("embedded" if embedded else name)
+    chosen = customized(preset("embedded" if embedded else name), getattr(options, "fault_command", None),
+                        getattr(options, "fault_name", None))
     remote = not chosen.local and not getattr(options, "fault_local", False)
     if remote and not getattr(options, "fault_dry_run", False):
         for fault in faults:
@@ -463,7 +467,8 @@ def register(events) -> None:
 
 def _schedule(environment, state, faults: list[Fault]) -> Schedule:
     options = environment.parsed_options
-    chosen = preset("embedded" if state.embedded is not None else options.fault_preset)
+    chosen = customized(preset("embedded" if state.embedded is not None else options.fault_preset),
+                        getattr(options, "fault_command", None), getattr(options, "fault_name", None))
     dry_run = bool(getattr(options, "fault_dry_run", False))
     state.use_embedded_admin()
     admin = state.admin_target()

@@ -159,6 +159,36 @@ def preset(name: str | None) -> Preset:
     return PRESETS[name]
 
 
+VERBS = ("start", "stop", "restart", "kill", "freeze", "thaw")
+
+
+def customized(chosen: Preset, commands: list[str] | None, names: list[str] | None) -> Preset:
+    """The preset with `--fault-command VERB=TEMPLATE` and `--fault-name SERVICE=NAME` over it
+    (a deployment whose units or containers are named otherwise, or acted on another way)."""
+    if not commands and not names:
+        return chosen
+    new_commands, new_names = dict(chosen.commands), dict(chosen.names)
+    for text in commands or []:
+        verb, sep, template = text.partition("=")
+        if not sep or verb not in VERBS or not template.strip():
+            raise FaultError(f"--fault-command {text!r}: write VERB=COMMAND, VERB one of {', '.join(VERBS)}, "
+                             f"e.g. 'restart=sudo systemctl restart {{name}}'")
+        try:
+            template.format(name="n", host="h", service="s")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise FaultError(f"--fault-command {text!r}: {exc!s} is not a placeholder; use {{name}}, {{service}} "
+                             f"and {{host}}") from None
+        new_commands[verb] = template
+    for text in names or []:
+        service, sep, name = text.partition("=")
+        if not sep or service not in SERVICES or not name.strip():
+            raise FaultError(f"--fault-name {text!r}: write SERVICE=NAME, SERVICE one of {', '.join(SERVICES)}, "
+                             f"e.g. 'nova-api=openstack-nova-api'")
+        new_names[service] = name
+    return Preset(new_commands, new_names, chosen.local)
+
+
 def command(chosen: Preset, verb: str, service: str, host: str) -> str:
     name = chosen.names[service].format(host=host or "")
-    return chosen.commands[verb].format(name=shlex.quote(name), host=shlex.quote(host or ""))
+    return chosen.commands[verb].format(name=shlex.quote(name), host=shlex.quote(host or ""),
+                                        service=shlex.quote(service))

@@ -285,6 +285,12 @@ FAULT_OPTIONS: tuple[Option, ...] = (
            "systemd (distribution units), kolla / kolla-podman (containers), realnova (novastress-realnova's "
            "stack on this machine), embedded (the default with the embedded cloud)",
            choices=("devstack", "systemd", "kolla", "kolla-podman", "realnova", "embedded")),
+    Option("--fault-command", None, "VERB=COMMAND over the preset's (repeatable): how this deployment "
+           "starts, stops, restarts, kills, freezes or thaws a service, with {name}, {service} and {host}, e.g. "
+           "'restart=sudo systemctl restart {name}'", extra={"action": "append"}, web_ui=False),
+    Option("--fault-name", None, "SERVICE=NAME over the preset's (repeatable): the unit, container or daemon "
+           "of a service, {host} allowed, e.g. 'nova-api=openstack-nova-api'", extra={"action": "append"},
+           web_ui=False),
     Option("--fault-local", False, "run the fault commands on this machine instead of over SSH on the "
            "service's host", switch=True),
     Option("--fault-dry-run", False, "print the commands the schedule would run, and run none", switch=True),

@@ -73,8 +73,10 @@ class LogWatch:
         if config_kwargs["interval"] <= 0:
             raise SetupError("--log-check-interval must be greater than zero")
         logfiles = _value(options, "target_logfiles")
-        remote = any(_value(options, name) for name in
-                     ("target_controller", "log_hosts", "target_ssh_user", "target_private_key_path"))
+        # SSH settings alone ask for a watch unless a fault schedule (faultplan.py) uses them
+        remote = any(_value(options, name) for name in ("target_controller", "log_hosts")) or (
+            any(_value(options, name) for name in ("target_ssh_user", "target_private_key_path"))
+            and not _value(options, "fault"))
         if not logfiles:
             log_dir = embedded_log_dir(self.environment)
             if log_dir is None:
