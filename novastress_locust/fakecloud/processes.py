@@ -16,7 +16,8 @@ with the consequences a real cloud shows (what `--fault` drives through `/fakecl
   deleted; and the replies to the computes' calls: a delete in flight on a host times out
   (rpc_response_timeout, shortened), its task state is reverted and the server is back in its
   vm_state, the DELETEs sent meanwhile ignored, as Nova 34 does. nova-scheduler and placement: the builds being scheduled wait.
-* The database stopped: every API answers 500, as Nova does without its database.
+* The database stopped: every API answers 500, as Nova does without its database; frozen, every
+  API request waits until it is thawed.
 * A Nova service's heartbeat (os-services `updated_at`) stops while it is down or frozen; it
   is `down` once SERVICE_DOWN_TIME has passed, as in Nova.
 """
@@ -121,7 +122,8 @@ class Processes:
                 self._init_host(process.host)
             process.died = False
         self.changed_at = time.time()
-        if all(p.state != "frozen" for p in self.table.values() if p.service in API_PREFIXES.values()):
+        if all(p.state != "frozen" for p in self.table.values()
+               if p.service in API_PREFIXES.values() or p.service == "database"):
             self.thawed.set()
         else:
             self.thawed.clear()
@@ -205,10 +207,11 @@ class Processes:
         service = API_PREFIXES.get(prefix)
         if service is None:
             return
-        process = self.table.get((service, "controller"))
-        if process is not None and process.state == "frozen":
-            while process.state == "frozen":
+        # a frozen API, or the database under it frozen: the request waits (the connection is open)
+        for process in (self.table.get((service, "controller")), self.table.get(("database", "controller"))):
+            while process is not None and process.state == "frozen":
                 self.thawed.wait(1.0)
+        process = self.table.get((service, "controller"))
         if process is not None and process.state == "stopped":
             raise ApiError(503, f"{service} is not running (no server is available to handle this request)",
                            "unavailable")

@@ -68,7 +68,8 @@ def test_commands_run_over_ssh_on_the_services_host_with_its_host_key_checked(cl
         server.stop()
 
 
-def test_sigterm_mid_fault_starts_what_the_schedule_stopped(cloud, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "Ctrl-C"])
+def test_a_signal_mid_fault_starts_what_the_schedule_stopped(cloud, tmp_path, stop):
     marks = tmp_path / "marks"
     marks.mkdir()
     process = start_locust(cloud, "-u", "1", "-t", "60s", "--fault-preset", "systemd", "--fault-local",
@@ -76,7 +77,7 @@ def test_sigterm_mid_fault_starts_what_the_schedule_stopped(cloud, tmp_path):
                            "--fault-command", f"start=touch {marks}/started-{{name}}",
                            "--fault", "at=1s action=stop service=nova-scheduler")
     wait_until(lambda: (marks / "stopped-nova-scheduler").exists(), "the stop command run", timeout=30)
-    run = finish(process, signal.SIGTERM)
+    run = finish(process, stop)
     assert (marks / "started-nova-scheduler").exists(), run.output[-3000:]
     assert "nova-scheduler was stopped by the fault schedule: started again at the end of the run" in run.output
     assert "FAULT NOT RESTORED" not in run.output
