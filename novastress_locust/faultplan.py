@@ -296,18 +296,22 @@ class Schedule:
 # -- what the fault left --------------------------------------------------------------------
 class Aftermath:
     """Once a service is back, the run's servers it caught in flight: each must leave its
-    transitional task state (or be gone) within the bound, and none may sit in ERROR without an
-    instance fault to say why. What does not is an INVARIANT failure naming the fault."""
+    transitional task state (or be gone) within the bound, and then hold in Placement what its
+    flavor says (nothing once gone); none may sit in ERROR without an instance fault to say why.
+    What does not is an INVARIANT failure naming the fault."""
 
-    def __init__(self, servers: Callable[[], list[dict]], violation, interval: float) -> None:
-        self.servers = servers            # the run's servers (<prefix>-<run id>-*), every project
+    SETTLED = ("ACTIVE", "SHUTOFF", "PAUSED", "SUSPENDED")
+    ALLOCATION_LOOK = 10.0        # seconds an allocation may lag its server's change
+
+    def __init__(self, reads: "ServerReads", violation, interval: float) -> None:
+        self.reads = reads
         self.violation = violation        # violation(kind, server id, detail)
         self.interval = interval
 
     def check(self, label: str, timeout: float) -> None:
         from .invariants import TRANSITIONAL
         try:
-            seen = self.servers()
+            seen = self.reads.servers()
         except Exception as exc:
             LOG.warning("novastress: fault: cannot list the run's servers after %s: %s", label, first_line(exc))
             return
@@ -316,11 +320,12 @@ class Aftermath:
                 self.violation("error-without-fault", server["id"], f"ERROR with no fault to say why, after {label}")
         caught = {s["id"]: s.get("OS-EXT-STS:task_state") or s.get("status") for s in seen
                   if s.get("OS-EXT-STS:task_state") in TRANSITIONAL or s.get("status") == "BUILD"}
+        in_flight = list(caught)
         deadline = time.monotonic() + timeout
         while caught and time.monotonic() < deadline:
             gevent.sleep(self.interval)
             try:
-                now = {s["id"]: s for s in self.servers()}
+                now = {s["id"]: s for s in self.reads.servers()}
             except Exception as exc:      # the cloud may still be struggling: look again
                 LOG.debug("novastress: fault: listing the run's servers: %s", first_line(exc))
                 continue
@@ -332,6 +337,96 @@ class Aftermath:
         for server_id, task in caught.items():
             self.violation("stuck-after-fault", server_id,
                            f"still {task} {timeout:g} s after {label} was back (--fault-recovery-timeout)")
+        if self.reads.placement:
+            for server_id in in_flight:
+                if server_id not in caught and not self._allocations_match(server_id, label):
+                    return                # Placement is not readable with these credentials
+
+    def _allocations_match(self, server_id: str, label: str) -> bool:
+        """Placement holds what the settled server's flavor says, nothing once it is gone (a
+        change may lag ALLOCATION_LOOK seconds); False when Placement cannot be read."""
+        deadline = time.monotonic() + self.ALLOCATION_LOOK
+        while True:
+            try:
+                server = self.reads.show(server_id)
+                held = self.reads.allocations(server_id)
+            except Exception as exc:
+                if getattr(exc, "http_status", None) == 403:
+                    LOG.warning("novastress: fault: Placement is admin-only: the allocations of the servers a "
+                                "fault caught are not checked (give --os-admin-username)")
+                    return False
+                LOG.debug("novastress: fault: allocations of %s: %s", server_id, first_line(exc))
+                server, held = {}, None
+            expected = _flavor_resources(server) if server else {} if server is None else None
+            if server and (server.get("status") not in self.SETTLED or server.get("OS-EXT-STS:task_state")
+                           or not expected):
+                return True               # moving on (a user's next action), or no flavor to compare
+            if held is not None and expected is not None and all(held.get(k, 0) == v for k, v in expected.items()) \
+                    and (expected or not held):
+                return True
+            if time.monotonic() >= deadline:
+                if held is not None and expected is not None:
+                    self.violation("allocations-after-fault", server_id,
+                                   f"Placement holds {_resources(held) or 'nothing'} for it, its "
+                                   f"{'flavor says ' + _resources(expected) if server else 'server is gone'}, "
+                                   f"after {label}")
+                return True
+            gevent.sleep(1.0)
+
+
+class ServerReads:
+    """The run's servers as an admin reads them (`call` raises keystoneauth's HttpError)."""
+
+    def __init__(self, call, prefix: str, placement: bool = True) -> None:
+        self.call = call
+        self.prefix = prefix              # <prefix>-<run id>-
+        self.placement = placement        # the catalog lists Placement
+        self._every_project = {"all_tenants": "1"}    # isolated tenants' servers too, when admin may
+
+    def servers(self) -> list[dict]:
+        import re
+        try:
+            listed = self.call("compute", "GET", "/servers/detail",
+                               params={"name": f"^{re.escape(self.prefix)}", **self._every_project}).json()["servers"]
+        except Exception as exc:
+            if getattr(exc, "http_status", None) != 403 or not self._every_project:
+                raise
+            self._every_project = {}      # not admin: the run's own project
+            return self.servers()
+        return [s for s in listed if str(s.get("name", "")).startswith(self.prefix)]
+
+    def show(self, server_id: str) -> dict | None:
+        try:
+            return self.call("compute", "GET", f"/servers/{server_id}").json()["server"]
+        except Exception as exc:
+            if getattr(exc, "http_status", None) == 404:
+                return None
+            raise
+
+    def allocations(self, server_id: str) -> dict[str, int]:
+        """The consumer's resources summed over its providers."""
+        held: dict[str, int] = {}
+        found = self.call("placement", "GET", f"/allocations/{server_id}").json().get("allocations") or {}
+        for provider in found.values():
+            for name, value in (provider.get("resources") or {}).items():
+                held[name] = held.get(name, 0) + int(value)
+        return held
+
+
+def _flavor_resources(server: dict) -> dict[str, int]:
+    """What Placement should hold for a server (its embedded flavor, microversion 2.47+)."""
+    flavor = server.get("flavor") or {}
+    if "vcpus" not in flavor:
+        return {}
+    wanted = {"VCPU": int(flavor["vcpus"]), "MEMORY_MB": int(flavor["ram"])}
+    disk = int(flavor.get("disk") or 0) + int(flavor.get("ephemeral") or 0) + -(-int(flavor.get("swap") or 0) // 1024)
+    if disk and server.get("image"):            # a volume-backed root disk is not the host's
+        wanted["DISK_GB"] = disk
+    return wanted
+
+
+def _resources(resources: dict[str, int]) -> str:
+    return ", ".join(f"{name}={value}" for name, value in sorted(resources.items()) if value)
 
 
 # -- is it back? --------------------------------------------------------------------------
@@ -511,26 +606,16 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
         return sum(entry.num_requests for (_name, method), entry in environment.stats.entries.items()
                    if method == "ACTION")
 
-    every_project = {"all_tenants": "1"}      # isolated tenants' servers too, when admin may
-
-    def run_servers() -> list[dict]:
-        import re
-        prefix = f"{state.prefix}-{state.run_id}-"
-        try:
-            listed = call("compute", "GET", "/servers/detail",
-                          params={"name": f"^{re.escape(prefix)}", **every_project}).json()["servers"]
-        except Exception as exc:
-            if getattr(exc, "http_status", None) != 403 or not every_project:
-                raise
-            every_project.clear()           # not admin: the run's own project
-            return run_servers()
-        return [s for s in listed if str(s.get("name", "")).startswith(prefix)]
-
     def violation(kind: str, server_id: str, detail: str) -> None:
         from .invariants import invariants
         invariants(environment).violation(kind, server_id, detail, request_ids=[])
 
-    aftermath = None if dry_run else Aftermath(run_servers, violation, float(options.status_poll_interval))
+    try:
+        placement = state.endpoint(session, admin, "placement") is not None
+    except Exception:                   # the catalog is not readable now: the checks say so later
+        placement = False
+    aftermath = None if dry_run else Aftermath(ServerReads(call, f"{state.prefix}-{state.run_id}-", placement),
+                                               violation, float(options.status_poll_interval))
     probe = Probe(None if dry_run else call, lambda service: state.endpoint(session, admin, service))
     return Schedule(faults, chosen, runner, hosts, probe, report, dry_run=dry_run,
                     recovery_timeout=float(options.fault_recovery_timeout), successes=successes,

@@ -160,7 +160,10 @@ class Placement(Service):
 
     # -- request flow --------------------------------------------------------
     def before(self, call: Call) -> None:
-        asked = call.request.header("openstack-api-version")
+        # a header may name several services ("compute 2.53, placement 1.28"): Placement reads its own
+        # and ignores the others, as microversion_parse does
+        asked = next((part.strip() for part in (call.request.header("openstack-api-version") or "").split(",")
+                      if part.strip().lower().startswith("placement")), None)
         version = MIN_VERSION
         if asked:
             found = VERSION_RE.match(asked.strip())

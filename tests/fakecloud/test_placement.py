@@ -118,3 +118,11 @@ def test_claim_free_move_interface(local_cloud):
 def test_openstacksdk_lists_providers(cloud):
     conn = openstack.connection.Connection(auth=cloud.credentials(admin=True), region_name="RegionOne")
     assert {"compute-1", "compute-2", "compute-3"} <= {rp.name for rp in conn.placement.resource_providers()}
+
+
+def test_a_version_header_naming_other_services_too_is_read_for_placement_alone(admin):
+    # microversion_parse, as Placement uses it: the placement entry of the list, else the minimum
+    for header, answered in (("compute 2.53, placement 1.28", "placement 1.28"), ("compute 2.53", "placement 1.0")):
+        response = admin.get("/resource_providers", endpoint_filter=PLACEMENT,
+                             headers={"OpenStack-API-Version": header})
+        assert response.status_code == 200 and response.headers["OpenStack-API-Version"] == answered, header

@@ -138,3 +138,32 @@ def test_a_scenarios_faults_run_with_the_command_lines(tmp_path):
         run.output[-3000:]
     assert all(fault["error"] is None for fault in document["faults"]), document["faults"]
     assert run.returncode == 0, run.output[-3000:]
+
+
+def test_a_server_a_fault_caught_in_flight_must_hold_its_flavor_in_placement_once_settled(cloud_factory):
+    import gevent
+    from novastress_locust.faultplan import Aftermath, ServerReads
+    cloud = cloud_factory(**QUIET_CLOUD)
+    admin = cloud.session(admin=True)
+    api = Api(cloud, admin)
+    server = api.server("ns-alloc-1-server")
+    urls = {"compute": api.compute, "placement": f"{cloud.base_url}/placement"}
+
+    def call(service_type: str, method: str, path: str, params: dict | None = None):
+        return admin.request(urls[service_type] + path, method, params=params, raise_exc=True,
+                             headers={"OpenStack-API-Version": "compute 2.53"})
+
+    # its reboot held (as a compute coming back holds it), and Placement losing its allocation meanwhile
+    assert control(cloud, "POST", "/chaos", {"rule": {"service": "compute", "kind": "freeze",
+                                                      "name": "^ns-alloc-"}}).status_code == 201
+    api.post(f"{api.compute}/servers/{server['id']}/action", {"reboot": {"type": "SOFT"}})
+    found: list[tuple[str, str, str]] = []
+    aftermath = Aftermath(ServerReads(call, "ns-alloc-1-"), lambda *violation: found.append(violation), 0.1)
+    checking = gevent.spawn(aftermath.check, "restart nova-compute@compute-1", 20)
+    gevent.sleep(0.5)                                    # it has the rebooting server in hand
+    assert admin.delete(f"{urls['placement']}/allocations/{server['id']}").status_code == 204
+    assert control(cloud, "DELETE", "/chaos").status_code == 200
+    checking.join(timeout=30)
+    assert [(kind, subject) for kind, subject, _detail in found] == [("allocations-after-fault", server["id"])]
+    assert "Placement holds nothing for it, its flavor says DISK_GB=1, MEMORY_MB=512, VCPU=1" in found[0][2], found
+    assert "after restart nova-compute@compute-1" in found[0][2]
