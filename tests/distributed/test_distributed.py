@@ -133,3 +133,19 @@ def test_processes_fork_workers_that_share_the_masters_cloud(tmp_path):
     # the SLA is judged on the master over both workers' iterations
     details = {v["criterion"]: (v["detail"], v["success"]) for v in document["sla"]["verdicts"]}
     assert details == {"failure_rate": ("0 of 8 failed", True), "max_avg_duration": ("8 successful", True)}, details
+
+
+def test_only_the_master_injects_the_fault_schedule(cluster, tmp_path):
+    summary_json = tmp_path / "summary.json"
+    cluster.start_master(["--expect-workers", "2", "-u", "2", "-t", "8s", "--embedded-faults", "none",
+                          "--embedded-delay-scale", "0.1", "--fault", "at=2s action=restart service=nova-api",
+                          "--summary-json", str(summary_json)])
+    cluster.start_workers(2)
+    run = cluster.wait()
+    document = json.loads(summary_json.read_text())
+    assert [record["fault"] for record in document["faults"]] == ["restart nova-api"], run.output[-3000:]
+    rows = [row for row in document["requests"] if row["type"] == "FAULT"]
+    assert [(row["name"], row["requests"], row["failures"]) for row in rows] == [("restart nova-api", 1, 0)], rows
+    assert run.output.count("fault: running on") == 1
+    assert all("fault: running on" not in cluster.output(f"worker{n}") for n in range(2))
+    assert run.returncode == 0, run.output[-3000:]
