@@ -309,14 +309,14 @@ class Aftermath:
         self.interval = interval
 
     def check(self, label: str, timeout: float) -> None:
-        from .invariants import TRANSITIONAL
+        from .invariants import TRANSITIONAL, error_without_fault
         try:
             seen = self.reads.servers()
         except Exception as exc:
             LOG.warning("novastress: fault: cannot list the run's servers after %s: %s", label, first_line(exc))
             return
         for server in seen:
-            if server.get("status") == "ERROR" and not server.get("fault") and not server.get("OS-EXT-STS:task_state"):
+            if error_without_fault(server):
                 self.violation("error-without-fault", server["id"], f"ERROR with no fault to say why, after {label}")
         caught = {s["id"]: s.get("OS-EXT-STS:task_state") or s.get("status") for s in seen
                   if s.get("OS-EXT-STS:task_state") in TRANSITIONAL or s.get("status") == "BUILD"}
@@ -345,6 +345,7 @@ class Aftermath:
     def _allocations_match(self, server_id: str, label: str) -> bool:
         """Placement holds what the settled server's flavor says, nothing once it is gone (a
         change may lag ALLOCATION_LOOK seconds); False when Placement cannot be read."""
+        from .invariants import resource_text
         deadline = time.monotonic() + self.ALLOCATION_LOOK
         while True:
             try:
@@ -367,8 +368,8 @@ class Aftermath:
             if time.monotonic() >= deadline:
                 if held is not None and expected is not None:
                     self.violation("allocations-after-fault", server_id,
-                                   f"Placement holds {_resources(held) or 'nothing'} for it, its "
-                                   f"{'flavor says ' + _resources(expected) if server else 'server is gone'}, "
+                                   f"Placement holds {resource_text(held)} for it, its "
+                                   f"{'flavor says ' + resource_text(expected) if server else 'server is gone'}, "
                                    f"after {label}")
                 return True
             gevent.sleep(1.0)
@@ -425,10 +426,6 @@ def _flavor_resources(server: dict) -> dict[str, int]:
     return wanted
 
 
-def _resources(resources: dict[str, int]) -> str:
-    return ", ".join(f"{name}={value}" for name, value in sorted(resources.items()) if value)
-
-
 # -- is it back? --------------------------------------------------------------------------
 class Probe:
     """Whether a service is back: a Nova service's heartbeat newer than the fault, an API answering.
@@ -453,8 +450,8 @@ class Probe:
 
     def mark(self, service: str, host: str):
         """What to compare with afterwards (the heartbeats before the fault)."""
-        if self.call is None:
-            return None
+        if self.call is None or service in API_TYPES:
+            return None                   # an API is back when its endpoint answers
         binary = service if service in NOVA_BINARIES else "nova-compute"
         try:
             return self._heartbeats(binary, host if service in NOVA_BINARIES else "")

@@ -382,7 +382,7 @@ class Invariants:
                 providers = len(held)
             if first_seen is not None and not held:
                 self.violation("placement-allocations-leak", server_id,
-                               f"deleted, yet Placement held {_resources(resources)} on {providers} provider(s) "
+                               f"deleted, yet Placement held {resource_text(resources)} on {providers} provider(s) "
                                f"for {now - first_seen:.0f}-{now - started:.0f} s after it was gone (healed since)")
                 return
             if self._finishing:
@@ -390,7 +390,7 @@ class Invariants:
             if now >= deadline:
                 if first_seen is not None:
                     self.violation("placement-allocations-leak", server_id,
-                                   f"deleted, yet Placement still holds {_resources(resources)} on "
+                                   f"deleted, yet Placement still holds {resource_text(resources)} on "
                                    f"{providers} provider(s) {now - started:.0f} s later")
                 return
             # often while a late PUT is likely, then now and then until the periodic heal
@@ -423,7 +423,7 @@ class Invariants:
                     resources = {rc: n for alloc in held.values() for rc, n in alloc.get("resources", {}).items()}
                     self.violation("placement-allocations-leak", migration,
                                    f"migration of server {server_id} (its resize): Placement still holds "
-                                   f"{_resources(resources)} on {len(held)} provider(s) {now - started:.0f} s "
+                                   f"{resource_text(resources)} on {len(held)} provider(s) {now - started:.0f} s "
                                    f"after the server's DELETE", self.request_ids(server_id))
                     return
                 gevent.sleep(min(max(self.options.status_poll_interval, 2.0), max(0.05, deadline - now)))
@@ -439,7 +439,7 @@ class Invariants:
             server_id = server["id"]
             live.add(server_id)
             task = server.get("OS-EXT-STS:task_state")
-            if server.get("status") == "ERROR" and not server.get("fault") and task is None:
+            if error_without_fault(server):
                 self.violation("error-without-fault", server_id, "ERROR with no fault to say why")
             if task in TRANSITIONAL:
                 seen = self._seen_task.get(server_id)
@@ -577,7 +577,7 @@ class Invariants:
                 # a consumer this run touched that is no server any more: its allocations leaked
                 if consumer not in live and (consumer in self._touches or index.lookup(consumer)):
                     self.violation("placement-allocations-leak", consumer,
-                                   f"gone, yet Placement still holds {_resources(held.get('resources', {}))} "
+                                   f"gone, yet Placement still holds {resource_text(held.get('resources', {}))} "
                                    f"on {provider['name']}")
             usages = placement.get(f"/resource_providers/{rp}/usages",
                                    name="placement GET /resource_providers/{id}/usages (invariant)"
@@ -739,7 +739,13 @@ def _migration_uuids(admin, server_id: str) -> list[str]:
     return [m["uuid"] for m in response.json().get("migrations", []) if m.get("uuid")]
 
 
-def _resources(resources: dict) -> str:
+def error_without_fault(server: dict) -> bool:
+    """ERROR, settled, and no instance fault to tell its owner why."""
+    return server.get("status") == "ERROR" and not server.get("fault") and server.get("OS-EXT-STS:task_state") is None
+
+
+def resource_text(resources: dict) -> str:
+    """`DISK_GB=1, MEMORY_MB=512, VCPU=1`, or `nothing`."""
     return ", ".join(f"{rc}={amount}" for rc, amount in sorted(resources.items())) or "nothing"
 
 
