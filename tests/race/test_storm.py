@@ -160,10 +160,11 @@ def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
 def test_one_host_still_races_its_anti_affinity_bursts(cloud_factory):
     # two members for one host: Nova must put the second in ERROR (NoValidHost); the planted race
     # puts both on the host when the second is accepted while the first is still being scheduled
-    # (at this delay scale that takes 0.075 s or more: a loaded machine may space the boots that far)
-    cloud = cloud_factory(faults="group-policy-burst", delay_scale=0.5, seed=5, compute_hosts=1,
+    # (at this delay scale that takes 0.15 s or more; at half of it a loaded CI machine once spaced
+    # the boots of every burst farther apart than that, and no burst raced)
+    cloud = cloud_factory(faults="group-policy-burst", delay_scale=1.0, seed=5, compute_hosts=1,
                           extra_args=["--fault-probability", "group-policy-burst=1"])
-    run = storm(cloud, "-t", "6s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
+    run = storm(cloud, "-t", "8s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
                 "--quota-step", "0")
     assert run.returncode == 1, run.output[-4000:]
     assert re.search(r"^  hosts +1 nova-compute up and enabled$", run.output, re.M), run.output[-4000:]
