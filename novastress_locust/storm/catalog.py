@@ -119,13 +119,19 @@ def choose(rng, names: list[str], status: str) -> str:
     return rng.choice(fitting if fitting and rng.random() < 0.7 else names)
 
 
+# Nova's 400 to an action that lost a race: a resize to the flavor a racing revert just restored,
+# a confirm or revert of a resize that a racing confirm, revert or failure already ended
+RACED_400 = {"resize": "must change flavor", "confirmResize": "has not been resized",
+             "revertResize": "has not been resized"}
+
+
 def fire(round: Round, client: OpenStackClient, name: str, server: dict) -> bool | None:
     """POST the action: True when accepted, False when refused (409), None when the server is gone."""
     user = round.user
     build, _ = ACTIONS[name]
     body = build(user, server)
     key = next(iter(body))
-    expect = (200, 202, 204, 404, 409) + ((400,) if key == "resize" else ())
+    expect = (200, 202, 204, 404, 409) + ((400,) if key in RACED_400 else ())
     response = client.compute.post(f"/servers/{round.member.id}/action", json=body, expect=expect,
                                    name=f"compute POST /servers/{{id}}/action {key}")
     if key == "createImage":
@@ -134,8 +140,8 @@ def fire(round: Round, client: OpenStackClient, name: str, server: dict) -> bool
         return None
     if response.status_code == 400:
         message = error_message(response)
-        if "must change flavor" not in message:  # raced a revert: the flavor changed under us
-            raise ApiError(f"compute POST /servers/{{id}}/action resize -> 400 {message}", 400)
+        if RACED_400[key] not in message:
+            raise ApiError(f"compute POST /servers/{{id}}/action {key} -> 400 {message}", 400)
     if response.status_code in (400, 409):
         conflict(user, name, response)
         return False
