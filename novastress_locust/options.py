@@ -228,6 +228,8 @@ STORM_OPTIONS: tuple[Option, ...] = (
            "more than the compute hosts, so that two members must race for one host, for affinity as many; "
            "at least 2, and 2 when the host count is unknown (it needs admin credentials); -1 = no bursts)",
            type=int),
+    Option("--storm-group-policy", "mixed", "policy of the server-group bursts: affinity, anti-affinity "
+           "or mixed (either, at random per burst)", choices=("affinity", "anti-affinity", "mixed")),
     Option("--storm-conflict-fails", False, "count a 409 (the API refusing a racing action) as a failure; "
            "by default it is counted on its own CONFLICT row only", switch=True),
     Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",

@@ -30,7 +30,9 @@ GROUP_RACE_LOG = {r"GroupAffinityViolation|instance group policy was violated|No
 def server_group_burst(user: NovaUser) -> None:
     """N simultaneous boots into an affinity or anti-affinity group, checked against the policy."""
     opts = user.options
-    policy = storm_state(user.environment).rng.choice(POLICIES)
+    policy = opts.storm_group_policy
+    if policy not in POLICIES:
+        policy = storm_state(user.environment).rng.choice(POLICIES)
     count = burst_size(opts.storm_group_size, policy, host_count(user))
     checks = invariants(user.environment)
     record = user.client.action

@@ -160,12 +160,12 @@ def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
 def test_one_host_still_races_its_anti_affinity_bursts(cloud_factory):
     # two members for one host: Nova must put the second in ERROR (NoValidHost); the planted race
     # puts both on the host when the second is accepted while the first is still being scheduled
-    # (at this delay scale that takes 0.15 s or more; at half of it a loaded CI machine once spaced
-    # the boots of every burst farther apart than that, and no burst raced)
+    # (at this delay scale that takes 0.15 s or more); every burst is anti-affinity: a run of
+    # affinity bursts only (one host: nothing to race) would find nothing
     cloud = cloud_factory(faults="group-policy-burst", delay_scale=1.0, seed=5, compute_hosts=1,
                           extra_args=["--fault-probability", "group-policy-burst=1"])
     run = storm(cloud, "-t", "8s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
-                "--quota-step", "0")
+                "--storm-group-policy", "anti-affinity", "--quota-step", "0")
     assert run.returncode == 1, run.output[-4000:]
     assert re.search(r"^  hosts +1 nova-compute up and enabled$", run.output, re.M), run.output[-4000:]
     assert re.search(r"^INVARIANT server-group-policy: \S+: anti-affinity group has 1 members sharing a host",
@@ -179,7 +179,8 @@ def test_the_no_valid_host_nova_logs_for_a_healthy_burst_is_expected_not_a_failu
     # nova-conductor logs as ERROR; the watch names it as expected of the burst and the run is clean
     cloud = cloud_factory(faults="none", delay_scale=0.1, seed=5, compute_hosts=1)
     run = storm(cloud, "-t", "6s", "-u", "1", "--storm-pool-size", "1", "--storm-group-ratio", "1",
-                "--quota-step", "0", "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",
+                "--storm-group-policy", "anti-affinity", "--quota-step", "0",
+                "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",
                 "--log-check-interval", "0.5")
     expected = re.findall(r"^  (\d+) logged error\(s\) expected, not counted: Nova's answer to a server-group "
                           r"burst racing for hosts", run.stdout, re.M)
