@@ -17,7 +17,9 @@ HOST = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Ports:
-    """Where each service listens (all on 127.0.0.1)."""
+    """Where each service listens (all on 127.0.0.1): below the kernel's ephemeral range (32768
+    and up), where an outgoing connection of the busy machine could hold the port when a service
+    starts (RabbitMQ once failed to listen on 35672 so: eaddrinuse)."""
 
     keystone: int = 5000
     placement: int = 8778
@@ -25,9 +27,9 @@ class Ports:
     neutron: int = 9696
     nova_api: int = 8774
     cinder: int = 8776
-    mariadb: int = 33306
-    rabbitmq: int = 35672
-    rabbitmq_dist: int = 35673
+    mariadb: int = 13306
+    rabbitmq: int = 15682
+    rabbitmq_dist: int = 15683
 
 
 def auth_url(ports: Ports) -> str:
