@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import random
 import re
 import sys
 import threading
@@ -29,8 +28,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NoReturn
 
 from . import options as novastress_options
-from .credentials import CloudTarget, quiet_discovery, resolve
-from .errors import UserError, error_message, exit_with, first_line
+from .cloud import CallFailed, Retry, RetryingClient
+from .credentials import CloudTarget, resolve
+from .errors import UserError, exit_with, first_line
 from .kinds import KINDS, reset_volume, volume_held_for
 
 LOG = logging.getLogger("novastress.cleanup")
@@ -38,22 +38,12 @@ LOG = logging.getLogger("novastress.cleanup")
 # the rows of its table, in the order it deletes them (attachments are undone before volumes go)
 TABLE = ("servers", "server groups", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
          "keypairs", "security groups", "projects", "users")
-# 2.10: an admin may list and delete the keypairs of another user (isolated users' keypairs)
-COMPUTE_MICROVERSION = "2.10"
 # server statuses that are as good as gone
 GONE = ("DELETED", "SOFT_DELETED")
 
 
 class CleanupError(UserError):
     """A problem the user can fix (credentials, scope); str() is one clear line."""
-
-
-class CallFailed(Exception):
-    """An API call that still failed after its retries; str() is one line, no secrets."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass
@@ -118,109 +108,14 @@ class Settings:
     concurrency: int = 8
 
 
-# -- HTTP with retries ----------------------------------------------------------------
-class Cloud:
-    """The services of one credential; every call retried on 5xx, resets and timeouts."""
-
-    TRANSIENT = (408, 429, 500, 502, 503, 504)
-
-    def __init__(self, target: CloudTarget, settings: Settings, deadline: float, auth: Any = None) -> None:
-        self.target = target
-        self.settings = settings
-        self.deadline = deadline
-        self.session = target.session(auth or target.plugin())
-        self.session.timeout = settings.request_timeout
-        self._endpoints: dict[str, str | None] = {}
-
-    def remaining(self) -> float:
-        return self.deadline - time.monotonic()
-
-    def authenticate(self) -> None:
-        """A token now: bad credentials or an unreachable cloud become one clear line."""
-        who = f"{self.target.who} ({self.target.source})"
-        try:
-            with quiet_discovery():
-                self._retry(lambda: self.session.get_token(), "authenticate")
-        except CallFailed as exc:
-            if exc.status == 401:
-                raise CleanupError(f"authentication failed for {who}: the cloud answered 401; check "
-                                   f"the password / application credential") from None
-            raise CleanupError(f"cannot authenticate {who}: {exc}") from None
-
-    @property
-    def project_id(self) -> str | None:
-        return self.session.get_project_id()
-
-    @property
-    def user_id(self) -> str | None:
-        return self.session.get_user_id()
-
-    def endpoint(self, service: str) -> str | None:
-        """The service's URL; None when the catalog does not list it (CloudTarget.endpoint)."""
-        if service not in self._endpoints:
-            self._endpoints[service] = self._retry(lambda: self.target.endpoint(self.session, service),
-                                                   "catalog")
-        return self._endpoints[service]
-
-    def call(self, service_type: str, method: str, path: str, *, params: dict | None = None,
-             json: Any = None, expect: tuple[int, ...] = (200,), retry_on: tuple[int, ...] = (),
-             name: str | None = None, microversion: str | None = None):
-        """One API call, retried with backoff on transient trouble; CallFailed when it gives up.
-        (`name` names a Locust request; this client fires none.)"""
-        endpoint = self.endpoint(service_type)
-        if endpoint is None:
-            raise CallFailed(f"no {service_type} endpoint in the catalog")
-        microversion = microversion or (COMPUTE_MICROVERSION if service_type == "compute" else None)
-        headers = {"OpenStack-API-Version": f"{service_type} {microversion}"} if microversion else {}
-        label = f"{method} {service_type} {path}"
-
-        def once():
-            response = self.session.request(endpoint + path, method, params=params, json=json,
-                                            headers=headers, raise_exc=False)
-            if response.status_code in expect:
-                return response
-            error = CallFailed(f"{label} -> {response.status_code} {error_message(response)}",
-                               response.status_code)
-            error.transient = response.status_code in self.TRANSIENT + retry_on  # type: ignore[attr-defined]
-            raise error
-        return self._retry(once, label)
-
-    def _retry(self, function: Callable[[], Any], label: str):
-        from keystoneauth1 import exceptions as ks
-        delay = self.settings.backoff
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return function()
-            except CallFailed as exc:
-                if not getattr(exc, "transient", False):
-                    raise
-                error = exc
-            except ks.Unauthorized:
-                raise CallFailed(f"{label}: the cloud answered 401 (credentials rejected)", 401) from None
-            except (ks.ConnectFailure, ks.ConnectionError, ks.RetriableConnectionFailure,
-                    ks.DiscoveryFailure) as exc:
-                error = CallFailed(f"{label}: {type(exc).__name__}: {first_line(exc)}")
-            except ks.HttpError as exc:  # raised by the catalog/auth calls
-                if exc.http_status not in self.TRANSIENT:
-                    raise CallFailed(f"{label}: {first_line(exc)}", exc.http_status) from None
-                error = CallFailed(f"{label}: {first_line(exc)}", exc.http_status)
-            if attempt > self.settings.retries or self.remaining() <= 0:
-                raise CallFailed(f"{error} (gave up after {attempt} attempts)", error.status)
-            # jitter: many workers retrying in step would hit a struggling cloud together
-            pause = min(delay, self.settings.max_backoff, max(0.0, self.remaining()))
-            time.sleep(pause * random.uniform(0.75, 1.25))
-            delay *= 2
-
-
 # -- the cleanup -------------------------------------------------------------------------
 class Cleanup:
     """Find (and with `delete=True` delete) everything in scope, kind by kind."""
 
-    def __init__(self, cloud: Cloud, scope: Scope, all_projects: bool = False,
+    def __init__(self, cloud: RetryingClient, scope: Scope, settings: Settings, all_projects: bool = False,
                  delete: bool = False, out=None, keypair_users: Iterable[str] = ()) -> None:
         self.cloud = cloud
+        self.settings = settings
         self.scope = scope
         self.all_projects = all_projects
         self.delete = delete
@@ -277,7 +172,7 @@ class Cleanup:
         def one(resource: Resource) -> None:
             try:
                 if self.cloud.remaining() <= 0:
-                    raise CallFailed(f"the cleanup timeout ({self.cloud.settings.timeout:g} s) passed")
+                    raise CallFailed(f"the cleanup timeout ({self.settings.timeout:g} s) passed")
                 remove(resource)
             except (CallFailed, StillThere) as exc:
                 with self._lock:
@@ -289,7 +184,7 @@ class Cleanup:
                 with self._lock:
                     result.deleted.append(resource)
 
-        workers = max(1, min(self.cloud.settings.concurrency, len(result.found)))
+        workers = max(1, min(self.settings.concurrency, len(result.found)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cleanup") as pool:
             list(pool.map(one, result.found))
 
@@ -312,11 +207,11 @@ class Cleanup:
                 return
             if on_error is not None and (status.lower() in ("error", "error_deleting") or dropped(last)):
                 on_error(last)  # deletes again, or raises StillThere when it has tried enough
-            time.sleep(min(self.cloud.settings.interval, max(0.0, self.cloud.remaining())))
+            time.sleep(min(self.settings.interval, max(0.0, self.cloud.remaining())))
         state = str(last.get("status")) if last else "present"
         task = last.get("OS-EXT-STS:task_state") if last else None
         raise StillThere(f"still {state}{f' ({task})' if task else ''} after the cleanup timeout "
-                         f"({self.cloud.settings.timeout:g} s)")
+                         f"({self.settings.timeout:g} s)")
 
     # -- listing helpers --------------------------------------------------------------
     def _own_project_filter(self) -> dict[str, str]:
@@ -520,7 +415,7 @@ class Cleanup:
     def _redelete(self, resource: Resource, record: dict, delete: Callable[[], None]) -> None:
         """The resource went to ERROR while deleting: delete it again, a bounded number of times."""
         count = resource.detail.get("redeletes", 0)
-        if count >= self.cloud.settings.retries:
+        if count >= self.settings.retries:
             fault = (record.get("fault") or {}).get("message")
             raise StillThere(f"went to {record.get('status')} while deleting, {count + 1} deletes "
                              f"tried{': ' + str(fault).splitlines()[0] if fault else ''}")
@@ -637,20 +532,14 @@ def render_table(results: Iterable[KindResult], deleting: bool) -> str:
 
 
 # -- entry points: the command line below, and the sweep at the end of a run ---------------
-def connect(target: CloudTarget, settings: Settings, auth: Callable[[CloudTarget], Any] | None = None) -> Cloud:
-    """An authenticated Cloud whose calls share one deadline (`settings.timeout` from now);
+def connect(target: CloudTarget, settings: Settings, auth: Callable[[CloudTarget], Any] | None = None) -> RetryingClient:
+    """An authenticated client whose calls share one deadline (`settings.timeout` from now);
     `auth(target)` gives the auth plugin to use (a run's: RunState.auth, its token shared)."""
-    cloud = Cloud(target, settings, time.monotonic() + settings.timeout, auth(target) if auth else None)
+    cloud = RetryingClient(target, Retry(settings.retries, settings.backoff, settings.max_backoff),
+                           time.monotonic() + settings.timeout, auth(target) if auth else None,
+                           timeout=settings.request_timeout)
     cloud.authenticate()
     return cloud
-
-
-def has_admin_role(cloud: Cloud) -> bool:
-    """Whether the cloud's token carries the admin role (what looking in every project needs)."""
-    try:
-        return "admin" in cloud.session.auth.get_access(cloud.session).role_names
-    except Exception:  # keystoneauth's errors: no token, no roles, no admin
-        return False
 
 
 @dataclass
@@ -673,12 +562,12 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
     project, so the run's isolated projects and users (and their resources) go too; without
     them, in the member's project only. `every_run` adds `<prefix>-` of earlier runs, in the
     member's project only (Tempest's full_clean_stack spoke of the run's own credential).
-    Raises CleanupError when the member credentials do not work. `clouds` (connect_clouds) reuses
+    Raises CredentialsError when the member credentials do not work. `clouds` (connect_clouds) reuses
     connections made already.
     """
     clouds = clouds or connect_clouds(member, admin, settings)
     cloud, admin_cloud = clouds.member, clouds.admin
-    plan: list[tuple[Cloud, Scope, bool]] = []
+    plan: list[tuple[RetryingClient, Scope, bool]] = []
     if admin_cloud is not None:
         plan.append((admin_cloud, scope, True))
     if every_run:
@@ -687,7 +576,7 @@ def sweep_run(member: CloudTarget, scope: Scope, settings: Settings, admin: Clou
         plan.append((cloud, scope, False))
     passes = []
     for acting, pass_scope, all_projects in plan:
-        results = Cleanup(acting, pass_scope, all_projects=all_projects, delete=True, out=out,
+        results = Cleanup(acting, pass_scope, settings, all_projects=all_projects, delete=True, out=out,
                           keypair_users=[cloud.user_id or ""] if acting is not cloud else ()).run()
         where = "every project" if all_projects else f"project {acting.project_id}"
         passes.append(SweepPass(pass_scope, where, results))
@@ -699,25 +588,25 @@ class Clouds:
     """The member's cloud and one holding the admin role (the member's own, or the admin
     credentials'); `admin_refused`: admin credentials were given and could not be used."""
 
-    member: Cloud
-    admin: Cloud | None
+    member: RetryingClient
+    admin: RetryingClient | None
     admin_refused: bool = False
 
 
 def connect_clouds(member: CloudTarget, admin: CloudTarget | None, settings: Settings,
                    auth: Callable[[CloudTarget], Any] | None = None) -> Clouds:
     cloud = connect(member, settings, auth)
-    if has_admin_role(cloud):
+    if cloud.has_role("admin"):
         return Clouds(cloud, cloud)
     if admin is None or admin.key == member.key:
         return Clouds(cloud, None)
     try:
         candidate = connect(admin, settings, auth)
-    except CleanupError as exc:
+    except UserError as exc:
         LOG.warning("novastress: the sweep cannot use the admin credentials (%s); it looks in "
                     "project %s only", exc, cloud.project_id)
         return Clouds(cloud, None, admin_refused=True)
-    if not has_admin_role(candidate):
+    if not candidate.has_role("admin"):
         return Clouds(cloud, None, admin_refused=True)
     return Clouds(cloud, candidate)
 
@@ -815,7 +704,7 @@ def main(argv: list[str] | None = None) -> int:
     where = "every project" if args.all_projects else f"project {cloud.project_id}"
     print(f"novastress-cleanup: {'deleting' if args.yes else 'listing'} resources named "
           f"{scope.pattern}* in {where} of {target.who}", flush=True)
-    results = Cleanup(cloud, scope, all_projects=args.all_projects, delete=args.yes).run()
+    results = Cleanup(cloud, scope, settings, all_projects=args.all_projects, delete=args.yes).run()
     print(render_table(results.values(), args.yes), flush=True)
     failed = sum(len(r.failed) for r in results.values())
     found = sum(len(r.found) for r in results.values())

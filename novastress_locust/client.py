@@ -5,8 +5,11 @@ call is a Locust request event, with the run's shared auth and catalog.
     servers = client.compute.get("/servers/detail").json()["servers"]     # compute GET /servers/detail
     client.compute.delete(f"/servers/{server_id}", expect=(204, 404))     # ApiError on anything else
 
-Errors: ApiError (an unexpected answer; one line with the request id), `error_message()` (the
-message of any OpenStack error body), `generalize()` (ids and names out, so equal failures group).
+It stands on cloud.py's CloudSession (one credential's session: catalog URLs, token, roles);
+RetryingClient there makes the calls that are not load (sweep, cleanup, fault checks).
+
+Errors: ApiError (an unexpected answer; one line with the request id), `error_message()` (the message of any OpenStack error body), `generalize()`
+(ids and names out, so equal failures group).
 """
 from __future__ import annotations
 
@@ -14,23 +17,15 @@ import re
 import time
 from typing import Any, Callable
 
-from .credentials import CloudTarget, CredentialsError, quiet_discovery
-from .errors import error_message, first_line
+from .cloud import ApiError, CloudSession
+from .credentials import CloudTarget
+from .errors import error_message
 from .requestlog import ActionRecord
 from .state import PreflightError, RunState, request_index
-from .transport import use_transport
 from .waiter import BatchedServerWaiter, PerServerWaiter
 
 _ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                          r"[0-9a-fA-F]{12}|\d+|req-[0-9a-f-]{36})$")
-
-
-class ApiError(Exception):
-    """An OpenStack call answered something unexpected; str() is one line."""
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
@@ -81,34 +76,26 @@ class ServiceClient:
         return self.request("DELETE", path, expect=expect, name=name)
 
 
-class OpenStackClient:
+class OpenStackClient(CloudSession):
     """A keystoneauth Session (shared auth plugin, own connections) whose calls fire Locust events."""
 
     def __init__(self, state: RunState, target: CloudTarget, user_name: str) -> None:
+        super().__init__(target, state.auth(target), timeout=getattr(state.options, "request_timeout", None),
+                         transport=getattr(state.options, "transport", "requests"), endpoints=state.endpoints)
         self.state = state
-        self.target = target
         self.user_name = user_name
         self.events = state.environment.events
-        self.session = target.session(state.auth(target))
-        # --transport fast: geventhttpclient under keystoneauth (transport.py)
-        use_transport(self.session, getattr(state.options, "transport", "requests"))
-        # keystoneauth applies it to every call of the session, token requests included
-        self.session.timeout = getattr(state.options, "request_timeout", None)
         self.action: ActionRecord | None = None
         self.index = request_index(state.environment)
         self._services: dict[object, ServiceClient] = {}  # by short name and headers
         self._names: dict[tuple, str] = {}
 
     # -- services -------------------------------------------------------------
-    def has_service(self, service: str) -> bool:
-        """Whether the catalog lists the service (compute, image, volume, network, placement…)."""
-        return self.state.endpoint(self.session, self.target, service) is not None
-
     def service(self, service: str, short: str, headers: dict[str, str] | None = None) -> ServiceClient:
         """The client of a service the catalog lists; PreflightError (one line) when it does not."""
         key = (short, tuple(sorted((headers or {}).items())))
         if key not in self._services:
-            endpoint = self.state.endpoint(self.session, self.target, service)
+            endpoint = self.endpoint(service)
             if endpoint is None:
                 target = self.target
                 raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
@@ -167,14 +154,11 @@ class OpenStackClient:
             headers["X-OpenStack-Request-ID"] = action.global_request_id
         started = time.perf_counter()
         try:
-            response = self.session.request(service.endpoint + path, method, json=json, params=params,
-                                            headers=headers, raise_exc=False, allow_reauth=False)
+            response = self.send(service.endpoint + path, method, json=json, params=params, headers=headers)
             if response.status_code == 401:
                 # the shared token expired or was revoked: one user re-authenticates, all retry once
                 self.state.token_rejected(self.target, response.request.headers.get("X-Auth-Token"))
-                response = self.session.request(service.endpoint + path, method, json=json,
-                                                params=params, headers=headers, raise_exc=False,
-                                                allow_reauth=False)
+                response = self.send(service.endpoint + path, method, json=json, params=params, headers=headers)
         except Exception as exc:  # keystoneauth's ConnectFailure, Unauthorized at re-auth, SSLError...
             error = ApiError(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
             self.events.request.fire(request_type=method, name=name,
@@ -191,34 +175,25 @@ class OpenStackClient:
         if response.status_code not in expect:
             error = ApiError(f"{name} -> {response.status_code} {error_message(response)}"
                              f"{' [' + request_id + ']' if request_id else ''}", response.status_code)
+        context: dict[str, Any] = {"request_id": request_id}
+        if error is not None:
+            # what a finding (findings.py) keeps of it: the answer as said, and whose it was
+            context.update(status=response.status_code, message=str(error))
+            if action is not None:
+                context.update(action=action.action, user=action.who, global_request_id=action.global_request_id)
         self.events.request.fire(request_type=method, name=name, response_time=elapsed,
                                  response_length=len(response.content),
                                  exception=error and generalize(str(error), self.state.names),
-                                 context={"request_id": request_id})
+                                 context=context)
         if error is not None:
             raise error
         return response
 
     # -- preflight helpers ----------------------------------------------------
     def authenticate(self) -> None:
-        """Get a token now: bad credentials or an unreachable auth URL become one clear line."""
-        from keystoneauth1 import exceptions as ks
-
-        who = f"{self.target.who} ({self.target.source})"
-        try:
-            with quiet_discovery():
-                self.session.get_token()
-        except ks.Unauthorized:
-            raise CredentialsError(f"authentication failed for {who}: the cloud answered 401; "
-                                   f"check the password / application credential") from None
-        except (ks.ConnectFailure, ks.DiscoveryFailure) as exc:
-            reason = _connection_reason(str(exc))
-            if reason:
-                raise CredentialsError(f"cannot reach the auth URL of {who}: {reason}") from None
-            raise CredentialsError(f"no Keystone found at the auth URL of {who}: {first_line(exc)}") from None
-        except ks.ClientException as exc:
-            raise CredentialsError(f"cannot authenticate {who}: {first_line(exc)}") from None
-        self.compute  # the catalog must have compute: say so now, not in every user
+        """A token now, and the catalog must have compute: say so now, not in every user."""
+        super().authenticate()
+        self.compute
 
     def find_image(self, wanted: str | None) -> str:
         if not self.has_service("image"):
@@ -249,7 +224,7 @@ class OpenStackClient:
         if wanted:
             return _pick("network", wanted, networks, "--network")
         usable = [n for n in networks if not n.get("router:external")]
-        project_id = self.session.get_project_id()
+        project_id = self.project_id
         own = [n for n in usable if n.get("project_id") == project_id]
         for candidates in (own, usable):
             if len(candidates) == 1:
@@ -259,16 +234,6 @@ class OpenStackClient:
         raise PreflightError(f"the project sees {len(usable)} networks "
                              f"({', '.join(n.get('name') or n['id'] for n in usable[:6])}); "
                              f"choose one with --network")
-
-
-def _connection_reason(text: str) -> str | None:
-    """`Connection refused`, `Name or service not known`…: the socket's own words, if any."""
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if found:
-        return found.group(1).strip()
-    if "Unable to establish connection" in text or "timed out" in text.lower():
-        return "unable to establish a connection"
-    return None
 
 
 def _pick(kind: str, wanted: str | None, items: list[dict], option: str,

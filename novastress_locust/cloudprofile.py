@@ -213,7 +213,7 @@ def _current_version(client, kind: str) -> dict | None:
     """The current API version record at the service's endpoint (its version document), None
     when the endpoint says nothing readable."""
     from .client import ApiError, ServiceClient
-    url = client.state.endpoint(client.session, client.target, kind)
+    url = client.endpoint(kind)
     # Cinder's catalog URL often ends in the project id, where no version document is
     candidates = [url] + ([url.rsplit("/", 1)[0]] if url and re.search(r"/[0-9a-f]{32}$", url) else [])
     for candidate in filter(None, candidates):
@@ -253,7 +253,7 @@ def _admin_client(state):
         target = state.admin_target()
     try:
         client = OpenStackClient(state, target, "cloud-profile-admin")
-        roles = client.session.auth.get_access(client.session).role_names
+        roles = client.roles()
     except ks.ClientException:
         return None
     return client if "admin" in roles else None

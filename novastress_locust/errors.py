@@ -39,17 +39,23 @@ def error_message(response) -> str:
             return _text_message(str(body["message"])) or str(body["title"])
         for value in body.values():
             if isinstance(value, dict) and "message" in value:
-                return str(value["message"]).splitlines()[0][:300]
+                return _one_line(str(value["message"]))
         for key in ("message", "NeutronError"):
             if key in body:
                 value = body[key]
-                return str(value.get("message") if isinstance(value, dict) else value).splitlines()[0][:300]
+                return _one_line(str(value.get("message") if isinstance(value, dict) else value))
         # Placement and Glance: {"errors": [{"title": ..., "detail": ...}]}
         errors = body.get("errors")
         if isinstance(errors, list) and errors and isinstance(errors[0], dict):
             first = errors[0]
             return str(first.get("detail") or first.get("title") or first).splitlines()[0][:300]
     return str(body)[:200]
+
+
+def _one_line(message: str) -> str:
+    """A message's lines joined: Nova's 500 names the exception on its second line
+    ("Unexpected API Error. ... if possible.\n<class 'nova.exception.InstanceNotFound'>")."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())[:300]
 
 
 def _text_message(text: str) -> str:

@@ -41,6 +41,7 @@ from typing import Callable
 
 import gevent
 
+from .cloud import Retry, RetryingClient
 from .errors import first_line
 from .faultspec import (API_TYPES, COMMAND_TIMEOUT, MAX_REPEATS, NOVA_BINARIES, Fault, FaultError, Preset, command,
                         customized, parse, preset)
@@ -352,7 +353,7 @@ class Aftermath:
                 server = self.reads.show(server_id)
                 held = self.reads.allocations(server_id)
             except Exception as exc:
-                if getattr(exc, "http_status", None) == 403:
+                if getattr(exc, "status", None) == 403:
                     LOG.warning("novastress: fault: Placement is admin-only: the allocations of the servers a "
                                 "fault caught are not checked (give --os-admin-username)")
                     return False
@@ -390,7 +391,7 @@ class ServerReads:
             listed = self.call("compute", "GET", "/servers/detail",
                                params={"name": f"^{re.escape(self.prefix)}", **self._every_project}).json()["servers"]
         except Exception as exc:
-            if getattr(exc, "http_status", None) != 403 or not self._every_project:
+            if getattr(exc, "status", None) != 403 or not self._every_project:
                 raise
             self._every_project = {}      # not admin: the run's own project
             return self.servers()
@@ -400,7 +401,7 @@ class ServerReads:
         try:
             return self.call("compute", "GET", f"/servers/{server_id}").json()["server"]
         except Exception as exc:
-            if getattr(exc, "http_status", None) == 404:
+            if getattr(exc, "status", None) == 404:
                 return None
             raise
 
@@ -441,7 +442,7 @@ class Probe:
         try:
             services = self.call("compute", "GET", "/os-services", params=params).json()["services"]
         except Exception as exc:
-            if getattr(exc, "http_status", None) == 403 and self.unchecked is None:
+            if getattr(exc, "status", None) == 403 and self.unchecked is None:
                 self.unchecked = ("os-services is admin-only and this run's credentials are not admin "
                                   "(give --os-admin-username and --os-admin-password)")
                 LOG.warning("novastress: fault: %s", self.unchecked)
@@ -563,15 +564,10 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
                         getattr(options, "fault_command", None), getattr(options, "fault_name", None))
     dry_run = bool(getattr(options, "fault_dry_run", False))
     state.use_embedded_admin()
-    admin = state.admin_target()
-    session = admin.session(admin.plugin())
-    session.timeout = 10
-
-    def call(service_type: str, method: str, path: str, params: dict | None = None):
-        endpoint = state.endpoint(session, admin, service_type)
-        response = session.request(endpoint + path, method, params=params, raise_exc=True,
-                                   headers={"OpenStack-API-Version": "compute 2.53"})
-        return response
+    # checks during a fault: one try each (the probe and the aftermath poll again themselves)
+    admin = RetryingClient(state.admin_target(), Retry(retries=0), deadline=float("inf"), timeout=10,
+                           endpoints=state.endpoints)
+    call = admin_call(admin)
 
     def hosts(service: str) -> list[str]:
         if service not in NOVA_BINARIES:
@@ -584,7 +580,7 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
         return sorted(s["host"] for s in listed if s.get("status") == "enabled")
 
     if state.embedded is not None:
-        runner = _embedded_runner(session, state)
+        runner = _embedded_runner(admin.session, state)
     elif chosen.local or getattr(options, "fault_local", False):
         runner = run_local
     else:
@@ -608,15 +604,24 @@ def _schedule(environment, state, faults: list[Fault]) -> Schedule:
         invariants(environment).violation(kind, server_id, detail, request_ids=[])
 
     try:
-        placement = state.endpoint(session, admin, "placement") is not None
+        placement = admin.has_service("placement")
     except Exception:                   # the catalog is not readable now: the checks say so later
         placement = False
     aftermath = None if dry_run else Aftermath(ServerReads(call, f"{state.prefix}-{state.run_id}-", placement),
                                                violation, float(options.status_poll_interval))
-    probe = Probe(None if dry_run else call, lambda service: state.endpoint(session, admin, service))
+    probe = Probe(None if dry_run else call, admin.endpoint)
     return Schedule(faults, chosen, runner, hosts, probe, report, dry_run=dry_run,
                     recovery_timeout=float(options.fault_recovery_timeout), successes=successes,
                     actions_ended=actions_ended, window_grace=float(options.fault_window), aftermath=aftermath)
+
+
+def admin_call(admin: RetryingClient) -> Callable:
+    """`call(service_type, method, path, params=None)` of the checks: the response, or CallFailed
+    (its `status`) for any other answer than 200; compute at 2.53 (os-services ids, flavor views)."""
+    def call(service_type: str, method: str, path: str, params: dict | None = None):
+        return admin.call(service_type, method, path, params=params,
+                          microversion="2.53" if service_type == "compute" else None)
+    return call
 
 
 def _embedded_runner(session, state) -> Runner:

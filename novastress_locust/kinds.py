@@ -12,7 +12,7 @@ by its exact name, looked up, deleted, and in which order the kinds go at cleanu
 `call(service, method, path, *, params=None, json=None, expect=(200,), name=None, microversion=None)`
 is whichever
 client asks: the load's `OpenStackClient.request` (its calls are Locust requests, pinned on the
-action) or `novastress-cleanup`'s `Cloud.call` (retried, bounded by the cleanup's deadline).
+action) or cloud.py's `RetryingClient.call` (the sweep's and `novastress-cleanup`'s: retried, bounded by a deadline).
 Both return the response when its status is in `expect` and raise otherwise. Waiting until a
 resource is gone stays with the caller: a user polls between its actions, the cleanup within
 its deadline.

@@ -330,7 +330,8 @@ def _on_quitting(environment, **_kwargs) -> None:
         state.summary_printed = True
         verdicts = _report.sla_verdicts(environment)
         tolerated = _report.sla_tolerates(environment)
-        text, failed = summary.render(state, tolerated, verdicts)
+        findings = _report.run_report(environment).findings.summary_lines()
+        text, failed = summary.render(state, tolerated, verdicts, findings)
         print(text, flush=True)
         summary.set_exit_code(environment, state, failed, tolerated, verdicts)
 

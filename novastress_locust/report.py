@@ -39,6 +39,7 @@ from locust.runners import WorkerRunner
 from locust.stats import RequestStats, StatsEntry
 
 from . import sla as sla_criteria
+from .findings import Findings, occurrence_of
 
 LOG = logging.getLogger("novastress")
 TITLE = "novastress reports"
@@ -46,6 +47,7 @@ MAX_LOG_ERRORS = 1000
 SLA_INTERVAL = 2.0      # seconds between live judgements of the --sla criteria
 ACTION_COLUMNS = ("action", "worker", "runs", "failures", "median_ms", "p95_ms", "average_ms", "max_ms")
 LOG_ERROR_COLUMNS = ("time", "host", "file", "summary", "action", "user", "request_id", "fault", "lines")
+FINDING_COLUMNS = ("kind", "title", "count", "first", "last", "actions", "users", "hosts", "request_ids")
 SLA_COLUMNS = ("criterion", "subject", "limit", "value", "success", "detail")
 REQUEST_ID = re.compile(r"\breq-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b")
 
@@ -76,10 +78,17 @@ class RunReport:
         self.log_errors: deque[LogErrorRow] = deque(maxlen=MAX_LOG_ERRORS)
         self.log_error_count = 0
         self.verdicts: list[sla_criteria.Verdict] = []     # the latest judgement of --sla
+        self.findings = Findings()
+        self.ships = False               # a worker: its findings' occurrences go to the master
+        self.index = None                # the request index: which action an invariant's ids name
 
     # -- recording ------------------------------------------------------------------
     def on_request(self, worker: str, request_type: str, name: str, response_time: float,
                    exception: Any, context: dict | None) -> None:
+        if exception is not None:
+            occurrence = occurrence_of(request_type, name, exception, context, self.index)
+            if occurrence is not None:
+                self.findings.add(occurrence, ship=self.ships)
         if self.record_successes and exception is None and request_type in ("ACTION", "ATOMIC"):
             self.successes.log_request(request_type, name, round(response_time), 0)
         if request_type == "ACTION":
@@ -102,8 +111,11 @@ class RunReport:
 
     def stripped(self) -> dict[str, list[dict]]:
         """This worker's action timings and successes since the last report (then forgotten here)."""
-        return {name: [entry.get_stripped_report() for entry in stats.entries.values() if entry.num_requests]
-                for name, stats in (("actions", self.actions), ("successes", self.successes))}
+        stripped: dict[str, Any] = {
+            name: [entry.get_stripped_report() for entry in stats.entries.values() if entry.num_requests]
+            for name, stats in (("actions", self.actions), ("successes", self.successes))}
+        stripped["findings"] = self.findings.shipped()
+        return stripped
 
     def merge(self, worker: str, reported: dict[str, list[dict]]) -> None:
         for data in reported.get("actions") or []:
@@ -111,6 +123,7 @@ class RunReport:
             self.actions.get(data["name"], worker).extend(StatsEntry.unserialize(data, self.actions))
         for data in reported.get("successes") or []:
             self.successes.get(data["name"], data["method"]).extend(StatsEntry.unserialize(data, self.successes))
+        self.findings.merge(reported.get("findings") or {})
 
     def reset(self) -> None:
         self.actions.reset_all()
@@ -118,6 +131,7 @@ class RunReport:
         self.log_errors.clear()
         self.log_error_count = 0
         self.verdicts = []
+        self.findings.reset()
 
     def per_action(self) -> dict[str, StatsEntry]:
         """Each action's iterations over every worker."""
@@ -310,6 +324,7 @@ def summary_document(environment, exit_code: int | None) -> dict:
         "backoffs": state.all_backoffs(),
         "sla": sla_document(environment),
         "faults": [record.as_dict() for record in state.faults.records] if state.faults is not None else [],
+        "findings": [finding.as_dict() for finding in report.findings.ranked()],
     }
 
 
@@ -382,6 +397,9 @@ def summary_html(document: dict) -> str:
         *([f"<p>SLA {'passed' if document['sla']['passed'] else 'FAILED'}: "
            f"{html.escape(document['sla']['criteria'])}</p>",
            _table("SLA", document["sla"]["verdicts"], SLA_COLUMNS)] if document.get("sla") else []),
+        _table("Findings", [dict(f, actions=", ".join(f"{k} x{v}" for k, v in f["actions"].items()),
+                                 request_ids=" ".join(f["request_ids"][:5])) for f in document.get("findings") or []],
+               ("kind", "title", "count", "actions", "request_ids")),
         _table("Actions", document["actions"], ACTION_COLUMNS),
         _table("Log errors", document["log_errors"], LOG_ERROR_COLUMNS),
         _table("Users", document["users"], ("user", "action", "runs", "failed")),
@@ -441,6 +459,8 @@ def write_files(environment, exit_code: int | None) -> list[str]:
         targets += final_locust_csvs(environment, options.csv_prefix)
         targets.append((f"{options.csv_prefix}_actions.csv", actions_csv(environment)))
         targets.append((f"{options.csv_prefix}_log_errors.csv", log_errors_csv(environment)))
+        targets.append((f"{options.csv_prefix}_findings.csv",
+                        to_csv(run_report(environment).findings.rows(), FINDING_COLUMNS)))
         if sla_given(environment):
             verdicts = run_report(environment).verdicts or sla_verdicts(environment) or []
             targets.append((f"{options.csv_prefix}_sla.csv", to_csv([v.as_dict() for v in verdicts], SLA_COLUMNS)))
@@ -482,7 +502,9 @@ def register(events) -> None:
 def _on_init(environment, runner=None, **_kwargs) -> None:
     if environment.parsed_options is None or not hasattr(environment.parsed_options, "prefix"):
         return
+    from .state import request_index
     report = run_report(environment)
+    report.index = request_index(environment)
     worker = "local"
 
     def note_sla(**_kw) -> None:
@@ -493,6 +515,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
     environment.events.test_start.add_listener(note_sla)
     if isinstance(runner, WorkerRunner):
         worker = worker_label(runner.client_id)
+        report.ships = True
         environment.events.report_to_master.add_listener(
             lambda client_id, data, **kw: data.__setitem__("novastress_actions", report.stripped()))
     else:

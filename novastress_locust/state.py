@@ -209,14 +209,6 @@ class RunState:
         if plugin is not None and (current is None or current == token):
             plugin.invalidate()
 
-    def endpoint(self, session, target: CloudTarget, service: str) -> str | None:
-        """The service's URL in the credential's catalog, None when it does not list it (once per
-        credential and process: CloudTarget.endpoint)."""
-        key = (target.key, service)
-        if key not in self.endpoints:
-            self.endpoints[key] = target.endpoint(session, service)
-        return self.endpoints[key]
-
     def boot_args(self) -> BootArgs:
         if self.boot is None:
             opts = self.options

@@ -38,11 +38,13 @@ def _user_order(name: str) -> tuple[str, int]:
     return (base, int(number)) if number.isdigit() else (name, 0)
 
 
-def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdict] | None = None) -> tuple[str, bool]:
+def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdict] | None = None,
+           findings: list[str] = ()) -> tuple[str, bool]:
     """The summary text and whether the run failed (a failed action, a leaked resource, what the
     sweep could not check, a fault whose command failed or whose service did not come back; failed actions and violated invariants not when an SLA criterion in
     `tolerated`, failure_rate or max_invariant_violations, sets how many may be); `verdicts`:
-    the SLA's, printed as Rally's SLA table."""
+    the SLA's, printed as Rally's SLA table; `findings`: the lines of findings.py, the
+    occurrences grouped (5xx, log records, invariants), which say nothing of pass or fail."""
     tally = collect(state)
     lines = ["Statistics (per process):"]
     rows = [(user, action, runs, failed) for user in sorted(tally, key=_user_order)
@@ -98,6 +100,7 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
         lines += [f"INVARIANT {error.name}: {error.error}" for error in violated[:20]]
         if len(violated) > 20:
             lines.append(f"... and {len(violated) - 20} more (the stats' error table has them all)")
+    lines += findings
     if verdicts is not None:
         lines.append(table(verdicts))
     if "failure_rate" in tolerated:

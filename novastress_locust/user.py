@@ -28,9 +28,9 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from . import phases
 from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser gets novastress's listeners)
-from .client import (ApiError, OpenStackClient, ServiceClient, first_line, generalize, microversion_at_least,
-                     shared_waiter, template)
-from .errors import error_message
+from .client import (ApiError, OpenStackClient, ServiceClient, generalize, microversion_at_least, shared_waiter,
+                     template)
+from .errors import error_message, first_line
 from .kinds import KINDS, reset_volume, volume_held_for
 from .options import BACKOFF_AFTER
 from .requestlog import ActionRecord, timed

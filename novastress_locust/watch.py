@@ -18,6 +18,7 @@ from collections import deque
 from pathlib import Path
 
 from . import options as registry
+from .cloud import CloudSession
 from .errors import UserError
 from .state import request_index, run_state
 
@@ -130,7 +131,8 @@ class LogWatch:
                     raise TargetError("no cloud configured")
                 from logwatch import discover_os_services
                 # the run state's auth plugin for these credentials: its token, not a second one
-                session = cloud.session(run_state(self.environment).auth(cloud))
+                state = run_state(self.environment)
+                session = CloudSession(cloud, state.auth(cloud), timeout=_value(options, "request_timeout")).session
                 hosts = discover_os_services(session, region_name=cloud.region_name, interface=cloud.interface)
                 logger.info("log watch: os-services lists compute hosts %s", ", ".join(hosts) or "(none)")
                 return hosts

@@ -1,7 +1,10 @@
-"""Two extra web UI tabs, their CSV downloads, and our options in the start form.
+"""Extra web UI tabs, their CSV downloads, and our options in the start form.
 
     locust -f locustfiles/create_destroy.py      # then open http://localhost:8089
 
+* **Findings** — the run's occurrences grouped into findings (findings.py): a 5xx by service,
+  route, status and fault class, a logged error by service, logger and exception, an invariant
+  by its class; each with its count, first and last time, actions, users, hosts and request ids.
 * **Log errors** — time, host, file, the record's lines, the action and global request id it
   was pinned on (newest first); **Actions** — per action and per worker: runs, failures,
   median/p95 duration. Both come from report.py, refresh with Locust's stats poll, and download
@@ -29,12 +32,18 @@ from .state import class_hooks
 LOG_ERRORS = "novastress-log-errors"
 ACTIONS = "novastress-actions"
 SLA = "novastress-sla"
+FINDINGS = "novastress-findings"
 # rows shown in a tab: the CSV has them all; a huge table makes the page crawl
 MAX_ROWS = 500
 
-TABS = [{"title": "Log errors", "key": LOG_ERRORS}, {"title": "Actions", "key": ACTIONS},
-        {"title": "SLA", "key": SLA}]
+TABS = [{"title": "Findings", "key": FINDINGS}, {"title": "Log errors", "key": LOG_ERRORS},
+        {"title": "Actions", "key": ACTIONS}, {"title": "SLA", "key": SLA}]
 TABLES = [
+    {"key": FINDINGS, "structure": [
+        {"key": "kind", "title": "Kind"}, {"key": "title", "title": "Finding"}, {"key": "count", "title": "Count"},
+        {"key": "first", "title": "First"}, {"key": "last", "title": "Last"}, {"key": "actions", "title": "Actions"},
+        {"key": "users", "title": "Users"}, {"key": "hosts", "title": "Hosts"},
+        {"key": "request_ids", "title": "Request ids"}]},
     {"key": LOG_ERRORS, "structure": [
         {"key": "time", "title": "Time"}, {"key": "host", "title": "Host"}, {"key": "file", "title": "File"},
         {"key": "lines", "title": "Lines"}, {"key": "action", "title": "Action"},
@@ -99,7 +108,8 @@ def install(environment, web_ui) -> None:
             payload = response.get_json()
             log_errors = [dict(row, lines="\n".join(row["lines"])) for row in run_reports.log_error_rows(environment)[:MAX_ROWS]]
             verdicts = [dict(v.as_dict(), status="Passed" if v.success else "FAILED") for v in report.verdicts]
-            payload["extended_stats"] = [{"key": LOG_ERRORS, "data": log_errors},
+            payload["extended_stats"] = [{"key": FINDINGS, "data": report.findings.rows()[:MAX_ROWS]},
+                                         {"key": LOG_ERRORS, "data": log_errors},
                                          {"key": ACTIONS, "data": report.action_rows()[:MAX_ROWS]},
                                          {"key": SLA, "data": verdicts[:MAX_ROWS]}]
             response.set_data(json.dumps(payload))

@@ -84,6 +84,16 @@ def images_named(cloud, prefix: str) -> list[dict]:
     return [i for i in response.json()["images"] if (i.get("name") or "").startswith(prefix)]
 
 
+def chaos(cloud, **rule) -> None:
+    """Add a rule to the embedded cloud's fault injection (fakecloud/chaos.py): a status, a delay,
+    a reset or a freeze."""
+    import requests
+    admin = cloud.session(admin=True)
+    response = requests.post(f"{cloud.base_url}/fakecloud/chaos", json={"rule": rule},
+                             headers={"X-Auth-Token": admin.get_token()}, timeout=10)
+    assert response.status_code == 201, response.text
+
+
 def cli_credentials(cloud, admin: bool = False) -> list[str]:
     creds = cloud.credentials(admin=admin)
     # --opt=value: a generated password may start with "-"

@@ -11,9 +11,9 @@ PACKAGE = ROOT / "novastress_locust"
 # the rooms, lowest first: a module may import its own room's modules and those of rooms below
 ROOMS = [
     ("foundations", {"options", "errors", "requestlog", "transport", "waiter", "greenlets", "inputs",
-                     "credentials", "discovery", "summary", "sla", "faultspec"}),
+                     "credentials", "discovery", "summary", "sla", "faultspec", "findings"}),
     ("run state", {"state"}),
-    ("cloud access", {"client", "kinds", "phases"}),
+    ("cloud access", {"cloud", "client", "kinds", "phases"}),
     ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui", "faultplan",
                   "distributed", "compare"}),
     ("wiring", {"plugin"}),

@@ -1,18 +1,10 @@
 """`novastress-cleanup` against a real embedded cloud: scope, kinds, order, retries, failures."""
 from __future__ import annotations
 
-import requests
-
 from cleanup_helpers import CLEANUP, Api, clean_env, isolated, leftovers, run_cleanup
+from locust_runs import chaos
 
 FAST = dict(faults="none", delay_scale=0.1, seed=7)
-
-
-def chaos(cloud, **rule) -> None:
-    admin = cloud.session(admin=True)
-    response = requests.post(f"{cloud.base_url}/fakecloud/chaos", json={"rule": rule},
-                             headers={"X-Auth-Token": admin.get_token()}, timeout=10)
-    assert response.status_code == 201, response.text
 
 
 def test_lists_by_default_then_deletes_one_run_then_every_run(cloud_factory):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from cluster import Cluster, cli_credentials, free_port, run_locust, servers_named
+from locust_runs import chaos
 from waiting import wait_until
 
 RACE = ["--embedded-faults", "scheduler-capacity-race",
@@ -149,3 +150,22 @@ def test_only_the_master_injects_the_fault_schedule(cluster, tmp_path):
     assert run.output.count("fault: running on") == 1
     assert all("fault: running on" not in cluster.output(f"worker{n}") for n in range(2))
     assert run.returncode == 0, run.output[-3000:]
+
+
+def test_the_workers_5xx_become_one_finding_on_the_master(cluster, cloud_factory, tmp_path):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=6)
+    chaos(cloud, service="compute", method="POST", path=r"/servers$", kind="status", status=500, count=4)
+    summary_json = tmp_path / "summary.json"
+    cluster.start_master(["--expect-workers", "2", "-u", "4", "-t", "60s", "--max-runs", "3",
+                          "--summary-json", str(summary_json), *cli_credentials(cloud)])
+    cluster.start_workers(2)
+    run = cluster.wait()
+    document = json.loads(summary_json.read_text())
+    answered = [f for f in document["findings"] if f["kind"] == "5xx"]
+    # every worker's occurrences, shipped with its reports, merged into one finding
+    assert [(f["title"], f["count"]) for f in answered] == [("500 from compute POST /servers: RuntimeError", 4)], \
+        document["findings"]
+    assert answered[0]["actions"] == {"server_create_destroy": 4}
+    assert {user.split("/")[0] for user in answered[0]["users"]} <= worker_tags(run.summary()["users"])
+    assert "FINDING 500 from compute POST /servers: RuntimeError: 4 times" in run.stdout, run.stdout[-3000:]
+    assert run.returncode == 1

@@ -142,16 +142,17 @@ def test_a_scenarios_faults_run_with_the_command_lines(tmp_path):
 
 def test_a_server_a_fault_caught_in_flight_must_hold_its_flavor_in_placement_once_settled(cloud_factory):
     import gevent
-    from novastress_locust.faultplan import Aftermath, ServerReads
+    from novastress_locust.cloud import Retry, RetryingClient
+    from novastress_locust.credentials import CloudTarget
+    from novastress_locust.faultplan import Aftermath, ServerReads, admin_call
     cloud = cloud_factory(**QUIET_CLOUD)
     admin = cloud.session(admin=True)
     api = Api(cloud, admin)
     server = api.server("ns-alloc-1-server")
     urls = {"compute": api.compute, "placement": f"{cloud.base_url}/placement"}
-
-    def call(service_type: str, method: str, path: str, params: dict | None = None):
-        return admin.request(urls[service_type] + path, method, params=params, raise_exc=True,
-                             headers={"OpenStack-API-Version": "compute 2.53"})
+    # the admin client the fault checks use
+    call = admin_call(RetryingClient(CloudTarget("password", cloud.credentials(admin=True), "test"),
+                                     Retry(retries=0), deadline=float("inf")))
 
     # its reboot held (as a compute coming back holds it), and Placement losing its allocation meanwhile
     assert control(cloud, "POST", "/chaos", {"rule": {"service": "compute", "kind": "freeze",

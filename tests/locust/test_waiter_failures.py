@@ -3,19 +3,12 @@ from __future__ import annotations
 
 import json
 
-import requests
-
-from locust_runs import FAST, cli_credentials, run_locust
+from locust_runs import FAST, chaos, cli_credentials, run_locust
 
 
 def test_a_failed_changes_since_poll_is_the_waiters_own_row(cloud_factory, tmp_path):
     cloud = cloud_factory(faults="none", delay_scale=0.1, seed=8)
-    admin = cloud.session(admin=True)
-    rule = {"service": "compute", "method": "GET", "path": r"/servers/detail", "kind": "status",
-            "status": 500, "count": 3}
-    response = requests.post(f"{cloud.base_url}/fakecloud/chaos", json={"rule": rule},
-                             headers={"X-Auth-Token": admin.get_token()}, timeout=10)
-    assert response.status_code == 201, response.text
+    chaos(cloud, service="compute", method="GET", path=r"/servers/detail", kind="status", status=500, count=3)
     summary_json = tmp_path / "summary.json"
     run = run_locust(["-u", "3", "-t", "6s", *FAST, *cli_credentials(cloud), "--summary-json", str(summary_json),
                       "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",

@@ -111,6 +111,14 @@ def test_run_from_the_page_charts_tabs_and_csv_downloads(web_locust, tmp_path):
             assert page.locator("td:has-text('req-')").count() >= 1
             page.screenshot(path=str(artifacts / "webui-log-errors.png"), full_page=True)
 
+            # the Findings tab: the conductor's records grouped into one finding, its action named
+            page.get_by_role("tab", name="Findings").click()
+            page.wait_for_selector("td:has-text('nova-conductor logs')")
+            row = page.locator("tr", has=page.locator("td:has-text('nova-conductor logs')")).first
+            assert "NoValidHost" in row.inner_text() and "server_create_destroy" in row.inner_text(), row.inner_text()
+            assert "req-" in row.inner_text()
+            page.screenshot(path=str(artifacts / "webui-findings.png"), full_page=True)
+
             page.get_by_role("tab", name="Actions").click()
             page.wait_for_selector("td:has-text('server_create_destroy')")
             assert page.locator("td:has-text('local')").count() >= 1

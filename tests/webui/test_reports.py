@@ -50,11 +50,18 @@ def test_csv_html_and_summary_files_carry_our_rows(cloud_factory, tmp_path):
     assert len(csv_rows) == summary["totals"]["log_errors"]
     assert all(row["user"].startswith("ServerCreateDestroy-") for row in csv_rows
                if row["action"] == "server_create_destroy")
+    # the conductor's records are one finding, in the JSON, the CSV and the companion page
+    findings = [f for f in summary["findings"] if f["title"].startswith("nova-conductor logs")]
+    assert [(f["kind"], f["count"]) for f in findings] == [("log", summary["totals"]["log_errors"])], \
+        summary["findings"]
+    with open(out / "run_findings.csv") as handle:
+        assert [row["title"] for row in csv.DictReader(handle)] == [f["title"] for f in summary["findings"]]
     # the watch covered the cloud's log directory on this machine
     assert [(host["state"], bool(host["files"])) for host in summary["log_watch"]] == [("watched", True)]
     # Locust's report has no place for extra tables: the companion page beside it has them
     companion = (out / "report.novastress.html").read_text()
     assert "<h2>Actions</h2>" in companion and "<h2>Log errors</h2>" in companion
+    assert "<h2>Findings</h2>" in companion and findings[0]["title"] in companion
     assert "nova-conductor.log" in companion and "server_create_destroy" in companion
     for path in out.iterdir():
         assert password not in path.read_text(), path

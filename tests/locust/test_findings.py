@@ -1,0 +1,104 @@
+"""Findings: a run's occurrences grouped into what a bug report is about (5xx, log records,
+invariants), in the summary, --summary-json and (tests/webui) the web UI's Findings tab."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from locust_runs import FAST, chaos, cli_credentials, run_locust
+from logwatch.records import RecordGrouper
+from novastress_locust.findings import Findings, Occurrence, exception_type, normalise, occurrence_of
+
+REAL_NOVA = Path(__file__).resolve().parents[1] / "logwatch" / "real-nova"
+NOVA_500 = ("compute POST /servers/{id}/action -> 500 Unexpected API Error. Please report this at "
+            "http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.\n"
+            "<class 'nova.exception.InstanceNotFound'> [req-{n}]")
+
+
+def records(name: str) -> list:
+    grouper = RecordGrouper()
+    found = grouper.feed((REAL_NOVA / name).read_text() + "\n")
+    last = grouper.flush()
+    return [record for record in found + ([last] if last else []) if record.level in ("ERROR", "CRITICAL")]
+
+
+def test_real_nova_records_group_by_service_logger_and_exception():
+    findings = Findings()
+    for name, service in (("nova-conductor.log.txt", "nova-conductor"), ("nova-compute.log.txt", "nova-compute"),
+                          ("errors-neutron-down-delete.txt", "nova-compute")):
+        for record in records(name):
+            findings.add(Occurrence("log", f"compute-1:/var/log/nova/{service}.log", record.message,
+                                    lines=record.lines, host="compute-1"))
+    titles = {finding.title: finding.count for finding in findings.ranked()}
+    # the conductor's NoValidHost is named by its class (the remote copy's _Remote taken off)
+    assert titles["nova-conductor logs nova.exception.NoValidHost (nova.conductor.manager)"] == 1, titles
+    assert titles["nova-compute logs NotImplementedError (oslo_messaging.rpc.server)"] == 1, titles
+    assert titles["nova-compute logs keystoneauth1.exceptions.connection.ConnectFailure "
+                  "(nova.compute.manager)"] == 1, titles
+
+
+def test_occurrences_of_one_bug_are_one_finding_and_others_stay_apart():
+    findings = Findings()
+    ids = [f"req-{n:08d}-0000-0000-0000-000000000000" for n in range(4)]
+    for n, request_id in enumerate(ids[:3]):
+        findings.add(Occurrence("5xx", "compute POST /servers/{id}/action", NOVA_500.replace("req-{n}", request_id),
+                                time=100.0 + n, status=500, request_ids=[request_id], action="storm",
+                                user=f"Storm-{n}"))
+    findings.add(Occurrence("5xx", "compute POST /servers/{id}/action",
+                            NOVA_500.replace("InstanceNotFound", "InstanceInvalidState"), time=99.0, status=500,
+                            request_ids=[ids[3]], action="storm", user="Storm-1"))
+    findings.add(Occurrence("invariant", "server-group-policy", "g1: anti-affinity group has 1 members sharing",
+                            time=105.0))
+    ranked = findings.ranked()
+    assert [(f.kind, f.count) for f in ranked] == [("invariant", 1), ("5xx", 3), ("5xx", 1)]
+    main = ranked[1]
+    assert main.title == "500 from compute POST /servers/{id}/action: nova.exception.InstanceNotFound"
+    assert (main.first, main.last, main.request_ids, main.actions) == (100.0, 102.0, ids[:3], {"storm": 3})
+    assert main.users == ["Storm-0", "Storm-1", "Storm-2"]
+    assert main.id == "5xx-compute-post-servers-id-action-500-nova-exception-instancenotfound"
+    # what a worker ships is what the master merges: the same findings
+    worker = Findings()
+    for occurrence in (Occurrence("5xx", "compute DELETE /servers/{id}", "x -> 503 Service Unavailable", status=503,
+                                  request_ids=[ids[0]]),) * 2:
+        worker.add(occurrence, ship=True)
+    master = Findings()
+    master.merge(json.loads(json.dumps(worker.shipped())))
+    assert [(f.title, f.count) for f in master.ranked()] == [("503 from compute DELETE /servers/{id}: "
+                                                              "Service Unavailable", 2)]
+    assert worker.shipped() == {"occurrences": [], "dropped": 0}
+
+
+def test_what_is_not_an_occurrence_and_what_normalising_takes_out():
+    assert occurrence_of("POST", "compute POST /servers", Exception("-> 409 Conflict"), {"status": 409}) is None
+    assert occurrence_of("ATOMIC", "boot_server", Exception("timeout"), {}) is None
+    assert occurrence_of("GET", "compute GET /servers/{id}", None, {"status": 500}) is None
+    assert normalise("Instance 3f1c2e9a-0000-4000-8000-00000000abcd at /var/lib/nova/x.img took 12.5 s 'big'") \
+        == "Instance {id} at {path} took {n} s {text}"
+    assert exception_type(["2026-11-28 05:41:32.753 18814 ERROR nova.api.openstack.wsgi [-] Unexpected exception "
+                           "in API method: boom"]) is None
+
+
+def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_factory, tmp_path):
+    cloud = cloud_factory(faults="none", delay_scale=0.1, seed=8)
+    chaos(cloud, service="compute", method="POST", path=r"/servers$", kind="status", status=500, count=3)
+    summary_json = tmp_path / "summary.json"
+    run = run_locust(["-u", "2", "-t", "6s", *FAST, *cli_credentials(cloud), "--summary-json", str(summary_json),
+                      "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",
+                      "--log-check-interval", "0.5"], timeout=90)
+    assert run.returncode == 1, run.output[-3000:]
+    document = json.loads(summary_json.read_text())
+    findings = {finding["title"]: finding for finding in document["findings"]}
+    answered = findings.get("500 from compute POST /servers: RuntimeError")
+    assert answered is not None, sorted(findings)
+    assert answered["count"] == 3 and answered["actions"] == {"server_create_destroy": 3}, answered
+    assert len(answered["request_ids"]) >= 3          # each boot's global request id (and a local one)
+    logged = findings.get("nova-api logs RuntimeError (nova.api.wsgi)")
+    assert logged is not None and logged["count"] == 3, sorted(findings)
+    # the log records name the same requests: one bug seen from both sides
+    assert set(logged["request_ids"]) & set(answered["request_ids"]), (logged, answered)
+    assert logged["actions"] == {"server_create_destroy": 3}
+    assert len(document["findings"]) == 2, sorted(findings)
+    lines = re.findall(r"^FINDING (.*)$", run.stdout, re.M)
+    assert re.search(r"^Findings: 2 \(6 occurrences\)$", run.stdout, re.M), run.stdout[-3000:]
+    assert any(line.startswith("500 from compute POST /servers: RuntimeError: 3 times") for line in lines), lines
