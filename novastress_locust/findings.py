@@ -22,10 +22,18 @@ show them.
 """
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from .repro import replay_plan, script
 
 REQUEST_IDS_KEPT = 50
 USERS_KEPT = 20
@@ -51,6 +59,17 @@ _EXCEPTION = re.compile(r"(?:^|[\s(])((?:[a-z_]\w*\.)+[A-Z]\w*|[A-Z]\w*(?:Error|
 # the head of a Nova log line: time, pid, level, logger and the request context brackets
 _LOG_HEAD = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.]+\s+\d+\s+[A-Z]+\s+\S+\s+(?:\[[^\]]*\]\s*)*")
 _LOGGER = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.]+\s+\d+\s+(?:ERROR|CRITICAL|TRACE|WARNING)\s+(\S+)")
+
+
+_SERVICE = re.compile(r"^(nova-[a-z]+|neutron-[a-z]+|glance-[a-z]+|cinder-[a-z]+|placement-api|keystone)")
+
+
+def log_service(name: str) -> str:
+    """The service of a watched log file (`host:/var/log/nova/nova-compute.log`): a host's own file
+    (`nova-compute-compute-2.log`) is the same service as its peers'."""
+    stem = re.sub(r"\.log(\.txt)?$", "", name.rpartition("/")[2].rpartition(":")[2])
+    known = _SERVICE.match(stem)
+    return known.group(1) if known else stem
 
 
 def normalise(text: str, limit: int = 160) -> str:
@@ -88,15 +107,18 @@ class Occurrence:
     host: str = ""
     lines: list[str] = field(default_factory=list)
     fault: str = ""             # the fault window it fell in (faultplan.py)
+    timeline: list[list] = field(default_factory=list)   # a new finding's: RequestIndex.timeline
 
     def key(self) -> tuple[str, ...]:
         if self.kind == "5xx":
+            # "compute POST /servers/{id}/action reboot": the method and path, not what the name adds
             service, _, route = self.name.partition(" ")
+            route = " ".join(route.split(" ")[:2]).split("?")[0]
             cause = _NOVA_CLASS.search(self.text)
             message = self.text.split(f"-> {self.status} ", 1)[-1] if self.status else self.text
             return ("5xx", service, route, str(self.status), cause.group(1) if cause else normalise(message, 100))
         if self.kind == "log":
-            service = re.sub(r"\.log$", "", self.name.rpartition("/")[2].rpartition(":")[2])
+            service = log_service(self.name)
             head = next((_LOGGER.match(line) for line in self.lines if _LOGGER.match(line)), None)
             logger = head.group(1) if head else ""
             cause = exception_type(self.lines) or normalise(_LOG_HEAD.sub("", self.lines[0]) if self.lines
@@ -122,6 +144,9 @@ class Finding:
     faults: list[str] = field(default_factory=list)
     example: str = ""
     lines: list[str] = field(default_factory=list)
+    # the API calls that led to its first occurrence: [time, method, name, status, request id,
+    # client, server action, action, user] (RequestIndex.timeline)
+    timeline: list[list] = field(default_factory=list)
 
     @property
     def id(self) -> str:
@@ -146,6 +171,8 @@ class Finding:
             self.hosts.append(occurrence.host)
         if occurrence.fault and occurrence.fault not in self.faults:
             self.faults.append(occurrence.fault)
+        if not self.timeline and occurrence.timeline:
+            self.timeline = occurrence.timeline
 
     def line(self) -> str:
         """One line of the summary."""
@@ -186,11 +213,16 @@ class Findings:
         self.unshipped: list[dict] = []       # a worker's occurrences since its last report
         self.dropped = 0                      # occurrences past SHIPPED_PER_REPORT, counted only
 
-    def add(self, occurrence: Occurrence, ship: bool = False) -> Finding:
+    def add(self, occurrence: Occurrence, ship: bool = False,
+            timeline: Callable[[list[str]], list[list]] | None = None) -> Finding:
+        """Count the occurrence in its finding; a new finding's first occurrence gets its timeline
+        from `timeline(request_ids)` (this process's RequestIndex.timeline)."""
         key = occurrence.key()
         finding = self.by_key.get(key)
         if finding is None:
             finding = self.by_key[key] = Finding(key[0], list(key), _title(key))
+            if timeline is not None and occurrence.request_ids and not occurrence.timeline:
+                occurrence.timeline = timeline(occurrence.request_ids)
         finding.add(occurrence)
         if ship:
             if len(self.unshipped) < SHIPPED_PER_REPORT:
@@ -198,6 +230,15 @@ class Findings:
             else:
                 self.dropped += 1
         return finding
+
+    def fill_timelines(self, timeline: Callable[[list[str]], list[list]], within: float = 120.0) -> None:
+        """Findings still without a timeline whose actions may have arrived since (the master sees a
+        logged error before the worker's report brings the action's calls), up to `within` seconds
+        after they were first seen."""
+        now = time.time()
+        for finding in self.by_key.values():
+            if not finding.timeline and finding.request_ids and now - finding.first <= within:
+                finding.timeline = timeline(finding.request_ids)
 
     def shipped(self) -> dict:
         """What a worker's report carries (then forgotten here)."""
@@ -268,3 +309,150 @@ def occurrence_of(request_type: str, name: str, exception, context: dict | None,
                           request_ids=ids, action=str(context.get("action") or ""),
                           user=str(context.get("user") or ""))
     return None
+
+
+# -- a report per finding (--findings-dir) ------------------------------------------------------
+EXPECTED = {
+    "5xx": "an answer of 2xx, or a 4xx that says why the request cannot be done now (409 for a "
+           "conflicting state): a 5xx is a bug of the service, whatever the client raced it with",
+    "log": "no ERROR or TRACE in {service}'s log for requests the API accepted",
+    "invariant": "the invariant {name} holds once the cloud has settled (novastress-locust's README lists "
+                 "what each invariant checks)",
+}
+_SECRET_SETTING = re.compile(r"(?i)((?:password|passwd|token|secret|private[_ -]key)[\"']?\s*[:=]\s*)[\"']?[^\s\"',;}]+")
+_PRIVATE_KEY = re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S)
+
+
+def redact(text: str, secrets: list[str], settings: bool = True) -> str:
+    """Known secrets, private keys and (`settings`) `password=...`-like values replaced by ***
+    (a reproducer's own code names its settings: only the secrets go)."""
+    for secret in sorted((s for s in secrets if s and len(s) >= 4), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    text = _PRIVATE_KEY.sub("***", text)
+    return _SECRET_SETTING.sub(r"\1***", text) if settings else text
+
+
+def report_markdown(finding: Finding, run: dict) -> str:
+    """The finding as a bug report: title, cloud, expected and happened, timeline, tracebacks.
+    `run`: run_id, target, profile (CloudProfile.as_dict), violations (report.violation_rows)."""
+    when = lambda t: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))  # noqa: E731
+    actions = ", ".join(f"{name} ({count} times)" for name, count in Counter(finding.actions).most_common())
+    service = finding.key[1] if len(finding.key) > 1 else ""
+    lines = [f"# {finding.title}", "",
+             f"Found by a novastress-locust stress run ({run.get('run_id')}) against {run.get('target') or 'a cloud'}: "
+             f"{finding.count} occurrence{'s' if finding.count != 1 else ''} between {when(finding.first)} and "
+             f"{when(finding.last)}{' while ' + actions + ' ran concurrently' if actions else ''}.", ""]
+    profile = run.get("profile") or {}
+    lines += ["## Environment", ""]
+    microversions = profile.get("compute_microversions")
+    if microversions:
+        lines.append(f"* Compute API microversions {microversions[0]} to {microversions[1]}")
+    if profile.get("services"):
+        lines.append("* Services: " + ", ".join(f"{kind} {version}".strip()
+                                                for kind, version in sorted(profile["services"].items())))
+    if profile.get("compute_hosts") is not None:
+        lines.append(f"* {profile['compute_hosts']} nova-compute host(s) up; flavor {profile.get('flavor') or '?'}, "
+                     f"image {profile.get('image') or '?'}, network {profile.get('network') or 'none'}")
+    if not profile:
+        lines.append("* Not profiled (the run could not read the cloud's versions)")
+    lines += ["", "## Expected", "", EXPECTED.get(finding.kind, "").format(service=service, name=service) + ".",
+              "", "## What happened", "", "```", finding.example, "```", ""]
+    if finding.users:
+        lines.append(f"Users: {', '.join(finding.users)}.")
+    if finding.hosts:
+        lines.append(f"Hosts: {', '.join(finding.hosts)}.")
+    if finding.faults:
+        lines.append(f"During the injected fault(s) {', '.join(finding.faults)}: a consequence of the fault "
+                     f"may be expected; say so in the report.")
+    lines += ["", "## Timeline of the first occurrence", ""]
+    if finding.timeline:
+        start = finding.timeline[0][0]
+        lines += ["| ms | client | action | request | status | request id |", "| ---: | --- | --- | --- | --- | --- |"]
+        for call in finding.timeline:
+            at, _method, name, status, request_id, client, what, action = (call + [""] * 8)[:8]
+            name += f" ({what})" if what and not name.endswith(what) else ""
+            lines.append(f"| {round((at - start) * 1000)} | {client} | {action} | {name} | "
+                         f"{status if status is not None else 'no answer'} | {request_id or ''} |")
+    else:
+        lines.append("Not held: the actions behind it were not recorded in this process (a long run keeps the "
+                     "calls of its newest 10,000 actions).")
+    if finding.lines:
+        where = f" ({', '.join(finding.hosts)})" if finding.hosts else ""
+        lines += ["", f"## The first record{where}", "", "```", *finding.lines[:30], "```"]
+    violations = [row for row in run.get("violations") or [] if finding.kind == "invariant"
+                  and row.get("kind") == service]
+    if violations:
+        lines += ["", "## End state the invariant checks saw", ""]
+        lines += [f"* {row['subject']}: {row['detail']}" for row in violations[:10]]
+    if finding.request_ids:
+        lines += ["", "## Request ids", "", " ".join(finding.request_ids), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_reports(directory: str, findings: Findings, run: dict, secrets: list[str]) -> list[str]:
+    """One folder per finding under `directory`, each with its report.md; the paths written."""
+    from pathlib import Path
+    written: list[str] = []
+    root = Path(directory)
+    used: set[str] = set()
+    for finding in findings.ranked():
+        name = finding.id
+        while name in used:                       # two keys cut to one slug
+            name = f"{finding.id}-{len(used)}"
+        used.add(name)
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / "report.md"
+        path.write_text(redact(report_markdown(finding, run), secrets), encoding="utf-8")
+        written.append(str(path))
+        (folder / "finding.json").write_text(redact(json.dumps(finding.as_dict(), indent=1), secrets) + "\n",
+                                             encoding="utf-8")
+        plan = replay_plan(finding, run)
+        if plan is not None:
+            path = folder / "repro.py"
+            path.write_text(redact(script(plan), secrets, settings=False), encoding="utf-8")
+            path.chmod(0o755)
+            written.append(str(path))
+    return written
+
+
+# -- novastress-findings ----------------------------------------------------------------------
+def main(argv: list[str] | None = None) -> int:
+    """`novastress-findings DIR` lists a run's findings (--findings-dir), `DIR show ID` prints one's
+    report, `DIR repro ID [ARGS]` runs its reproducer with ARGS (e.g. --times 20)."""
+    from pathlib import Path
+    parser = argparse.ArgumentParser(prog="novastress-findings", description=main.__doc__)
+    parser.add_argument("directory", help="a run's --findings-dir")
+    parser.add_argument("command", nargs="?", choices=("list", "show", "repro"), default="list")
+    parser.add_argument("finding", nargs="?", help="a finding's id (its folder's name; a unique prefix will do)")
+    args, rest = parser.parse_known_args(argv)
+    root = Path(args.directory)
+    folders = sorted(path.parent for path in root.glob("*/report.md"))
+    if not root.is_dir() or not folders:
+        print(f"novastress-findings: no findings in {root} (a run's --findings-dir)", file=sys.stderr)
+        return 2
+    if args.command == "list":
+        for folder in folders:
+            data = json.loads((folder / "finding.json").read_text()) if (folder / "finding.json").exists() else {}
+            repro = "repro" if (folder / "repro.py").exists() else "-"
+            print(f"{folder.name}  {data.get('count', '?')}x  {repro:5}  {data.get('title', '')}")
+        return 0
+    chosen = [folder for folder in folders if folder.name == args.finding] or \
+        [folder for folder in folders if args.finding and folder.name.startswith(args.finding)]
+    if len(chosen) != 1:
+        print(f"novastress-findings: {args.finding or 'a finding id'!s} names {len(chosen)} findings of {root}; "
+              f"`novastress-findings {root}` lists them", file=sys.stderr)
+        return 2
+    folder = chosen[0]
+    if args.command == "show":
+        print((folder / "report.md").read_text(), end="")
+        return 0
+    if not (folder / "repro.py").exists():
+        print(f"novastress-findings: {folder.name} has no reproducer (its timeline holds no server change to "
+              f"replay); its report.md lists the request ids", file=sys.stderr)
+        return 2
+    return subprocess.call([sys.executable, str(folder / "repro.py"), *rest], env=dict(os.environ))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -88,7 +88,8 @@ class RunReport:
         if exception is not None:
             occurrence = occurrence_of(request_type, name, exception, context, self.index)
             if occurrence is not None:
-                self.findings.add(occurrence, ship=self.ships)
+                self.findings.add(occurrence, ship=self.ships,
+                                  timeline=self.index.timeline if self.index is not None else None)
         if self.record_successes and exception is None and request_type in ("ACTION", "ATOMIC"):
             self.successes.log_request(request_type, name, round(response_time), 0)
         if request_type == "ACTION":
@@ -124,6 +125,8 @@ class RunReport:
         for data in reported.get("successes") or []:
             self.successes.get(data["name"], data["method"]).extend(StatsEntry.unserialize(data, self.successes))
         self.findings.merge(reported.get("findings") or {})
+        if self.index is not None:
+            self.findings.fill_timelines(self.index.timeline)
 
     def reset(self) -> None:
         self.actions.reset_all()
@@ -443,13 +446,34 @@ def final_locust_csvs(environment, prefix: str) -> list[tuple[str, str]]:
     return files
 
 
+def _findings_reports(environment, document: dict) -> list[str]:
+    """--findings-dir: a report.md per finding, with no secret of the run's options in it."""
+    from . import options as registry
+    from .findings import write_reports
+    report = run_report(environment)
+    if report.index is not None:
+        report.findings.fill_timelines(report.index.timeline, within=float("inf"))
+    from .state import run_state
+    options = environment.parsed_options
+    secrets = [str(getattr(options, dest, "") or "") for dest, option in registry.ALL.items() if option.secret]
+    state = run_state(environment)
+    auth = getattr(state.target, "auth", None) or {}     # --os-admin-password is among the options
+    secrets += [str(value) for key, value in auth.items() if re.search(r"password|secret|token", key)]
+    try:
+        return write_reports(options.findings_dir, report.findings, document, secrets)
+    except OSError as error:
+        LOG.error("novastress: cannot write the findings to %s: %s", options.findings_dir, error.strerror or error)
+        return []
+
+
 def write_files(environment, exit_code: int | None) -> list[str]:
     """Write --summary-json, the HTML summary and the --csv companions; return the paths."""
     options = environment.parsed_options
     written: list[str] = []
     targets: list[tuple[str, Any]] = []
     document = None
-    if getattr(options, "summary_json", None) or companion_html_path(options):
+    if getattr(options, "summary_json", None) or companion_html_path(options) or \
+            getattr(options, "findings_dir", None):
         document = summary_document(environment, exit_code)
     if getattr(options, "summary_json", None):
         targets.append((options.summary_json, json.dumps(document, indent=2) + "\n"))
@@ -464,6 +488,8 @@ def write_files(environment, exit_code: int | None) -> list[str]:
         if sla_given(environment):
             verdicts = run_report(environment).verdicts or sla_verdicts(environment) or []
             targets.append((f"{options.csv_prefix}_sla.csv", to_csv([v.as_dict() for v in verdicts], SLA_COLUMNS)))
+    if getattr(options, "findings_dir", None):
+        written += _findings_reports(environment, document or summary_document(environment, exit_code))
     for path, text in targets:
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +509,10 @@ def add_arguments(parser) -> None:
             ("--summary-json", "write the run's summary (users, actions per worker, log errors, "
                                "leaks, request stats) to this JSON file"),
             ("--summary-html", "write the same summary as an HTML page (default with --html: "
-                               "<name>.novastress.html beside Locust's report)")):
+                               "<name>.novastress.html beside Locust's report)"),
+            ("--findings-dir", "write one folder per finding here, each with report.md: the finding as a "
+                               "bug report (cloud versions, expected and happened, the timeline of the "
+                               "requests that led to it, the first log record)")):
         action = group.add_argument(flag, default=None, help=help_text,
                                     dest=flag.lstrip("-").replace("-", "_"))
         # written at exit from the command line's value: not a field of the web UI's form

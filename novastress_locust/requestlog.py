@@ -18,6 +18,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator
 
 
+CALLS_PER_ACTION = 100
+
+
 @dataclass
 class ActionRecord:
     action: str                 # e.g. "server_create_destroy"
@@ -33,6 +36,15 @@ class ActionRecord:
     # logged errors that are Nova's documented answer to this action, not a finding: a pattern
     # (searched in the record's text) -> why Nova logs it (a burst racing for hosts, say)
     expected_log: dict[str, str] = field(default_factory=dict)
+    # its API calls, for a finding's timeline: [time, method, name, status, request id, client,
+    # server action ("reboot"; "" for others)] (the first CALLS_PER_ACTION; dropped once the
+    # record is older than RequestIndex.calls_kept)
+    calls: list[list] = field(default_factory=list)
+
+    def called(self, method: str, name: str, status: int | None, request_id: str | None, client: str,
+               what: str = "") -> None:
+        if len(self.calls) < CALLS_PER_ACTION:
+            self.calls.append([time.time(), method, name, status, request_id, client, what])
 
     def expects(self, text: str) -> str | None:
         """Why a logged error with this text is expected of this action; None when it is not."""
@@ -63,8 +75,9 @@ class RequestIndex:
     action learns its request ids as it runs.
     """
 
-    def __init__(self, capacity: int = 50_000) -> None:
+    def __init__(self, capacity: int = 50_000, calls_kept: int = 10_000) -> None:
         self.capacity = capacity
+        self.calls_kept = calls_kept       # the newest records keep their calls (memory bound)
         self._records: deque[ActionRecord] = deque()
         self._by_id: dict[str, ActionRecord] = {}
         self._lock = threading.Lock()
@@ -73,6 +86,8 @@ class RequestIndex:
         with self._lock:
             self._records.append(record)
             self._index(record)
+            if len(self._records) > self.calls_kept:
+                self._records[-self.calls_kept - 1].calls = []
             while len(self._records) > self.capacity:
                 old = self._records.popleft()
                 for key in self._keys(old):
@@ -99,6 +114,25 @@ class RequestIndex:
 
     def __len__(self) -> int:
         return len(self._records)
+
+    def timeline(self, request_ids: list[str], window: float = 30.0, most: int = 200) -> list[list]:
+        """The API calls that led to what these request ids name: the calls of their actions and
+        of every action that touched the same resources within `window` seconds (a racing peer, a
+        delete), oldest first, each [time, method, name, status, request id, client, server action,
+        action, user]."""
+        with self._lock:
+            records = {id(r): r for r in (self._by_id.get(i) for i in request_ids) if r is not None}
+            if not records:
+                return []
+            resources = {rid for r in records.values() for rid in r.resource_ids}
+            start = min(r.started for r in records.values()) - window
+            end = max((r.ended or time.time()) for r in records.values()) + window
+            for record in self._records:
+                if id(record) not in records and resources.intersection(record.resource_ids) \
+                        and start <= record.started <= end:
+                    records[id(record)] = record
+            calls = [[*call, record.action, record.who] for record in records.values() for call in record.calls]
+        return sorted(calls, key=lambda call: call[0])[:most]
 
     @staticmethod
     def _keys(record: ActionRecord) -> list[str]:

@@ -11,7 +11,7 @@ PACKAGE = ROOT / "novastress_locust"
 # the rooms, lowest first: a module may import its own room's modules and those of rooms below
 ROOMS = [
     ("foundations", {"options", "errors", "requestlog", "transport", "waiter", "greenlets", "inputs",
-                     "credentials", "discovery", "summary", "sla", "faultspec", "findings"}),
+                     "credentials", "discovery", "summary", "sla", "faultspec", "findings", "repro"}),
     ("run state", {"state"}),
     ("cloud access", {"cloud", "client", "kinds", "phases"}),
     ("features", {"cloudprofile", "cleanup", "sweep", "invariants", "report", "watch", "webui", "faultplan",

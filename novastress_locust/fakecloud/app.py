@@ -238,7 +238,7 @@ class Cloud:
         try:
             self.processes.gate(first)
             if rule is not None and rule.kind == "status":
-                raise RuntimeError(f"injected fault {rule.id}: HTTP {rule.status}")
+                call.injected = f"injected fault {rule.id}: HTTP {rule.status}"
             response = service.dispatch(call, "/" + rest)
         except ApiError as error:
             response = service.error(call, error)

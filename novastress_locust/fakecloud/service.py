@@ -45,6 +45,7 @@ class Call:
     params: dict[str, str] = field(default_factory=dict)
     legacy: bool = False              # Nova's /v2/ (v2.0 compatible): no microversion, none reported
     url_project: str | None = None    # a project id in the URL (/v2.1/{project_id}/servers)
+    injected: str | None = None       # a chaos status rule's fault: raised once the call is parsed
 
     @property
     def log_context(self) -> LogContext:
@@ -135,6 +136,9 @@ class Service:
             call.token = self.cloud.identity.authenticate(call.request.header("x-auth-token"))
         call.params = params
         self.before(call)
+        if call.injected:
+            # after auth and microversion: the 5xx carries the headers a real one does
+            raise RuntimeError(call.injected)
         return route.handler(call, **params)
 
     def before(self, call: Call) -> None:

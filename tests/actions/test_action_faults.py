@@ -61,8 +61,10 @@ def run(cloud, path: str, *args: str, timeout: float = 90) -> LocustRun:
 def action_errors(result: LocustRun, action: str) -> list[str]:
     """The messages of Locust's final error table for `ACTION <action>` (names and ids generalized)."""
     final = result.output.rpartition("Error report")[2]
-    return [m.group(1) for m in re.finditer(rf"^\s*\d+\s+ACTION {re.escape(action)}: Failure\((.*)\)\s*$",
-                                            final, re.M)]
+    found = [m.group(1) for m in re.finditer(rf"^\s*\d+\s+ACTION {re.escape(action)}: Failure\((.*)\)\s*$",
+                                             final, re.M)]
+    # a repr() in double quotes when the text has a single one (Nova's 500: <class 'RuntimeError'>)
+    return [f"'{text[1:-1]}'" if text[:1] == text[-1:] == '"' else text for text in found]
 
 
 def assert_failed_clearly(cloud, result: LocustRun, action: str, reason: str) -> None:
@@ -196,4 +198,4 @@ def test_unit_test_names_the_failed_call_inside_the_test(cloud_factory, tmp_path
     result = run(cloud, scenario(tmp_path, "unit_test", kwargs=f"{{test_method: '{test}'}}"))
     # the test's last error line: the call inside it that failed
     assert_failed_clearly(cloud, result, "unit_test TestNetworkAdvancedServerOps.test_server_connectivity_stop_start",
-                          r"^'novastress_locust\.client\.ApiError: compute POST /servers/\{id\}/action os-stop -> 503 ")
+                          r"^'novastress_locust\.cloud\.ApiError: compute POST /servers/\{id\}/action os-stop -> 503 ")

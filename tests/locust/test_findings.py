@@ -8,7 +8,8 @@ from pathlib import Path
 
 from locust_runs import FAST, chaos, cli_credentials, run_locust
 from logwatch.records import RecordGrouper
-from novastress_locust.findings import Findings, Occurrence, exception_type, normalise, occurrence_of
+from novastress_locust.findings import (Findings, Occurrence, exception_type, log_service, normalise, occurrence_of,
+                                        redact)
 
 REAL_NOVA = Path(__file__).resolve().parents[1] / "logwatch" / "real-nova"
 NOVA_500 = ("compute POST /servers/{id}/action -> 500 Unexpected API Error. Please report this at "
@@ -77,15 +78,29 @@ def test_what_is_not_an_occurrence_and_what_normalising_takes_out():
         == "Instance {id} at {path} took {n} s {text}"
     assert exception_type(["2026-11-28 05:41:32.753 18814 ERROR nova.api.openstack.wsgi [-] Unexpected exception "
                            "in API method: boom"]) is None
+    # a host's own log file is its service's, like its peers'
+    assert {log_service(name) for name in ("embedded:/logs/nova-compute-compute-2.log", "compute-1:/var/log/nova/"
+                                           "nova-compute.log")} == {"nova-compute"}
+
+
+def test_a_report_loses_every_secret():
+    key = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----"
+    text = (f"password=hunter2hunter connect with {{'token': 'gAAAAABk-long-token'}} admin_password: s3cr3t!! "
+            f"the run's own Xy9-secret-value and {key} stay out")
+    cleaned = redact(text, ["Xy9-secret-value"])
+    for secret in ("hunter2hunter", "gAAAAABk-long-token", "s3cr3t!!", "Xy9-secret-value", "b3BlbnNzaC1rZXk="):
+        assert secret not in cleaned, cleaned
+    assert cleaned.endswith("the run's own *** and *** stay out"), cleaned
 
 
 def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_factory, tmp_path):
     cloud = cloud_factory(faults="none", delay_scale=0.1, seed=8)
     chaos(cloud, service="compute", method="POST", path=r"/servers$", kind="status", status=500, count=3)
     summary_json = tmp_path / "summary.json"
+    findings_dir = tmp_path / "findings"
     run = run_locust(["-u", "2", "-t", "6s", *FAST, *cli_credentials(cloud), "--summary-json", str(summary_json),
                       "--target-logfiles", f"{cloud.log_dir}/*.log", "--log-discovery", "none",
-                      "--log-check-interval", "0.5"], timeout=90)
+                      "--log-check-interval", "0.5", "--findings-dir", str(findings_dir)], timeout=90)
     assert run.returncode == 1, run.output[-3000:]
     document = json.loads(summary_json.read_text())
     findings = {finding["title"]: finding for finding in document["findings"]}
@@ -102,3 +117,19 @@ def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_fac
     lines = re.findall(r"^FINDING (.*)$", run.stdout, re.M)
     assert re.search(r"^Findings: 2 \(6 occurrences\)$", run.stdout, re.M), run.stdout[-3000:]
     assert any(line.startswith("500 from compute POST /servers: RuntimeError: 3 times") for line in lines), lines
+
+    # --findings-dir: one report per finding, a bug report with the requests that led to it
+    reports = {path.parent.name: path.read_text() for path in findings_dir.glob("*/report.md")}
+    assert sorted(reports) == ["5xx-compute-post-servers-500-runtimeerror",
+                               "log-nova-api-nova-api-wsgi-runtimeerror"], sorted(reports)
+    report = reports["5xx-compute-post-servers-500-runtimeerror"]
+    assert report.startswith("# 500 from compute POST /servers: RuntimeError\n"), report[:300]
+    assert "* Compute API microversions 2.1 to 2.104" in report and "## Expected" in report
+    # the first occurrence's boot: its POST answered 500, with its request id, by the user that sent it
+    row = re.search(r"^\| 0 \| (ServerCreateDestroy-\d) \| server_create_destroy \| compute POST /servers \| 500 \| "
+                    r"(req-[0-9a-f-]{36}) \|$", report, re.M)
+    assert row and row.group(2) in answered["request_ids"], report
+    logged_report = reports["log-nova-api-nova-api-wsgi-runtimeerror"]
+    assert "## The first record" in logged_report and "RuntimeError: injected fault" in logged_report
+    password = cloud.credentials()["password"]
+    assert all(password not in text for text in reports.values())
