@@ -85,6 +85,7 @@ import argparse
 import json
 import os
 import random
+import signal
 import sys
 import threading
 import time
@@ -268,7 +269,15 @@ def sweep(compute, prefix, timeout):
             compute.call("DELETE", f"/images/{image['id']}", headers={})
 
 
+def interrupted(*_args):
+    raise KeyboardInterrupt
+
+
 def main():
+    # Ctrl-C and SIGTERM end the tries and delete what was made, even where SIGINT came in ignored
+    # (a process started in the background)
+    signal.signal(signal.SIGINT, interrupted)
+    signal.signal(signal.SIGTERM, interrupted)
     parser = argparse.ArgumentParser(description=f"Reproducer of: {PLAN['title']}")
     parser.add_argument("--os-cloud", default=os.environ.get("OS_CLOUD"))
     parser.add_argument("--peer-cloud", help="the second credential's cloud (default: the same as --os-cloud)")
