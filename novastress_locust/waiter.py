@@ -19,6 +19,7 @@ not a poll later.
 from __future__ import annotations
 
 import email.utils
+import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from typing import Any, Protocol
 
 import gevent
 from gevent.event import AsyncResult
+
+LOG = logging.getLogger("novastress")
 
 ACTIVE = "ACTIVE"
 DELETED = "DELETED"
@@ -47,6 +50,11 @@ OFFSET_SAMPLES = 16
 # a little rarer, never more frequent)
 PHASE_SLIP = 1 / 16
 MAX_PAGES = 50
+# pages of servers a list asks for once a whole list answered 5xx: Nova looks up the ports of a
+# page's servers in one Neutron GET whose URL grows with every server, and a real Neutron (its
+# 4,094-byte request line) answers "URI Too Long" past about 80, which Nova turns into a 500 of
+# the whole list; then smaller pages, down to the last
+PAGE_LIMITS = (50, 10)
 # users woken per turn of the event loop after a list: a list that settles a thousand waits
 # at once puts a thousand users in the run queue together, and each of them (and every user
 # just finishing a lifecycle) waits behind all the others; a few at a time, the next few once
@@ -272,6 +280,7 @@ class BatchedServerWaiter:
         self._watermark: float | None = None   # local time of the last poll's start
         self.clock = CloudClock()
         self.phase_slip = PHASE_SLIP
+        self.page_limit: int | None = None     # set once a list answered 5xx (PAGE_LIMITS)
         self._greenlet: gevent.Greenlet | None = None
 
     def wait(self, server_id: str, name: str, target: str, timeout: float,
@@ -363,10 +372,22 @@ class BatchedServerWaiter:
         servers: list[dict] = []
         started = time.monotonic()
         for _ in range(MAX_PAGES):
+            if self.page_limit:
+                params["limit"] = str(self.page_limit)
             self.polls += 1
             sent = time.time()
-            response = self.compute.get("/servers/detail", params=params,
-                                        name="compute GET /servers/detail?changes-since (waiter)")
+            try:
+                response = self.compute.get("/servers/detail", params=params,
+                                            name="compute GET /servers/detail?changes-since (waiter)")
+            except Exception as exc:
+                smaller = [limit for limit in PAGE_LIMITS if self.page_limit is None or limit < self.page_limit]
+                if (getattr(exc, "status", None) or 0) < 500 or not smaller:
+                    raise
+                # the failed list is reported (a 5xx of the cloud); the pages from now on are smaller
+                self.page_limit = smaller[0]
+                LOG.warning("novastress: the changes-since list answered %s; asking for %d servers a page "
+                            "from now on", getattr(exc, "status", ""), self.page_limit)
+                continue
             self.clock.learn(response, sent, time.time())
             body = response.json()
             servers += body.get("servers", [])
