@@ -119,7 +119,7 @@ class Occurrence:
             return ("5xx", service, route, str(self.status), cause.group(1) if cause else normalise(message, 100))
         if self.kind == "log":
             service = log_service(self.name)
-            head = next((_LOGGER.match(line) for line in self.lines if _LOGGER.match(line)), None)
+            head = next(filter(None, map(_LOGGER.match, self.lines)), None)
             logger = head.group(1) if head else ""
             cause = exception_type(self.lines) or normalise(_LOG_HEAD.sub("", self.lines[0]) if self.lines
                                                            else self.text, 100)

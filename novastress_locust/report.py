@@ -450,10 +450,8 @@ def _findings_reports(environment, document: dict) -> list[str]:
     """--findings-dir: a report.md per finding, with no secret of the run's options in it."""
     from . import options as registry
     from .findings import write_reports
-    report = run_report(environment)
-    if report.index is not None:
-        report.findings.fill_timelines(report.index.timeline, within=float("inf"))
     from .state import run_state
+    report = run_report(environment)
     options = environment.parsed_options
     secrets = [str(getattr(options, dest, "") or "") for dest, option in registry.ALL.items() if option.secret]
     state = run_state(environment)
@@ -472,6 +470,11 @@ def write_files(environment, exit_code: int | None) -> list[str]:
     written: list[str] = []
     targets: list[tuple[str, Any]] = []
     document = None
+    report = run_report(environment)
+    if report.index is not None:
+        # the last worker reports may have brought the actions of a late finding: its timeline now,
+        # before the summary and the reports are written from it
+        report.findings.fill_timelines(report.index.timeline, within=float("inf"))
     if getattr(options, "summary_json", None) or companion_html_path(options) or \
             getattr(options, "findings_dir", None):
         document = summary_document(environment, exit_code)
