@@ -161,10 +161,10 @@ class OpenStackClient(CloudSession):
                 response = self.send(service.endpoint + path, method, json=json, params=params, headers=headers)
         except Exception as exc:  # keystoneauth's ConnectFailure, Unauthorized at re-auth, SSLError...
             error = ApiError(f"{name}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            elapsed = (time.perf_counter() - started) * 1000
             if action is not None:
-                action.called(method, name, None, None, self.user_name)
-            self.events.request.fire(request_type=method, name=name,
-                                     response_time=(time.perf_counter() - started) * 1000,
+                action.called(method, name, None, None, self.user_name, elapsed=elapsed)
+            self.events.request.fire(request_type=method, name=name, response_time=elapsed,
                                      response_length=0, exception=error, context={})
             raise error from None
         elapsed = (time.perf_counter() - started) * 1000
@@ -180,7 +180,7 @@ class OpenStackClient(CloudSession):
         if action is not None:
             # a server action's name (its body's one key): what a reproducer replays
             what = next(iter(json)) if path.endswith("/action") and isinstance(json, dict) and len(json) == 1 else ""
-            action.called(method, name, response.status_code, request_id, self.user_name, what)
+            action.called(method, name, response.status_code, request_id, self.user_name, what, elapsed)
         context: dict[str, Any] = {"request_id": request_id}
         if error is not None:
             # what a finding (findings.py) keeps of it: the answer as said, and whose it was

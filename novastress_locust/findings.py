@@ -189,6 +189,9 @@ class Finding:
             text += f"; during fault {', '.join(self.faults[:2])}"
         if self.request_ids:
             text += f"; requests {', '.join(self.request_ids[:2])}{' ...' if len(self.request_ids) > 2 else ''}"
+        if self.kind == "invariant" and self.example:
+            # its title names only the class: the first one says which resource and what it saw
+            text += f"; first: {self.example[:300]}"
         return text
 
     def as_dict(self) -> dict:
@@ -212,6 +215,8 @@ class Findings:
         self.by_key: dict[tuple[str, ...], Finding] = {}
         self.unshipped: list[dict] = []       # a worker's occurrences since its last report
         self.dropped = 0                      # occurrences past SHIPPED_PER_REPORT, counted only
+        # each finding's first occurrence's request ids: its timeline is taken again later (fill_timelines)
+        self.first_ids: dict[tuple[str, ...], list[str]] = {}
 
     def add(self, occurrence: Occurrence, ship: bool = False,
             timeline: Callable[[list[str]], list[list]] | None = None) -> Finding:
@@ -221,6 +226,7 @@ class Findings:
         finding = self.by_key.get(key)
         if finding is None:
             finding = self.by_key[key] = Finding(key[0], list(key), _title(key))
+            self.first_ids[key] = list(occurrence.request_ids)
             if timeline is not None and occurrence.request_ids and not occurrence.timeline:
                 occurrence.timeline = timeline(occurrence.request_ids)
         finding.add(occurrence)
@@ -234,11 +240,18 @@ class Findings:
     def fill_timelines(self, timeline: Callable[[list[str]], list[list]], within: float = 120.0) -> None:
         """Findings still without a timeline whose actions may have arrived since (the master sees a
         logged error before the worker's report brings the action's calls), up to `within` seconds
-        after they were first seen."""
+        after they were first seen; and the others' timelines taken again: one taken at the 5xx
+        lacks the request it raced when that one was answered after it (and the calls just after)."""
         now = time.time()
-        for finding in self.by_key.values():
-            if not finding.timeline and finding.request_ids and now - finding.first <= within:
+        for key, finding in self.by_key.items():
+            if now - finding.first > within:
+                continue
+            if not finding.timeline and finding.request_ids:
                 finding.timeline = timeline(finding.request_ids)
+            elif self.first_ids.get(key):
+                again = timeline(self.first_ids[key])
+                if len(again) > len(finding.timeline):
+                    finding.timeline = again
 
     def shipped(self) -> dict:
         """What a worker's report carries (then forgotten here)."""
@@ -279,6 +292,7 @@ class Findings:
 
     def reset(self) -> None:
         self.by_key.clear()
+        self.first_ids.clear()
         self.unshipped, self.dropped = [], 0
 
 
@@ -367,11 +381,12 @@ def report_markdown(finding: Finding, run: dict) -> str:
     lines += ["", "## Timeline of the first occurrence", ""]
     if finding.timeline:
         start = finding.timeline[0][0]
-        lines += ["| ms | client | action | request | status | request id |", "| ---: | --- | --- | --- | --- | --- |"]
+        lines += ["| sent ms | took ms | client | action | request | status | request id |",
+                  "| ---: | ---: | --- | --- | --- | --- | --- |"]
         for call in finding.timeline:
-            at, _method, name, status, request_id, client, what, action = (call + [""] * 8)[:8]
+            at, _method, name, status, request_id, client, what, action, _user, took = (call + [""] * 10)[:10]
             name += f" ({what})" if what and not name.endswith(what) else ""
-            lines.append(f"| {round((at - start) * 1000)} | {client} | {action} | {name} | "
+            lines.append(f"| {round((at - start) * 1000)} | {took} | {client} | {action} | {name} | "
                          f"{status if status is not None else 'no answer'} | {request_id or ''} |")
     else:
         lines.append("Not held: the actions behind it were not recorded in this process (a long run keeps the "

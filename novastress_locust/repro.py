@@ -1,17 +1,22 @@
-"""A standalone reproducer per finding: the requests that led to it, replayed on a fresh server.
+"""A standalone reproducer per finding: the requests that led to it, replayed on fresh resources.
 
     plan = replay_plan(finding, run)      # None: nothing in its timeline a reproducer can replay
     Path("repro.py").write_text(script(plan))
     # then, anywhere with Python and keystoneauth1:
     #   OS_CLOUD=mycloud python3 repro.py --times 20 --jitter 0.02
 
-The plan keeps the finding's server-scoped changes (server actions and deletes, from the run's own
-credential and the peer's) with their relative timing. Each try boots a server named
-`nsrepro-<tag>-<try>`, fires the steps at their offsets (plus or minus the jitter) from one thread
-each, lets the server settle, and says whether the symptom came back: an answer of 500 or more, the
-server in ERROR, or it stuck in a task state. It deletes what it made after every try, and on
-Ctrl-C. A log-only finding's symptom is not visible over HTTP: each try prints its request ids to
-look for in the logs.
+The plan keeps the finding's requests around the moment it happened (its 5xx, else the server
+DELETE the cloud accepted), from the run's own credential and the peer's, with their relative
+timing: server actions and deletes, volume attaches, floating-IP associations, and a boot when a
+DELETE followed it (a delete during the build). Each try makes what the steps need under
+`nsrepro-<tag>-<try>` — a volume per attach, a floating IP, a server booted to ACTIVE (and shelved,
+say, when the first step is an unshelve) unless the boot is a step — fires the steps at their
+offsets (plus or minus the jitter) from one thread each, lets things settle, and says whether the
+symptom came back: an answer of 500 or more, the server in ERROR or stuck in a task state, a volume
+still attached to the deleted server, a floating IP bound to a port that is gone, Placement
+allocations of the deleted server (read with the peer credential: an admin's). It deletes what it
+made after every try, and on Ctrl-C (a volume left attached is reset first, as the peer may). A
+log-only symptom is not visible over HTTP: each try prints its request ids to look for in the logs.
 """
 from __future__ import annotations
 
@@ -22,45 +27,82 @@ BEFORE, AFTER = 2.0, 0.5
 # the server actions a reproducer replays (their bodies are the script's `body()`)
 ACTION_BODIES = ("pause", "unpause", "suspend", "resume", "os-stop", "os-start", "lock", "unlock", "shelve",
                  "unshelve", "reboot", "resize", "confirmResize", "revertResize", "rebuild", "createImage")
+# (method, route) -> the step the reproducer sends: on its server, a volume or floating IP it made
+STEPS = {("POST", "/servers"): "boot", ("DELETE", "/servers/{id}"): "delete",
+         ("POST", "/servers/{id}/os-volume_attachments"): "attach",
+         ("PUT", "/v2.0/floatingips/{id}"): "associate"}
 
 
 def replay_plan(finding, run: dict) -> dict | None:
-    """What the reproducer of `finding` replays; None when its timeline holds no server change
-    it can send again (a boot, snapshot or resize alone)."""
+    """What the reproducer of `finding` replays; None when its timeline holds no request it can send
+    again (a boot alone, a snapshot's upload, a listing)."""
     steps = []
     clients: dict[str, str] = {}
-    # the moment it happened: the call that answered the 5xx, else the last call it names; the
-    # changes of the BEFORE seconds up to it (and AFTER past it) are the race
     ours = [call for call in finding.timeline if call[4] in finding.request_ids]
-    failed = [call for call in ours if isinstance(call[3], int) and call[3] >= 500]
     if not ours:
         return None
-    anchor = (failed[0] if failed else ours[-1])[0]
+    anchor, until = _window(ours)
     for call in finding.timeline:
         at, method, name, _status, _request_id, client, what = (list(call) + [""] * 7)[:7]
-        if not anchor - BEFORE <= at <= anchor + AFTER:
+        if not anchor - BEFORE <= at <= until:
             continue
         _service, _method, route = (str(name).split(" ", 2) + ["", ""])[:3]
         route = route.split(" ")[0].split("?")[0]     # "/servers/{id}/action reboot", "... (storm)"
+        kind = STEPS.get((method, route))
         if method == "POST" and route == "/servers/{id}/action" and what in ACTION_BODIES:
-            step = {"method": "POST", "route": route, "action": what}
-        elif method == "DELETE" and route == "/servers/{id}":
-            step = {"method": "DELETE", "route": route, "action": "delete"}
-        else:
+            kind = what
+        elif kind == "associate" and "disassociat" in str(name):
+            kind = None
+        if kind is None:
             continue
         # the run's credential ("Storm-1") or the second one ("Storm-1-peer", "...-admin")
         role = clients.setdefault(str(client), "peer" if re.search(r"-(peer|admin)$", str(client)) else "member")
-        steps.append({**step, "at": float(at), "client": role})
+        steps.append({"method": method, "route": route, "action": kind, "at": float(at), "client": role})
+    steps = _boot_raced(steps)
     if not steps:
         return None
     start = steps[0]["at"]
     for step in steps:
         step["at"] = round(step["at"] - start, 3)
     status = int(finding.key[3]) if finding.kind == "5xx" and len(finding.key) > 3 else None
+    # the fault class Nova named in its 500 ("nova.exception.UnexpectedTaskStateError"): an answer
+    # of that status naming another class is another bug
+    cause = finding.key[4] if status and len(finding.key) > 4 and re.fullmatch(r"\w+(\.\w+)+", finding.key[4]) \
+        else None
     profile = run.get("profile") or {}
     return {"title": finding.title, "finding": finding.id, "kind": finding.kind, "status": status,
-            "run_id": run.get("run_id"), "steps": steps[:20], "flavor": profile.get("flavor") or "",
-            "image": profile.get("image") or "", "network": profile.get("network") or "none"}
+            "cause": cause.rsplit(".", 1)[-1] if cause else None,
+            "run_id": run.get("run_id"), "steps": steps[:40], "flavor": profile.get("flavor") or "",
+            "image": profile.get("image") or "", "network": profile.get("network") or "none",
+            "request_ids": finding.request_ids[:10]}
+
+
+def _window(ours: list[list]) -> tuple[float, float]:
+    """The moment it happened and the last moment a replayed request may be sent: the call that
+    answered the 5xx (up to its answer: a request sent later did not cause it), else the server
+    DELETE the cloud accepted (what a volume, floating IP or allocation left behind raced), else the
+    last call it names; the changes of the BEFORE seconds up to it (and AFTER past it) are the race."""
+    failed = [call for call in ours if isinstance(call[3], int) and call[3] >= 500]
+    if failed:
+        # a call's time is when it was sent; its tenth column the ms it took to answer
+        took = (list(failed[0]) + [0] * 10)[9]
+        return failed[0][0], failed[0][0] + (took / 1000 if isinstance(took, (int, float)) else 0.0)
+    deleted = [call for call in ours if call[1] == "DELETE" and str(call[2]).split(" ")[2:3] == ["/servers/{id}"]
+               and call[3] == 204]
+    anchor = (deleted or ours[-1:])[0][0]
+    return anchor, anchor + AFTER
+
+
+def _boot_raced(steps: list[dict]) -> list[dict]:
+    """A boot is replayed only when the next server change is a DELETE (a delete during the build);
+    else the reproducer boots its server and waits until it is ACTIVE before the steps."""
+    kept = []
+    for number, step in enumerate(steps):
+        if step["action"] == "boot":
+            if kept or [s["action"] for s in steps[number + 1:number + 2]] != ["delete"]:
+                continue
+        kept.append(step)
+    return kept
 
 
 def script(plan: dict) -> str:
@@ -72,8 +114,10 @@ TEMPLATE = r'''#!/usr/bin/env python3
 """Reproducer of: __TITLE__
 
 Generated by novastress-locust from a stress run. It needs Python 3.9+ and keystoneauth1 (PyYAML
-too, to read clouds.yaml). It boots a server, replays the requests that led to the finding with
-their relative timing, and says how often the symptom came back; it deletes what it made.
+too, to read clouds.yaml). It boots a server (and makes a volume or floating IP when the requests
+need one), replays the requests that led to the finding with their relative timing, and says how
+often the symptom came back; it deletes what it made. --peer-cloud: the run's second credential
+(an admin's lets it read Placement and reset a volume left attached).
 
     OS_CLOUD=mycloud python3 repro.py --times 20 --jitter 0.02
     python3 repro.py --os-cloud mycloud --peer-cloud mycloud-admin --image cirros --flavor m1.tiny
@@ -92,6 +136,7 @@ import time
 import uuid
 
 PLAN = json.loads(r"""__PLAN__""")
+SPACINGS = (1.0, 0.5, 0.2, 0.0)
 GONE = ("DELETED", "SOFT_DELETED")
 
 
@@ -140,7 +185,12 @@ def cloud_auth(name):
     return auth, os.environ.get("OS_REGION_NAME"), os.environ.get("OS_INTERFACE", "public")
 
 
-class Compute:
+class Client:
+    """One credential: `call()` goes to a service's endpoint in the token's catalog."""
+
+    HEADERS = {"compute": {"OpenStack-API-Version": "compute 2.53"},
+               "placement": {"OpenStack-API-Version": "placement 1.28"}}
+
     def __init__(self, name, timeout):
         from keystoneauth1 import session
         from keystoneauth1.identity import v3
@@ -149,13 +199,16 @@ class Compute:
             "auth_url", "username", "password", "project_name", "project_id", "user_domain_name",
             "project_domain_name", "user_domain_id", "project_domain_id", "user_id")}
         self.session = session.Session(auth=v3.Password(**auth), timeout=timeout)
-        self.filter = {"service_type": "compute", "interface": interface, "region_name": region}
-        self.headers = {"OpenStack-API-Version": "compute 2.53"}
+        self.filter = {"interface": interface, "region_name": region}
 
-    def call(self, method, path, body=None, expect=None, headers=None):
-        response = self.session.request(path, method, json=body, raise_exc=False,
-                                        headers=self.headers if headers is None else headers,
-                                        endpoint_filter=self.filter)
+    def call(self, method, path, body=None, expect=None, headers=None, service="compute"):
+        from keystoneauth1 import exceptions
+        try:
+            response = self.session.request(path, method, json=body, raise_exc=False,
+                                            headers=self.HEADERS.get(service, {}) if headers is None else headers,
+                                            endpoint_filter={**self.filter, "service_type": service})
+        except exceptions.EndpointNotFound:
+            fail(f"the cloud's catalog has no {service} endpoint, which this reproducer needs")
         if expect and response.status_code not in expect:
             raise RuntimeError(f"{method} {path} -> {response.status_code} {response.text[:200]}")
         return response
@@ -204,45 +257,212 @@ def settle(compute, server_id, timeout):
     return seen
 
 
-def one_try(number, args, clients, boot, prefix):
-    compute = clients["member"]
-    name = f"{prefix}-{number}"
+def watch(read, busy, timeout):
+    """read() until busy(seen) is false (or the timeout): the last view."""
+    deadline = time.monotonic() + timeout
+    seen = read()
+    while seen is not None and busy(seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        seen = read()
+    return seen
+
+
+# -- what a try makes before its steps: a volume to attach, a floating IP to associate --------
+def show(client, service, path, key):
+    response = client.call("GET", path, service=service)
+    return response.json()[key] if response.status_code == 200 else None
+
+
+def make_volume(member, name, timeout):
+    volume = member.call("POST", "/volumes", {"volume": {"name": name, "size": 1}}, expect=(202,),
+                         service="block-storage").json()["volume"]
+    seen = watch(lambda: show(member, "block-storage", f"/volumes/{volume['id']}", "volume"),
+                 lambda seen: seen["status"] == "creating", timeout)
+    if not seen or seen["status"] != "available":
+        raise RuntimeError(f"volume {name} is {seen and seen['status']}, not available")
+    return volume["id"]
+
+
+def make_floating_ip(member, name):
+    networks = member.call("GET", "/v2.0/networks?router:external=True", expect=(200,),
+                           service="network").json()["networks"]
+    if not networks:
+        fail("the cloud has no external network to take a floating IP from")
+    body = {"floatingip": {"floating_network_id": networks[0]["id"], "description": name}}
+    return member.call("POST", "/v2.0/floatingips", body, expect=(201,), service="network").json()["floatingip"]["id"]
+
+
+def port_of(member, server_id):
+    ports = member.call("GET", f"/v2.0/ports?device_id={server_id}", expect=(200,), service="network").json()["ports"]
+    return ports[0]["id"] if ports else None
+
+
+# -- the steps: one small function per kind, each sends one request ---------------------------
+def boot_step(client, made, boot):
     server = {key: value for key, value in boot.items() if key != "resizeTo"}
-    server_id = compute.call("POST", "/servers", {"server": {"name": name, **server}},
-                             expect=(202,)).json()["server"]["id"]
+    response = client.call("POST", "/servers", {"server": {"name": made["name"], **server}})
+    if response.status_code == 202:
+        made["server"] = response.json()["server"]["id"]
+    return response
+
+
+def delete_step(client, made, boot):
+    return client.call("DELETE", f"/servers/{made['server']}")
+
+
+def attach_step(client, made, boot):
+    # each attach of the run had a volume of its own: the next one not attached yet
+    volume_id = made["to_attach"].pop(0)
+    return client.call("POST", f"/servers/{made['server']}/os-volume_attachments",
+                       {"volumeAttachment": {"volumeId": volume_id}})
+
+
+def associate_step(client, made, boot):
+    made["port"] = made.get("port") or port_of(client, made["server"])
+    return client.call("PUT", f"/v2.0/floatingips/{made['floating_ip']}", {"floatingip": {"port_id": made["port"]}},
+                       service="network")
+
+
+def action_step(client, made, boot, action):
+    return client.call("POST", f"/servers/{made['server']}/action", {action: body(action, boot, made["name"])})
+
+
+STEPS = {"boot": boot_step, "delete": delete_step, "attach": attach_step, "associate": associate_step}
+# the state a replayed first action starts from, and the action that brings a fresh server there
+BRING = {"unshelve": "shelve", "unpause": "pause", "resume": "suspend", "os-start": "os-stop",
+         "confirmResize": "resize", "revertResize": "resize"}
+
+
+def bring(compute, server_id, boot, name, timeout):
+    """Send the action the plan's first step needs done first (a shelve before an unshelve)."""
+    first = PLAN["steps"][0]["action"]
+    if first in BRING:
+        compute.call("POST", f"/servers/{server_id}/action", {BRING[first]: body(BRING[first], boot, name)},
+                     expect=(202,))
+        settle(compute, server_id, timeout)
+
+
+# -- the symptoms a try looks for once things settled -----------------------------------------
+def volume_left(member, volume_id, gone, timeout):
+    """The volume still attached to (or held for) the server once the server is gone."""
+    seen = watch(lambda: show(member, "block-storage", f"/volumes/{volume_id}", "volume"),
+                 lambda seen: seen["status"] in ("reserved", "attaching"), timeout)
+    if gone and seen and (seen["status"] in ("in-use", "reserved", "attaching") or seen.get("attachments")):
+        return f"volume {volume_id} stayed {seen['status']}, attached to the deleted server"
+    return None
+
+
+def floating_ip_left(member, made, timeout):
+    """The floating IP still bound to a port that no longer exists."""
+    seen = watch(lambda: show(member, "network", f"/v2.0/floatingips/{made['floating_ip']}", "floatingip"),
+                 lambda seen: seen["status"] == "DOWN" and seen.get("port_id"), min(timeout, 5.0))
+    port = seen and seen.get("port_id")
+    if port and member.call("GET", f"/v2.0/ports/{port}", service="network").status_code == 404:
+        return f"floating IP {seen['floating_ip_address']} ({seen['status']}) still bound to port {port}, which is gone"
+    return None
+
+
+def allocations_left(peer, server_id, look):
+    """Placement allocations of the deleted server (a late claim may land a second or two after
+    the 404); None when there are none, False when this credential may not read Placement."""
+    deadline = time.monotonic() + look
+    while True:
+        response = peer.call("GET", f"/allocations/{server_id}", service="placement")
+        if response.status_code in (401, 403):
+            return False
+        held = response.json().get("allocations") if response.status_code == 200 else None
+        if held:
+            return f"Placement still holds allocations of the deleted server on {len(held)} provider(s)"
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.2)
+
+
+def symptoms_of(clients, made, answers, after, timeout):
+    """What came back once the try settled (`after`: the server, None once gone): a 5xx, the server in
+    ERROR or stuck, a volume or floating IP left on the gone server, its allocations left; and what
+    could not be looked at."""
+    member = clients["member"]
+    symptoms = [f"{action} answered {status}{' ' + said if said else ''} ({request_id})"
+                for action, status, request_id, said in answers
+                if status >= 500 and (PLAN["status"] is None or status == PLAN["status"])
+                and said == (PLAN.get("cause") or said)]
+    deleted = any(action == "delete" and status == 204 for action, status, _, _ in answers)
+    if after is not None and after["status"] == "ERROR":
+        symptoms.append("the server went to ERROR" + (" instead of being deleted" if deleted else ""))
+    elif after is not None and after.get("OS-EXT-STS:task_state"):
+        symptoms.append(f"the server stuck in task state {after['OS-EXT-STS:task_state']}")
+    unchecked = ""
+    for volume_id in made["volumes"]:
+        symptoms.append(volume_left(member, volume_id, after is None, timeout))
+    if made["floating_ip"]:
+        symptoms.append(floating_ip_left(member, made, timeout))
+    if after is None and made["server"]:
+        unshelved = any(step["action"] == "unshelve" for step in PLAN["steps"])
+        left = allocations_left(clients["peer"], made["server"], 2.0 if unshelved else 0.0)
+        if left is False:
+            unchecked = "; allocations not read (Placement needs an admin --peer-cloud)"
+        symptoms.append(left or None)
+    return [symptom for symptom in symptoms if symptom], unchecked
+
+
+def one_try(number, args, clients, boot, prefix, spacing):
+    member = clients["member"]
+    made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None}
+    actions = [step["action"] for step in PLAN["steps"]]
+    booted = threading.Event()
     try:
-        seen = settle(compute, server_id, args.timeout)
-        if not seen or seen["status"] != "ACTIVE":
-            return None, f"the server did not become ACTIVE ({seen and seen['status']}); try not counted"
+        for _attach in range(actions.count("attach")):
+            made["volumes"].append(make_volume(member, made["name"], args.timeout))
+        made["to_attach"] = list(made["volumes"])
+        if "associate" in actions:
+            made["floating_ip"] = make_floating_ip(member, made["name"])
+        if actions[0] != "boot":
+            boot_step(member, made, boot)
+            seen = settle(member, made["server"], args.timeout) if made["server"] else None
+            if not seen or seen["status"] != "ACTIVE":
+                return None, f"the server did not become ACTIVE ({seen and seen['status']}); try not counted"
+            bring(member, made["server"], boot, made["name"], args.timeout)
+            if "associate" in actions:
+                made["port"] = port_of(member, made["server"])
+                if made["port"] is None:
+                    return None, "the server has no port to associate a floating IP with (--network); try not counted"
+            booted.set()
         answers = []
         started = time.monotonic()
 
         def fire(step):
-            delay = step["at"] + random.uniform(-args.jitter, args.jitter)
+            delay = step["at"] * spacing + random.uniform(-args.jitter, args.jitter)
             time.sleep(max(0.0, started + delay - time.monotonic()))
+            if step["action"] != "boot" and not booted.wait(args.timeout):
+                return
+            send = STEPS.get(step["action"])
             client = clients[step["client"]]
-            if step["action"] == "delete":
-                response = client.call("DELETE", f"/servers/{server_id}")
-            else:
-                response = client.call("POST", f"/servers/{server_id}/action",
-                                       {step["action"]: body(step["action"], boot, name)})
-            answers.append((step["action"], response.status_code, response.headers.get("x-openstack-request-id")))
+            response = send(client, made, boot) if send else action_step(client, made, boot, step["action"])
+            if step["action"] == "boot":
+                booted.set()
+            cause = PLAN.get("cause")
+            said = cause if cause and response.status_code >= 500 and cause in response.text else ""
+            answers.append((step["action"], response.status_code, response.headers.get("x-openstack-request-id"),
+                            said))
         threads = [threading.Thread(target=fire, args=(step,)) for step in PLAN["steps"]]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join(args.timeout)
-        after = settle(compute, server_id, args.timeout)
-        symptoms = [f"{action} answered {status} ({request_id})" for action, status, request_id in answers
-                    if status >= 500 and (PLAN["status"] is None or status == PLAN["status"])]
-        if after is not None and after["status"] == "ERROR":
-            symptoms.append("the server went to ERROR")
-        elif after is not None and after.get("OS-EXT-STS:task_state"):
-            symptoms.append(f"the server stuck in task state {after['OS-EXT-STS:task_state']}")
-        ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id in answers)
-        return bool(symptoms), "; ".join(symptoms) or f"no symptom (requests: {ids})"
+        after = settle(member, made["server"], args.timeout) if made["server"] else None
+        symptoms, unchecked = symptoms_of(clients, made, answers, after, args.timeout)
+        ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id, _ in answers)
+        if symptoms:
+            return True, "; ".join(symptoms) + f" (requests: {ids})"
+        return False, f"no symptom{unchecked} (requests: {ids})"
     finally:
-        delete(compute, server_id, args.timeout)
+        if made["server"]:
+            delete(member, made["server"], args.timeout)
+        for volume_id in made["volumes"]:
+            delete_volume(clients, volume_id, args.timeout)
+        if made["floating_ip"]:
+            member.call("DELETE", f"/v2.0/floatingips/{made['floating_ip']}", service="network")
 
 
 def delete(compute, server_id, timeout):
@@ -257,8 +477,32 @@ def delete(compute, server_id, timeout):
     print(f"repro: server {server_id} still there after {timeout:g} s: delete it by hand", file=sys.stderr)
 
 
-def sweep(compute, prefix, timeout):
-    """Everything this reproducer made (its prefix), e.g. after Ctrl-C: servers, then snapshots."""
+def delete_volume(clients, volume_id, timeout):
+    """Delete the volume; one left attached to a gone server is reset first (an admin --peer-cloud
+    may), else the reproducer says it gave up on it."""
+    member, path = clients["member"], f"/volumes/{volume_id}"
+    seen = watch(lambda: show(member, "block-storage", path, "volume"),
+                 lambda seen: seen["status"] in ("reserved", "attaching", "detaching"), timeout)
+    if seen is None:
+        return
+    if seen["status"] not in ("available", "error", "deleting"):
+        reset = clients["peer"].call("POST", f"{path}/action", service="block-storage", body={
+            "os-reset_status": {"status": "available", "attach_status": "detached"}})
+        if reset.status_code != 202:
+            print(f"repro: gave up on volume {volume_id}: it stayed {seen['status']} and the reset answered "
+                  f"{reset.status_code} (an admin must reset it: --peer-cloud with an admin)", file=sys.stderr)
+            return
+    if member.call("DELETE", path, service="block-storage").status_code not in (202, 204, 404):
+        print(f"repro: gave up on volume {volume_id}: it could not be deleted", file=sys.stderr)
+        return
+    if watch(lambda: show(member, "block-storage", path, "volume"), lambda seen: True, timeout) is not None:
+        print(f"repro: volume {volume_id} still there after {timeout:g} s: delete it by hand", file=sys.stderr)
+
+
+def sweep(clients, prefix, timeout):
+    """Everything this reproducer made (its prefix), e.g. after Ctrl-C: servers, then snapshots,
+    volumes and floating IPs."""
+    compute = clients["member"]
     listed = compute.call("GET", "/servers/detail", expect=(200,)).json()["servers"]
     for server in listed:
         if server["name"].startswith(prefix + "-"):
@@ -267,6 +511,16 @@ def sweep(compute, prefix, timeout):
     for image in images.json().get("images", []) if images.status_code == 200 else []:
         if str(image.get("name", "")).startswith(prefix + "-"):
             compute.call("DELETE", f"/images/{image['id']}", headers={})
+    if any(step["action"] == "attach" for step in PLAN["steps"]):
+        volumes = compute.call("GET", "/volumes", service="block-storage", expect=(200,)).json()["volumes"]
+        for volume in volumes:
+            if str(volume.get("name") or "").startswith(prefix + "-"):
+                delete_volume(clients, volume["id"], timeout)
+    if any(step["action"] == "associate" for step in PLAN["steps"]):
+        fips = compute.call("GET", "/v2.0/floatingips", service="network", expect=(200,)).json()["floatingips"]
+        for fip in fips:
+            if str(fip.get("description") or "").startswith(prefix + "-"):
+                compute.call("DELETE", f"/v2.0/floatingips/{fip['id']}", service="network")
 
 
 def interrupted(*_args):
@@ -283,35 +537,57 @@ def main():
     parser.add_argument("--peer-cloud", help="the second credential's cloud (default: the same as --os-cloud)")
     parser.add_argument("--times", type=int, default=20)
     parser.add_argument("--jitter", type=float, default=0.0, help="seconds each step may move, at random")
+    parser.add_argument("--spacing", default="auto",
+                        help="how far apart the steps go, times the run's spacing: a number (1: as the run sent "
+                             "them, 0: all at once) or auto (as the run did; after 3 tries in a row without the "
+                             "symptom, x0.5, then x0.2, then all at once: the run's load stretched how long the "
+                             "cloud took, so the requests may have met on the cloud closer than they were sent)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a server may take to settle")
     parser.add_argument("--image", default=PLAN["image"])
     parser.add_argument("--flavor", default=PLAN["flavor"])
     parser.add_argument("--network", default=PLAN["network"])
     args = parser.parse_args()
-    if args.times < 1 or args.jitter < 0 or args.timeout <= 0:
-        fail("--times must be 1 or more, --jitter 0 or more, --timeout above 0")
-    member = Compute(args.os_cloud, 30)
-    clients = {"member": member, "peer": Compute(args.peer_cloud, 30) if args.peer_cloud else member}
+    try:
+        spacings = list(SPACINGS) if args.spacing == "auto" else [float(args.spacing)]
+    except ValueError:
+        spacings = [-1.0]
+    if args.times < 1 or args.jitter < 0 or args.timeout <= 0 or spacings[0] < 0:
+        fail("--times must be 1 or more, --jitter 0 or more, --timeout above 0, --spacing auto or 0 or more")
+    member = Client(args.os_cloud, 30)
+    clients = {"member": member, "peer": Client(args.peer_cloud, 30) if args.peer_cloud else member}
     boot = {"imageRef": lookup(member, "image", args.image), "flavorRef": lookup(member, "flavor", args.flavor),
             "networks": network_arg(member, args.network)}
     flavors = member.call("GET", "/flavors", expect=(200,)).json()["flavors"]
     boot["resizeTo"] = next((f["id"] for f in flavors if f["id"] != boot["flavorRef"]), boot["flavorRef"])
     prefix = f"nsrepro-{uuid.uuid4().hex[:6]}"
     print(f"repro: {PLAN['title']}: {args.times} tries of {len(PLAN['steps'])} step(s) on servers {prefix}-*")
-    came_back = counted = 0
+    came_back = counted = missed = 0
+    by_spacing = {}
     try:
         for number in range(1, args.times + 1):
-            symptom, text = one_try(number, args, clients, boot, prefix)
+            spacing = spacings[0]
+            symptom, text = one_try(number, args, clients, boot, prefix, spacing)
             if symptom is not None:
                 counted += 1
                 came_back += bool(symptom)
+                seen = by_spacing.setdefault(spacing, [0, 0])
+                seen[0] += bool(symptom)
+                seen[1] += 1
+                missed = 0 if symptom else missed + 1
             print(f"try {number}: {'SYMPTOM ' if symptom else ''}{text}", flush=True)
+            if missed >= 3 and len(spacings) > 1:
+                spacings.pop(0)
+                missed = 0
+                print(f"repro: no symptom in 3 tries in a row: the next tries send the steps x{spacings[0]:g} as far "
+                      f"apart as the run did", flush=True)
     except KeyboardInterrupt:
         print("repro: interrupted; deleting what it made", file=sys.stderr)
     finally:
-        sweep(member, prefix, args.timeout)
+        sweep(clients, prefix, args.timeout)
     kind = "" if PLAN["kind"] != "log" else " (a logged error: look for the request ids above in the logs)"
     print(f"symptom came back in {came_back} of {counted} tries{kind}")
+    if len(by_spacing) > 1 or args.spacing != "auto":
+        print("by spacing: " + ", ".join(f"x{spacing:g} {seen[0]} of {seen[1]}" for spacing, seen in by_spacing.items()))
     return 0
 
 

@@ -36,15 +36,18 @@ class ActionRecord:
     # logged errors that are Nova's documented answer to this action, not a finding: a pattern
     # (searched in the record's text) -> why Nova logs it (a burst racing for hosts, say)
     expected_log: dict[str, str] = field(default_factory=dict)
-    # its API calls, for a finding's timeline: [time, method, name, status, request id, client,
-    # server action ("reboot"; "" for others)] (the first CALLS_PER_ACTION; dropped once the
-    # record is older than RequestIndex.calls_kept)
+    # its API calls, for a finding's timeline: [time sent, method, name, status, request id, client,
+    # server action ("reboot"; "" for others), ms to the answer] (the first CALLS_PER_ACTION;
+    # dropped once the record is older than RequestIndex.calls_kept)
     calls: list[list] = field(default_factory=list)
 
     def called(self, method: str, name: str, status: int | None, request_id: str | None, client: str,
-               what: str = "") -> None:
+               what: str = "", elapsed: float = 0.0) -> None:
+        """One call answered (or failed) after `elapsed` ms: kept with the time it was sent, which is
+        what a reproducer replays (a loaded cloud may answer the first-sent call last)."""
         if len(self.calls) < CALLS_PER_ACTION:
-            self.calls.append([time.time(), method, name, status, request_id, client, what])
+            self.calls.append([time.time() - elapsed / 1000, method, name, status, request_id, client, what,
+                               round(elapsed)])
 
     def expects(self, text: str) -> str | None:
         """Why a logged error with this text is expected of this action; None when it is not."""
@@ -118,8 +121,8 @@ class RequestIndex:
     def timeline(self, request_ids: list[str], window: float = 30.0, most: int = 200) -> list[list]:
         """The API calls that led to what these request ids name: the calls of their actions and
         of every action that touched the same resources within `window` seconds (a racing peer, a
-        delete), oldest first, each [time, method, name, status, request id, client, server action,
-        action, user]."""
+        delete), oldest sent first, each [time sent, method, name, status, request id, client, server
+        action, action, user, ms to the answer]."""
         with self._lock:
             records = {id(r): r for r in (self._by_id.get(i) for i in request_ids) if r is not None}
             if not records:
@@ -131,7 +134,8 @@ class RequestIndex:
                 if id(record) not in records and resources.intersection(record.resource_ids) \
                         and start <= record.started <= end:
                     records[id(record)] = record
-            calls = [[*call, record.action, record.who] for record in records.values() for call in record.calls]
+            calls = [[*call[:7], record.action, record.who, *call[7:]]
+                     for record in records.values() for call in record.calls]
         return sorted(calls, key=lambda call: call[0])[:most]
 
     @staticmethod

@@ -96,10 +96,10 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
     violated = [error for error in (runner.stats.errors.values() if runner is not None else [])
                 if error.method == "INVARIANT"]
     if violated:
-        lines.append(f"Invariant violations: {sum(error.occurrences for error in violated)}")
-        lines += [f"INVARIANT {error.name}: {error.error}" for error in violated[:20]]
-        if len(violated) > 20:
-            lines.append(f"... and {len(violated) - 20} more (the stats' error table has them all)")
+        # the findings below group them by class; each one, with its subject and requests, is in
+        # the stats' error table and --summary-json
+        lines.append(f"Invariant violations: {sum(error.occurrences for error in violated)} (each in the "
+                     f"error table and --summary-json; grouped below)")
     lines += findings
     if verdicts is not None:
         lines.append(table(verdicts))

@@ -211,6 +211,7 @@ class Server:
     access_ipv4: str = ""
     access_ipv6: str = ""
     disk_config: str = "MANUAL"
+    user_data: str | None = None         # as the boot (or a 2.57+ rebuild) gave it, base64
     hostname: str | None = None          # set by an update (2.90+); else the name, as Nova sanitises it
     epoch: int = 0               # bumped to cancel the pending transition
     scheduled_at: float = 0.0
@@ -859,6 +860,10 @@ class Compute(Service):
         view = self._server_view(server, minor, admin=False)
         for key in [key for key in view if key.startswith(SHOW_ONLY_PREFIXES)]:
             del view[key]
+        # Nova's extend_address=False: each address only its version and addr
+        view["addresses"] = {network: [{"version": address["version"], "addr": address["addr"]}
+                                       for address in addresses]
+                             for network, addresses in view.get("addresses", {}).items()}
         for key in ("config_drive", "security_groups", *(() if key_name else ("key_name",))):
             view.pop(key, None)
         return view
@@ -918,7 +923,7 @@ class Compute(Service):
                 view["OS-EXT-SRV-ATTR:kernel_id"] = ""
                 view["OS-EXT-SRV-ATTR:ramdisk_id"] = ""
                 view["OS-EXT-SRV-ATTR:root_device_name"] = "/dev/sda"
-                view["OS-EXT-SRV-ATTR:user_data"] = None
+                view["OS-EXT-SRV-ATTR:user_data"] = server.user_data
         view["OS-EXT-STS:task_state"] = server.task_state
         view["OS-EXT-STS:vm_state"] = server.vm_state
         view["OS-EXT-STS:power_state"] = server.power_state
@@ -1334,6 +1339,7 @@ class Compute(Service):
             server.access_ipv4 = common.get("accessIPv4", "")
             server.access_ipv6 = common.get("accessIPv6", "")
             server.disk_config = common.get("OS-DCF:diskConfig", "MANUAL")
+            server.user_data = spec.get("user_data")
             first = first or server
         body = {"server": {"id": first.id, "links": self._links("servers", first.id),
                            "OS-DCF:diskConfig": first.disk_config,
@@ -1944,10 +1950,13 @@ class Compute(Service):
                    "revertResize": self._revert_resize, "rebuild": self._rebuild,
                    "createImage": self._create_image, "rescue": self._rescue, "shelve": self._shelve,
                    "changePassword": self._change_password,
-                   "os-getConsoleOutput": self._console_output}.get(action)
+                   "os-getConsoleOutput": self._console_output,
+                   "addSecurityGroup": self._add_security_group,
+                   "removeSecurityGroup": self._remove_security_group}.get(action)
         if handler is None and action not in ACTIONS:
             raise ApiError(400, f"There is no such action: {action}")
-        if action not in ("lock", "unlock", "os-getConsoleOutput"):   # reading the console changes nothing
+        # reading the console changes nothing; a security group is the ports' (Neutron's), not a state
+        if action not in ("lock", "unlock", "os-getConsoleOutput", "addSecurityGroup", "removeSecurityGroup"):
             if action != "createImage":  # Nova's snapshot skips the lock check: a lock guards changes
                 self._check_locked(call, server)
             self._state_change_race(call, server, action)
@@ -2263,9 +2272,52 @@ class Compute(Service):
                     ActionRule("rebuild", (), "rebuilding", end_state, 4 if end_state == "stopped" else 1,
                                "compute_rebuild_instance", "rebuild"))
         minor = self._minor(call)
+        if minor >= 57 and "user_data" in spec:
+            server.user_data = spec["user_data"]
         view = self._changed_view(server, minor, self._admin(call), key_name=minor >= 54)
         view["adminPass"] = spec.get("adminPass") or _password()
+        if minor >= 57:   # Nova adds it after the view, whatever 2.75 shows
+            view["user_data"] = server.user_data
         return Response.json(202, {"server": view})
+
+    # -- security groups of a server's ports (Nova's security_group_api) ------
+    def _security_group_ports(self, call: Call, server: Server, spec) -> tuple[dict, list[dict]]:
+        if not isinstance(spec, dict):
+            raise ApiError(400, "Missing parameter dict")
+        if "name" not in spec:
+            raise ApiError(400, "Security group not specified")
+        name = spec["name"]
+        if not isinstance(name, str) or not name.strip():
+            raise ApiError(400, "Security group name cannot be empty")
+        network = self.cloud.network
+        group = network.find_security_group(call.token.project_id, name) if network is not None else None
+        if group is None:
+            raise ApiError(404, f"Security group {name} is not found for project {call.token.project_id}")
+        ports = network.ports_of(server.id)
+        if not ports:
+            raise ApiError(404, f"instance_id {server.id} could not be found as device id on any ports")
+        return group, ports
+
+    def _add_security_group(self, call: Call, server: Server, spec) -> Response:
+        group, ports = self._security_group_ports(call, server, spec)
+        for port in ports:
+            if group["id"] not in port.setdefault("security_groups", []):
+                port["security_groups"].append(group["id"])
+        if group["name"] not in server.security_groups:
+            server.security_groups.append(group["name"])
+        server.touch()
+        return Response(202, b"", [], None)
+
+    def _remove_security_group(self, call: Call, server: Server, spec) -> Response:
+        group, ports = self._security_group_ports(call, server, spec)
+        if not any(group["id"] in port.get("security_groups", ()) for port in ports):
+            raise ApiError(404, f"Security group {spec['name']} not associated with the instance {server.id}")
+        for port in ports:
+            if group["id"] in port.get("security_groups", ()):
+                port["security_groups"].remove(group["id"])
+        server.security_groups = [name for name in server.security_groups if name != group["name"]]
+        server.touch()
+        return Response(202, b"", [], None)
 
     # -- snapshots (createImage) --------------------------------------------
     def _create_image(self, call: Call, server: Server, spec) -> Response:

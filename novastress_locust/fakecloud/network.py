@@ -288,9 +288,14 @@ class Network(Service):
 
     def has_security_group(self, project_id: str, name_or_id: str) -> bool:
         """Whether the project has a security group of that name or id (Nova's validate_name)."""
+        return self.find_security_group(project_id, name_or_id) is not None
+
+    def find_security_group(self, project_id: str, name_or_id: str) -> dict | None:
+        """The project's security group of that id, else of that name."""
         self.ensure_default_group(project_id)
-        return any(group["project_id"] == project_id and name_or_id in (group["name"], group["id"])
-                   for group in self.security_groups.values())
+        owned = [group for group in self.security_groups.values() if group["project_id"] == project_id]
+        return next((group for group in owned if group["id"] == name_or_id), None) or \
+            next((group for group in owned if group["name"] == name_or_id), None)
 
     def security_group_names(self, project_id: str) -> list[str]:
         group_id = self.ensure_default_group(project_id)

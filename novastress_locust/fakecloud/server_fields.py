@@ -48,7 +48,8 @@ def checked_common(spec: dict) -> dict[str, Any]:
                 valid = False
             if not valid:
                 raise invalid(key, value, f"{value!r} is not a 'ipv{version}'")
-            fields[key] = value
+            # Nova keeps it as an IP address object: shown in its canonical form ("::babe:dc0c:1602")
+            fields[key] = str(ipaddress.ip_address(value))
     if "OS-DCF:diskConfig" in spec:
         value = spec["OS-DCF:diskConfig"]
         if value not in ("AUTO", "MANUAL"):

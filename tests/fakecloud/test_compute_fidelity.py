@@ -327,6 +327,38 @@ def test_an_update_is_checked_and_keeps_what_it_sets(member):
         nova(member, "DELETE", path)
 
 
+def test_a_rebuild_answers_as_nova_does_at_each_microversion(member):
+    """Nova's rebuild view: before 2.75 addresses carry only version and addr and the GET-only
+    attributes are left out; from 2.57 the server's user_data (the boot's, or the rebuild's new
+    one) is added; an IPv6 access address is shown in its canonical form (Tempest's checks)."""
+    server = boot(member, f"ns-rbd-{uuid.uuid4().hex[:6]}", networks="auto", user_data="Ym9vdA==",
+                  accessIPv6="0000:0000:0000:0000:0000:babe:220.12.22.2")
+    path = f"/servers/{server['id']}"
+    try:
+        shown = wait_for(member, server["id"], "ACTIVE")
+        assert shown["accessIPv6"] == "::babe:dc0c:1602"
+        assert all({"OS-EXT-IPS:type", "OS-EXT-IPS-MAC:mac_addr"} <= set(address)
+                   for addresses in shown["addresses"].values() for address in addresses), shown["addresses"]
+        image = shown["image"]["id"]
+        old = nova(member, "POST", f"{path}/action", "2.56", json={"rebuild": {"imageRef": image}})
+        assert old.status_code == 202, old.text
+        view = old.json()["server"]
+        assert "user_data" not in view and "OS-EXT-STS:vm_state" not in view
+        assert view["addresses"] and all(set(address) == {"version", "addr"} for addresses in view["addresses"].values()
+                                         for address in addresses), view["addresses"]
+        wait_for(member, server["id"], "ACTIVE")
+        kept = nova(member, "POST", f"{path}/action", "2.57", json={"rebuild": {"imageRef": image}})
+        assert kept.json()["server"]["user_data"] == "Ym9vdA=="
+        wait_for(member, server["id"], "ACTIVE")
+        new = nova(member, "POST", f"{path}/action", "2.75", json={"rebuild": {"imageRef": image,
+                                                                                "user_data": "bmV3"}})
+        view = new.json()["server"]
+        assert view["user_data"] == "bmV3" and "OS-EXT-STS:vm_state" in view
+        assert all("OS-EXT-IPS:type" in address for addresses in view["addresses"].values() for address in addresses)
+    finally:
+        nova(member, "DELETE", path)
+
+
 def test_the_actions_of_a_deleted_server_from_2_21(member):
     server = boot(member, f"ns-gone-{uuid.uuid4().hex[:6]}")
     wait_for(member, server["id"], "ACTIVE")

@@ -126,7 +126,8 @@ def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_fac
     assert report.startswith("# 500 from compute POST /servers: RuntimeError\n"), report[:300]
     assert "* Compute API microversions 2.1 to 2.104" in report and "## Expected" in report
     # the first occurrence's boot: its POST answered 500, with its request id, by the user that sent it
-    row = re.search(r"^\| 0 \| (ServerCreateDestroy-\d) \| server_create_destroy \| compute POST /servers \| 500 \| "
+    # (sent first: 0 ms; the time it took to answer)
+    row = re.search(r"^\| 0 \| \d+ \| (ServerCreateDestroy-\d) \| server_create_destroy \| compute POST /servers \| 500 \| "
                     r"(req-[0-9a-f-]{36}) \|$", report, re.M)
     assert row and row.group(2) in answered["request_ids"], report
     logged_report = reports["log-nova-api-nova-api-wsgi-runtimeerror"]

@@ -66,7 +66,9 @@ def test_a_state_change_race_is_one_finding_whose_reproducer_brings_the_500_back
     assert int(came_back.group(1)) >= 10, output[-3000:]
     # the cloud's ground truth: the race fired in those tries, and each symptom was its 500
     assert fired(cloud, "state-change-race") - before >= int(came_back.group(1)), output[-3000:]
-    assert re.search(r"^try \d+: SYMPTOM \S+ answered 500 \(req-", completed.stdout, re.M), output[-3000:]
+    # the 500 names the finding's fault class
+    assert re.search(r"^try \d+: SYMPTOM \S+ answered 500 UnexpectedTaskStateError \(req-", completed.stdout, re.M), \
+        output[-3000:]
     # it made its servers under its own prefix and deleted them all
     assert servers_named(cloud, "nsrepro-") == []
 

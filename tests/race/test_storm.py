@@ -58,7 +58,7 @@ def invariant_rows(run) -> dict[str, int]:
 def violations(run, kind: str) -> list[tuple[str, list[str]]]:
     """(subject, request ids) of every INVARIANT failure of this kind in the final error report."""
     final = run.output.rpartition("Shutting down (exit code")[2]
-    found = re.findall(rf"INVARIANT {re.escape(kind)}: InvariantViolation\('(\S+): .*?\[requests ([^\]]+)\]'\)",
+    found = re.findall(rf"INVARIANT {re.escape(kind)}: InvariantViolation\([\x22'](\S+): .*?\[requests ([^\]]+)\][\x22']\)",
                        final)
     return [(subject, ids.split(", ")) for subject, ids in found]
 
@@ -141,8 +141,11 @@ def test_quota_usage_drift_is_caught_at_the_end(cloud_factory):
     assert run.returncode == 1, run.output[-4000:]
     assert invariant_rows(run).get("quota-usage-mismatch") == 1
     project = cloud.session().get_project_id()
-    assert re.search(rf"^INVARIANT quota-usage-mismatch: {project}: quota usage counts (\d+) instances, "
-                     rf"the project has 0 servers", run.stdout, re.M), run.stdout[-3000:]
+    assert re.search(rf"INVARIANT quota-usage-mismatch: InvariantViolation\([\x22']{project}: quota usage counts "
+                     rf"(\d+) instances, the project has 0 servers", run.output), run.output[-3000:]
+    # the summary lists the finding, with the first one it grouped
+    assert re.search(rf"^FINDING invariant quota-usage-mismatch: 1 time .*; first: {project}: quota usage",
+                     run.stdout, re.M), run.stdout[-3000:]
 
 
 def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
@@ -152,8 +155,8 @@ def test_group_bursts_catch_the_scheduler_capacity_race(cloud_factory):
     assert run.returncode == 1, run.output[-4000:]
     assert invariant_rows(run).get("server-group-host-count", 0) >= 1, run.output[-4000:]
     # an affinity burst has as many members as hosts, an anti-affinity one a member more
-    assert re.search(r"^INVARIANT server-group-host-count: \S+: \d of (3 affinity|4 anti-affinity) boots ACTIVE "
-                     r"on 3 hosts", run.stdout, re.M), run.stdout[-3000:]
+    assert re.search(r"INVARIANT server-group-host-count: InvariantViolation\([\x22']\S+: \d of (3 affinity|4 anti-affinity) "
+                     r"boots ACTIVE on 3 hosts", run.output), run.output[-3000:]
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
 
 
@@ -168,8 +171,8 @@ def test_one_host_still_races_its_anti_affinity_bursts(cloud_factory):
                 "--storm-group-policy", "anti-affinity", "--quota-step", "0")
     assert run.returncode == 1, run.output[-4000:]
     assert re.search(r"^  hosts +1 nova-compute up and enabled$", run.output, re.M), run.output[-4000:]
-    assert re.search(r"^INVARIANT server-group-policy: \S+: anti-affinity group has 1 members sharing a host",
-                     run.stdout, re.M), run.stdout[-3000:]
+    assert re.search(r"INVARIANT server-group-policy: InvariantViolation\([\x22']\S+: anti-affinity group has 1 members "
+                     r"sharing a host", run.output), run.output[-3000:]
     assert {record["fault"] for record in fired(cloud)} == {"group-policy-burst"}
     assert servers_named(cloud, f"ns-{run.run_id}-") == []
 
@@ -320,8 +323,9 @@ def test_association_racing_the_delete_is_caught_as_a_floating_ip_on_a_gone_port
     for fip_id, request_ids in left:
         assert fip_id in by_fip
         assert set(request_ids) & set(by_fip[fip_id]["request_ids"])
-    assert re.search(r"INVARIANT floating-ip-on-gone-port: \S+: floating IP [\d.]+ \(ERROR\) still bound to port "
-                     r"[0-9a-f-]{36} \(fixed IP [\d.]+\), which no longer exists", run.stdout), run.stdout[-3000:]
+    assert re.search(r"INVARIANT floating-ip-on-gone-port: InvariantViolation\([\x22']\S+: floating IP [\d.]+ \(ERROR\) "
+                     r"still bound to port [0-9a-f-]{36} \(fixed IP [\d.]+\), which no longer exists", run.output), \
+        run.output[-3000:]
     logged = [d for d in found if d.kind == "LOG" and any(d.finds(record) for record in truth)]
     assert logged and all(d.log == "neutron-server.log" for d in logged), run.output[-4000:]
 
@@ -398,10 +402,10 @@ def test_a_resize_racing_the_delete_is_caught_as_the_leaked_allocation_of_its_mi
     truth = fired(cloud)
     assert truth and {record["fault"] for record in truth} == {fault}, run.output[-3000:]
     by_server = {record["resource_id"]: record for record in truth}
-    leaks = re.findall(r"^INVARIANT placement-allocations-leak: ([0-9a-f-]{36}): migration of server ([0-9a-f-]{36}) "
-                       r"\(its resize\): Placement still holds (.*)$", run.stdout, re.M)
+    leaks = re.findall(r"INVARIANT placement-allocations-leak: InvariantViolation\([\x22']([0-9a-f-]{36}): migration of "
+                       r"server ([0-9a-f-]{36}) \(its resize\): Placement still holds", run.output)
     assert leaks, run.output[-4000:]
-    assert {server for _, server, _ in leaks} <= set(by_server), (leaks, by_server)
+    assert {server for _, server in leaks} <= set(by_server), (leaks, by_server)
     _, found = detections(run.output)
     pinned = [d for d in found if d.kind == "INVARIANT" and d.name == "placement-allocations-leak"
               and any(set(d.request_ids) & set(record["request_ids"]) for record in truth)]

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 import yaml
@@ -458,3 +459,48 @@ def test_a_storm_through_compute_and_conductor_restarts_reports_them_and_leaves_
     assert all(state == "running" for state, _pid in status_rows().values()), status_rows()
     wait_until(lambda: set(_services_up(realnova).values()) == {"up"}, timeout=90, interval=2,
                what="every Nova service up after the faults")
+
+
+def test_a_real_state_change_race_is_one_finding_whose_reproducer_brings_the_500_back(realnova, tmp_path):
+    """Real Nova answers 500 (UnexpectedTaskStateError from instance.save) instead of 409 when two
+    state changes of one server pass the API's state check together: a storm whose every action goes
+    out with a second one by the other credential makes it one finding, and its reproducer, run
+    against the same cloud with both credentials, brings the 500 back."""
+    findings_dir = tmp_path / "findings"
+    run = realnova.locust("locustfiles/storm.py", *realnova.admin_options(), "-t", "25s", "-u", "3",
+                          "--storm-actions", "pause,unpause,suspend,resume,stop,start,rebuild",
+                          "--storm-double-ratio", "1", "--storm-plan-ratio", "0", "--storm-group-size", "-1",
+                          "--storm-delete-ratio", "0", "--quota-step", "0",
+                          "--summary-json", str(tmp_path / "summary.json"), "--findings-dir", str(findings_dir),
+                          timeout=300)
+    assert tools_own_failures(run) == [], run.output[-4000:]
+    findings = json.loads((tmp_path / "summary.json").read_text())["findings"]
+    raced = [f for f in findings if f["kind"] == "5xx" and f["title"].endswith("UnexpectedTaskStateError")]
+    # every 500 of the race, whichever action lost it, is the one finding
+    assert [f["title"] for f in raced] == ["500 from compute POST /servers/{id}/action: "
+                                           "nova.exception.UnexpectedTaskStateError"], findings
+    finding = raced[0]
+    report = (findings_dir / finding["id"] / "report.md").read_text()
+    assert re.search(r"\| 500 \| req-[0-9a-f-]{36} \|$", report, re.M), report
+    password = yaml.safe_load(realnova.clouds_yaml.read_text())["clouds"]["realnova"]["auth"]["password"]
+    assert password not in report
+    realnova.force_delete_servers(run.run_id)
+    assert realnova.leftovers(run.run_id) == {}
+
+    findings_cli = str(Path(LOCUST).parent / "novastress-findings")
+    completed = subprocess.run([findings_cli, str(findings_dir), "repro", finding["id"], "--os-cloud", "realnova",
+                                "--peer-cloud", "realnova-admin", "--times", "20", "--timeout", "60"],
+                               cwd=tmp_path, env=realnova.env(), capture_output=True, text=True, timeout=900)
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output[-3000:]
+    came_back = re.search(r"^symptom came back in (\d+) of 20 tries$", completed.stdout, re.M)
+    assert came_back and int(came_back.group(1)) >= 1, output[-3000:]
+    # each symptom is the finding's own: a 500 naming UnexpectedTaskStateError, whose request id
+    # nova-api logged with that traceback
+    answered = re.findall(r"answered 500 UnexpectedTaskStateError \((req-[0-9a-f-]{36})\)", completed.stdout)
+    assert answered, output[-3000:]
+    api_log = (realnova.log_dir / "nova-api.log").read_text(errors="replace")
+    assert any(re.search(rf"{request_id}.*\n(?:.*\n){{0,40}}?.*UnexpectedTaskStateError", api_log)
+               for request_id in answered[:3]), answered
+    # it made its servers (and their images) under its own prefix and deleted them all
+    assert realnova.leftovers("nsrepro-") == {}
