@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from test_compute import action, boot, nova, nova_error, wait_for
+from test_compute import action, boot, nova, nova_error, wait_for, wait_gone
 from waiting import wait_until
 
 MISSING = "6d2a1c4e-0b7f-4c1e-9a55-2f1d3c4b5a60"
@@ -357,6 +357,45 @@ def test_a_rebuild_answers_as_nova_does_at_each_microversion(member):
         assert all("OS-EXT-IPS:type" in address for addresses in view["addresses"].values() for address in addresses)
     finally:
         nova(member, "DELETE", path)
+
+
+def test_security_groups_are_added_to_and_removed_from_a_server_s_ports(member):
+    """Nova's addSecurityGroup/removeSecurityGroup act on the server's Neutron ports, with Nova's
+    errors: no name, an unknown group, a server without ports, a group it does not have."""
+    network = {"service_type": "network"}
+    name = f"ns-sg-{uuid.uuid4().hex[:6]}"
+    group = member.post("/v2.0/security-groups", json={"security_group": {"name": name}},
+                        endpoint_filter=network).json()["security_group"]
+    server = boot(member, f"ns-sgs-{uuid.uuid4().hex[:6]}", networks="auto")
+    portless = boot(member, f"ns-sgn-{uuid.uuid4().hex[:6]}", networks="none")
+    action_path = f"/servers/{server['id']}/action"
+    try:
+        wait_for(member, server["id"], "ACTIVE")
+        assert nova(member, "POST", action_path, json={"addSecurityGroup": {"name": name}}).status_code == 202
+        ports = member.get(f"/v2.0/ports?device_id={server['id']}", endpoint_filter=network).json()["ports"]
+        assert ports and all(group["id"] in port["security_groups"] for port in ports), ports
+        shown = nova(member, "GET", f"/servers/{server['id']}").json()["server"]
+        assert {"name": name} in shown["security_groups"], shown["security_groups"]
+        assert nova(member, "POST", action_path, json={"removeSecurityGroup": {"name": name}}).status_code == 202
+        ports = member.get(f"/v2.0/ports?device_id={server['id']}", endpoint_filter=network).json()["ports"]
+        assert all(group["id"] not in port["security_groups"] for port in ports), ports
+        nova_error(nova(member, "POST", action_path, json={"removeSecurityGroup": {"name": name}}), 404,
+                   "itemNotFound", f"Security group {name} not associated with the instance {server['id']}")
+        nova_error(nova(member, "POST", action_path, json={"addSecurityGroup": {}}), 400, "badRequest",
+                   "Security group not specified")
+        nova_error(nova(member, "POST", action_path, json={"addSecurityGroup": {"name": " "}}), 400, "badRequest",
+                   "Security group name cannot be empty")
+        project = member.get_project_id()
+        nova_error(nova(member, "POST", action_path, json={"addSecurityGroup": {"name": "ns-nothing"}}), 404,
+                   "itemNotFound", f"Security group ns-nothing is not found for project {project}")
+        wait_for(member, portless["id"], "ACTIVE")
+        nova_error(nova(member, "POST", f"/servers/{portless['id']}/action", json={"addSecurityGroup": {"name": name}}),
+                   404, "itemNotFound", f"instance_id {portless['id']} could not be found as device id on any ports")
+    finally:
+        nova(member, "DELETE", f"/servers/{server['id']}")
+        nova(member, "DELETE", f"/servers/{portless['id']}")
+        wait_gone(member, server["id"])
+        member.delete(f"/v2.0/security-groups/{group['id']}", endpoint_filter=network)
 
 
 def test_the_actions_of_a_deleted_server_from_2_21(member):
