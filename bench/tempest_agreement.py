@@ -174,10 +174,12 @@ def sweep(entry: dict) -> list[str]:
         if str(image.get("name") or "").startswith("tempest-"):
             admin.delete(f"/v2/images/{image['id']}", endpoint_filter={"service_type": "image"}, raise_exc=False)
             gone.append(f"image {image['name']}")
+    # catalogs differ on whether /v3 is part of the identity URL
+    keystone = re.sub(r"/v3/?$", "", admin.get_endpoint(interface="public", **identity)) + "/v3"
     for kind in ("users", "projects"):
-        for item in admin.get(f"/v3/{kind}", endpoint_filter=identity).json()[kind]:
+        for item in admin.get(f"{keystone}/{kind}").json()[kind]:
             if item["name"].startswith("tempest-"):
-                admin.delete(f"/v3/{kind}/{item['id']}", endpoint_filter=identity, raise_exc=False)
+                admin.delete(f"{keystone}/{kind}/{item['id']}", raise_exc=False)
                 gone.append(f"{kind[:-1]} {item['name']}")
     return gone
 
@@ -217,6 +219,7 @@ def main() -> int:
     parser.add_argument("--snapshots-finish", action="store_true",
                         help="the real cloud's snapshots become active (not so with Nova's fake driver, which "
                              "novastress-realnova runs: by default the embedded cloud's never finish either)")
+    parser.add_argument("--report", action="store_true", help="only compare the two sides' last saved outcomes")
     parser.add_argument("--sweep", action="store_true", help="only delete what Tempest left on the real cloud")
     parser.add_argument("--only", choices=("real", "embedded"), help="run one side; the other's last results")
     args = parser.parse_args()
@@ -225,6 +228,11 @@ def main() -> int:
         left = sweep(cloud_entry(args.real_clouds_yaml, args.real_cloud))
         print(f"deleted {len(left)}: {', '.join(left)}")
         return 0
+    if args.report:
+        saved = [args.workdir / f"{side}-outcomes.json" for side in ("real", "embedded")]
+        if not all(path.exists() for path in saved):
+            raise SystemExit("tempest_agreement: --report needs both sides' outcomes: run without it first")
+        return report(*(json.loads(path.read_text()) for path in saved))
     venv = tempest_venv(args.workdir)
     real = profile(cloud_entry(args.real_clouds_yaml, args.real_cloud))
     print(f"real cloud: services {', '.join(real['services'])}; {len(real['flavors'])} flavor(s), "
