@@ -28,6 +28,10 @@ BEFORE, AFTER = 2.0, 0.5
 ACTION_BODIES = ("pause", "unpause", "suspend", "resume", "os-stop", "os-start", "lock", "unlock", "shelve",
                  "unshelve", "reboot", "resize", "confirmResize", "revertResize", "rebuild", "createImage")
 # (method, route) -> the step the reproducer sends: on its server, a volume or floating IP it made
+# an action and the one that must have finished before it (the reproducer's BRING): a plan that
+# holds both starts at the second, its try brings the server there and waits until it is
+SET_UP_BY = {"unshelve": "shelve", "unpause": "pause", "resume": "suspend", "os-start": "os-stop",
+             "confirmResize": "resize", "revertResize": "resize"}
 STEPS = {("POST", "/servers"): "boot", ("DELETE", "/servers/{id}"): "delete",
          ("POST", "/servers/{id}/os-volume_attachments"): "attach",
          ("PUT", "/v2.0/floatingips/{id}"): "associate"}
@@ -58,7 +62,7 @@ def replay_plan(finding, run: dict) -> dict | None:
         # the run's credential ("Storm-1") or the second one ("Storm-1-peer", "...-admin")
         role = clients.setdefault(str(client), "peer" if re.search(r"-(peer|admin)$", str(client)) else "member")
         steps.append({"method": method, "route": route, "action": kind, "at": float(at), "client": role})
-    steps = _boot_raced(steps)
+    steps = _from_set_up(_boot_raced(steps))
     if not steps:
         return None
     start = steps[0]["at"]
@@ -91,6 +95,17 @@ def _window(ours: list[list]) -> tuple[float, float]:
                and call[3] == 204]
     anchor = (deleted or ours[-1:])[0][0]
     return anchor, anchor + AFTER
+
+
+def _from_set_up(steps: list[dict]) -> list[dict]:
+    """The steps from the last one whose set-up the plan also holds (an unshelve after its shelve):
+    the run waited for the shelve to finish (a race plan waits until shelved), which a replay at the
+    run's offsets would not (the unshelve answers 409); the reproducer shelves and waits first."""
+    for number in range(len(steps) - 1, 0, -1):
+        needed = SET_UP_BY.get(steps[number]["action"])
+        if needed and any(step["action"] == needed for step in steps[:number]):
+            return steps[number:]
+    return steps
 
 
 def _boot_raced(steps: list[dict]) -> list[dict]:
