@@ -91,6 +91,7 @@ class Invariants:
         self._held: dict[str, list[tuple[str, str]]] = {}
         self._held_checked: dict[str, Event] = {}   # server id -> set once those checks are done
         self._resized: OrderedDict[str, None] = OrderedDict()   # servers the storm resized
+        self._migration_of: OrderedDict[str, str] = OrderedDict()   # migration uuid -> its deleted server
         self._watchers = Group()
         self._finishing = False            # stop() was called: the checks take a last look
         self._scanner: gevent.Greenlet | None = None
@@ -142,7 +143,8 @@ class Invariants:
 
     def request_ids(self, server_id: str) -> list[str]:
         """Global request ids of every action that touched the server, the latest (the ones that
-        raced) first, then their local request ids."""
+        raced) first, then their local request ids; the action whose DELETE was accepted comes
+        first with its local ids too (a finding keeps its first ids: its DELETE's among them)."""
         from .state import request_index
         index = request_index(self.environment)
         touches = self._touches.get(server_id, [])
@@ -155,8 +157,10 @@ class Invariants:
             + [g for g in reversed(touches) if g != deleter and g in refused]
         records = [index.lookup(g) for g in ordered] or [index.lookup(server_id)]
         records = [record for record in records if record is not None]
+        first = records[:1] if deleter and records and records[0].global_request_id == deleter else []
         found: list[str] = []
-        for request_id in chain((r.global_request_id for r in records), *(r.request_ids for r in records)):
+        for request_id in chain(*(chain([r.global_request_id], r.request_ids) for r in first),
+                                (r.global_request_id for r in records), *(r.request_ids for r in records)):
             if request_id not in found:
                 found.append(request_id)
         return found
@@ -225,7 +229,12 @@ class Invariants:
         if admin is None or server_id not in self._resized:
             return []
         del self._resized[server_id]
-        return _migration_uuids(admin, server_id)
+        uuids = _migration_uuids(admin, server_id)
+        for migration in uuids:
+            self._migration_of[migration] = server_id
+        while len(self._migration_of) > TOUCHES_KEPT:
+            self._migration_of.popitem(last=False)
+        return uuids
 
     def _watch_delete(self, server_id: str, client) -> None:
         from .client import ApiError
@@ -572,16 +581,28 @@ class Invariants:
             # source allocation, or a leak reported here (counted once, not again as a usage error)
             explained = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
             for consumer, held in allocations.items():
-                leaked = consumer not in live and (consumer in self._touches or index.lookup(consumer))
-                if consumer not in migrations and not leaked:
-                    continue
+                if consumer in migrations:
+                    leaked = False
+                else:
+                    # a consumer this run touched that is no server any more (or the migration of a
+                    # resized server the run deleted, should its own check not have ended): leaked
+                    server_id = self._migration_of.get(consumer)
+                    leaked = consumer not in live and bool(
+                        server_id or consumer in self._touches or index.lookup(consumer))
+                    if not leaked:
+                        continue
                 for rc, amount in held.get("resources", {}).items():
                     explained[rc] = explained.get(rc, 0) + amount
-                # a consumer this run touched that is no server any more: its allocations leaked
-                if leaked and consumer not in migrations:
+                if not leaked:
+                    continue
+                what = resource_text(held.get("resources", {}))
+                if server_id:
                     self.violation("placement-allocations-leak", consumer,
-                                   f"gone, yet Placement still holds {resource_text(held.get('resources', {}))} "
-                                   f"on {provider['name']}")
+                                   f"migration of server {server_id} (its resize): Placement still holds {what} "
+                                   f"on {provider['name']} at the end of the run", self.request_ids(server_id))
+                else:
+                    self.violation("placement-allocations-leak", consumer,
+                                   f"gone, yet Placement still holds {what} on {provider['name']}")
             usages = placement.get(f"/resource_providers/{rp}/usages",
                                    name="placement GET /resource_providers/{id}/usages (invariant)"
                                    ).json()["usages"]

@@ -7,16 +7,21 @@
 
 The plan keeps the finding's requests around the moment it happened (its 5xx, else the server
 DELETE the cloud accepted), from the run's own credential and the peer's, with their relative
-timing: server actions and deletes, volume attaches, floating-IP associations, and a boot when a
+timing (not those the cloud refused with a 4xx: they changed nothing): server actions and deletes, volume attaches, floating-IP associations, and a boot when a
 DELETE followed it (a delete during the build). Each try makes what the steps need under
 `nsrepro-<tag>-<try>` — a volume per attach, a floating IP, a server booted to ACTIVE (and shelved,
-say, when the first step is an unshelve) unless the boot is a step — fires the steps at their
+say, when the first step is an unshelve) unless the boot is a step, a server group of the policy
+for a burst's boots — fires the steps at their
 offsets (plus or minus the jitter) from one thread each, lets things settle, and says whether the
 symptom came back: an answer of 500 or more, the server in ERROR or stuck in a task state, a volume
-still attached to the deleted server, a floating IP bound to a port that is gone, Placement
-allocations of the deleted server (read with the peer credential: an admin's). It deletes what it
+still attached to the deleted server, a floating IP bound to a port that is gone, a group's ACTIVE
+members on hosts its policy forbids, Placement
+allocations of the deleted server or of its resize's migration (read with the peer credential: an
+admin's; a migration's leaked allocation is deleted once reported). It deletes what it
 made after every try, and on Ctrl-C (a volume left attached is reset first, as the peer may). A
-log-only symptom is not visible over HTTP: each try prints its request ids to look for in the logs.
+log-only symptom is not visible over HTTP: with `--log-file` (the cloud's logs, readable where it
+runs) it is an ERROR written during the try that names one of its requests and the finding's
+exception; without, each try prints its request ids to look for in the logs.
 """
 from __future__ import annotations
 
@@ -45,10 +50,16 @@ def replay_plan(finding, run: dict) -> dict | None:
     ours = [call for call in finding.timeline if call[4] in finding.request_ids]
     if not ours:
         return None
+    burst = _burst(finding, ours)
+    if burst is not None:
+        # what a try judges: the policy, or (server-group-host-count) how many boots became ACTIVE
+        judged = "host-count" if "host-count" in finding.title else "policy"
+        return _plan(finding, run, burst[1], group=burst[0], judged=judged)
     anchor, until = _window(ours)
     for call in finding.timeline:
-        at, method, name, _status, _request_id, client, what = (list(call) + [""] * 7)[:7]
-        if not anchor - BEFORE <= at <= until:
+        at, method, name, status, _request_id, client, what = (list(call) + [""] * 7)[:7]
+        # a request the cloud refused (a 409 of a server busy elsewhere) changed nothing to race
+        if not anchor - BEFORE <= at <= until or (isinstance(status, int) and 400 <= status < 500):
             continue
         _service, _method, route = (str(name).split(" ", 2) + ["", ""])[:3]
         route = route.split(" ")[0].split("?")[0]     # "/servers/{id}/action reboot", "... (storm)"
@@ -63,8 +74,11 @@ def replay_plan(finding, run: dict) -> dict | None:
         role = clients.setdefault(str(client), "peer" if re.search(r"-(peer|admin)$", str(client)) else "member")
         steps.append({"method": method, "route": route, "action": kind, "at": float(at), "client": role})
     steps = _from_set_up(_boot_raced(steps))
-    if not steps:
-        return None
+    return _plan(finding, run, steps) if steps else None
+
+
+def _plan(finding, run: dict, steps: list[dict], group: str | None = None, judged: str | None = None) -> dict:
+    """The plan of these steps (offsets from the first), with what the script needs to know."""
     start = steps[0]["at"]
     for step in steps:
         step["at"] = round(step["at"] - start, 3)
@@ -73,12 +87,27 @@ def replay_plan(finding, run: dict) -> dict | None:
     # of that status naming another class is another bug
     cause = finding.key[4] if status and len(finding.key) > 4 and re.fullmatch(r"\w+(\.\w+)+", finding.key[4]) \
         else None
+    if finding.kind == "log" and len(finding.key) > 3 and re.fullmatch(r"\w+(\.\w+)*", finding.key[3]):
+        cause = finding.key[3]     # the exception the logged record names (its traceback's last line)
     profile = run.get("profile") or {}
     return {"title": finding.title, "finding": finding.id, "kind": finding.kind, "status": status,
             "cause": cause.rsplit(".", 1)[-1] if cause else None,
-            "run_id": run.get("run_id"), "steps": steps[:40], "flavor": profile.get("flavor") or "",
+            "run_id": run.get("run_id"), "steps": steps[-40:], "flavor": profile.get("flavor") or "",
             "image": profile.get("image") or "", "network": profile.get("network") or "none",
-            "request_ids": finding.request_ids[:10]}
+            "request_ids": finding.request_ids[:10], "group": group, "judged": judged}
+
+
+def _burst(finding, ours: list[list]) -> tuple[str, list[dict]] | None:
+    """A server-group burst (the finding's requests made a group, then booted into it at once):
+    the group's policy, read from what the finding says, and the boots; None for anything else."""
+    policy = re.search(r"\b(anti-affinity|affinity)\b", getattr(finding, "example", "") or "")
+    grouped = [call for call in ours if call[1] == "POST" and "/os-server-groups" in str(call[2])]
+    boots = [call for call in ours if call[1] == "POST" and str(call[2]).split(" ")[2:3] == ["/servers"]
+             and (not grouped or call[0] >= grouped[0][0])]
+    if policy is None or not grouped or len(boots) < 2:
+        return None
+    return policy.group(1), [{"method": "POST", "route": "/servers", "action": "boot", "at": float(call[0]),
+                              "client": "member"} for call in boots]
 
 
 def _window(ours: list[list]) -> tuple[float, float]:
@@ -122,7 +151,8 @@ def _boot_raced(steps: list[dict]) -> list[dict]:
 
 def script(plan: dict) -> str:
     """The reproducer's source: this module's TEMPLATE with the plan in it."""
-    return TEMPLATE.replace("__PLAN__", json.dumps(plan, indent=1)).replace("__TITLE__", plan["title"])
+    return TEMPLATE.replace("__PLAN__", json.dumps(plan, indent=1)).replace("__TITLE__", plan["title"]) \
+        .replace("__SET_UP_BY__", json.dumps(SET_UP_BY))
 
 
 TEMPLATE = r'''#!/usr/bin/env python3
@@ -151,7 +181,10 @@ import time
 import uuid
 
 PLAN = json.loads(r"""__PLAN__""")
+# a plan with a resize in it: the try also checks its migrations' allocations once the server is gone
+RESIZED = any(step["action"] in ("resize", "confirmResize", "revertResize") for step in PLAN["steps"])
 SPACINGS = (1.0, 0.5, 0.2, 0.0)
+MIGRATION_LOOK = 2.0   # seconds a deleted server's migration may keep its allocation (Nova frees it with the delete)
 GONE = ("DELETED", "SOFT_DELETED")
 
 
@@ -339,13 +372,29 @@ def associate_step(client, made, boot):
 
 
 def action_step(client, made, boot, action):
-    return client.call("POST", f"/servers/{made['server']}/action", {action: body(action, boot, made["name"])})
+    response = client.call("POST", f"/servers/{made['server']}/action", {action: body(action, boot, made["name"])})
+    if action == "resize" and response.status_code == 202:
+        # its migration, read from this step's thread (a racing DELETE is not held up): Nova
+        # hides a server's migrations once the server is gone
+        note_migrations(made, 1.0)
+    return response
+
+
+def note_migrations(made, look):
+    """Add the server's migrations to what the try checks once the server is gone (a resize
+    makes its migration a moment after the 202: looked for up to `look` seconds)."""
+    deadline = time.monotonic() + look
+    while True:
+        found = migrations_of(made["peer"], made["server"])
+        made["migrations"] = list(dict.fromkeys(made.get("migrations", []) + found))
+        if found or time.monotonic() >= deadline:
+            return
+        time.sleep(0.05)
 
 
 STEPS = {"boot": boot_step, "delete": delete_step, "attach": attach_step, "associate": associate_step}
 # the state a replayed first action starts from, and the action that brings a fresh server there
-BRING = {"unshelve": "shelve", "unpause": "pause", "resume": "suspend", "os-start": "os-stop",
-         "confirmResize": "resize", "revertResize": "resize"}
+BRING = json.loads(r"""__SET_UP_BY__""")
 
 
 def bring(compute, server_id, boot, name, timeout):
@@ -377,20 +426,66 @@ def floating_ip_left(member, made, timeout):
     return None
 
 
+def allocations_of(peer, consumer):
+    """The consumer's Placement allocations ({} when none); False when this credential may not read them."""
+    response = peer.call("GET", f"/allocations/{consumer}", service="placement")
+    if response.status_code in (401, 403):
+        return False
+    return (response.json().get("allocations") or {}) if response.status_code == 200 else {}
+
+
 def allocations_left(peer, server_id, look):
     """Placement allocations of the deleted server (a late claim may land a second or two after
     the 404); None when there are none, False when this credential may not read Placement."""
-    deadline = time.monotonic() + look
-    while True:
-        response = peer.call("GET", f"/allocations/{server_id}", service="placement")
-        if response.status_code in (401, 403):
-            return False
-        held = response.json().get("allocations") if response.status_code == 200 else None
-        if held:
-            return f"Placement still holds allocations of the deleted server on {len(held)} provider(s)"
-        if time.monotonic() >= deadline:
-            return None
-        time.sleep(0.2)
+    held = watch(lambda: allocations_of(peer, server_id), lambda held: held == {}, look)
+    if not held:
+        return None if held == {} else False
+    return f"Placement still holds allocations of the deleted server on {len(held)} provider(s)"
+
+
+def migrations_of(peer, server_id):
+    """The uuids of the server's migrations (compute 2.59), each a Placement consumer while its
+    resize lasts: the source host's allocation; [] where this credential may not list them."""
+    response = peer.call("GET", f"/os-migrations?instance_uuid={server_id}",
+                         headers={"OpenStack-API-Version": "compute 2.59"})
+    return [m["uuid"] for m in response.json().get("migrations", []) if m.get("uuid")] \
+        if response.status_code == 200 else []
+
+
+def migration_left(peer, migration, look):
+    """The allocation of the deleted server's migration, still held `look` seconds after the server
+    was gone (Nova frees it with the delete); the reproducer deletes it, so tries do not eat the
+    cloud's capacity. None when freed, False when this credential may not read Placement."""
+    held = watch(lambda: allocations_of(peer, migration), bool, look)
+    if not held:
+        return None if held == {} else False
+    freed = peer.call("DELETE", f"/allocations/{migration}", service="placement").status_code == 204
+    return (f"Placement still holds the allocation of its resize's migration {migration} on {len(held)} "
+            f"provider(s) {look:g} s after the server was gone{' (the reproducer deleted it)' if freed else ''}")
+
+
+def log_sizes(patterns):
+    """Each --log-file's size now: a try reads only what was written after."""
+    import glob
+    return {path: os.path.getsize(path) for pattern in patterns for path in glob.glob(pattern)
+            if os.path.isfile(path)}
+
+
+def logged(patterns, sizes, request_ids):
+    """ERROR lines written since `sizes` that name one of the try's requests (and the finding's
+    exception, when it names one): what a log-only finding leaves."""
+    wanted = [request_id for request_id in request_ids if request_id]
+    found = []
+    for path, size in log_sizes(patterns).items():
+        with open(path, "rb") as handle:
+            handle.seek(sizes.get(path, 0) if sizes.get(path, 0) <= size else 0)
+            text = handle.read(8 << 20).decode("utf-8", "replace")
+        named = [line for line in text.splitlines() if " ERROR " in line and any(i in line for i in wanted)]
+        cause = PLAN.get("cause")
+        if named and (cause is None or any(cause in line for line in named)):
+            request_id = next(i for i in wanted if any(i in line for line in named))
+            found.append(f"{os.path.basename(path)} logged ERROR {cause or ''} ({request_id})".replace("  ", " "))
+    return found
 
 
 def symptoms_of(clients, made, answers, after, timeout):
@@ -415,15 +510,80 @@ def symptoms_of(clients, made, answers, after, timeout):
     if after is None and made["server"]:
         unshelved = any(step["action"] == "unshelve" for step in PLAN["steps"])
         left = allocations_left(clients["peer"], made["server"], 2.0 if unshelved else 0.0)
-        if left is False:
+        lefts = [left] + [migration_left(clients["peer"], migration, MIGRATION_LOOK)
+                          for migration in made.get("migrations", [])]
+        if False in lefts:
             unchecked = "; allocations not read (Placement needs an admin --peer-cloud)"
-        symptoms.append(left or None)
+        symptoms.extend(left or None for left in lefts)
+    if made.get("log_sizes") is not None:
+        ids = [answer[2] for answer in answers]   # the cloud may write the record a moment later
+        symptoms.extend(watch(lambda: logged(made["log_files"], made["log_sizes"], ids), lambda found: not found, 2.0))
     return [symptom for symptom in symptoms if symptom], unchecked
 
 
-def one_try(number, args, clients, boot, prefix, spacing):
+def burst_try(number, args, clients, boot, prefix, spacing):
+    """A server-group burst: a group of the plan's policy, its boots at their offsets, then whether
+    the members that became ACTIVE obey the policy (hostId: the same host, in one project)."""
     member = clients["member"]
-    made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None}
+    name = f"{prefix}-{number}"
+    group = member.call("POST", "/os-server-groups", {"server_group": {"name": name, "policies": [PLAN["group"]]}},
+                        expect=(200,)).json()["server_group"]["id"]
+    made, answers = [], []
+    started = time.monotonic()
+
+    def fire(index, step):
+        delay = step["at"] * spacing + random.uniform(-args.jitter, args.jitter)
+        time.sleep(max(0.0, started + delay - time.monotonic()))
+        server = {key: value for key, value in boot.items() if key != "resizeTo"}
+        response = member.call("POST", "/servers", {"server": {"name": f"{name}-{index}", **server},
+                                                    "os:scheduler_hints": {"group": group}})
+        if response.status_code == 202:
+            made.append(response.json()["server"]["id"])
+        answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
+    try:
+        threads = [threading.Thread(target=fire, args=(index, step)) for index, step in enumerate(PLAN["steps"])]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(args.timeout)
+        members = [settle(member, server_id, args.timeout) for server_id in list(made)]
+        hosts = [seen.get("hostId") for seen in members if seen and seen["status"] == "ACTIVE"]
+        ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id in answers)
+        if PLAN.get("judged") == "host-count":
+            up = hosts_up(clients["peer"])
+            if up is None:
+                return None, f"the compute hosts could not be counted (an admin --peer-cloud can); try not counted ({ids})"
+            wanted = len(answers) if PLAN["group"] == "affinity" else min(len(answers), up)
+            if len(hosts) != wanted:
+                return True, (f"{len(hosts)} of {len(answers)} {PLAN['group']} boots ACTIVE on {up} hosts, "
+                              f"expected {wanted} (requests: {ids})")
+            return False, f"no symptom: {len(hosts)} of {len(answers)} boots ACTIVE on {up} hosts (requests: {ids})"
+        if PLAN["group"] == "anti-affinity" and len(set(hosts)) < len(hosts):
+            return True, (f"anti-affinity group: {len(hosts) - len(set(hosts))} of {len(hosts)} ACTIVE members "
+                          f"share a host (requests: {ids})")
+        if PLAN["group"] == "affinity" and len(set(hosts)) > 1:
+            return True, f"affinity group: its {len(hosts)} ACTIVE members spread over {len(set(hosts))} hosts (requests: {ids})"
+        return False, f"no symptom: {len(hosts)} of {len(answers)} boots ACTIVE, policy kept (requests: {ids})"
+    finally:
+        for server_id in list(made):
+            delete(member, server_id, args.timeout)
+        member.call("DELETE", f"/os-server-groups/{group}")
+
+
+def hosts_up(peer):
+    """Compute hosts up and enabled (os-services, an admin's); None when this credential may not list them."""
+    response = peer.call("GET", "/os-services?binary=nova-compute")
+    if response.status_code != 200:
+        return None
+    return sum(1 for service in response.json()["services"] if service["state"] == "up" and service["status"] == "enabled")
+
+
+def one_try(number, args, clients, boot, prefix, spacing):
+    if PLAN.get("group"):
+        return burst_try(number, args, clients, boot, prefix, spacing)
+    member = clients["member"]
+    made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None,
+            "peer": clients["peer"]}
     actions = [step["action"] for step in PLAN["steps"]]
     booted = threading.Event()
     try:
@@ -438,12 +598,16 @@ def one_try(number, args, clients, boot, prefix, spacing):
             if not seen or seen["status"] != "ACTIVE":
                 return None, f"the server did not become ACTIVE ({seen and seen['status']}); try not counted"
             bring(member, made["server"], boot, made["name"], args.timeout)
+            if RESIZED:   # a resize brought first (a confirm's plan) has its migration already
+                note_migrations(made, 0.0)
             if "associate" in actions:
                 made["port"] = port_of(member, made["server"])
                 if made["port"] is None:
                     return None, "the server has no port to associate a floating IP with (--network); try not counted"
             booted.set()
         answers = []
+        if args.log_file:
+            made["log_files"], made["log_sizes"] = args.log_file, log_sizes(args.log_file)
         started = time.monotonic()
 
         def fire(step):
@@ -516,7 +680,7 @@ def delete_volume(clients, volume_id, timeout):
 
 def sweep(clients, prefix, timeout):
     """Everything this reproducer made (its prefix), e.g. after Ctrl-C: servers, then snapshots,
-    volumes and floating IPs."""
+    server groups, volumes and floating IPs."""
     compute = clients["member"]
     listed = compute.call("GET", "/servers/detail", expect=(200,)).json()["servers"]
     for server in listed:
@@ -531,6 +695,11 @@ def sweep(clients, prefix, timeout):
         for volume in volumes:
             if str(volume.get("name") or "").startswith(prefix + "-"):
                 delete_volume(clients, volume["id"], timeout)
+    if PLAN.get("group"):
+        groups = compute.call("GET", "/os-server-groups", expect=(200,)).json()["server_groups"]
+        for group in groups:
+            if str(group.get("name") or "").startswith(prefix + "-"):
+                compute.call("DELETE", f"/os-server-groups/{group['id']}")
     if any(step["action"] == "associate" for step in PLAN["steps"]):
         fips = compute.call("GET", "/v2.0/floatingips", service="network", expect=(200,)).json()["floatingips"]
         for fip in fips:
@@ -558,6 +727,10 @@ def main():
                              "symptom, x0.5, then x0.2, then all at once: the run's load stretched how long the "
                              "cloud took, so the requests may have met on the cloud closer than they were sent)")
     parser.add_argument("--timeout", type=float, default=120.0, help="seconds a server may take to settle")
+    parser.add_argument("--log-file", action="append", default=[], metavar="GLOB",
+                        help="a log file (glob) of the cloud's, readable here (repeatable): an ERROR it gets during a "
+                             "try, naming one of the try's requests (and the finding's exception), is the symptom "
+                             "of a logged-error finding")
     parser.add_argument("--image", default=PLAN["image"])
     parser.add_argument("--flavor", default=PLAN["flavor"])
     parser.add_argument("--network", default=PLAN["network"])
@@ -599,7 +772,8 @@ def main():
         print("repro: interrupted; deleting what it made", file=sys.stderr)
     finally:
         sweep(clients, prefix, args.timeout)
-    kind = "" if PLAN["kind"] != "log" else " (a logged error: look for the request ids above in the logs)"
+    kind = "" if PLAN["kind"] != "log" or args.log_file else \
+        " (a logged error: look for the request ids above in the logs, or give --log-file)"
     print(f"symptom came back in {came_back} of {counted} tries{kind}")
     if len(by_spacing) > 1 or args.spacing != "auto":
         print("by spacing: " + ", ".join(f"x{spacing:g} {seen[0]} of {seen[1]}" for spacing, seen in by_spacing.items()))

@@ -19,6 +19,9 @@ from typing import Any, Callable, Iterator
 
 
 CALLS_PER_ACTION = 100
+# a timeline cut to its `most` calls keeps those nearest its anchor; a call after it counts as this
+# many times farther than one before (what led to it matters more than what followed)
+AFTER_WEIGHT = 4.0
 
 
 @dataclass
@@ -122,7 +125,9 @@ class RequestIndex:
         """The API calls that led to what these request ids name: the calls of their actions and
         of every action that touched the same resources within `window` seconds (a racing peer, a
         delete), oldest sent first, each [time sent, method, name, status, request id, client, server
-        action, action, user, ms to the answer]."""
+        action, action, user, ms to the answer]. Past `most` calls, those nearest the last call these
+        ids name are kept (the ones before it first): a storm action's record may hold hundreds of
+        refused calls ahead of the DELETE that mattered."""
         with self._lock:
             records = {id(r): r for r in (self._by_id.get(i) for i in request_ids) if r is not None}
             if not records:
@@ -136,7 +141,14 @@ class RequestIndex:
                     records[id(record)] = record
             calls = [[*call[:7], record.action, record.who, *call[7:]]
                      for record in records.values() for call in record.calls]
-        return sorted(calls, key=lambda call: call[0])[:most]
+        calls.sort(key=lambda call: call[0])
+        if len(calls) <= most:
+            return calls
+        wanted = set(request_ids)
+        named = [call[0] for call in calls if call[4] in wanted]
+        anchor = named[-1] if named else calls[-1][0]
+        nearest = sorted(calls, key=lambda call: anchor - call[0] if call[0] <= anchor else AFTER_WEIGHT * (call[0] - anchor))
+        return sorted(nearest[:most], key=lambda call: call[0])
 
     @staticmethod
     def _keys(record: ActionRecord) -> list[str]:

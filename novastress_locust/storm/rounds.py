@@ -71,8 +71,12 @@ def storm_round(user: NovaUser) -> None:
         if accepted is None:
             round.forget()
             return
-        if accepted is False and record is not None:   # refused: the round changed nothing there
-            round.checks.refused(member.id, record.global_request_id)
+        if accepted is False:   # refused: the round changed nothing there
+            if record is not None:
+                round.checks.refused(member.id, record.global_request_id)
+            # the member is busy, or where nothing enabled is accepted: no spin of refusals at the
+            # API's pace (it filled the request index and buried the calls that raced)
+            gevent.sleep(rng.uniform(0, opts.status_poll_interval))
         try:
             if accepted and rng.random() < opts.storm_delete_ratio:
                 round.race_delete(round.busy)

@@ -10,6 +10,7 @@ from locust_runs import FAST, chaos, cli_credentials, run_locust
 from logwatch.records import RecordGrouper
 from novastress_locust.findings import (Findings, Occurrence, exception_type, log_service, normalise, occurrence_of,
                                         redact)
+from novastress_locust.requestlog import ActionRecord, RequestIndex
 
 REAL_NOVA = Path(__file__).resolve().parents[1] / "logwatch" / "real-nova"
 NOVA_500 = ("compute POST /servers/{id}/action -> 500 Unexpected API Error. Please report this at "
@@ -91,6 +92,25 @@ def test_a_report_loses_every_secret():
     for secret in ("hunter2hunter", "gAAAAABk-long-token", "s3cr3t!!", "Xy9-secret-value", "b3BlbnNzaC1rZXk="):
         assert secret not in cleaned, cleaned
     assert cleaned.endswith("the run's own *** and *** stay out"), cleaned
+
+
+def test_a_long_timeline_keeps_the_calls_that_led_to_its_last_named_request():
+    # a storm round refused 300 times on one server, then the DELETE that mattered and a late look
+    index = RequestIndex()
+    for number in range(300):
+        spin = ActionRecord("storm", "Storm-1", "local", f"req-spin-{number}", resource_ids=["srv"], started=100 + number)
+        spin.calls.append([100 + number, "POST", "compute POST /servers/{id}/action resize", 409, f"req-spin-{number}",
+                           "Storm-1", "resize", 1])
+        index.add(spin)
+    delete = ActionRecord("storm", "Storm-2", "local", "req-delete", resource_ids=["srv"], started=400)
+    delete.calls += [[400, "DELETE", "compute DELETE /servers/{id}", 204, "req-delete", "Storm-2", "", 3],
+                     [402, "GET", "compute GET /servers/{id}", 404, "req-look", "Storm-2", "", 1]]
+    index.add(delete)
+    calls = index.timeline(["req-delete"], window=400, most=50)
+    assert len(calls) == 50 and calls == sorted(calls, key=lambda call: call[0])
+    assert [call[4] for call in calls[-2:]] == ["req-delete", "req-look"]
+    assert calls[0][4] == "req-spin-252"         # the 48 refused just before it; the first 252 dropped
+    assert len(index.timeline(["req-delete"], window=400, most=400)) == 302
 
 
 def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_factory, tmp_path):
