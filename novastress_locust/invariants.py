@@ -45,7 +45,7 @@ TRANSITIONAL = {"scheduling", "networking", "block_device_mapping", "spawning", 
                 "resize_migrating", "resize_migrated", "resize_finish", "resize_reverting",
                 "resize_confirming", "shelving", "shelving_image_pending_upload", "shelving_image_uploading",
                 "shelving_offloading", "unshelving", "image_snapshot", "image_snapshot_pending",
-                "image_pending_upload", "image_uploading", "deleting", "migrating"}
+                "image_backup", "image_pending_upload", "image_uploading", "deleting", "migrating"}
 PLACEMENT_VERSION = {"OpenStack-API-Version": "placement 1.28"}
 TOUCHES_KEPT = 20_000
 # at the end of a run an allocation check reads until this many seconds after the server was

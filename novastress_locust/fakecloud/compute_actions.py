@@ -18,12 +18,16 @@ import uuid
 
 from .compute_model import ACTIONS, MAX_LIMIT, ActionRule, Server, _db_time, _password
 from .http import Response
+from .image_proxy import checked_metadata
+from .server_fields import checked_common, checked_name, checked_non_negative, invalid
 from .service import ApiError, Call
 
 # what Nova's fake virt driver prints as a guest's console (get_console_output)
 CONSOLE = ["FAKE CONSOLE OUTPUT", "ANOTHER", "LAST LINE"]
-# vm_states Nova's compute API takes a snapshot (createImage) in
+# vm_states Nova's compute API takes a snapshot (createImage, createBackup) in
 SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
+# the fields of each snapshot action's body Nova requires, in its JSON schema's order
+SNAPSHOT_FIELDS = {"createImage": ("name",), "createBackup": ("name", "backup_type", "rotation")}
 
 
 class ServerActions:
@@ -47,7 +51,8 @@ class ServerActions:
         handler = {"reboot": self._reboot, "lock": self._lock, "unlock": self._unlock,
                    "unshelve": self._unshelve, "resize": self._resize, "confirmResize": self._confirm_resize,
                    "revertResize": self._revert_resize, "rebuild": self._rebuild,
-                   "createImage": self._create_image, "rescue": self._rescue, "shelve": self._shelve,
+                   "createImage": self._create_image, "createBackup": self._create_backup,
+                   "rescue": self._rescue, "shelve": self._shelve,
                    "changePassword": self._change_password,
                    "os-getConsoleOutput": self._console_output,
                    "addSecurityGroup": self._add_security_group,
@@ -56,7 +61,7 @@ class ServerActions:
             raise ApiError(400, f"There is no such action: {action}")
         # reading the console changes nothing; a security group is the ports' (Neutron's), not a state
         if action not in ("lock", "unlock", "os-getConsoleOutput", "addSecurityGroup", "removeSecurityGroup"):
-            if action != "createImage":  # Nova's snapshot skips the lock check: a lock guards changes
+            if action not in SNAPSHOT_FIELDS:  # Nova's snapshot and backup skip the lock check: a lock guards changes
                 self._check_locked(call, server)
             self._state_change_race(call, server, action)
         if handler is not None:
@@ -177,12 +182,18 @@ class ServerActions:
         if not isinstance(spec, dict) or not spec.get("imageRef"):
             raise ApiError(400, f"Invalid input for field/attribute rebuild. Value: {spec!r}. "
                                 "'imageRef' is a required property")
+        # Nova's rebuild schema checks these as a create's; the disk config then as the image allows
+        fields = checked_common(spec)
+        name = checked_name(spec["name"]) if "name" in spec else None
         self._conflict(server, "rebuild", ("active", "stopped", "error"))
         image_id = str(spec["imageRef"]).rstrip("/").rpartition("/")[2]
         self._check_image(image_id, server.flavor)
+        server.disk_config = self._rebuild_disk_config(image_id, fields.get("OS-DCF:diskConfig"))
         server.image_id = image_id
-        if spec.get("name"):
-            server.name = str(spec["name"])
+        if name:
+            server.name = name
+        server.access_ipv4 = fields.get("accessIPv4", server.access_ipv4)
+        server.access_ipv6 = fields.get("accessIPv6", server.access_ipv6)
         end_state = "stopped" if server.vm_state == "stopped" else "active"
         self._start(call, server, "rebuild", "rebuilding", "compute_rebuild_instance", self._finish_simple,
                     ActionRule("rebuild", (), "rebuilding", end_state, 4 if end_state == "stopped" else 1,
@@ -195,6 +206,17 @@ class ServerActions:
         if minor >= 57:   # Nova adds it after the view, whatever 2.75 shows
             view["user_data"] = server.user_data
         return Response.json(202, {"server": view})
+
+    def _rebuild_disk_config(self, image_id: str, asked: str | None) -> str:
+        """Nova's rebuild: the disk config asked for (AUTO refused when the image disables it),
+        else the new image's auto_disk_config property (MANUAL without one)."""
+        image = self.cloud.image.get_image(image_id) or {}
+        from_image = str(image.get("auto_disk_config") or "").strip().lower()
+        if asked == "AUTO" and from_image == "disabled":
+            raise ApiError(400, f"Requested image {image_id} has automatic disk resize disabled.")
+        if asked is not None:
+            return asked
+        return "AUTO" if from_image in ("1", "t", "true", "on", "y", "yes") else "MANUAL"
 
     # -- security groups of a server's ports (Nova's security_group_api) ------
     def _security_group_ports(self, call: Call, server: Server, spec) -> tuple[dict, list[dict]]:
@@ -235,37 +257,65 @@ class ServerActions:
         server.touch()
         return Response(202, b"", [], None)
 
-    # -- snapshots (createImage) and shelve --------------------------------
+    # -- snapshots (createImage, createBackup) and shelve -------------------------
     def _create_image(self, call: Call, server: Server, spec) -> Response:
         """Nova's createImage: the Glance image is made at once (queued); nova-compute snapshots
         and uploads it while the server goes image_snapshot -> image_pending_upload ->
         image_uploading -> None."""
-        name, metadata = self._snapshot_spec(spec)
-        self._conflict(server, "createImage", SNAPSHOT_VM_STATES)
-        image = self._snapshot_image(call, server, name, metadata)
+        name, metadata = self._snapshot_spec("createImage", spec)
+        return self._snapshot(call, server, "createImage", name, metadata)
+
+    def _create_backup(self, call: Call, server: Server, spec) -> Response:
+        """Nova's createBackup: a snapshot whose image is of type backup (task state image_backup);
+        once it is uploaded, the server's backups of that backup_type beyond `rotation` are
+        deleted, oldest first."""
+        name, metadata = self._snapshot_spec("createBackup", spec)
+        rotation = int(spec["rotation"])
+        return self._snapshot(call, server, "createBackup", name, metadata, (spec["backup_type"], rotation))
+
+    def _snapshot(self, call: Call, server: Server, action: str, name: str, metadata: dict,
+                  backup: tuple[str, int] | None = None) -> Response:
+        """What createImage and createBackup share: the state check, the queued image, the
+        compute's steps, and the answer (the image id in the body from 2.45, else a Location)."""
+        self._conflict(server, action, SNAPSHOT_VM_STATES)
+        if backup is not None and not server.image_id:
+            raise ApiError(400, "Backup is not supported for volume-backed instances.")
+        image_type = "snapshot" if backup is None else "backup"
+        extra = metadata if backup is None else {**metadata, "backup_type": backup[0]}
+        image = self._snapshot_image(call, server, name, extra, image_type)
         server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
-        self._start(call, server, "createImage", "image_snapshot", "compute_snapshot_instance",
-                    self._snapshot_pending, image["id"])
+        self._start(call, server, action, "image_snapshot" if backup is None else "image_backup",
+                    f"compute_{image_type}_instance", self._snapshot_pending, image["id"], backup)
         if self._minor(call) >= 45:  # 2.45: the id in the body, no Location header
             return Response.json(202, {"image_id": image["id"]})
-        # Nova's glance.generate_image_url: the catalog's image endpoint + /images/<id>
-        location = f"{self.cloud.base_url}{self.cloud.image.prefix}/images/{image['id']}"
+        if backup is None:
+            # Nova's glance.generate_image_url: the catalog's image endpoint + /images/<id>
+            location = f"{self.cloud.base_url}{self.cloud.image.prefix}/images/{image['id']}"
+        elif backup[1] > 0:
+            # createBackup joins the compute API's own URL and images/<id>, and only if it keeps any
+            location = f"{self._base}/v2.1/images/{image['id']}"
+        else:
+            return Response(202, b"", [], None)
         return Response(202, b"", [("Location", location)], None)
 
-    def _snapshot_image(self, call: Call, server: Server, name: str, metadata: dict) -> dict:
-        """The queued Glance image nova-api makes for a snapshot (createImage, shelve)."""
+    def _snapshot_image(self, call: Call, server: Server, name: str, metadata: dict,
+                        image_type: str = "snapshot") -> dict:
+        """The queued Glance image nova-api makes for a snapshot (createImage, createBackup, shelve)."""
         base = self.cloud.image.get_image(server.image_id) if server.image_id else None
         base = base or {}
         # what Nova's compute_utils.create_image sends: the request's metadata wins over its own keys;
-        # disk and container formats stay unset until the upload says what was written
+        # a snapshot's disk and container formats stay unset until the upload says what was written,
+        # a backup keeps its base image's
         properties = {"min_ram": int(base.get("min_ram") or 0),
                       "min_disk": max(int(base.get("min_disk") or 0), server.flavor.disk),
                       "base_image_ref": server.image_id, "instance_uuid": server.id,
-                      "user_id": call.token.user_id, "image_type": "snapshot",
+                      "user_id": call.token.user_id, "image_type": image_type,
                       # Nova records these at boot, from the booting user's token: here the snapshotting user's
                       "owner_user_name": call.token.user_name, "owner_project_name": call.token.project_name,
                       "boot_roles": ",".join(role.name for role in call.token.roles),
                       **server.system_metadata, **metadata}
+        if image_type == "backup":
+            properties.update({key: base[key] for key in ("disk_format", "container_format") if base.get(key)})
         return self.cloud.image.create_snapshot(name, server.project_id, properties, call.ids,
                                                 user_id=call.token.user_id)
 
@@ -281,32 +331,27 @@ class ServerActions:
         return Response(202, b"", [], None)
 
     @staticmethod
-    def _snapshot_spec(spec) -> tuple[str, dict]:
-        """(name, metadata) of a createImage body, checked as Nova's JSON schema does."""
+    def _snapshot_spec(action: str, spec) -> tuple[str, dict]:
+        """(name, metadata) of a createImage or createBackup body, checked in the order Nova's JSON
+        schema checks it: each field given, then the required ones, then unexpected ones."""
         if not isinstance(spec, dict):
-            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
-                                f"{spec!r} is not of type 'object'")
-        if "name" not in spec:
-            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
-                                "'name' is a required property")
-        extra = sorted(key for key in spec if key not in ("name", "metadata"))
+            raise invalid(action, spec, f"{spec!r} is not of type 'object'")
+        if "name" in spec:
+            checked_name(spec["name"])
+        if "backup_type" in spec and action == "createBackup" and not isinstance(spec["backup_type"], str):
+            raise invalid("backup_type", spec["backup_type"], f"{spec['backup_type']!r} is not of type 'string'")
+        if "rotation" in spec and action == "createBackup":
+            checked_non_negative(spec["rotation"], "rotation")
+        metadata = checked_metadata({"metadata": spec["metadata"]}, "metadata") if "metadata" in spec else {}
+        required = SNAPSHOT_FIELDS[action]
+        missing = [key for key in required if key not in spec]
+        if missing:
+            raise invalid(action, spec, f"{missing[0]!r} is a required property")
+        extra = sorted(key for key in spec if key not in required and key != "metadata")
         if extra:
-            raise ApiError(400, f"Invalid input for field/attribute createImage. Value: {spec!r}. "
-                                f"Additional properties are not allowed ({extra[0]!r} was unexpected)")
-        name = spec["name"]
-        if not isinstance(name, str):
-            raise ApiError(400, f"Invalid input for field/attribute name. Value: {name!r}. "
-                                f"{name!r} is not of type 'string'")
-        if not name or len(name) > 255 or name != name.strip():
-            raise ApiError(400, f"Invalid input for field/attribute name. Value: {name}. "
-                                f"{name!r} does not match '^(?! )[\\x20-\\x7e]{{1,255}}(?<! )$'")
-        metadata = spec.get("metadata", {})
-        if not isinstance(metadata, dict) or not all(
-                isinstance(key, str) and 0 < len(key) <= 255 and isinstance(value, str) and len(value) <= 255
-                for key, value in metadata.items()):
-            raise ApiError(400, f"Invalid input for field/attribute metadata. Value: {metadata!r}. "
-                                "Metadata keys and values must be strings of at most 255 characters")
-        return name, metadata
+            raise invalid(action, spec, f"Additional properties are not allowed ({', '.join(map(repr, extra))} "
+                                        f"{'was' if len(extra) == 1 else 'were'} unexpected)")
+        return spec["name"], metadata
 
     # -- volume attachments ------------------------------------------------
     def list_attachments(self, call: Call, server_id: str) -> Response:

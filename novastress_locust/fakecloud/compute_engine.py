@@ -507,7 +507,7 @@ class ComputeEngine:
         if server.migration is not None and free is not None:
             free(server.migration.uuid)
 
-    # -- snapshots (createImage, shelve) ---------------------------------------
+    # -- snapshots (createImage, createBackup, shelve) ---------------------------------
     def _drop_shelved_image(self, server: Server) -> None:
         """The shelved image goes: the server was unshelved or deleted."""
         if server.shelved_image is not None:
@@ -516,39 +516,36 @@ class ComputeEngine:
             self.cloud.image.discard_snapshot(image_id, ids)
 
     def _snapshot_pending(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
-                          image_id: str) -> None:
+                          image_id: str, backup: tuple[str, int] | None = None) -> None:
         log = self._compute_log(server.host)
         log.write("INFO", "nova.compute.manager", "instance snapshotting", ctx, instance=server.id)
         if server.power_state != 1:
             log.write("WARNING", "nova.compute.manager", "trying to snapshot a non-running instance: "
                       f"(state: {server.power_state} expected: 1)", ctx, instance=server.id)
-        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+        if self._snapshot_image_gone(server, record, event, ctx, image_id, backup):
             return
         if not self.cloud.config.snapshots_finish:
             # Nova's fake virt driver: the snapshot "succeeds" and nothing is ever uploaded
-            server.snapshot = None
-            server.task_state = None
-            server.touch()
-            self._event(record, event, server.host)
+            self._snapshot_ended(server, record, event, ctx, backup)
             return
         server.task_state = "image_pending_upload"
         server.touch()
         self._after(server, self.cloud.delay("action"), self._snapshot_upload, server, record, event, ctx,
-                    image_id)
+                    image_id, backup)
 
     def _snapshot_upload(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
-                         image_id: str) -> None:
-        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+                         image_id: str, backup: tuple[str, int] | None = None) -> None:
+        if self._snapshot_image_gone(server, record, event, ctx, image_id, backup):
             return
         server.task_state = "image_uploading"
         server.touch()
         self.cloud.image.snapshot_saving(image_id)
         self._after(server, self.cloud.delay("action"), self._snapshot_done, server, record, event, ctx,
-                    image_id)
+                    image_id, backup)
 
     def _snapshot_done(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
-                       image_id: str) -> None:
-        if self._snapshot_image_gone(server, record, event, ctx, image_id):
+                       image_id: str, backup: tuple[str, int] | None = None) -> None:
+        if self._snapshot_image_gone(server, record, event, ctx, image_id, backup):
             return
         base = self.cloud.image.data.get(server.image_id, b"") if server.image_id else b""
         ids = server.snapshot[2] if server.snapshot else []
@@ -557,23 +554,46 @@ class ComputeEngine:
         self._compute_log(server.host).write(
             "INFO", "nova.compute.manager", f"Took {time.monotonic() - started:0.2f} seconds to snapshot "
             "the instance on the hypervisor.", ctx, instance=server.id)
-        server.snapshot = None
-        server.task_state = None
-        server.touch()
-        self._event(record, event, server.host)
+        self._snapshot_ended(server, record, event, ctx, backup)
 
     def _snapshot_image_gone(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
-                             image_id: str) -> bool:
+                             image_id: str, backup: tuple[str, int] | None = None) -> bool:
         """The image was deleted in Glance mid-snapshot: Nova gives up and clears the task state."""
         if self.cloud.image.get_image(image_id) is not None:
             return False
         self._compute_log(server.host).write("WARNING", "nova.compute.manager", "Image not found during snapshot",
                                              ctx, instance=server.id)
+        self._snapshot_ended(server, record, event, ctx, backup)
+        return True
+
+    def _snapshot_ended(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
+                        backup: tuple[str, int] | None) -> None:
+        """The snapshot is over, uploaded or not: a backup then rotates (Nova's backup_instance
+        rotates whatever the snapshot did) before the event ends."""
+        ids = server.snapshot[2] if server.snapshot else []
         server.snapshot = None
         server.task_state = None
         server.touch()
+        if backup is not None:
+            self._rotate_backups(server, ctx, ids, *backup)
         self._event(record, event, server.host)
-        return True
+
+    def _rotate_backups(self, server: Server, ctx: LogContext, ids: list[str], backup_type: str,
+                        rotation: int) -> None:
+        """Nova's _rotate_backups: the server's images of type backup and this backup_type beyond
+        `rotation` are deleted, oldest first (rotation 0: all of them)."""
+        backups = self.cloud.image.images_with(server.project_id, {
+            "image_type": "backup", "backup_type": backup_type, "instance_uuid": server.id})
+        log = self._compute_log(server.host)
+        log.write("DEBUG", "nova.compute.manager", f"Found {len(backups)} images (rotation: {rotation})", ctx,
+                  instance=server.id)
+        excess = backups[:max(0, len(backups) - rotation)]
+        if excess:
+            log.write("DEBUG", "nova.compute.manager", f"Rotating out {len(excess)} backups", ctx,
+                      instance=server.id)
+        for image in excess:
+            log.write("DEBUG", "nova.compute.manager", f"Deleting image {image['id']}", ctx, instance=server.id)
+            self.cloud.image.discard_snapshot(image["id"], ids)
 
     def _snapshot_disappeared(self, server: Server, host: str | None) -> None:
         """The server was deleted mid-snapshot: nova-compute deletes the partial image."""

@@ -211,8 +211,8 @@ class ComputeRaces:
         change = server.last_change
         if change is None or server.task_state in (None, "deleting") or server.vm_state == "building":
             return
-        if change[4] == "createImage":
-            return  # snapshot_instance expects the delete: it removes the partial image, no crash
+        if change[4] in ("createImage", "createBackup"):
+            return  # snapshot_instance and backup_instance expect the delete: the partial image goes, no crash
         if change[4] == "unshelve" and server.vm_state in ("shelved", "shelved_offloaded"):
             if self.cloud.faults.roll("unshelve-delete-allocations"):
                 server.unshelve_race = (change, list(delete_ids))

@@ -36,6 +36,20 @@ def checked_name(value: Any, field: str = "name") -> str:
     return value
 
 
+def checked_non_negative(value: Any, field: str) -> int:
+    """Nova's non_negative_integer: an integer, or a string of digits, of at least 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)) or (
+            isinstance(value, float) and not value.is_integer()):
+        raise invalid(field, value, f"{value!r} is not of type 'integer', 'string'")
+    if isinstance(value, str) and not re.match(r"^[0-9]*$", value):
+        raise invalid(field, value, f"{value!r} does not match '^[0-9]*$'")
+    if not isinstance(value, str) and value < 0:
+        raise invalid(field, value, f"{value!r} is less than the minimum of 0")
+    if value == "":
+        raise invalid(field, value, f"{value!r} should be non-empty")
+    return int(value)
+
+
 def checked_common(spec: dict) -> dict[str, Any]:
     """accessIPv4, accessIPv6 and OS-DCF:diskConfig of a create, update or rebuild body."""
     fields: dict[str, Any] = {}
