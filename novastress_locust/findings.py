@@ -237,18 +237,21 @@ class Findings:
                 self.dropped += 1
         return finding
 
-    def fill_timelines(self, timeline: Callable[[list[str]], list[list]], within: float = 120.0) -> None:
+    def fill_timelines(self, timeline: Callable[[list[str]], list[list]], within: float = 120.0,
+                       again_within: float = 10.0) -> None:
         """Findings still without a timeline whose actions may have arrived since (the master sees a
         logged error before the worker's report brings the action's calls), up to `within` seconds
-        after they were first seen; and the others' timelines taken again: one taken at the 5xx
-        lacks the request it raced when that one was answered after it (and the calls just after)."""
+        after they were first seen; and the others' timelines taken again up to `again_within`
+        seconds: one taken at the 5xx lacks the request it raced when that one was answered after
+        it (and the calls just after). Each take scans the request index: this runs at every
+        worker report, so only young findings are taken again (the end of the run takes them all)."""
         now = time.time()
         for key, finding in self.by_key.items():
             if now - finding.first > within:
                 continue
             if not finding.timeline and finding.request_ids:
                 finding.timeline = timeline(finding.request_ids)
-            elif self.first_ids.get(key):
+            elif self.first_ids.get(key) and now - finding.first <= again_within:
                 again = timeline(self.first_ids[key])
                 if len(again) > len(finding.timeline):
                     finding.timeline = again

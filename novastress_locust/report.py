@@ -474,7 +474,7 @@ def write_files(environment, exit_code: int | None) -> list[str]:
     if report.index is not None:
         # the last worker reports may have brought the actions of a late finding: its timeline now,
         # before the summary and the reports are written from it
-        report.findings.fill_timelines(report.index.timeline, within=float("inf"))
+        report.findings.fill_timelines(report.index.timeline, within=float("inf"), again_within=float("inf"))
     if getattr(options, "summary_json", None) or companion_html_path(options) or \
             getattr(options, "findings_dir", None):
         document = summary_document(environment, exit_code)
