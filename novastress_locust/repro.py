@@ -47,9 +47,12 @@ def replay_plan(finding, run: dict) -> dict | None:
     again (a boot alone, a snapshot's upload, a listing)."""
     steps = []
     clients: dict[str, str] = {}
-    if finding.kind == "invariant" and finding.key[1:] == ["quota-usage-mismatch"]:
-        # found at the end of the run, of no request: the churn that moves the counter is replayed
-        return _plan(finding, run, [{"method": "DELETE", "route": "/servers/{id}", "action": "churn", "at": 0.0,
+    # the quota checks: what moves the usage counter (found at the end of the run, of no request),
+    # and the quota step's boots racing past the limit
+    whole = {"quota-usage-mismatch": "churn", "quota-exceeded": "quota"}.get(finding.key[1]) \
+        if finding.kind == "invariant" else None
+    if whole:
+        return _plan(finding, run, [{"method": "POST", "route": "/servers", "action": whole, "at": 0.0,
                                      "client": "member"}])
     ours = [call for call in finding.timeline if call[4] in finding.request_ids]
     if not ours:
@@ -624,11 +627,49 @@ def churn_try(number, args, clients, boot, prefix, spacing):
             delete(member, server_id, args.timeout)
 
 
+def quota_try(number, args, clients, boot, prefix, spacing, boots=3):
+    """The project's instance quota set to its usage + 1 (the peer must be an admin), `boots` boots
+    at once: more servers than that left usable once they settle (the conductor's re-check puts
+    the excess in ERROR) is the symptom. The quota is set back and the servers deleted after."""
+    member, peer = clients["member"], clients["peer"]
+    project = member.session.get_project_id()
+    original = peer.call("GET", f"/os-quota-sets/{project}", expect=(200,)).json()["quota_set"]["instances"]
+    limit = usage_and_servers(member)[0] + 1
+    if peer.call("PUT", f"/os-quota-sets/{project}", {"quota_set": {"instances": limit}}).status_code != 200:
+        return None, "the quota could not be set (an admin --peer-cloud can); try not counted"
+    server = {key: value for key, value in boot.items() if key != "resizeTo"}
+    made, answers = [], []
+
+    def boot_one(index):
+        response = member.call("POST", "/servers", {"server": {"name": f"{prefix}-{number}-{index}", **server}})
+        answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
+        if response.status_code == 202:
+            made.append(response.json()["server"]["id"])
+    try:
+        threads = [threading.Thread(target=boot_one, args=(index,)) for index in range(boots)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(args.timeout)
+        settled = [settle(member, server_id, args.timeout) for server_id in list(made)]
+        usable = [seen for seen in settled if seen and seen["status"] != "ERROR"]
+        ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id in answers)
+        if len(usable) > 1:
+            return True, (f"instance quota {limit}: {len(made)} of {boots} concurrent boots accepted, {len(usable)} "
+                          f"servers usable after settling (requests: {ids})")
+        return False, f"no symptom: {len(made)} of {boots} boots accepted, {len(usable)} usable (requests: {ids})"
+    finally:
+        for server_id in made:
+            delete(member, server_id, args.timeout)
+        peer.call("PUT", f"/os-quota-sets/{project}", {"quota_set": {"instances": original}})
+
+
 def one_try(number, args, clients, boot, prefix, spacing):
     if PLAN.get("group"):
         return burst_try(number, args, clients, boot, prefix, spacing)
-    if PLAN["steps"][0]["action"] == "churn":
-        return churn_try(number, args, clients, boot, prefix, spacing)
+    whole = {"churn": churn_try, "quota": quota_try}.get(PLAN["steps"][0]["action"])
+    if whole is not None:
+        return whole(number, args, clients, boot, prefix, spacing)
     member = clients["member"]
     made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None,
             "peer": clients["peer"]}

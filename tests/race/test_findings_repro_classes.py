@@ -107,6 +107,26 @@ def test_a_quota_usage_drift_found_at_the_end_has_a_reproducer_of_the_churn_that
     assert came_back >= 10
 
 
+def test_boots_past_the_quota_found_by_the_quota_step_have_a_reproducer(cloud_factory, tmp_path):
+    # the quota step's boots raced past the limit: each try sets the quota to usage + 1 (the admin
+    # peer), boots three at once and counts the servers left usable
+    fault = "quota-recheck-skipped"
+    cloud = faulty(cloud_factory, fault)
+    summary_json = tmp_path / "summary.json"
+    run = storm(cloud, "-t", "4s", "-u", "1", "--storm-pool-size", "1", "--storm-group-size", "-1", "--quota-step", "2",
+                "--summary-json", str(summary_json), "--findings-dir", str(tmp_path / "findings"))
+    assert run.returncode == 1 and fired(cloud, fault), run.output[-3000:]
+    exceeded = [f for f in json.loads(summary_json.read_text())["findings"] if f["title"] == "invariant quota-exceeded"]
+    assert len(exceeded) == 1, run.output[-3000:]
+    came_back = reproduce(cloud, tmp_path, exceeded[0]["id"], fault,
+                          r"instance quota \d+: 3 of 3 concurrent boots accepted, [23] servers usable", admin=True)
+    assert came_back >= 10
+    # each try set the quota back
+    project = cloud.session().get_project_id()
+    quota = cloud.session(admin=True).get(f"{cloud.base_url}/compute/v2.1/os-quota-sets/{project}").json()
+    assert quota["quota_set"]["instances"] == 20000
+
+
 def reproduce(cloud, tmp_path, finding_id: str, fault: str, symptom: str, admin: bool, logs=()) -> int:
     """Run the finding's reproducer 20 times through novastress-findings (the run's credential, an
     admin as the peer when `admin`); check each symptom it counted was the race firing again and it
