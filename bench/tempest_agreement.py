@@ -79,15 +79,18 @@ def profile(entry: dict) -> dict:
     flavors = admin.get("/flavors/detail", endpoint_filter=compute).json()["flavors"]
     images = admin.get("/v2/images", endpoint_filter={"service_type": "image"}).json()["images"]
     hosts = admin.get("/os-services", endpoint_filter=compute, params={"binary": "nova-compute"}).json()["services"]
-    external = []
+    external, tenant = [], []
     if "network" in catalog:
-        external = admin.get("/v2.0/networks", endpoint_filter={"service_type": "network"},
-                             params={"router:external": "True"}).json()["networks"]
+        def networks(external_flag: str) -> list[dict]:
+            return admin.get("/v2.0/networks", endpoint_filter={"service_type": "network"},
+                             params={"router:external": external_flag}).json()["networks"]
+        external, tenant = networks("True"), networks("False")
     active = [image for image in images if image["status"] == "active"]
     flavors.sort(key=lambda flavor: (flavor["ram"], flavor["id"]))
     return {"auth": auth, "region": entry.get("region_name") or "RegionOne", "services": sorted(catalog),
             "flavors": [flavor["id"] for flavor in flavors], "image": active[0]["id"] if active else "",
-            "hosts": len(hosts), "external": external[0]["id"] if external else ""}
+            "hosts": len(hosts), "external": external[0]["id"] if external else "",
+            "tenant_network": bool(tenant)}
 
 
 def tempest_conf(cloud: dict, log_dir: Path) -> str:
@@ -199,6 +202,8 @@ def start_embedded(real: dict, workdir: Path, snapshots_never_finish: bool) -> t
                "--faults", "none"]
     if not real["external"]:
         command.append("--no-external-network")
+    if not real.get("tenant_network", True):
+        command.append("--no-tenant-network")
     if snapshots_never_finish:
         command.append("--snapshots-never-finish")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

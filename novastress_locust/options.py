@@ -164,6 +164,8 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
            type=_positive(int)),
     Option("--embedded-no-external-network", False, "the embedded cloud has no external network, "
            "router or floating IPs", switch=True),
+    Option("--embedded-no-tenant-network", False, "the embedded cloud has no tenant network: servers "
+           "boot without addresses, as on a cloud whose projects have no network of their own", switch=True),
     Option("--embedded-snapshots-never-finish", False, "the embedded cloud's server snapshots stay "
            "queued for ever, as with Nova's fake virt driver", switch=True),
     Option("--embedded-max-microversion", "", "the newest compute microversion the embedded cloud "

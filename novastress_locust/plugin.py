@@ -182,6 +182,7 @@ def _start_embedded(state: RunState) -> CloudTarget:
                           services=opts.embedded_services, compute_hosts=opts.embedded_compute_hosts,
                           flavors=opts.embedded_flavors,
                           external_network=not opts.embedded_no_external_network,
+                          tenant_network=not opts.embedded_no_tenant_network,
                           snapshots_finish=not opts.embedded_snapshots_never_finish,
                           max_microversion=opts.embedded_max_microversion or None, extra_args=extra)
     try:

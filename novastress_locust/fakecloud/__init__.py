@@ -6,6 +6,7 @@
 
     EmbeddedCloud(services="compute,image,network,placement")   # a cloud without Cinder
     EmbeddedCloud(flavors=1, compute_hosts=1, external_network=False)   # nothing to resize to, no floating IPs
+    EmbeddedCloud(tenant_network=False)   # the real minimal stack: servers boot with no addresses
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ class EmbeddedCloud:
                  seed: int | None = None, faults: str = "all", delay_scale: float = 1.0,
                  extra_args: list[str] | tuple[str, ...] = (), host: str = "127.0.0.1",
                  port: int = 0, services: str = "all", flavors: int | None = None,
-                 external_network: bool = True, snapshots_finish: bool = True,
+                 external_network: bool = True, tenant_network: bool = True,
+                 snapshots_finish: bool = True,
                  max_microversion: str | None = None) -> None:
         self._workdir = tempfile.mkdtemp(prefix="novastress-cloud-")
         self.log_dir = str(Path(log_dir or Path(self._workdir) / "logs").resolve())
@@ -40,6 +42,8 @@ class EmbeddedCloud:
             self.args += ["--flavors", str(flavors)]
         if not external_network:
             self.args.append("--no-external-network")
+        if not tenant_network:
+            self.args.append("--no-tenant-network")
         if not snapshots_finish:
             self.args.append("--snapshots-never-finish")
         if max_microversion:

@@ -51,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"flavors offered, smallest first (default {DEFAULT_FLAVORS}; 1: nothing can be resized)")
     parser.add_argument("--no-external-network", dest="external_network", action="store_false",
                         help="no external network, router or floating IPs (only the private network)")
+    parser.add_argument("--no-tenant-network", dest="tenant_network", action="store_false",
+                        help="no private network, subnet or router interface, as the real minimal "
+                             "stack: a boot without networks (or networks none) gives a server with "
+                             "no addresses, networks auto is refused; the external network stays "
+                             "unless --no-external-network, but a floating IP has no port to go to")
     parser.add_argument("--snapshots-never-finish", dest="snapshots_finish", action="store_false",
                         help="a server snapshot's image stays queued for ever, as with Nova's fake virt "
                              "driver (the server's task state clears as if it had uploaded)")
@@ -123,7 +128,8 @@ def config_from_args(args: argparse.Namespace) -> CloudConfig:
                        token_ttl=args.token_ttl, member_password=args.member_password,
                        admin_password=args.admin_password, guest_ssh_port=args.guest_ssh_port,
                        public_cidr=args.public_cidr, services=args.services, flavors=args.flavors,
-                       external_network=args.external_network, snapshots_finish=args.snapshots_finish,
+                       external_network=args.external_network, tenant_network=args.tenant_network,
+                       snapshots_finish=args.snapshots_finish,
                        max_microversion_minor=args.max_microversion)
 
 

@@ -104,6 +104,10 @@ class CloudConfig:
     # the external network "public" (floating IPs come from it) and the router to it; without it
     # the cloud has only its private network, as many real ones do
     external_network: bool = True
+    # the shared tenant network "private" servers get a port on when they ask for no network;
+    # without it (the real minimal stack) such a boot gives a server with no addresses and
+    # networks "auto" fails; "public" and its router may still exist, with no subnet behind them
+    tenant_network: bool = True
     # False: snapshot images stay queued, the upload never comes (Nova's fake virt driver)
     snapshots_finish: bool = True
     # the newest compute microversion (2.N) it serves, as an older Nova's ceiling: its version

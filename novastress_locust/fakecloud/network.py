@@ -3,7 +3,8 @@
 At start: a shared network "private" (fake addresses, nothing is ever sent there)
 and an external network "public" whose floating IPs are 127.X.y.z loopback
 addresses, joined by a router as devstack does (`external_network=False`: no "public", no
-router, no floating IPs, as in many real clouds). Floating IP association completes
+router, no floating IPs, as in many real clouds; `tenant_network=False`: no "private", as in
+the real minimal stack, so servers boot without addresses). Floating IP association completes
 asynchronously (DOWN -> ACTIVE) like the L3 agent; `release_ports` holds the
 planted fault `floating-ip-delete-race`.
 """
@@ -131,16 +132,19 @@ class Network(Service):
 
     def _bootstrap(self) -> None:
         # owned by the admin project once Keystone exists; set in on_project_created
-        self.private = self._add_network("private", None, shared=True, external=False)
-        self.private_subnet = self._add_subnet(self.private, "private-subnet", PRIVATE_CIDR, None)
-        self.public = self.public_subnet = self.default_router = None
-        self.bootstrapped = [self.private, self.private_subnet]
+        self.private = self.private_subnet = self.public = self.public_subnet = self.default_router = None
+        self.bootstrapped = []
+        if self.cloud.config.tenant_network:
+            self.private = self._add_network("private", None, shared=True, external=False)
+            self.private_subnet = self._add_subnet(self.private, "private-subnet", PRIVATE_CIDR, None)
+            self.bootstrapped += [self.private, self.private_subnet]
         if not self.cloud.config.external_network:
             return   # no floating IPs in this cloud: nothing to route to
         self.public = self._add_network("public", None, shared=False, external=True)
         self.public_subnet = self._add_subnet(self.public, "public-subnet", self.public_cidr, None)
         self.default_router = self._add_router("router1", None, self.public["id"])
-        self.default_router["interfaces"].append(self.private_subnet["id"])
+        if self.private_subnet:
+            self.default_router["interfaces"].append(self.private_subnet["id"])
         self.bootstrapped += [self.public, self.public_subnet, self.default_router]
 
     def _add_network(self, name: str, project_id: str | None, shared: bool, external: bool,

@@ -78,10 +78,12 @@ def test_bounce_on_one_flavor_skips_the_resizes_with_one_line_and_prints_the_pro
 
 
 def test_storm_without_cinder_on_one_flavor_fires_no_attach_and_no_resize():
-    # no group bursts: with the log watched, the NoValidHost Nova logs for a burst's extra
-    # anti-affinity member is a LOG failure of its own
+    # the real minimal stack's shape: no Cinder, one flavor, no external and no tenant network (the
+    # servers boot without addresses). No group bursts: with the log watched, the NoValidHost Nova
+    # logs for a burst's extra anti-affinity member is a LOG failure of its own
     run = run_locust(["-f", "locustfiles/storm.py", *QUIET, "--embedded-services", NO_VOLUME,
-                      "--embedded-flavors", "1", "--embedded-no-external-network", "-u", "3", "-t", "8s",
+                      "--embedded-flavors", "1", "--embedded-no-external-network", "--embedded-no-tenant-network",
+                      "-u", "3", "-t", "8s",
                       "--storm-group-size", "-1", "--storm-plan-ratio", "0.5", "--quota-step", "0",
                       "--invariant-delete-timeout", "3", "--invariant-allocation-timeout", "2",
                       "--invariant-check-interval", "1", "--invariant-settle-timeout", "10"], timeout=120)
