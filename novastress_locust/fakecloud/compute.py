@@ -463,6 +463,9 @@ class Compute(ServerActions, ComputeResources, ComputeQuotas, ComputeEngine, Com
                                 "image/block device mapping combination is not valid.")
         if image_id:
             self._check_image(image_id, flavor)
+        # Nova's create as its rebuild: the disk config asked for, else the image's (MANUAL from a volume)
+        disk_config = self._disk_config(image_id, common.get("OS-DCF:diskConfig")) if image_id \
+            else common.get("OS-DCF:diskConfig", "MANUAL")
         key_name = spec.get("key_name")
         if key_name and key_name not in self.keypairs.get(call.token.user_id, {}):
             raise ApiError(400, "Invalid key_name provided.")
@@ -501,7 +504,7 @@ class Compute(ServerActions, ComputeResources, ComputeQuotas, ComputeEngine, Com
             server.tags = list(tags)
             server.access_ipv4 = common.get("accessIPv4", "")
             server.access_ipv6 = common.get("accessIPv6", "")
-            server.disk_config = common.get("OS-DCF:diskConfig", "MANUAL")
+            server.disk_config = disk_config
             server.user_data = spec.get("user_data")
             first = first or server
         body = {"server": {"id": first.id, "links": self._links("servers", first.id),

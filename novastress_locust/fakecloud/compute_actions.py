@@ -188,7 +188,7 @@ class ServerActions:
         self._conflict(server, "rebuild", ("active", "stopped", "error"))
         image_id = str(spec["imageRef"]).rstrip("/").rpartition("/")[2]
         self._check_image(image_id, server.flavor)
-        server.disk_config = self._rebuild_disk_config(image_id, fields.get("OS-DCF:diskConfig"))
+        server.disk_config = self._disk_config(image_id, fields.get("OS-DCF:diskConfig"))
         server.image_id = image_id
         if name:
             server.name = name
@@ -207,9 +207,9 @@ class ServerActions:
             view["user_data"] = server.user_data
         return Response.json(202, {"server": view})
 
-    def _rebuild_disk_config(self, image_id: str, asked: str | None) -> str:
-        """Nova's rebuild: the disk config asked for (AUTO refused when the image disables it),
-        else the new image's auto_disk_config property (MANUAL without one)."""
+    def _disk_config(self, image_id: str, asked: str | None) -> str:
+        """Nova's create and rebuild: the disk config asked for (AUTO refused when the image
+        disables it), else the image's auto_disk_config property (MANUAL without one)."""
         image = self.cloud.image.get_image(image_id) or {}
         from_image = str(image.get("auto_disk_config") or "").strip().lower()
         if asked == "AUTO" and from_image == "disabled":

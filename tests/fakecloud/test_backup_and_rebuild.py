@@ -192,7 +192,8 @@ def test_a_rebuild_sets_checks_and_keeps_the_disk_config(member, admin):
             assert response.status_code == 202, response.text
             assert response.json()["server"]["OS-DCF:diskConfig"] == asked
             assert wait_for(member, sid, "ACTIVE")["OS-DCF:diskConfig"] == asked
-        # not given: the new image's auto_disk_config decides, MANUAL when it has none
+        # not given: the new image's auto_disk_config decides, MANUAL when it has none (so at boot)
+        assert server["OS-DCF:diskConfig"] == "MANUAL"
         assert action(member, sid, {"rebuild": {"imageRef": image}}).json()["server"]["OS-DCF:diskConfig"] == "MANUAL"
         wait_for(member, sid, "ACTIVE")
         nova_error(action(member, sid, {"rebuild": {"imageRef": image, "OS-DCF:diskConfig": "SOMETIMES"}}),
@@ -216,6 +217,12 @@ def test_a_rebuild_sets_checks_and_keeps_the_disk_config(member, admin):
         rebuilt = action(member, sid, {"rebuild": {"imageRef": disabled}})
         assert rebuilt.status_code == 202, rebuilt.text
         assert wait_for(member, sid, "ACTIVE")["OS-DCF:diskConfig"] == "MANUAL"
+        # a boot of that image is judged the same way, before anything is made
+        refused = nova(member, "POST", "/servers", "latest", json={"server": {
+            "name": "ns-rbd-dcf-boot", "imageRef": disabled, "flavorRef": "42", "networks": "none",
+            "OS-DCF:diskConfig": "AUTO"}})
+        nova_error(refused, 400, "badRequest", f"Requested image {disabled} has automatic disk resize disabled.")
+        assert not [s for s in nova(member, "GET", "/servers").json()["servers"] if s["name"] == "ns-rbd-dcf-boot"]
     finally:
         nova(member, "DELETE", path)
         if disabled is not None:
