@@ -528,6 +528,17 @@ def symptoms_of(clients, made, answers, after, timeout):
     return [symptom for symptom in symptoms if symptom], unchecked
 
 
+def boot_named(member, boot, name, made, answers, hints=None):
+    """POST one server of the try's boot arguments: its id into `made` once accepted, its answer into `answers`."""
+    body = {"server": {"name": name, **{key: value for key, value in boot.items() if key != "resizeTo"}}}
+    if hints:
+        body["os:scheduler_hints"] = hints
+    response = member.call("POST", "/servers", body)
+    answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
+    if response.status_code == 202:
+        made.append(response.json()["server"]["id"])
+
+
 def burst_try(number, args, clients, boot, prefix, spacing):
     """A server-group burst: a group of the plan's policy, its boots at their offsets, then whether
     the members that became ACTIVE obey the policy (hostId: the same host, in one project)."""
@@ -541,12 +552,7 @@ def burst_try(number, args, clients, boot, prefix, spacing):
     def fire(index, step):
         delay = step["at"] * spacing + random.uniform(-args.jitter, args.jitter)
         time.sleep(max(0.0, started + delay - time.monotonic()))
-        server = {key: value for key, value in boot.items() if key != "resizeTo"}
-        response = member.call("POST", "/servers", {"server": {"name": f"{name}-{index}", **server},
-                                                    "os:scheduler_hints": {"group": group}})
-        if response.status_code == 202:
-            made.append(response.json()["server"]["id"])
-        answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
+        boot_named(member, boot, f"{name}-{index}", made, answers, {"group": group})
     try:
         threads = [threading.Thread(target=fire, args=(index, step)) for index, step in enumerate(PLAN["steps"])]
         for thread in threads:
@@ -597,14 +603,10 @@ def churn_try(number, args, clients, boot, prefix, spacing):
     """A DELETE still pending when a boot lands in the same project (both move the project's usage
     counter), then both servers gone: does the usage still count the project's servers?"""
     member = clients["member"]
-    server = {key: value for key, value in boot.items() if key != "resizeTo"}
     made, answers = [], []
 
     def boot_one(suffix):
-        response = member.call("POST", "/servers", {"server": {"name": f"{prefix}-{number}-{suffix}", **server}})
-        answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
-        if response.status_code == 202:
-            made.append(response.json()["server"]["id"])
+        boot_named(member, boot, f"{prefix}-{number}-{suffix}", made, answers)
     try:
         boot_one("a")
         seen = settle(member, made[0], args.timeout) if made else None
@@ -637,14 +639,10 @@ def quota_try(number, args, clients, boot, prefix, spacing, boots=3):
     limit = usage_and_servers(member)[0] + 1
     if peer.call("PUT", f"/os-quota-sets/{project}", {"quota_set": {"instances": limit}}).status_code != 200:
         return None, "the quota could not be set (an admin --peer-cloud can); try not counted"
-    server = {key: value for key, value in boot.items() if key != "resizeTo"}
     made, answers = [], []
 
     def boot_one(index):
-        response = member.call("POST", "/servers", {"server": {"name": f"{prefix}-{number}-{index}", **server}})
-        answers.append(("boot", response.status_code, response.headers.get("x-openstack-request-id")))
-        if response.status_code == 202:
-            made.append(response.json()["server"]["id"])
+        boot_named(member, boot, f"{prefix}-{number}-{index}", made, answers)
     try:
         threads = [threading.Thread(target=boot_one, args=(index,)) for index in range(boots)]
         for thread in threads:
