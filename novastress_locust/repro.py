@@ -80,7 +80,7 @@ def replay_plan(finding, run: dict) -> dict | None:
         # the run's credential ("Storm-1") or the second one ("Storm-1-peer", "...-admin")
         role = clients.setdefault(str(client), "peer" if re.search(r"-(peer|admin)$", str(client)) else "member")
         steps.append({"method": method, "route": route, "action": kind, "at": float(at), "client": role})
-    steps = _from_set_up(_boot_raced(steps))
+    steps = _from_set_up(_boot_raced(_unlocked(steps, anchor)))
     return _plan(finding, run, steps) if steps else None
 
 
@@ -142,6 +142,15 @@ def _from_set_up(steps: list[dict]) -> list[dict]:
         if needed and any(step["action"] == needed for step in steps[:number]):
             return steps[number:]
     return steps
+
+
+def _unlocked(steps: list[dict], anchor: float) -> list[dict]:
+    """The steps without lock and unlock, unless the call it happened on is one: a lock changes no
+    task state, it only turns the other steps into 409s (the run's raced it), and a server a
+    replayed lock holds cannot be deleted without an unlock."""
+    if any(step["action"] in ("lock", "unlock") and step["at"] == anchor for step in steps):
+        return steps
+    return [step for step in steps if step["action"] not in ("lock", "unlock")]
 
 
 def _boot_raced(steps: list[dict]) -> list[dict]:
@@ -738,7 +747,10 @@ def delete(compute, server_id, timeout):
         if response.status_code == 404 or response.json()["server"]["status"] in GONE:
             return
         if response.json()["server"].get("OS-EXT-STS:task_state") != "deleting":
-            compute.call("DELETE", f"/servers/{server_id}")
+            refused = compute.call("DELETE", f"/servers/{server_id}")
+            if refused.status_code == 409 and "locked" in refused.text:
+                # a replayed lock holds it: the reproducer's own server, unlocked to be deleted
+                compute.call("POST", f"/servers/{server_id}/action", {"unlock": None})
         time.sleep(0.5)
     print(f"repro: server {server_id} still there after {timeout:g} s: delete it by hand", file=sys.stderr)
 

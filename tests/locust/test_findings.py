@@ -8,8 +8,9 @@ from pathlib import Path
 
 from locust_runs import FAST, chaos, cli_credentials, run_locust
 from logwatch.records import RecordGrouper
-from novastress_locust.findings import (Findings, Occurrence, exception_type, log_service, normalise, occurrence_of,
+from novastress_locust.findings import (Finding, Findings, Occurrence, exception_type, log_service, normalise, occurrence_of,
                                         redact)
+from novastress_locust.repro import replay_plan
 from novastress_locust.requestlog import ActionRecord, RequestIndex
 
 REAL_NOVA = Path(__file__).resolve().parents[1] / "logwatch" / "real-nova"
@@ -111,6 +112,26 @@ def test_a_long_timeline_keeps_the_calls_that_led_to_its_last_named_request():
     assert [call[4] for call in calls[-2:]] == ["req-delete", "req-look"]
     assert calls[0][4] == "req-spin-252"         # the 48 refused just before it; the first 252 dropped
     assert len(index.timeline(["req-delete"], window=400, most=400)) == 302
+
+
+def test_a_replay_plan_holds_the_state_changes_that_raced_and_no_lock():
+    # a lock, a shelve and (from the peer) the rebuild that lost; a resize refused and a look
+    action = "compute POST /servers/{id}/action "
+    timeline = [[10.0, "POST", action + "lock", 202, "req-1", "Storm-1", "lock", "storm", "u", 4],
+                [10.004, "POST", action + "shelve", 202, "req-2", "Storm-1", "shelve", "storm", "u", 6],
+                [10.005, "POST", action + "resize", 409, "req-3", "Storm-1", "resize", "storm", "u", 2],
+                [10.006, "GET", "compute GET /servers/{id}", 200, "req-4", "Storm-1", "", "storm", "u", 1],
+                [10.008, "POST", action + "rebuild", 500, "req-5", "Storm-1-peer", "rebuild", "storm", "u", 9]]
+    finding = Finding("5xx", ["5xx", "compute", "POST /servers/{id}/action", "500",
+                              "nova.exception.UnexpectedTaskStateError"], "500 from compute",
+                      request_ids=[f"req-{n}" for n in range(1, 6)], timeline=timeline)
+    plan = replay_plan(finding, {"run_id": "r1", "profile": {}})
+    # the lock only turned the others into 409s (and would keep the reproducer's server from its delete)
+    assert [(step["action"], step["at"], step["client"]) for step in plan["steps"]] == \
+        [("shelve", 0.0, "member"), ("rebuild", 0.004, "peer")]
+    assert (plan["status"], plan["cause"]) == (500, "UnexpectedTaskStateError")
+    timeline[4][2:7] = [action + "unlock", 500, "req-5", "Storm-1", "unlock"]
+    assert [step["action"] for step in replay_plan(finding, {})["steps"]] == ["lock", "shelve", "unlock"]
 
 
 def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_factory, tmp_path):
