@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import requests
 
 from locust_runs import FAST, clean_env, cli_credentials, run_locust, servers_named
@@ -22,9 +21,6 @@ def fired(cloud, fault: str) -> int:
     return sum(record["fault"] == fault for record in response.json()["fired"])
 
 
-# 20 tries of a plan that may hold a snapshot and floating-IP associations: under CI's load the
-# reproducer alone once took more than the suite's 300 s per test
-@pytest.mark.timeout(600)
 def test_a_state_change_race_is_one_finding_whose_reproducer_brings_the_500_back(cloud_factory, tmp_path):
     cloud = cloud_factory(faults="state-change-race", delay_scale=0.1, seed=5,
                           extra_args=["--fault-probability", "state-change-race=1"])
@@ -62,7 +58,7 @@ def test_a_state_change_race_is_one_finding_whose_reproducer_brings_the_500_back
     # run through novastress-findings, which hands the reproducer its arguments
     completed = subprocess.run([findings_cli, str(findings_dir), "repro", finding["id"][:24], "--times", "20",
                                 "--timeout", "30"], cwd=tmp_path, env=env, capture_output=True, text=True,
-                               timeout=420)
+                               timeout=200)
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output[-3000:]
     came_back = re.search(r"^symptom came back in (\d+) of (\d+) tries$", completed.stdout, re.M)
@@ -73,8 +69,8 @@ def test_a_state_change_race_is_one_finding_whose_reproducer_brings_the_500_back
     # the 500 names the finding's fault class
     assert re.search(r"^try \d+: SYMPTOM \S+ answered 500 UnexpectedTaskStateError \(req-", completed.stdout, re.M), \
         output[-3000:]
-    # it made its servers under its own prefix and deleted them all
-    assert servers_named(cloud, "nsrepro-") == []
+    # it made its servers under its own prefix and deleted them all, none given up on
+    assert servers_named(cloud, "nsrepro-") == [] and "by hand" not in output, output[-3000:]
 
     # Ctrl-C mid-try: the reproducer deletes what it made and says so
     process = subprocess.Popen([sys.executable, str(folder / "repro.py"), "--times", "50", "--timeout", "30"],
