@@ -260,8 +260,8 @@ class ServerActions:
     # -- snapshots (createImage, createBackup) and shelve -------------------------
     def _create_image(self, call: Call, server: Server, spec) -> Response:
         """Nova's createImage: the Glance image is made at once (queued); nova-compute snapshots
-        and uploads it while the server goes image_snapshot -> image_pending_upload ->
-        image_uploading -> None."""
+        and uploads it while the server goes image_snapshot_pending (the API's) -> image_snapshot
+        (the compute took it) -> image_pending_upload -> image_uploading -> None."""
         name, metadata = self._snapshot_spec("createImage", spec)
         return self._snapshot(call, server, "createImage", name, metadata)
 
@@ -284,7 +284,7 @@ class ServerActions:
         extra = metadata if backup is None else {**metadata, "backup_type": backup[0]}
         image = self._snapshot_image(call, server, name, extra, image_type)
         server.snapshot = (image["id"], call.log_context, call.ids, time.monotonic())
-        self._start(call, server, action, "image_snapshot" if backup is None else "image_backup",
+        self._start(call, server, action, "image_snapshot_pending" if backup is None else "image_backup",
                     f"compute_{image_type}_instance", self._snapshot_pending, image["id"], backup)
         if self._minor(call) >= 45:  # 2.45: the id in the body, no Location header
             return Response.json(202, {"image_id": image["id"]})

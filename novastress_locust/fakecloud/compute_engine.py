@@ -517,11 +517,19 @@ class ComputeEngine:
 
     def _snapshot_pending(self, server: Server, record: InstanceAction, event: str, ctx: LogContext,
                           image_id: str, backup: tuple[str, int] | None = None) -> None:
-        log = self._compute_log(server.host)
-        log.write("INFO", "nova.compute.manager", "instance snapshotting", ctx, instance=server.id)
-        if server.power_state != 1:
-            log.write("WARNING", "nova.compute.manager", "trying to snapshot a non-running instance: "
-                      f"(state: {server.power_state} expected: 1)", ctx, instance=server.id)
+        if server.task_state != "image_snapshot":   # the compute starts: image_backup, or the API's pending
+            log = self._compute_log(server.host)
+            log.write("INFO", "nova.compute.manager", "instance snapshotting", ctx, instance=server.id)
+            if server.power_state != 1:
+                log.write("WARNING", "nova.compute.manager", "trying to snapshot a non-running instance: "
+                          f"(state: {server.power_state} expected: 1)", ctx, instance=server.id)
+            if server.task_state == "image_snapshot_pending":
+                # Nova's snapshot_instance takes it (image_snapshot), then its driver snapshots
+                server.task_state = "image_snapshot"
+                server.touch()
+                self._after(server, self.cloud.delay("action"), self._snapshot_pending, server, record, event, ctx,
+                            image_id, backup)
+                return
         if self._snapshot_image_gone(server, record, event, ctx, image_id, backup):
             return
         if not self.cloud.config.snapshots_finish:

@@ -96,12 +96,13 @@ def test_task_states_image_states_logs_and_instance_action(slow, slow_cloud):
         if server["OS-EXT-STS:task_state"] is None:
             break
         time.sleep(0.02)
-    assert tasks == ["image_snapshot", "image_pending_upload", "image_uploading", None]
+    # the API's image_snapshot_pending, taken by the compute's snapshot_instance, then its driver's steps
+    assert tasks == ["image_snapshot_pending", "image_snapshot", "image_pending_upload", "image_uploading", None]
     assert images == ["queued", "saving", "active"]
     # another snapshot is refused while one runs, and refused with the task state
     assert action(slow, sid, {"createImage": {"name": "ns-snap-2"}}).status_code == 202
     nova_error(action(slow, sid, {"createImage": {"name": "ns-snap-3"}}), 409, "conflictingRequest",
-               f"Cannot 'createImage' instance {sid} while it is in task_state image_snapshot")
+               f"Cannot 'createImage' instance {sid} while it is in task_state image_snapshot_pending")
     wait_for(slow, sid, "ACTIVE")
     logs = compute_logs(slow_cloud)
     for message in ("instance snapshotting", "seconds to snapshot the instance on the hypervisor."):
