@@ -30,6 +30,16 @@ SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 SNAPSHOT_FIELDS = {"createImage": ("name",), "createBackup": ("name", "backup_type", "rotation")}
 
 
+
+# what Nova's rebuild schema takes, by the microversion that added it (2.57 drops personality)
+REBUILD_FIELDS = {"name": 0, "imageRef": 0, "adminPass": 0, "metadata": 0, "preserve_ephemeral": 0,
+                  "OS-DCF:diskConfig": 0, "accessIPv4": 0, "accessIPv6": 0, "description": 19, "key_name": 54,
+                  "user_data": 57, "trusted_image_certificates": 63, "hostname": 90}
+
+
+def rebuild_fields(minor: int) -> set[str]:
+    return {key for key, since in REBUILD_FIELDS.items() if minor >= since} | ({"personality"} if minor < 57 else set())
+
 class ServerActions:
     """Server actions, volume attachments and instance actions."""
 
@@ -182,6 +192,11 @@ class ServerActions:
         if not isinstance(spec, dict) or not spec.get("imageRef"):
             raise ApiError(400, f"Invalid input for field/attribute rebuild. Value: {spec!r}. "
                                 "'imageRef' is a required property")
+        extra = sorted(set(spec) - rebuild_fields(self._minor(call)))
+        if extra:   # Nova's rebuild schema: additionalProperties is false
+            raise ApiError(400, f"Invalid input for field/attribute rebuild. Value: {spec!r}. Additional properties "
+                                f"are not allowed ({', '.join(map(repr, extra))} "
+                                f"{'was' if len(extra) == 1 else 'were'} unexpected)")
         # Nova's rebuild schema checks these as a create's; the disk config then as the image allows
         fields = checked_common(spec)
         name = checked_name(spec["name"]) if "name" in spec else None

@@ -202,6 +202,15 @@ def test_a_rebuild_sets_checks_and_keeps_the_disk_config(member, admin):
         nova_error(action(member, sid, {"rebuild": {"imageRef": image, "accessIPv4": "300.1.1.1"}}),
                    400, "badRequest", "Invalid input for field/attribute accessIPv4. Value: 300.1.1.1. "
                                       "'300.1.1.1' is not a 'ipv4'")
+        # what the rebuild schema of the request's microversion does not take: Nova's 400, nothing changed
+        for body, microversion, unexpected in (({"bogus": 1}, "latest", "'bogus' was"),
+                                               ({"user_data": "", "key_name": None}, "2.53", "'key_name', 'user_data' were"),
+                                               ({"personality": []}, "2.57", "'personality' was")):
+            refused = action(member, sid, {"rebuild": {"imageRef": image, **body}}, microversion)
+            assert refused.status_code == 400, refused.text
+            assert f"Additional properties are not allowed ({unexpected} unexpected)" in refused.json()["badRequest"][
+                "message"], refused.text
+            assert nova(member, "GET", path).json()["server"]["status"] == "ACTIVE"
         # an image that disables automatic disk resize refuses AUTO, and gives MANUAL otherwise
         created = admin.post("/v2/images", endpoint_filter=IMAGE, json={
             "name": "ns-rbd-dcf-disabled", "disk_format": "qcow2", "container_format": "bare",
