@@ -42,14 +42,15 @@ status=0
 # the fast suite in two pytest processes side by side, each its own gevent-patched interpreter
 # (pytest-xdist cannot host gevent's monkey-patching): its tests mostly wait on locust, cloud,
 # sshd and browser subprocesses, so two halves end in about the time of the longer one. The
-# second half's output follows the first's.
+# second half's output follows the first's. Each part ends with its slowest tests (--durations),
+# what to move between the halves when one grows.
 second_half=(tests/race tests/distributed tests/webui tests/test_bench.py)
 second_log="$NOVASTRESS_TEST_ARTIFACTS/fast-suite-second-half.log"
-.venv/bin/python -m pytest "${second_half[@]}" > "$second_log" 2>&1 &
+.venv/bin/python -m pytest --durations=12 "${second_half[@]}" > "$second_log" 2>&1 &
 second_pid=$!
 ignored=(--ignore=tests/realcloud)
 for part in "${second_half[@]}"; do ignored+=("--ignore=$part"); done
-.venv/bin/python -m pytest "${ignored[@]}" || status=$?
+.venv/bin/python -m pytest --durations=12 "${ignored[@]}" || status=$?
 wait "$second_pid" || status=$?
 echo "--- the second half of the fast suite: ${second_half[*]}"
 cat "$second_log"
@@ -65,7 +66,7 @@ already_up=0
 fresh=--fresh
 [ "$already_up" = 1 ] && fresh=
 .venv/bin/novastress-realnova up $fresh || echo "novastress-realnova up failed; the real-cloud tier will say why"
-.venv/bin/python -m pytest tests/realcloud -o timeout=900 || status=$?
+.venv/bin/python -m pytest --durations=12 tests/realcloud -o timeout=900 || status=$?
 # a stack this script started is stopped again; one that was running is left running
 [ "$already_up" = 1 ] || .venv/bin/novastress-realnova down
 echo "real-cloud tier (with novastress-realnova up): $(( (SECONDS - tier) / 60 )) min $(( (SECONDS - tier) % 60 )) s"
