@@ -44,7 +44,7 @@ status=0
 # sshd and browser subprocesses, so two halves end in about the time of the longer one. The
 # second half's output follows the first's. Each part ends with its slowest tests (--durations),
 # what to move between the halves when one grows.
-second_half=(tests/race tests/distributed tests/webui tests/test_bench.py)
+second_half=(tests/race tests/distributed tests/webui)
 second_log="$NOVASTRESS_TEST_ARTIFACTS/fast-suite-second-half.log"
 .venv/bin/python -m pytest --durations=12 "${second_half[@]}" > "$second_log" 2>&1 &
 second_pid=$!

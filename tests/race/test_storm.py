@@ -217,10 +217,11 @@ STORM_RACES = ("state-change-race", "delete-preempts-action", "group-policy-burs
 
 
 def test_storm_finds_every_planted_storm_race_pinned_on_its_requests(cloud_factory):
-    # an association and an attach are in flight for 0.3 s, an action 0.2 s (the cloud's default is a few
-    # ms at this delay scale), and racing deletes go out while the action is seen in progress
+    # an association and an attach are in flight for 0.3 s, an action 0.4 s (the cloud's default is a few
+    # ms at this delay scale), and racing deletes go out while the action is seen in progress (with
+    # 0.2 s, a loaded machine's look and DELETE once missed every action's window in the 15 s)
     cloud = faulty(cloud_factory, STORM_RACES, "--delay", "network=0.3:0.3", "--delay", "volume=0.3:0.3",
-                   "--delay", "action=0.2:0.2")
+                   "--delay", "action=0.4:0.4")
     # the cloud's own log directory watched locally: compute-side tracebacks become LOG failures
     run = storm(cloud, "-t", "15s", "-u", "4", "--storm-pool-size", "3", "--storm-actions",
                 "soft_reboot,attach_volume,associate_floating_ip", "--storm-delete-ratio", "0.5",
