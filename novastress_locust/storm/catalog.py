@@ -104,6 +104,27 @@ def enabled_actions(selection: str) -> list[str]:
     return names
 
 
+# where an accepted action leaves the member until another action takes it on
+LEAVES = {"stop": "SHUTOFF", "pause": "PAUSED", "suspend": "SUSPENDED", "shelve": "SHELVED_OFFLOADED",
+          "resize": "VERIFY_RESIZE"}
+
+
+def dead_ends(names: list[str]) -> list[str]:
+    """The enabled actions that leave a member where none of `names` takes it on from (a resize
+    without confirm_resize or revert_resize): one line each, naming what to add."""
+    lines = []
+    for name in names:
+        status = LEAVES.get(name)
+        if status is None:
+            continue
+        out = [*WAY_BACK[status], *(["hard_reboot"] if status in statuses("hard_reboot") else [])]
+        if not set(out) & set(names):
+            lines.append(f"--storm-actions: {name} leaves a server in {status} and none of the enabled actions "
+                         f"takes it on (add {' or '.join(out)}): until a racing DELETE replaces it "
+                         "(--storm-delete-ratio), its rounds are refused")
+    return lines
+
+
 def statuses(name: str) -> tuple[str, ...]:
     """The server statuses in which the cloud accepts this storm action."""
     return ACTIONS[name][1] if name in ACTIONS else RESOURCE_ACTIONS[name]

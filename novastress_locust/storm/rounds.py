@@ -14,7 +14,8 @@ from ..kinds import KINDS
 from ..state import run_state
 from ..user import NovaUser
 from .bursts import server_group_burst
-from .catalog import ACTIONS, RESOURCE_ACTIONS, choose, enabled_actions, finish_snapshots, fire, fire_together
+from .catalog import (ACTIONS, RESOURCE_ACTIONS, choose, dead_ends, enabled_actions, finish_snapshots, fire,
+                      fire_together)
 from .plans import PLANS, race_plan
 from .pool import Round, peer_client, refill, storm_state, touch, unlock
 from .resources import attached_volumes, detach, resource_round
@@ -93,7 +94,8 @@ def storm_round(user: NovaUser) -> None:
 
 def check_options(opts) -> None:
     """The storm's options, checked by the preflight: ValueError names the bad one."""
-    enabled_actions(opts.storm_actions)
+    for line in dead_ends(enabled_actions(opts.storm_actions)):
+        LOG.warning(line)
     for option in RATIOS:
         value = getattr(opts, option[2:].replace("-", "_"))
         if not 0.0 <= value <= 1.0:

@@ -15,7 +15,7 @@ from novastress_locust import options as novastress_options
 from novastress_locust.invariants import invariants
 from novastress_locust.state import run_state
 from novastress_locust.storm import StormUser
-from novastress_locust.storm.catalog import choose, fire
+from novastress_locust.storm.catalog import choose, dead_ends, enabled_actions, fire
 from novastress_locust.storm.plans import race_plan
 from novastress_locust.storm.pool import Round, refill, storm_state
 from novastress_locust.waiter import WaitError
@@ -152,3 +152,12 @@ def test_a_round_chooses_the_way_back_half_the_time_and_mostly_what_nova_accepts
     active = [choose(rng, names, "ACTIVE") for _ in range(400)]
     fitting = sum(name in ("soft_reboot", "stop", "pause") for name in active) / 400
     assert 0.8 <= fitting < 1.0                                  # sometimes any, to provoke refusals
+
+
+def test_actions_that_leave_a_member_where_nothing_enabled_takes_it_on_are_named():
+    assert dead_ends(enabled_actions("all")) == []
+    assert dead_ends(enabled_actions("resize,revert_resize,pause,hard_reboot,soft_reboot")) == []
+    lines = dead_ends(enabled_actions("resize,stop,soft_reboot"))
+    assert [line.split(" leaves")[0] for line in lines] == ["--storm-actions: resize", "--storm-actions: stop"]
+    assert "in VERIFY_RESIZE" in lines[0] and "(add confirm_resize or revert_resize)" in lines[0]
+    assert "in SHUTOFF" in lines[1] and "(add start or hard_reboot)" in lines[1]
