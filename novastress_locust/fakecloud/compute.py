@@ -42,7 +42,8 @@ from .http import Response
 from .image_proxy import ImageProxy, checked_metadata
 from .quota_classes import QuotaClasses
 from .server_extras import ServerExtras
-from .server_fields import checked_common, checked_counts, checked_name, checked_personality, checked_update
+from .server_fields import (checked_common, checked_counts, checked_name, checked_personality, checked_update,
+                            not_allowed)
 from .server_metadata import ServerMetadata
 from .server_tags import ServerTags, checked_tags
 from .service import NOVA_ERROR_TYPE, ApiError, Call, Service, parse_time, webob_error
@@ -442,8 +443,7 @@ class Compute(ServerActions, ComputeResources, ComputeQuotas, ComputeEngine, Com
                 raise schema(f"'{key}' is a required property")
         unknown = sorted(set(spec) - SERVER_CREATE_FIELDS)
         if unknown:   # Nova's schema: additionalProperties is false
-            raise schema(f"Additional properties are not allowed ({', '.join(map(repr, unknown))} "
-                         f"{'was' if len(unknown) == 1 else 'were'} unexpected)")
+            raise schema(not_allowed(unknown))
         if minor >= 37 and "networks" not in spec:
             raise schema("'networks' is a required property")
         name = checked_name(spec["name"])

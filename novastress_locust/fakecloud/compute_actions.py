@@ -19,7 +19,7 @@ import uuid
 from .compute_model import ACTIONS, MAX_LIMIT, ActionRule, Server, _db_time, _password
 from .http import Response
 from .image_proxy import checked_metadata
-from .server_fields import checked_common, checked_name, checked_non_negative, invalid
+from .server_fields import checked_common, checked_name, checked_non_negative, invalid, not_allowed
 from .service import ApiError, Call
 
 # what Nova's fake virt driver prints as a guest's console (get_console_output)
@@ -28,9 +28,6 @@ CONSOLE = ["FAKE CONSOLE OUTPUT", "ANOTHER", "LAST LINE"]
 SNAPSHOT_VM_STATES = ("active", "stopped", "paused", "suspended")
 # the fields of each snapshot action's body Nova requires, in its JSON schema's order
 SNAPSHOT_FIELDS = {"createImage": ("name",), "createBackup": ("name", "backup_type", "rotation")}
-
-
-
 # what Nova's rebuild schema takes, by the microversion that added it (2.57 drops personality)
 REBUILD_FIELDS = {"name": 0, "imageRef": 0, "adminPass": 0, "metadata": 0, "preserve_ephemeral": 0,
                   "OS-DCF:diskConfig": 0, "accessIPv4": 0, "accessIPv6": 0, "description": 19, "key_name": 54,
@@ -39,6 +36,7 @@ REBUILD_FIELDS = {"name": 0, "imageRef": 0, "adminPass": 0, "metadata": 0, "pres
 
 def rebuild_fields(minor: int) -> set[str]:
     return {key for key, since in REBUILD_FIELDS.items() if minor >= since} | ({"personality"} if minor < 57 else set())
+
 
 class ServerActions:
     """Server actions, volume attachments and instance actions."""
@@ -194,9 +192,7 @@ class ServerActions:
                                 "'imageRef' is a required property")
         extra = sorted(set(spec) - rebuild_fields(self._minor(call)))
         if extra:   # Nova's rebuild schema: additionalProperties is false
-            raise ApiError(400, f"Invalid input for field/attribute rebuild. Value: {spec!r}. Additional properties "
-                                f"are not allowed ({', '.join(map(repr, extra))} "
-                                f"{'was' if len(extra) == 1 else 'were'} unexpected)")
+            raise invalid("rebuild", spec, not_allowed(extra))
         # Nova's rebuild schema checks these as a create's; the disk config then as the image allows
         fields = checked_common(spec)
         name = checked_name(spec["name"]) if "name" in spec else None
@@ -364,8 +360,7 @@ class ServerActions:
             raise invalid(action, spec, f"{missing[0]!r} is a required property")
         extra = sorted(key for key in spec if key not in required and key != "metadata")
         if extra:
-            raise invalid(action, spec, f"Additional properties are not allowed ({', '.join(map(repr, extra))} "
-                                        f"{'was' if len(extra) == 1 else 'were'} unexpected)")
+            raise invalid(action, spec, not_allowed(extra))
         return spec["name"], metadata
 
     # -- volume attachments ------------------------------------------------

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from .http import Response
 from .image import BASE_PROPERTIES
+from .server_fields import not_allowed
 from .service import ApiError, Call
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,8 +79,7 @@ def checked_metadata(body, key: str, single: bool = False) -> dict:
         raise _invalid(f"{metadata!r} has too many properties", key, metadata)
     extra = sorted(name for name in body if name != key)
     if extra:
-        verb = "was" if len(extra) == 1 else "were"
-        raise _invalid(f"Additional properties are not allowed ({', '.join(map(repr, extra))} {verb} unexpected)")
+        raise _invalid(not_allowed(extra))
     return metadata
 
 

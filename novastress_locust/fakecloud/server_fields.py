@@ -24,6 +24,12 @@ def invalid(field: str, value: Any, message: str) -> ApiError:
     return ApiError(400, f"Invalid input for field/attribute {field}. Value: {value}. {message}")
 
 
+def not_allowed(keys: list[str]) -> str:
+    """The text of Nova's schema for keys `additionalProperties: false` does not take (sorted by the caller)."""
+    verb = "was" if len(keys) == 1 else "were"
+    return f"Additional properties are not allowed ({', '.join(map(repr, keys))} {verb} unexpected)"
+
+
 def checked_name(value: Any, field: str = "name") -> str:
     if not isinstance(value, str):
         raise invalid(field, value, f"{value!r} is not of type 'string'")
@@ -120,8 +126,7 @@ def checked_update(spec: dict, minor: int) -> dict[str, Any]:
     allowed |= {"pinned_availability_zone"} if minor >= 104 else set()
     unexpected = sorted(set(spec) - allowed)
     if unexpected:
-        raise invalid("server", spec, f"Additional properties are not allowed ({', '.join(map(repr, unexpected))} "
-                                      f"{'was' if len(unexpected) == 1 else 'were'} unexpected)")
+        raise invalid("server", spec, not_allowed(unexpected))
     fields = checked_common(spec)
     if "name" in spec:
         fields["name"] = checked_name(spec["name"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from .http import Response
+from .server_fields import not_allowed
 from .service import ApiError, Call
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -51,8 +52,7 @@ def checked_tags(body: Any) -> list[str]:
         raise ApiError(400, f"Invalid input for field/attribute tags. Value: {tags}. {tags!r} is too long")
     extra = sorted(key for key in body if key != "tags")
     if extra:
-        raise ApiError(400, f"Additional properties are not allowed ({', '.join(map(repr, extra))} "
-                            f"{'was' if len(extra) == 1 else 'were'} unexpected)")
+        raise ApiError(400, not_allowed(extra))
     return list(dict.fromkeys(tags))
 
 
