@@ -21,6 +21,7 @@ each test's end before the sweep.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 import sys
@@ -230,12 +231,24 @@ def _on_test_start(environment, **_kwargs) -> None:
         state.profile = CloudProfile.from_dict(opts.novastress_profile)
     if state.profile is not None:
         cloudprofile.fit(environment, state.profile)
+    _out_of_gc_sight()
+
+
+@events.spawning_complete.add_listener
+def _out_of_gc_sight(**_kwargs) -> None:
+    """What exists now (imports, set-up, the users with their clients and sessions) lives as long
+    as the test: out of the cyclic garbage collector's sight. With thousands of users its full
+    passes over them took a sixth of a worker's CPU (bench/concurrency.py); test_stop gives
+    them back to it."""
+    gc.collect()
+    gc.freeze()
 
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
     if not hasattr(environment.parsed_options, "prefix"):
         return
+    gc.unfreeze()
     state = run_state(environment)
     state.ending = True
     state.stop_waiters()

@@ -13,9 +13,8 @@ import re
 import threading
 import time
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 
 CALLS_PER_ACTION = 100
@@ -24,7 +23,7 @@ CALLS_PER_ACTION = 100
 AFTER_WEIGHT = 4.0
 
 
-@dataclass
+@dataclass(slots=True)
 class ActionRecord:
     action: str                 # e.g. "server_create_destroy"
     user: str                   # e.g. "ServerCreateDestroy-3"
@@ -39,18 +38,19 @@ class ActionRecord:
     # logged errors that are Nova's documented answer to this action, not a finding: a pattern
     # (searched in the record's text) -> why Nova logs it (a burst racing for hosts, say)
     expected_log: dict[str, str] = field(default_factory=dict)
-    # its API calls, for a finding's timeline: [time sent, method, name, status, request id, client,
-    # server action ("reboot"; "" for others), ms to the answer] (the first CALLS_PER_ACTION;
-    # dropped once the record is older than RequestIndex.calls_kept)
-    calls: list[list] = field(default_factory=list)
+    # its API calls, for a finding's timeline: (time sent, method, name, status, request id, client,
+    # server action ("reboot"; "" for others), ms to the answer) (the first CALLS_PER_ACTION;
+    # dropped once the record is older than RequestIndex.calls_kept); tuples of plain values, which
+    # the garbage collector stops tracking: a run keeps thousands of records
+    calls: list[tuple] = field(default_factory=list)
 
     def called(self, method: str, name: str, status: int | None, request_id: str | None, client: str,
                what: str = "", elapsed: float = 0.0) -> None:
         """One call answered (or failed) after `elapsed` ms: kept with the time it was sent, which is
         what a reproducer replays (a loaded cloud may answer the first-sent call last)."""
         if len(self.calls) < CALLS_PER_ACTION:
-            self.calls.append([time.time() - elapsed / 1000, method, name, status, request_id, client, what,
-                               round(elapsed)])
+            self.calls.append((time.time() - elapsed / 1000, method, name, status, request_id, client, what,
+                               round(elapsed)))
 
     def expects(self, text: str) -> str | None:
         """Why a logged error with this text is expected of this action; None when it is not."""
@@ -164,6 +164,8 @@ class RequestIndex:
 class Step:
     """A timed block; a wait that ends it tells how long after the awaited change it woke."""
 
+    __slots__ = ("late",)
+
     def __init__(self) -> None:
         self.late = 0.0
 
@@ -171,28 +173,34 @@ class Step:
         self.late = seconds
 
 
-@contextmanager
-def timed(events, request_type: str, name: str, *, describe: Callable[[Exception], Any] = lambda exc: exc,
-          counts: Callable[[Exception | None], bool] = lambda exc: True) -> Iterator[Step]:
+class timed(Step):
     """Time the block as one Locust request of its own (an atomic step, a failed setup, a token
     request): fired when the block ends, with its exception (`describe`d: generalized, say) when
     it raised one, which goes on up. `counts(exception or None)` says whether the outcome is
     reported at all; a stop (GreenletExit, not an Exception) never is. Locust's own
     EventHook.measure() would swallow the exception and report a stopped step as a success.
     A block that ends in a server wait ends when the server changed: the wait's `step.late`
-    (the poll lag, waiter.py) is not the block's time."""
-    started = time.perf_counter()
-    step = Step()
+    (the poll lag, waiter.py) is not the block's time. A class with slots, not a generator:
+    thousands of users wait inside one at a time."""
 
-    def fire(error: Exception | None) -> None:
-        if counts(error):
-            elapsed = time.perf_counter() - started - (step.late if error is None else 0.0)
-            events.request.fire(request_type=request_type, name=name, response_length=0, context={},
-                                response_time=max(0.0, elapsed) * 1000,
-                                exception=None if error is None else describe(error))
-    try:
-        yield step
-    except Exception as exc:
-        fire(exc)
-        raise
-    fire(None)
+    __slots__ = ("events", "request_type", "name", "describe", "counts", "started")
+
+    def __init__(self, events, request_type: str, name: str, *,
+                 describe: Callable[[Exception], Any] | None = None,
+                 counts: Callable[[Exception | None], bool] | None = None) -> None:
+        super().__init__()
+        self.events, self.request_type, self.name = events, request_type, name
+        self.describe, self.counts = describe, counts
+
+    def __enter__(self) -> "timed":
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, error, _traceback) -> None:
+        if kind is not None and not issubclass(kind, Exception):
+            return
+        if self.counts is None or self.counts(error):
+            elapsed = time.perf_counter() - self.started - (self.late if error is None else 0.0)
+            described = error if error is None or self.describe is None else self.describe(error)
+            self.events.request.fire(request_type=self.request_type, name=self.name, response_length=0,
+                                     context={}, response_time=max(0.0, elapsed) * 1000, exception=described)

@@ -244,17 +244,13 @@ class NovaUser(User):
         greenlet, group = getattr(self, "_greenlet", None), getattr(self, "_group", None)
         return greenlet is not None and greenlet in getattr(group, "dying", ())
 
-    @contextmanager
-    def atomic(self, name: str) -> Iterator[None]:
+    def atomic(self, name: str) -> "Atomic":
         """A Rally-style atomic step inside an action (`boot_server`, `delete_server`); a step cut
         short by the stop is interrupted, not failed: not reported."""
-        with timed(self.environment.events, "ATOMIC", name, describe=self._generalized,
-                   counts=lambda error: error is None or not self.being_stopped()) as step:
-            outer, self._step = self._step, step
-            try:
-                yield
-            finally:
-                self._step = outer
+        return Atomic(self, name)
+
+    def _reported(self, error: Exception | None) -> bool:
+        return error is None or not self.being_stopped()
 
     def wait_server(self, server_id: str, name: str, status: str, timeout: float, **known: Any) -> dict | None:
         """The shared waiter's wait; the atomic step it ends ends when the server changed."""
@@ -651,6 +647,26 @@ class NovaUser(User):
                     LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
                               first_line(exc))
                 self.untrack(tracked.name)
+
+
+class Atomic(timed):
+    """NovaUser.atomic's step: the user's innermost step while it runs (a wait that ends it says
+    when the server changed)."""
+
+    __slots__ = ("user", "outer")
+
+    def __init__(self, user: NovaUser, name: str) -> None:
+        super().__init__(user.environment.events, "ATOMIC", name, describe=user._generalized,
+                         counts=user._reported)
+        self.user = user
+
+    def __enter__(self) -> "Atomic":
+        self.outer, self.user._step = self.user._step, self
+        return super().__enter__()
+
+    def __exit__(self, kind, error, traceback) -> None:
+        self.user._step = self.outer
+        super().__exit__(kind, error, traceback)
 
 
 def _request_id(response) -> str | None:
