@@ -246,9 +246,9 @@ def _out_of_gc_sight(**_kwargs) -> None:
 
 @events.test_stop.add_listener
 def _on_test_stop(environment, **_kwargs) -> None:
+    gc.unfreeze()     # whatever froze it (spawning_complete carries no environment to ask)
     if not hasattr(environment.parsed_options, "prefix"):
         return
-    gc.unfreeze()
     state = run_state(environment)
     state.ending = True
     state.stop_waiters()

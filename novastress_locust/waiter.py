@@ -120,7 +120,8 @@ def changed_at(before: float, after: float, server: dict | None, clock: CloudClo
 def _stamp(text: Any) -> float | None:
     """Nova's `2026-12-04T20:06:13Z` as a time (UTC when it names no zone); None when it is not one."""
     try:
-        stamp = datetime.fromisoformat(str(text))
+        # Python 3.10's fromisoformat does not read a trailing Z
+        stamp = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
     except ValueError:
         return None
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)).timestamp()

@@ -143,3 +143,12 @@ def test_a_wait_says_when_the_server_changed_closer_than_the_poll_that_saw_it(cl
     gap = interval * (1 + waiter_module.PHASE_SLIP) + 0.3      # a poll gap and its requests' time
     assert max(told_errors) <= gap / 2 + 0.3, sorted(told_errors)
     assert sum(told_errors) < 0.7 * sum(woke_errors), (sorted(told_errors), sorted(woke_errors))
+
+
+def test_novas_updated_stamps_are_read_as_utc_and_anything_else_as_unknown():
+    # Nova writes `updated` with a trailing Z, which Python 3.10's fromisoformat alone refuses
+    assert waiter_module._stamp("2026-12-04T20:06:13Z") == 1796414773.0
+    assert waiter_module._stamp("2026-12-04T20:06:13") == 1796414773.0
+    assert waiter_module._stamp("2026-12-04T21:06:13+01:00") == 1796414773.0
+    assert waiter_module._stamp(None) is None
+    assert waiter_module._stamp("yesterday") is None
