@@ -35,9 +35,11 @@ from .kinds import KINDS, reset_volume, volume_held_for
 
 LOG = logging.getLogger("novastress.cleanup")
 
-# the rows of its table, in the order it deletes them (attachments are undone before volumes go)
-TABLE = ("servers", "server groups", "images", "floating IPs", "volume attachments", "volume snapshots", "volumes",
-         "keypairs", "security groups", "projects", "users")
+# the rows of its table, in the order it deletes them (attachments are undone before volumes go), and the
+# service that lists each
+TABLE = {"servers": "compute", "server groups": "compute", "images": "image", "floating IPs": "network",
+         "volume attachments": "volume", "volume snapshots": "volume", "volumes": "volume", "keypairs": "compute",
+         "security groups": "network", "projects": "identity", "users": "identity"}
 # server statuses that are as good as gone
 GONE = ("DELETED", "SOFT_DELETED")
 
@@ -125,27 +127,27 @@ class Cleanup:
         self.keypair_users = [user for user in keypair_users if user]
         self.results: dict[str, KindResult] = {kind: KindResult(kind) for kind in TABLE}
         self._lock = threading.Lock()
-        self._projects: list[Resource] | None = None
-        self._users: list[Resource] | None = None
+        self._isolated: dict[str, list[Resource]] = {}   # "project" / "user": the run's isolated ones
         self._foreign_snapshots: dict[str, list[str]] = {}
 
     # -- driving --------------------------------------------------------------------
     def run(self) -> dict[str, KindResult]:
-        # kind, the service that lists it, how to find and delete it
-        steps: list[tuple[str, str, Callable[[], list[Resource]], Callable[[Resource], None]]] = [
-            ("servers", "compute", self.find_servers, self.delete_server),
-            ("server groups", "compute", self.find_server_groups, self.delete_server_group),
-            ("images", "image", self.find_images, self.delete_image),
-            ("floating IPs", "network", self.find_floating_ips, self.delete_floating_ip),
-            ("volume attachments", "volume", self.find_attachments, self.delete_attachment),
-            ("volume snapshots", "volume", self.find_snapshots, self.delete_snapshot),
-            ("volumes", "volume", self.find_volumes, self.delete_volume),
-            ("keypairs", "compute", self.find_keypairs, self.delete_keypair),
-            ("security groups", "network", self.find_security_groups, self.delete_security_group),
-            ("projects", "identity", self.find_projects, self.delete_project),
-            ("users", "identity", self.find_users, self.delete_user),
-        ]
-        for kind, service, find, remove in steps:
+        # how each kind of TABLE is found and deleted; a plain DELETE is enough for the others
+        steps: dict[str, tuple[Callable[[], list[Resource]], Callable[[Resource], None]]] = {
+            "servers": (self.find_servers, self.delete_server),
+            "server groups": (self.find_server_groups, self._delete),
+            "images": (self.find_images, self.delete_image),
+            "floating IPs": (self.find_floating_ips, self._delete),
+            "volume attachments": (self.find_attachments, self.delete_attachment),
+            "volume snapshots": (self.find_snapshots, self.delete_snapshot),
+            "volumes": (self.find_volumes, self.delete_volume),
+            "keypairs": (self.find_keypairs, self.delete_keypair),
+            "security groups": (self.find_security_groups, self.delete_security_group),
+            "projects": (lambda: self._find_isolated("project"), self._delete),
+            "users": (lambda: self._find_isolated("user"), self._delete),
+        }
+        for kind, service in TABLE.items():
+            find, remove = steps[kind]
             result = self.results[kind]
             try:
                 if self.cloud.endpoint(service) is None:
@@ -163,7 +165,7 @@ class Cleanup:
                                             f"{first_line(exc)}"))
                 continue
             for resource in result.found:
-                self._say(f"{'deleting' if self.delete else 'would delete'} {_singular(kind)} {resource}")
+                self._say(f"{'deleting' if self.delete else 'would delete'} {kind[:-1]} {resource}")
             if self.delete and result.found:
                 self._delete_all(result, remove)
         return self.results
@@ -217,8 +219,8 @@ class Cleanup:
     def _own_project_filter(self) -> dict[str, str]:
         return {} if self.all_projects else {"project_id": self.cloud.project_id or ""}
 
-    def _paged(self, service: str, path: str, key: str, params: dict[str, str]) -> list[dict]:
-        """Every item of a paged list (limit/marker), bounded."""
+    def _paged(self, service: str, path: str, key: str, params: dict[str, str], by_offset: bool = False) -> list[dict]:
+        """Every item of a paged list (limit and marker, or offset), bounded."""
         items: list[dict] = []
         query = dict(params, limit="1000")
         for _ in range(100):
@@ -226,8 +228,11 @@ class Cleanup:
             items += page
             if len(page) < 1000:
                 break
-            query["marker"] = page[-1]["id"]
+            query.update({"offset": str(len(items))} if by_offset else {"marker": page[-1]["id"]})
         return items
+
+    def _delete(self, resource: Resource) -> None:
+        _kind(resource).delete(self.cloud.call, resource.id)
 
     # -- servers -----------------------------------------------------------------------
     def find_servers(self) -> list[Resource]:
@@ -272,19 +277,10 @@ class Cleanup:
     # -- server groups (the storm's bursts) -------------------------------------------------
     def find_server_groups(self) -> list[Resource]:
         """Groups named <prefix>-...; Nova pages this list by offset, not marker."""
-        params = {"limit": "1000", **({"all_projects": "True"} if self.all_projects else {})}
-        found: list[dict] = []
-        for page_number in range(100):
-            page = self.cloud.call("compute", "GET", "/os-server-groups",
-                                   params={**params, "offset": str(page_number * 1000)}).json()["server_groups"]
-            found += page
-            if len(page) < 1000:
-                break
+        found = self._paged("compute", "/os-server-groups", "server_groups",
+                            {"all_projects": "True"} if self.all_projects else {}, by_offset=True)
         return [Resource("server group", g["id"], g["name"], g.get("project_id"), g) for g in found
                 if self.scope.owns(g.get("name"))]
-
-    def delete_server_group(self, resource: Resource) -> None:
-        KINDS["server_group"].delete(self.cloud.call, resource.id)
 
     # -- images (server snapshots) ---------------------------------------------------------
     def find_images(self) -> list[Resource]:
@@ -314,9 +310,6 @@ class Cleanup:
                 ours.append(Resource("floating IP", fip["id"], name, fip.get("project_id"),
                                      {"address": fip.get("floating_ip_address")}))
         return ours
-
-    def delete_floating_ip(self, resource: Resource) -> None:
-        KINDS["floating_ip"].delete(self.cloud.call, resource.id)
 
     # -- volumes -----------------------------------------------------------------------
     def _volume_params(self) -> dict[str, str]:
@@ -426,7 +419,7 @@ class Cleanup:
     def find_keypairs(self) -> list[Resource]:
         owners: list[str | None] = [None]   # None: the caller's own keypairs
         if self.all_projects:
-            owners += [user.id for user in self._isolated_users()]
+            owners += [user.id for user in self._isolated_of("user")]
             owners += [user for user in self.keypair_users if user not in owners and user != self.cloud.user_id]
         found = []
         for owner in owners:
@@ -447,7 +440,7 @@ class Cleanup:
     def find_security_groups(self) -> list[Resource]:
         groups = self._paged("network", "/v2.0/security-groups", "security_groups",
                              self._own_project_filter())
-        isolated = {project.id for project in self._isolated_projects()} if self.all_projects else set()
+        isolated = {project.id for project in self._isolated_of("project")} if self.all_projects else set()
         # the "default" group Neutron made for one of our isolated projects is ours too:
         # deleting the project in Keystone does not delete it
         return [Resource("security group", g["id"], g.get("name") or "",
@@ -460,35 +453,19 @@ class Cleanup:
         KINDS["security_group"].delete(self.cloud.call, resource.id, retry_on=(409,))
 
     # -- isolated projects and users -----------------------------------------------------
-    def _isolated_projects(self) -> list[Resource]:
-        if self._projects is None:
-            projects = self.cloud.call("identity", "GET", "/v3/projects").json()["projects"]
-            self._projects = [Resource("project", p["id"], p["name"], p["id"]) for p in projects
-                              if self.scope.owns(p.get("name")) and p["id"] != self.cloud.project_id]
-        return self._projects
+    def _isolated_of(self, kind: str) -> list[Resource]:
+        """The run's isolated projects or users ("project", "user"): never the caller's own."""
+        if kind not in self._isolated:
+            own = self.cloud.project_id if kind == "project" else self.cloud.user_id
+            listed = self.cloud.call("identity", "GET", f"/v3/{kind}s").json()[f"{kind}s"]
+            self._isolated[kind] = [Resource(kind, r["id"], r["name"], r["id"] if kind == "project" else None)
+                                    for r in listed if self.scope.owns(r.get("name")) and r["id"] != own]
+        return self._isolated[kind]
 
-    def _isolated_users(self) -> list[Resource]:
-        if self._users is None:
-            users = self.cloud.call("identity", "GET", "/v3/users").json()["users"]
-            self._users = [Resource("user", u["id"], u["name"]) for u in users
-                           if self.scope.owns(u.get("name")) and u["id"] != self.cloud.user_id]
-        return self._users
-
-    def find_projects(self) -> list[Resource]:
+    def _find_isolated(self, kind: str) -> list[Resource]:
         if not self.all_projects:
-            raise Skip("isolated projects are cleaned with --all-projects (admin)")
-        return self._isolated_projects()
-
-    def delete_project(self, resource: Resource) -> None:
-        KINDS["project"].delete(self.cloud.call, resource.id)
-
-    def find_users(self) -> list[Resource]:
-        if not self.all_projects:
-            raise Skip("isolated users are cleaned with --all-projects (admin)")
-        return self._isolated_users()
-
-    def delete_user(self, resource: Resource) -> None:
-        KINDS["user"].delete(self.cloud.call, resource.id)
+            raise Skip(f"isolated {kind}s are cleaned with --all-projects (admin)")
+        return self._isolated_of(kind)
 
 
 def _kind(resource: Resource):
@@ -504,13 +481,6 @@ class StillThere(Exception):
     """A deleted resource did not disappear in time; str() says in which state."""
 
 
-def _singular(kind: str) -> str:
-    return {"servers": "server", "server groups": "server group", "images": "image", "floating IPs": "floating IP",
-            "volume attachments": "volume attachment",
-            "volume snapshots": "volume snapshot", "volumes": "volume", "keypairs": "keypair",
-            "security groups": "security group", "projects": "project", "users": "user"}[kind]
-
-
 def render_table(results: Iterable[KindResult], deleting: bool) -> str:
     """kind | found | deleted | failed, one row per kind, then one line per failure."""
     rows = [("kind", "found", "deleted" if deleting else "deleted (dry run)", "failed")]
@@ -522,7 +492,7 @@ def render_table(results: Iterable[KindResult], deleting: bool) -> str:
             continue
         rows.append((result.kind, str(len(result.found)), str(len(result.deleted)), str(len(result.failed))))
         for resource, reason in result.failed:
-            what = f"{_singular(result.kind)} {resource}" if resource else result.kind
+            what = f"{result.kind[:-1]} {resource}" if resource else result.kind
             failures.append(f"  FAILED {what}: {reason}")
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     lines = ["  ".join(cell.ljust(width) if i == 0 else cell.rjust(width)

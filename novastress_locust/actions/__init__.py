@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -90,48 +91,28 @@ def _type_error(default: Any, value: Any) -> str | None:
     return None
 
 
-class _Registry(dict):
+class _Registry(Mapping):
     """name -> ActionSpec; the action modules are imported on first use."""
 
-    loaded = False
+    def __init__(self) -> None:
+        self.specs: dict[str, ActionSpec] = {}
+        self.loaded = False
 
-    def _load(self) -> None:
+    def _loaded(self) -> dict[str, ActionSpec]:
         if not self.loaded:
             self.loaded = True
             for family in FAMILIES:
                 importlib.import_module(f"{__name__}.{family}")
+        return self.specs
 
-    def __getitem__(self, key):
-        self._load()
-        return super().__getitem__(key)
-
-    def get(self, key, default=None):
-        self._load()
-        return super().get(key, default)
-
-    def __contains__(self, key) -> bool:
-        self._load()
-        return super().__contains__(key)
+    def __getitem__(self, key: str) -> ActionSpec:
+        return self._loaded()[key]
 
     def __iter__(self):
-        self._load()
-        return super().__iter__()
+        return iter(self._loaded())
 
     def __len__(self) -> int:
-        self._load()
-        return super().__len__()
-
-    def items(self):
-        self._load()
-        return super().items()
-
-    def keys(self):
-        self._load()
-        return super().keys()
-
-    def values(self):
-        self._load()
-        return super().values()
+        return len(self._loaded())
 
 
 REGISTRY: _Registry = _Registry()
@@ -151,32 +132,21 @@ def stress_action(function: Callable | None = None, *, tempest: Iterable[str] = 
         signature = inspect.signature(function)
         defaults = {name: parameter.default for name, parameter in signature.parameters.items()
                     if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
-        spec_holder: list[ActionSpec] = []
 
-        def run(user: NovaUser) -> Any:
-            return function(user, **spec_holder[0].arguments(getattr(user, "kwargs", None)))
+        def task(user: NovaUser) -> Any:
+            arguments = spec.arguments(getattr(user, "kwargs", None))
+            with user.action(row_name(arguments) if row_name else function.__name__):
+                return function(user, **arguments)
 
-        run.__name__ = function.__name__
-        run.__doc__ = function.__doc__
-        if row_name is None:
-            task = action(run)
-        else:
-            def task(user: NovaUser) -> Any:
-                arguments = spec_holder[0].arguments(getattr(user, "kwargs", None))
-                with user.action(row_name(arguments)):
-                    return function(user, **arguments)
-            task.__name__ = function.__name__
-            task.__doc__ = function.__doc__
-        task.__module__ = function.__module__
-        task.__qualname__ = function.__qualname__
+        task.__name__, task.__doc__ = function.__name__, function.__doc__
+        task.__module__, task.__qualname__ = function.__module__, function.__qualname__
         spec = ActionSpec(function.__name__, task, defaults, tuple(tempest), needs.with_services(tuple(services)),
                           validate, adapt)
-        spec_holder.append(spec)
         task.spec = spec
         task.needs = spec.needs
         if discoverable:
             stresstest(task, types=tuple(types))
-        dict.__setitem__(REGISTRY, spec.name, spec)
+        REGISTRY.specs[spec.name] = spec
         return task
 
     return wrap(function) if function is not None else wrap

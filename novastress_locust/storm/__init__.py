@@ -35,8 +35,8 @@ with the volumes and floating IPs the storm put on it: they must come off it onc
 
 The package, from the bottom up: `pool` (the pool, one `Round` at a member, the racing DELETE,
 the peer credential), `catalog` (the actions, what each needs, how one is fired), `resources`
-(volumes and floating IPs put on members and taken back), `plans` (race plans), `bursts`
-(server-group bursts), `rounds` (one round, StormUser, the options' checks).
+(volumes and floating IPs put on members and taken back), `bursts` (server-group bursts), `rounds`
+(one round, race plans, StormUser, the options' checks).
 """
 from __future__ import annotations
 

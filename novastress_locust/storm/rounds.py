@@ -1,6 +1,10 @@
-"""One storm round, the storm's users, and its options.
+"""One storm round, its race plans, the storm's users, and its options.
 
-    storm_round(user)    # refill the pool, or a group burst, or an action (maybe raced by a DELETE)
+    storm_round(user)                           # refill the pool, or a group burst, or an action
+    race_plan(round, "unshelve", server)        # shelve, wait, unshelve, DELETE in flight
+
+Race plans are two-request races a random round seldom lines up: the member is brought where the
+action is accepted, the action fired, and the member DELETEd while it is in flight.
 """
 from __future__ import annotations
 
@@ -13,15 +17,19 @@ from ..invariants import invariants
 from ..kinds import KINDS
 from ..state import run_state
 from ..user import NovaUser
+from ..waiter import WaitError
 from .bursts import server_group_burst
 from .catalog import (ACTIONS, RESOURCE_ACTIONS, choose, dead_ends, enabled_actions, finish_snapshots, fire,
-                      fire_together)
-from .plans import PLANS, race_plan
+                      fire_together, statuses)
 from .pool import Round, peer_client, refill, storm_state, touch, unlock
 from .resources import attached_volumes, detach, resource_round
 
 LOG = logging.getLogger("novastress")
 RATIOS = ("--storm-delete-ratio", "--storm-plan-ratio", "--storm-group-ratio", "--storm-double-ratio")
+SHELVED = ("SHELVED", "SHELVED_OFFLOADED")
+# the actions race plans fire (those --storm-actions allows), the unshelve twice as often: it
+# needs a shelve to complete first, and its window (the unshelve's claim) is the narrowest
+PLANS = ("unshelve", "unshelve", "attach_volume", "associate_floating_ip")
 
 
 def storm_round(user: NovaUser) -> None:
@@ -90,6 +98,66 @@ def storm_round(user: NovaUser) -> None:
     finally:
         if peer is not None:
             peer.action = None
+
+
+def race_plan(round: Round, name: str, server: dict) -> bool:
+    """Bring the member where `name` is accepted, fire it, and DELETE the member while it is in
+    flight: an unshelve needs a shelve that completed first, an attach / association a volume /
+    floating IP made first — a random round rarely lines those up before another deletes the server.
+    False (nothing done) when the member is busy or in no state the plan starts from."""
+    if server.get("OS-EXT-STS:task_state") is not None:
+        return False
+    if name in RESOURCE_ACTIONS:
+        if server["status"] not in statuses(name):
+            return False
+        resource_round(round, name, planned=True)
+        return True
+    if server["status"] not in SHELVED + statuses("shelve"):
+        return False
+    unshelve_raced_by_delete(round, server)
+    return True
+
+
+def unshelve_raced_by_delete(round: Round, server: dict) -> None:
+    """Shelve the member (unless it is shelved) and wait until it is; unshelve it, with either
+    credential, and DELETE it while the unshelve is in flight."""
+    user = round.user
+    record = user.client.action
+    shelved_here = server["status"] not in SHELVED
+    if shelved_here:
+        accepted = fire(round, user.client, "shelve", server)
+        if accepted is None:
+            round.forget()
+        elif accepted is False and record is not None:   # refused: the round changed nothing there
+            round.checks.refused(round.member.id, record.global_request_id)
+        if not accepted:
+            return
+        server = _shelved(round)
+        if server is None:   # gone, or another round took it elsewhere meanwhile
+            return
+    accepted = fire(round, round.either_client(), "unshelve", server)
+    if accepted is None:
+        round.forget()
+    elif accepted:
+        round.race_delete(round.busy, "in-flight")
+    elif not shelved_here and record is not None:
+        round.checks.refused(round.member.id, record.global_request_id)
+
+
+def _shelved(round: Round) -> dict | None:
+    """The member once shelved with no task in progress (polled, bounded by --build-timeout);
+    None when it is gone (it leaves the pool) or left for another state meanwhile."""
+    member = round.member
+    try:
+        server = round.user.poll(f"server {member.name} ({member.id})", round.show,
+                                 lambda seen: seen is None or seen.get("OS-EXT-STS:task_state") is None,
+                                 round.options.build_timeout)
+    except WaitError:   # still busy: another round's action holds it
+        return None
+    if server is None:
+        round.forget()
+        return None
+    return server if server["status"] in SHELVED else None
 
 
 def check_options(opts) -> None:

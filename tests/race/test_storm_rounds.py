@@ -16,7 +16,7 @@ from novastress_locust.invariants import invariants
 from novastress_locust.state import run_state
 from novastress_locust.storm import StormUser
 from novastress_locust.storm.catalog import choose, dead_ends, enabled_actions, fire
-from novastress_locust.storm.plans import race_plan
+from novastress_locust.storm.rounds import race_plan
 from novastress_locust.storm.pool import Round, refill, storm_state
 from novastress_locust.waiter import WaitError
 from waiting import wait_until
