@@ -8,14 +8,14 @@ call is a Locust request event, with the run's shared auth and catalog.
 It stands on cloud.py's CloudSession (one credential's session: catalog URLs, token, roles);
 RetryingClient there makes the calls that are not load (sweep, cleanup, fault checks).
 
-Errors: ApiError (an unexpected answer; one line with the request id), `error_message()` (the message of any OpenStack error body), `generalize()`
-(ids and names out, so equal failures group).
+Errors: ApiError (an unexpected answer; one line with the request id), `error_message()` (the message
+of any OpenStack error body), `generalize()` (ids and names out, so equal failures group).
 """
 from __future__ import annotations
 
 import re
 import time
-from typing import Any, Callable
+from typing import Any
 
 from .cloud import ApiError, CloudSession
 from .credentials import CloudTarget
@@ -26,8 +26,6 @@ from .waiter import BatchedServerWaiter, PerServerWaiter
 
 _ID_SEGMENT = re.compile(r"^(?:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
                          r"[0-9a-fA-F]{12}|\d+|req-[0-9a-f-]{36})$")
-
-
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _GENERAL = ((re.compile(rf"\breq-{_UUID}"), "{request_id}"), (re.compile(_UUID), "{id}"))
 
@@ -50,26 +48,26 @@ def template(path: str) -> str:
     return "/".join("{id}" if _ID_SEGMENT.match(part) else part for part in path.split("/"))
 
 
+def request_id_of(response) -> str | None:
+    return response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
+
+
 class ServiceClient:
     """One service of one user: `compute.get("/servers/detail")`, URLs from the catalog."""
 
     def __init__(self, client: "OpenStackClient", service: str, endpoint: str,
                  headers: dict[str, str] | None = None) -> None:
-        self.client = client
-        self.service = service
-        self.endpoint = endpoint
+        self.client, self.service, self.endpoint = client, service, endpoint
         self.headers = headers or {}
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict | None = None,
                 expect: tuple[int, ...] = (200,), name: str | None = None):
         return self.client.call(self, method, path, json=json, params=params, expect=expect, name=name)
 
-    def get(self, path: str, *, params: dict | None = None, expect: tuple[int, ...] = (200,),
-            name: str | None = None):
+    def get(self, path: str, *, params: dict | None = None, expect: tuple[int, ...] = (200,), name: str | None = None):
         return self.request("GET", path, params=params, expect=expect, name=name)
 
-    def post(self, path: str, *, json: Any = None, expect: tuple[int, ...] = (200, 201, 202),
-             name: str | None = None):
+    def post(self, path: str, *, json: Any = None, expect: tuple[int, ...] = (200, 201, 202), name: str | None = None):
         return self.request("POST", path, json=json, expect=expect, name=name)
 
     def delete(self, path: str, *, expect: tuple[int, ...] = (204,), name: str | None = None):
@@ -97,9 +95,8 @@ class OpenStackClient(CloudSession):
         if key not in self._services:
             endpoint = self.endpoint(service)
             if endpoint is None:
-                target = self.target
-                raise PreflightError(f"no {service} service in the catalog of {target.who} (interface "
-                                     f"{target.interface}, region {target.region_name or 'any'})")
+                raise PreflightError(f"no {service} service in the catalog of {self.target.who} (interface "
+                                     f"{self.target.interface}, region {self.target.region_name or 'any'})")
             self._services[key] = ServiceClient(self, short, endpoint, headers)
         return self._services[key]
 
@@ -143,9 +140,8 @@ class OpenStackClient(CloudSession):
             key = (service.service, method, path, tuple(params) if params else ())
             name = self._names.get(key)
             if name is None:
-                name = f"{service.service} {method} {template(path)}"
-                if params:
-                    name += "?" + "&".join(sorted(params))
+                query = "?" + "&".join(sorted(params)) if params else ""
+                name = f"{service.service} {method} {template(path)}{query}"
                 if len(self._names) < 10_000:  # paths with ids are templated once per id
                     self._names[key] = name
         headers = dict(service.headers)
@@ -168,8 +164,7 @@ class OpenStackClient(CloudSession):
                                      response_length=0, exception=error, context={})
             raise error from None
         elapsed = (time.perf_counter() - started) * 1000
-        request_id = response.headers.get("x-openstack-request-id") or \
-            response.headers.get("x-compute-request-id")
+        request_id = request_id_of(response)
         if action is not None and request_id:
             action.request_ids.append(request_id)
             self.index.note(action, request_id)
@@ -188,9 +183,8 @@ class OpenStackClient(CloudSession):
             if action is not None:
                 context.update(action=action.action, user=action.who, global_request_id=action.global_request_id)
         self.events.request.fire(request_type=method, name=name, response_time=elapsed,
-                                 response_length=len(response.content),
-                                 exception=error and generalize(str(error), self.state.names),
-                                 context=context)
+                                 response_length=len(response.content), context=context,
+                                 exception=error and generalize(str(error), self.state.names))
         if error is not None:
             raise error
         return response
@@ -208,14 +202,12 @@ class OpenStackClient(CloudSession):
             raise PreflightError(f"the catalog of {self.target.who} has no image service to choose an "
                                  f"image from: give --image with an image id")
         images = self.image.get("/v2/images", params={"limit": "1000"}).json().get("images", [])
-        return _pick("image", wanted, images, "--image",
-                     default=lambda: next((i for i in images if i.get("status") == "active"), None))
+        return _pick("image", wanted, images, "--image", next((i for i in images if i.get("status") == "active"), None))
 
     def find_flavor(self, wanted: str | None) -> str:
         flavors = self.compute.get("/flavors/detail").json().get("flavors", [])
         return _pick("flavor", wanted, flavors, "--flavor",
-                     default=lambda: min(flavors, key=lambda f: (f.get("vcpus", 0), f.get("ram", 0),
-                                                                 f.get("disk", 0)), default=None))
+                     min(flavors, key=lambda f: (f.get("vcpus", 0), f.get("ram", 0), f.get("disk", 0)), default=None))
 
     def find_network(self, wanted: str | None) -> str:
         """A network id, or "none" (microversion 2.37+) when the project has no network."""
@@ -242,39 +234,32 @@ class OpenStackClient(CloudSession):
                              f"choose one with --network")
 
 
-def _pick(kind: str, wanted: str | None, items: list[dict], option: str,
-          default: Callable[[], dict | None] | None = None) -> str:
+def _pick(kind: str, wanted: str | None, items: list[dict], option: str, default: dict | None = None) -> str:
     if wanted:
-        by_id = [item for item in items if item.get("id") == wanted]
-        by_name = [item for item in items if item.get("name") == wanted]
-        found = by_id or by_name
+        found = ([item for item in items if item.get("id") == wanted]
+                 or [item for item in items if item.get("name") == wanted])
         if len(found) == 1:
             return found[0]["id"]
         if len(found) > 1:
             raise PreflightError(f"{option} {wanted!r} matches {len(found)} {kind}s; give its id")
         names = ", ".join(sorted(str(item.get("name") or item.get("id")) for item in items)[:8])
         raise PreflightError(f"{option} {wanted!r} matches no {kind}; available: {names or 'none'}")
-    chosen = default() if default else None
-    if chosen is None:
+    if default is None:
         raise PreflightError(f"the cloud has no usable {kind}; create one or name it with {option}")
-    return chosen["id"]
+    return default["id"]
 
 
 def shared_waiter(state: RunState, client: OpenStackClient, kind: str | None = None) -> Any:
     """The waiter of this process for the client's credential (`kind` overrides --waiter)."""
     kind = kind or state.options.waiter
     key = f"{client.target.key}/{kind}"
-    waiter = state.waiters.get(key)
-    if waiter is None:
+    if key not in state.waiters:
         interval = state.options.status_poll_interval
-        if kind == "per-server":
-            waiter = PerServerWaiter(client.compute, interval)
-        else:
-            # its own client: the shared poll belongs to no user's action, so neither its
-            # request ids nor its failures are pinned on the action of the user that came first
-            waiter = BatchedServerWaiter(OpenStackClient(state, client.target, "waiter").compute, interval)
-        state.waiters[key] = waiter
-    return waiter
+        # batched: its own client; the shared poll belongs to no user's action, so neither its
+        # request ids nor its failures are pinned on the action of the user that came first
+        state.waiters[key] = PerServerWaiter(client.compute, interval) if kind == "per-server" else \
+            BatchedServerWaiter(OpenStackClient(state, client.target, "waiter").compute, interval)
+    return state.waiters[key]
 
 
 def microversion_at_least(version: str, major: int, minor: int) -> bool:

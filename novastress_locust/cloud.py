@@ -13,6 +13,7 @@ module imports nothing of Locust: `novastress-cleanup` runs without it.
 """
 from __future__ import annotations
 
+import itertools
 import random
 import re
 import time
@@ -150,7 +151,7 @@ class RetryingClient(CloudSession):
         who = f"{self.target.who} ({self.target.source})"
         try:
             with quiet_discovery():
-                self._retry(lambda: self.session.get_token(), "authenticate")
+                self._retry(self.session.get_token, "authenticate")
         except CallFailed as exc:
             if exc.status == 401:
                 raise CredentialsError(f"authentication failed for {who}: the cloud answered 401; check "
@@ -185,9 +186,7 @@ class RetryingClient(CloudSession):
     def _retry(self, function: Callable[[], Any], label: str):
         from keystoneauth1 import exceptions as ks
         delay = self.retry.backoff
-        attempt = 0
-        while True:
-            attempt += 1
+        for attempt in itertools.count(1):
             try:
                 return function()
             except CallFailed as exc:
@@ -213,8 +212,7 @@ class RetryingClient(CloudSession):
 
 def _connection_reason(text: str) -> str | None:
     """`Connection refused`, `Name or service not known`…: the socket's own words, if any."""
-    found = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
-    if found:
+    if found := re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text):
         return found.group(1).strip()
     if "Unable to establish connection" in text or "timed out" in text.lower():
         return "unable to establish a connection"

@@ -44,8 +44,7 @@ ENV_ALIASES = {"OS_TENANT_NAME": "project_name", "OS_TENANT_ID": "project_id",
                "OS_ENDPOINT_TYPE": "interface"}
 # the catalog types a service goes by, in order of preference: clouds list Cinder v3 as
 # block-storage, volumev3 or (older ones) volume
-CATALOG_TYPES = {"volume": ("block-storage", "volumev3", "volume"),
-                 "block-storage": ("block-storage", "volumev3", "volume")}
+CATALOG_TYPES = dict.fromkeys(("volume", "block-storage"), ("block-storage", "volumev3", "volume"))
 
 
 @dataclass
@@ -113,10 +112,6 @@ class CloudTarget:
         return ks_session.Session(auth=auth, verify=verify, session=transport,
                                   app_name="novastress-locust")
 
-    def endpoint_filter(self, service_type: str) -> dict[str, Any]:
-        return {"service_type": service_type, "interface": self.interface,
-                "region_name": self.region_name}
-
     def endpoint(self, session, service: str) -> str | None:
         """The URL of `service` in the catalog of the session's token; None when the catalog does
         not list it. The one answer to "is this service here?": a cloud without Cinder or Neutron
@@ -129,7 +124,8 @@ class CloudTarget:
         from keystoneauth1 import exceptions as ks
         for service_type in CATALOG_TYPES.get(service, (service,)):
             try:
-                url = session.get_endpoint(**self.endpoint_filter(service_type))
+                url = session.get_endpoint(service_type=service_type, interface=self.interface,
+                                           region_name=self.region_name)
             except ks.CatalogException:  # EndpointNotFound, EmptyCatalog: not in this catalog
                 continue
             if url:
@@ -203,19 +199,15 @@ def resolve(parsed_options, environ: Mapping[str, str] | None = None) -> CloudTa
     settings = {key: merged.pop(key) for key in SETTING_KEYS if key in merged}
     auth_type = str(settings.get("auth_type") or _guess_auth_type(merged))
     auth = dict(merged)
-    if auth_type in ("password", "v3password", "v3applicationcredential") and \
-            (auth.get("username") or auth.get("project_name")):
+    if auth_type in ("password", "v3password", "v3applicationcredential"):
         # Keystone v3 needs a domain with a name; Default is what devstack and most clouds use
-        if auth.get("username") and not (auth.get("user_domain_name") or auth.get("user_domain_id")):
-            auth["user_domain_name"] = "Default"
-        if auth.get("project_name") and not (auth.get("project_domain_name") or auth.get("project_domain_id")):
-            auth["project_domain_name"] = "Default"
+        for name, domain in (("username", "user_domain"), ("project_name", "project_domain")):
+            if auth.get(name) and not (auth.get(f"{domain}_name") or auth.get(f"{domain}_id")):
+                auth[f"{domain}_name"] = "Default"
     sources = sorted(set(origin.values()), key=[name for name, _ in layers].index)
-    verify: bool | str = True
+    verify: bool | str = str(settings["cacert"]) if settings.get("cacert") else True
     if settings.get("insecure") in (True, "true", "True", "1", "yes"):
         verify = False
-    elif settings.get("cacert"):
-        verify = str(settings["cacert"])
     return CloudTarget(auth_type=auth_type, auth=auth, source=" + ".join(reversed(sources)),
                        region_name=settings.get("region_name"),
                        interface=str(settings.get("interface") or "public"), verify=verify,
@@ -232,11 +224,8 @@ def _guess_auth_type(auth: Mapping[str, Any]) -> str:
 
 
 def from_options(parsed_options) -> dict[str, Any]:
-    values: dict[str, Any] = {key: getattr(parsed_options, f"os_{key}", None) for key in AUTH_KEYS}
-    values["auth_type"] = getattr(parsed_options, "os_auth_type", None)
-    values["region_name"] = getattr(parsed_options, "os_region_name", None)
-    values["interface"] = getattr(parsed_options, "os_interface", None)
-    values["cacert"] = getattr(parsed_options, "os_cacert", None)
+    values: dict[str, Any] = {key: getattr(parsed_options, f"os_{key}", None)
+                              for key in (*AUTH_KEYS, "auth_type", "region_name", "interface", "cacert")}
     values["insecure"] = True if getattr(parsed_options, "insecure", False) else None
     for item in getattr(parsed_options, "os_auth_option", None) or []:
         key, sep, value = item.partition("=")
@@ -260,9 +249,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
 
 def clouds_yaml_paths(environ: Mapping[str, str]) -> list[Path]:
     """The standard search paths of os-client-config / openstacksdk, in order."""
-    paths: list[Path] = []
-    if environ.get("OS_CLIENT_CONFIG_FILE"):
-        paths.append(Path(environ["OS_CLIENT_CONFIG_FILE"]))
+    paths = [Path(environ["OS_CLIENT_CONFIG_FILE"])] if environ.get("OS_CLIENT_CONFIG_FILE") else []
     home = Path(environ.get("HOME", str(Path.home())))
     config_home = Path(environ.get("XDG_CONFIG_HOME", str(home / ".config")))
     for directory in (Path.cwd(), config_home / "openstack", Path("/etc/openstack")):
@@ -289,23 +276,21 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 
 
 def from_clouds_yaml(cloud_name: str, environ: Mapping[str, str]) -> dict[str, Any]:
-    searched = [p for p in clouds_yaml_paths(environ)]
+    searched = clouds_yaml_paths(environ)
     found = next((p for p in searched if p.is_file()), None)
     if found is None:
         raise CredentialsError(f"cloud {cloud_name!r} requested (--os-cloud/OS_CLOUD) but no clouds.yaml "
                                f"found; searched {', '.join(str(p) for p in searched[:4])}...")
-    entry = (_load_yaml(found).get("clouds") or {}).get(cloud_name)
+    clouds = _load_yaml(found).get("clouds") or {}
+    entry = clouds.get(cloud_name)
     if entry is None:
-        raise CredentialsError(f"cloud {cloud_name!r} is not in {found}; its clouds: "
-                               f"{', '.join(_load_yaml(found).get('clouds') or {}) or 'none'}")
+        raise CredentialsError(f"cloud {cloud_name!r} is not in {found}; its clouds: {', '.join(clouds) or 'none'}")
     secure = found.with_name("secure.yaml")
     if secure.is_file():
         entry = _deep_merge(entry, (_load_yaml(secure).get("clouds") or {}).get(cloud_name) or {})
-    values: dict[str, Any] = dict(entry.get("auth") or {})
-    values["auth_type"] = entry.get("auth_type")
-    values["region_name"] = entry.get("region_name") or (entry.get("regions") or [None])[0]
-    values["interface"] = entry.get("interface") or entry.get("endpoint_type")
-    values["cacert"] = entry.get("cacert")
+    values = {**(entry.get("auth") or {}), "auth_type": entry.get("auth_type"),
+              "region_name": entry.get("region_name") or (entry.get("regions") or [None])[0],
+              "interface": entry.get("interface") or entry.get("endpoint_type"), "cacert": entry.get("cacert")}
     if entry.get("verify") is False or entry.get("insecure") is True:
         values["insecure"] = True
     return values

@@ -115,8 +115,6 @@ class RunState:
     invariants: Any = None        # invariants.Invariants (invariants.invariants)
     storm: Any = None             # storm.StormState (storm.storm_state)
     class_setups: Any = None      # unit-test classes set up once per run (actions.unit_test)
-    _names: re.Pattern | None = None
-    _names_key: tuple[str, str] | None = None
 
     @property
     def options(self):
@@ -124,11 +122,8 @@ class RunState:
 
     @property
     def names(self) -> re.Pattern:
-        """Matches the names this run gives its resources."""
-        if self._names is None or self._names_key != (self.prefix, self.run_id):
-            self._names_key = (self.prefix, self.run_id)
-            self._names = re.compile(rf"\b{re.escape(self.prefix)}-{re.escape(self.run_id)}-[\w-]+")
-        return self._names
+        """Matches the names this run gives its resources (re's cache keeps it compiled)."""
+        return re.compile(rf"\b{re.escape(self.prefix)}-{re.escape(self.run_id)}-[\w-]+")
 
     @property
     def worker(self) -> str:
@@ -159,11 +154,9 @@ class RunState:
     # -- credentials and shared auth ---------------------------------------
     def ensure_target(self) -> CloudTarget:
         if self.target is None:
-            target = credentials.resolve(self.options)
-            if target is None:
-                raise CredentialsError("no cloud configured (set --os-cloud, OS_* variables or "
-                                       "--tempest-conf)")
-            self.target = target
+            self.target = credentials.resolve(self.options)
+            if self.target is None:
+                raise CredentialsError("no cloud configured (set --os-cloud, OS_* variables or --tempest-conf)")
         return self.target
 
     def use_embedded_admin(self) -> None:
@@ -191,12 +184,9 @@ class RunState:
 
     def auth(self, target: CloudTarget):
         """One auth plugin per credential per process: every user of it shares one token."""
-        plugin = self.auths.get(target.key)
-        if plugin is None:
-            plugin = target.plugin()
-            _share_auth(plugin, self.environment)
-            self.auths[target.key] = plugin
-        return plugin
+        if target.key not in self.auths:
+            self.auths[target.key] = _share_auth(target.plugin(), self.environment)
+        return self.auths[target.key]
 
     def token_rejected(self, target: CloudTarget, token: str | None) -> None:
         """A call got 401 with `token`: drop it unless another user already replaced it.
@@ -248,11 +238,9 @@ class RunState:
 
 def run_state(environment) -> RunState:
     """The RunState of this Environment, created on first use."""
-    state = getattr(environment, "novastress", None)
-    if state is None:
-        state = RunState(environment)
-        environment.novastress = state
-    return state
+    if getattr(environment, "novastress", None) is None:
+        environment.novastress = RunState(environment)
+    return environment.novastress
 
 
 def request_index(environment) -> RequestIndex:
@@ -260,7 +248,7 @@ def request_index(environment) -> RequestIndex:
     return run_state(environment).requests
 
 
-def _share_auth(plugin, environment) -> None:
+def _share_auth(plugin, environment):
     """Every token request of a shared auth plugin fires `identity POST /v3/auth/tokens`."""
     get_auth_ref = plugin.get_auth_ref
 
@@ -269,3 +257,4 @@ def _share_auth(plugin, environment) -> None:
             return get_auth_ref(session, **kwargs)
 
     plugin.get_auth_ref = timed_get_auth_ref
+    return plugin

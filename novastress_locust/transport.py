@@ -61,20 +61,23 @@ class _Connecting(Exception):
 class FastResponse(requests.Response):
     """A requests.Response built without the per-response cookie jar (made on first use)."""
 
-    def __init__(self) -> None:  # noqa: D107 - requests.Response.__init__ is skipped on purpose
-        self._content = False
+    def __init__(self, status_code: int | None = None, reason: str | None = None, headers: Any = None,
+                 content: Any = False, url: str | None = None, request: Any = None,
+                 elapsed: datetime.timedelta = datetime.timedelta(0)) -> None:
+        # requests.Response.__init__ is skipped on purpose
+        self._content = content
         self._content_consumed = True
         self._next = None
         self._cookies = None
-        self.status_code = None
-        self.headers = CaseInsensitiveDict()
+        self.status_code = status_code
+        self.headers = CaseInsensitiveDict() if headers is None else headers
         self.raw = None
-        self.url = None
-        self.encoding = None
+        self.url = url
+        self.encoding = get_encoding_from_headers(self.headers)
         self.history = []
-        self.reason = None
-        self.elapsed = datetime.timedelta(0)
-        self.request = None
+        self.reason = reason
+        self.elapsed = elapsed
+        self.request = request
 
     @property
     def cookies(self) -> requests.cookies.RequestsCookieJar:
@@ -118,10 +121,9 @@ class FastSession(requests.Session):
             self.fallback_calls += 1
             return super().request(method, url, params=params, data=data, headers=headers, **kwargs)
         self.fast_calls += 1
-        cert, timeout = kwargs.get("cert"), kwargs.get("timeout")
         # both are part of a pool's key: lists (as JSON config gives them) become tuples
-        cert = tuple(cert) if isinstance(cert, list) else cert
-        timeout = tuple(timeout) if isinstance(timeout, list) else timeout
+        cert, timeout = (tuple(value) if isinstance(value, list) else value
+                         for value in (kwargs.get("cert"), kwargs.get("timeout")))
         return self._send(method.upper(), url, params, data, headers, timeout, kwargs.get("verify", True), cert)
 
     def _send(self, method: str, url: str, params: Any, body: str | bytes | None, headers: Any,
@@ -136,12 +138,9 @@ class FastSession(requests.Session):
         if not _PLAIN_URL.match(url):
             url = requote_uri(url)
         parts = urlsplit(url)
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
+        target = (parts.path or "/") + ("?" + parts.query if parts.query else "")
         sent = CaseInsensitiveDict(self.headers)
-        if headers:
-            sent.update(headers)
+        sent.update(headers or {})
         for name in [name for name, value in sent.items() if value is None]:
             del sent[name]
         if isinstance(body, str):
@@ -169,29 +168,19 @@ class FastSession(requests.Session):
             # the cloud closed or broke the connection mid-answer
             raise requests.exceptions.ConnectionError(error, request=prepared) from None
 
-        response = FastResponse()
-        response.status_code = answer.status_code
-        response.reason = answer.status_message
-        response.headers = CaseInsensitiveDict(answer.info().itermerged())
-        coding = response.headers.get("Content-Encoding")
+        received = CaseInsensitiveDict(answer.info().itermerged())
+        coding = received.get("Content-Encoding")
         if coding and content:
             content = _inflate(coding, content)
-        response._content = content
-        response.encoding = get_encoding_from_headers(response.headers)
-        response.url = url
-        response.request = prepared
-        response.elapsed = datetime.timedelta(seconds=time.perf_counter() - started)
-        return response
+        return FastResponse(answer.status_code, answer.status_message, received, content, url, prepared,
+                            datetime.timedelta(seconds=time.perf_counter() - started))
 
     def _client(self, parts, timeout: Any, verify: bool | str, cert: Any) -> HTTPClient:
+        """The pooled client of these settings, made on first use."""
         secure = parts.scheme == "https"
         key = (parts.scheme, parts.netloc, timeout, verify if secure else None, cert if secure else None)
-        client = self._clients.get(key)
-        if client is None:
-            client = self._clients[key] = self._new_client(parts, timeout, verify, cert, secure)
-        return client
-
-    def _new_client(self, parts, timeout: Any, verify: bool | str, cert: Any, secure: bool) -> HTTPClient:
+        if key in self._clients:
+            return self._clients[key]
         connect, read = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         options: dict[str, Any] = {}
         if secure:
@@ -215,6 +204,7 @@ class FastSession(requests.Session):
             pool._create_socket = connecting
         if hasattr(pool, "_is_socket_alive") and _POLL is not None:
             pool._is_socket_alive = _socket_alive
+        self._clients[key] = client
         return client
 
     def close(self) -> None:
@@ -268,10 +258,7 @@ def _tls_context(verify: bool | str, cert: Any) -> ssl.SSLContext:
         context.verify_mode = ssl.CERT_NONE
     else:
         bundle = DEFAULT_CA_BUNDLE_PATH if verify is True else str(verify)
-        if os.path.isdir(bundle):
-            context = gevent.ssl.create_default_context(capath=bundle)
-        else:
-            context = gevent.ssl.create_default_context(cafile=bundle)
+        context = gevent.ssl.create_default_context(**{"capath" if os.path.isdir(bundle) else "cafile": bundle})
     if cert:
         certfile, keyfile = cert if isinstance(cert, tuple) else (cert, None)
         context.load_cert_chain(certfile, keyfile)

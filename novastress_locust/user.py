@@ -28,8 +28,8 @@ from locust.runners import STATE_CLEANUP, STATE_STOPPED, STATE_STOPPING
 
 from . import phases
 from . import plugin as _plugin  # noqa: F401  (a locustfile importing NovaUser gets novastress's listeners)
-from .client import (ApiError, OpenStackClient, ServiceClient, generalize, microversion_at_least, shared_waiter,
-                     template)
+from .client import (ApiError, OpenStackClient, ServiceClient, generalize, microversion_at_least, request_id_of,
+                     shared_waiter, template)
 from .errors import error_message, first_line
 from .kinds import KINDS, reset_volume, volume_held_for
 from .options import BACKOFF_AFTER
@@ -112,9 +112,8 @@ class NovaUser(User):
             except Exception as exc:
                 if self.being_stopped():
                     raise GreenletExit() from exc
-                reason = first_line(exc)
                 self.state.count(self.name, "setup", failed=True)
-                LOG.warning("%s setup failed: %s; trying again in %g s", self.name, reason, delay)
+                LOG.warning("%s setup failed: %s; trying again in %g s", self.name, first_line(exc), delay)
                 if self.options.stop_on_error:
                     self.state.stop_run(f"{self.name} setup failed (--stop-on-error)")
                 self.state.backed_off("setup")
@@ -267,13 +266,12 @@ class NovaUser(User):
         name = self.resource_name("server")
         with self.atomic("boot_server"):
             self.track("server", name)
-            body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id,
-                                    **extra}
+            body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id, **extra}
             if boot.networks != "none" or microversion_at_least(self.options.compute_microversion, 2, 37):
                 body["networks"] = boot.networks
             before = time.time()
             response = self.compute.post("/servers", json={"server": body}, expect=(202,))
-            server, request_id = response.json()["server"], _request_id(response)
+            server, request_id = response.json()["server"], request_id_of(response)
             del response          # a waiting user keeps no HTTP response (thousands of them wait)
             self.track("server", name, server["id"])
             active = self.wait_server(server["id"], name, ACTIVE, self.options.build_timeout,
@@ -331,8 +329,7 @@ class NovaUser(User):
         while True:
             gevent.sleep(self.options.status_poll_interval)
             seen = fetch()
-            reason = failed(seen) if failed is not None else None
-            if reason:
+            if failed is not None and (reason := failed(seen)):
                 raise WaitError(f"{what} {reason}")
             if done(seen):
                 return seen
@@ -407,17 +404,14 @@ class NovaUser(User):
         with self.atomic("create_floating_ip"):
             return self.create_floating_ip(self.external_network(pool))
 
-    def server_port(self, server: dict) -> dict:
-        ports = self.client.network.get("/v2.0/ports", params={"device_id": server["id"]}).json()["ports"]
-        if not ports:
-            raise ApiError(f"server {server.get('name')} ({server['id']}) has no port: boot it on a "
-                           f"network (--network) to give it a floating IP")
-        return ports[0]
-
     def associate_floating_ip(self, fip: dict, server: dict) -> dict:
         """Point the floating IP at the server's port; wait until Neutron says ACTIVE."""
         with self.atomic("associate_floating_ip"):
-            port = self.server_port(server)
+            ports = self.client.network.get("/v2.0/ports", params={"device_id": server["id"]}).json()["ports"]
+            if not ports:
+                raise ApiError(f"server {server.get('name')} ({server['id']}) has no port: boot it on a "
+                               f"network (--network) to give it a floating IP")
+            port = ports[0]
             self.client.network.request("PUT", f"/v2.0/floatingips/{fip['id']}",
                                         json={"floatingip": {"port_id": port["id"]}}, expect=(200,))
             return self.poll(f"floating IP {fip['floating_ip_address']}", lambda: self.show("floating_ip", fip["id"]),
@@ -473,11 +467,8 @@ class NovaUser(User):
 
     def delete_keypair(self, keypair: dict) -> None:
         with self.atomic("delete_keypair"):
-            self._delete_keypair(keypair["name"])
-
-    def _delete_keypair(self, name: str) -> None:
-        KINDS["keypair"].delete(self.client.request, name)
-        self.untrack(name)
+            KINDS["keypair"].delete(self.client.request, keypair["name"])
+            self.untrack(keypair["name"])
 
     # -- server actions ----------------------------------------------------------
     def server_action(self, server: dict, body: dict, status: str | None = "ACTIVE",
@@ -486,7 +477,7 @@ class NovaUser(User):
         name = atomic or next(iter(body)).replace("os-", "")
         with self.atomic(name):
             before = time.time()
-            request_id = _request_id(self.compute.post(
+            request_id = request_id_of(self.compute.post(
                 f"/servers/{server['id']}/action", json=body, expect=(202, 204),
                 name=f"compute POST /servers/{{id}}/action {next(iter(body))}"))
             if status is None:
@@ -547,26 +538,22 @@ class NovaUser(User):
         cannot be deleted yet: wait for that first. One held for a server that is gone is reset:
         in-use at once (its detach was lost), reserved or attaching once the wait is over (the
         attach that raced the delete was lost, Nova will not take the reservation back)."""
-        seen = self.show("volume", volume_id)
+        what, show = f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id)
+        seen = show()
         if seen is not None and seen["status"] in VOLUME_BUSY:
             try:
-                seen = self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
-                                 lambda s: s is None or s["status"] not in VOLUME_BUSY
-                                 or (s["status"] == "in-use" and bool(self._stranded(s))),
-                                 self.options.delete_timeout)
+                seen = self.poll(what, show, lambda s: s is None or s["status"] not in VOLUME_BUSY or
+                                 (s["status"] == "in-use" and bool(self._stranded(s))), self.options.delete_timeout)
             except WaitError:
-                seen = self.show("volume", volume_id)
+                seen = show()
                 if seen is None or not self._stranded(seen):
                     raise
         if seen is not None and seen["status"] in VOLUME_BUSY and self._stranded(seen):
             seen = self._reset_stranded(seen, name)
-        if seen is None:
-            return
-        if seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
-            self.poll(f"volume {name} ({volume_id})", lambda: self.show("volume", volume_id),
-                      lambda s: s is None, self.options.delete_timeout)
-            return
-        self._delete_volume(volume_id, name)
+        if seen is not None and seen["status"] == "deleting":  # stopped while deleting it: only the wait is left
+            self.poll(what, show, lambda s: s is None, self.options.delete_timeout)
+        elif seen is not None:
+            self._delete_volume(volume_id, name)
 
     def delete_image(self, image_id: str, name: str, client: "OpenStackClient | None" = None) -> None:
         """Delete an image once written: a snapshot still being saved is waited for (deleting it
@@ -596,12 +583,9 @@ class NovaUser(User):
             held_for = volume_held_for(self.client.request, volume)
         except (ApiError, ValueError):
             return []
-        if not held_for:
-            return []
-        for server_id in held_for:
-            if self.compute.get(f"/servers/{server_id}", expect=(200, 404)).status_code == 200:
-                return []
-        return held_for
+        exists = (self.compute.get(f"/servers/{server_id}", expect=(200, 404)).status_code == 200
+                  for server_id in held_for)
+        return [] if any(exists) else held_for
 
     def _reset_stranded(self, volume: dict, name: str) -> dict | None:
         """Only an admin can free a volume held for a server that is gone: reset it (available,
@@ -636,16 +620,15 @@ class NovaUser(User):
             except GreenletExit:
                 raise
             except Exception as exc:
+                reason = first_line(exc)
                 if tracked.resource_id is None:
                     # not even found by name: whether it exists is for the final sweep to tell (it
                     # lists every name of the run); a leak is something that exists, by id
                     LOG.warning("%s could not look for %s %s: %s; the final sweep will", self.name,
-                                tracked.kind, tracked.name, first_line(exc))
+                                tracked.kind, tracked.name, reason)
                 else:
-                    self.state.leaks.append(Leak(tracked.kind, tracked.name, tracked.resource_id,
-                                                 first_line(exc)))
-                    LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name,
-                              first_line(exc))
+                    self.state.leaks.append(Leak(tracked.kind, tracked.name, tracked.resource_id, reason))
+                    LOG.error("%s could not delete %s %s: %s", self.name, tracked.kind, tracked.name, reason)
                 self.untrack(tracked.name)
 
 
@@ -656,8 +639,7 @@ class Atomic(timed):
     __slots__ = ("user", "outer")
 
     def __init__(self, user: NovaUser, name: str) -> None:
-        super().__init__(user.environment.events, "ATOMIC", name, describe=user._generalized,
-                         counts=user._reported)
+        super().__init__(user.environment.events, "ATOMIC", name, describe=user._generalized, counts=user._reported)
         self.user = user
 
     def __enter__(self) -> "Atomic":
@@ -669,10 +651,6 @@ class Atomic(timed):
         super().__exit__(kind, error, traceback)
 
 
-def _request_id(response) -> str | None:
-    return response.headers.get("x-openstack-request-id") or response.headers.get("x-compute-request-id")
-
-
 def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:
     """Make `function(user)` a Locust task timed as one ACTION named after it."""
     def task(user: NovaUser) -> Any:
@@ -681,7 +659,6 @@ def action(function: Callable[[NovaUser], Any]) -> Callable[[NovaUser], Any]:
     task.__name__ = function.__name__
     task.__doc__ = function.__doc__
     return task
-
 
 
 __all__ = ["NovaUser", "OpenStackClient", "ServiceClient", "ApiError", "action", "template"]
