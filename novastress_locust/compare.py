@@ -16,6 +16,7 @@ import argparse
 import html
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,10 +75,9 @@ def _pct(value: float | None) -> str:
 
 
 def _counts(document: dict, key: str, field: str) -> dict[str, int]:
-    found: dict[str, int] = {}
+    found: Counter[str] = Counter()
     for item in document.get(key) or []:
-        name = str(item.get(field) or "?")
-        found[name] = found.get(name, 0) + int(item.get("occurrences", 1))
+        found[str(item.get(field) or "?")] += int(item.get("occurrences", 1))
     return found
 
 
@@ -107,8 +107,7 @@ def compare(old: dict, new: dict, args, cells: list[list[str]] | None = None) ->
         grew = p50 if args.metric == "p50" else p95
         if args.max_degradation is not None and grew is not None and grew > args.max_degradation:
             degraded.append(f"{kind} {name}: {args.metric} {_pct(grew)} (more than {args.max_degradation:g} %)")
-        rise = now.failure_rate - was.failure_rate
-        if rise > args.max_failure_increase:
+        if now.failure_rate - was.failure_rate > args.max_failure_increase:
             degraded.append(f"{kind} {name}: failure rate {was.failure_rate:.1f} % -> {now.failure_rate:.1f} % "
                             f"(more than {args.max_failure_increase:g} points)")
     for title, key, field in (("log errors", "log_errors", "summary"), ("invariant violations", "violations", "kind"),
@@ -162,11 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     cells: list[list[str]] = []
     lines, degraded = compare(old, new, args, cells)
     print("\n".join(lines))
-    if degraded:
-        verdict = "DEGRADED: " + "; ".join(degraded)
-    else:
-        verdict = "Verdict: " + ("not degraded" if args.max_degradation is not None
-                                 else "report only (no --max-degradation)")
+    verdict = "DEGRADED: " + "; ".join(degraded) if degraded else "Verdict: " + (
+        "not degraded" if args.max_degradation is not None else "report only (no --max-degradation)")
     if args.html:
         try:
             Path(args.html).write_text(page(args.old, args.new, cells, lines, verdict))

@@ -6,11 +6,10 @@ measure how the cloud recovers.
         --fault 'at=60s action=freeze service=nova-conductor for=5s'
 
 A fault is `key=value` words: a trigger (`at=30s`; `after=20`: once 20 actions have ended; or
-`every=45s` from `at=` or `after=` on), an `action`
-(restart, kill — SIGKILL, started again after `for=` —, stop, start, freeze — SIGSTOP for
-`for=`, then SIGCONT), a `service` (SERVICES) and for services that run on several hosts a
-`host` (a host as os-services names it, `random` or `all`). Several faults: `--fault` again,
-or `;` between them.
+`every=45s` from `at=` or `after=` on), an `action` (restart, kill — SIGKILL, started again after
+`for=` —, stop, start, freeze — SIGSTOP for `for=`, then SIGCONT), a `service` (SERVICES) and for
+services that run on several hosts a `host` (a host as os-services names it, `random` or `all`).
+Several faults: `--fault` again, or `;` between them.
 
 How a service is acted on comes from `--fault-preset`: systemd units as devstack names them
 (`devstack`), as distribution packages do (`systemd`), kolla-ansible's containers (`kolla`,
@@ -18,14 +17,13 @@ How a service is acted on comes from `--fault-preset`: systemd units as devstack
 Commands run over SSH on the service's host (the log watch's settings and host-key rules;
 `--log-host-map` names their addresses) or, with `--fault-local` and for `realnova`, here.
 
-Only the master (or the local runner) injects, and only what the schedule names. Each fault is
-a FAULT row (`restart nova-compute@compute-1`: the command's time; a failure when the command
-failed), then RECOVERY rows: the service back (`nova-compute@compute-1 back`: from its start or
-thaw to a heartbeat in os-services newer than the fault, or its API answering) and each kind
-of action's first success after it (`boot_and_delete after restart nova-compute@compute-1`).
-At the end of the test (-t, Ctrl-C, SIGTERM) every service the schedule left stopped, killed
-or frozen is started or thawed again; one line names any that could not be.
-`--fault-dry-run` prints the commands and runs none.
+Only the master (or the local runner) injects, and only what the schedule names. Each fault is a
+FAULT row (`restart nova-compute@compute-1`: the command's time; a failure when the command failed),
+then RECOVERY rows: the service back (`nova-compute@compute-1 back`: from its start or thaw to a
+heartbeat in os-services newer than the fault, or its API answering) and each kind of action's first
+success after it (`boot_and_delete after restart nova-compute@compute-1`). At the end of the test
+(-t, Ctrl-C, SIGTERM) every service the schedule left stopped, killed or frozen is started or thawed
+again; one line names any that could not be. `--fault-dry-run` prints the commands and runs none.
 """
 from __future__ import annotations
 
@@ -60,7 +58,6 @@ class FaultRecord:
     error: str | None = None
     back_seconds: float | None = None            # service back, from its start or thaw
     next_success: dict[str, float] = field(default_factory=dict)   # action -> seconds after the fault
-    ended: float | None = None                   # when the service was started / thawed again
     phase: str = "acting"                        # acting, recovering, done
     recovered: float | None = None               # when the recovery check ended (seconds after start)
     not_back: str | None = None                  # why the service was not seen back
@@ -114,10 +111,9 @@ class Schedule:
     """The faults of one test, run by one greenlet on the master from test start to test stop."""
 
     def __init__(self, faults: list[Fault], chosen: Preset, runner: Runner, hosts: Callable[[str], list[str]],
-                 probe, report: Callable[..., None], dry_run: bool = False,
-                 recovery_timeout: float = 120.0, successes: Callable[[], dict[str, int]] | None = None,
-                 actions_ended: Callable[[], int] | None = None, window_grace: float = 60.0,
-                 aftermath: "Aftermath | None" = None) -> None:
+                 probe, report: Callable[..., None], dry_run: bool = False, recovery_timeout: float = 120.0,
+                 successes: Callable[[], dict[str, int]] | None = None, actions_ended: Callable[[], int] | None = None,
+                 window_grace: float = 60.0, aftermath: "Aftermath | None" = None) -> None:
         self.faults = faults
         self.preset = chosen
         self.runner = runner
@@ -141,8 +137,7 @@ class Schedule:
     # -- lifetime ---------------------------------------------------------------------------
     def start(self) -> None:
         self._started = time.monotonic()
-        for fault in self.faults:
-            self._loops.append(gevent.spawn(self._fault_loop, fault))
+        self._loops += [gevent.spawn(self._fault_loop, fault) for fault in self.faults]
 
     @property
     def active(self) -> bool:
@@ -223,20 +218,15 @@ class Schedule:
         return hosts if fault.host == "all" else [random.choice(hosts)]
 
     def _inject(self, fault: Fault, host: str, record: FaultRecord) -> None:
-        label = record.label
         started, held = time.monotonic(), 0.0
-        steps = {"restart": ["restart"], "start": ["start"], "stop": ["stop"],
-                 "kill": ["kill", "start"], "freeze": ["freeze", "thaw"]}[fault.action]
-        for number, verb in enumerate(steps):
+        for number, verb in enumerate([fault.action] + {"kill": ["start"], "freeze": ["thaw"]}.get(fault.action, [])):
             if number and fault.hold:
                 gevent.sleep(fault.hold)
                 held = fault.hold
             # what a failed command left is unknown: until a start (or thaw) succeeds, the end of
             # the run starts (or thaws) it
-            if verb in ("stop", "kill", "restart"):
-                self.down[(fault.service, host)] = "stopped"
-            elif verb == "freeze":
-                self.down[(fault.service, host)] = "frozen"
+            if verb in ("stop", "kill", "restart", "freeze"):
+                self.down[(fault.service, host)] = "frozen" if verb == "freeze" else "stopped"
             status, output = self._run(host, verb, fault.service, record)
             if status != 0:
                 record.error = f"{verb}: {first_line(output) or f'exit {status}'}"
@@ -244,11 +234,11 @@ class Schedule:
             if verb in ("start", "thaw", "restart"):
                 self.down.pop((fault.service, host), None)
         record.command_seconds = time.monotonic() - started - held
-        self.report("FAULT", label, record.command_seconds * 1000, record.error)
+        self.report("FAULT", record.label, record.command_seconds * 1000, record.error)
         if record.error or fault.action == "stop" or self.dry_run:
             record.phase = "done"
             return
-        record.phase, record.ended = "recovering", self.elapsed()
+        record.phase = "recovering"
         back_from = time.monotonic()
         # the heartbeats now: a restarted service's old process may have reported while it was
         # shutting down; only one newer than the end of the command is the new process's
@@ -276,8 +266,7 @@ class Schedule:
             now = self.successes()
             for name in list(waiting):
                 if now.get(name, 0) > before.get(name, 0):
-                    seconds = time.monotonic() - since
-                    record.next_success[name] = seconds
+                    seconds = record.next_success[name] = time.monotonic() - since
                     self.report("RECOVERY", f"{name} after {record.label}", seconds * 1000, None)
                     waiting.discard(name)
             gevent.sleep(0.25)
@@ -437,8 +426,10 @@ class Probe:
         self.endpoint = endpoint
         self.unchecked: str | None = None     # why a Nova service's return cannot be checked
 
-    def _heartbeats(self, binary: str, host: str) -> dict[str, tuple[str, str]]:
-        params = {"binary": binary, **({"host": host} if host else {})}
+    def _heartbeats(self, service: str, host: str) -> dict[str, tuple[str, str]]:
+        if service not in NOVA_BINARIES:
+            service, host = "nova-compute", ""
+        params = {"binary": service, **({"host": host} if host else {})}
         try:
             services = self.call("compute", "GET", "/os-services", params=params).json()["services"]
         except Exception as exc:
@@ -453,9 +444,8 @@ class Probe:
         """What to compare with afterwards (the heartbeats before the fault)."""
         if self.call is None or service in API_TYPES:
             return None                   # an API is back when its endpoint answers
-        binary = service if service in NOVA_BINARIES else "nova-compute"
         try:
-            return self._heartbeats(binary, host if service in NOVA_BINARIES else "")
+            return self._heartbeats(service, host)
         except Exception as exc:         # the cloud may already be struggling; compare with nothing
             LOG.debug("novastress: fault: no heartbeat before the fault: %s", first_line(exc))
             return {}
@@ -485,8 +475,7 @@ class Probe:
             return requests.get(url, timeout=5).status_code < 500
         # a Nova service (or what every heartbeat passes through: the broker, the database) is
         # back when a heartbeat newer than the fault arrived and os-services calls it up
-        binary = service if service in NOVA_BINARIES else "nova-compute"
-        now = self._heartbeats(binary, host if service in NOVA_BINARIES else "")
+        now = self._heartbeats(service, host)
         return any(state == "up" and _newer(updated, before.get(name, ("", ""))[0])
                    for name, (updated, state) in now.items())
 
@@ -550,9 +539,8 @@ def register(events) -> None:
     def on_test_stop(environment, **_kwargs) -> None:
         from .state import run_state
         schedule = run_state(environment).faults
-        if schedule is None or not schedule.active:
-            return
-        schedule.stop()      # the summary (summary.py) says what happened, and what was not restored
+        if schedule is not None and schedule.active:
+            schedule.stop()      # the summary (summary.py) says what happened, and what was not restored
 
     events.test_start.add_listener(on_test_start)
     events.test_stop.add_listener(on_test_stop)
@@ -647,14 +635,12 @@ def _ssh_runner(options) -> Runner:
 
     def run(host: str, text: str) -> tuple[int, str]:
         address, port = addresses.get(host, (host, None))
-        connection = connections.get(host)
-        if connection is None:
-            connection = connections[host] = SSHTransport(settings, address, port)
+        if host not in connections:
+            connections[host] = SSHTransport(settings, address, port)
         try:
-            output = connection.run(f"{text} 2>&1; echo novastress-exit=$?", timeout=COMMAND_TIMEOUT)
+            output = connections[host].run(f"{text} 2>&1; echo novastress-exit=$?", timeout=COMMAND_TIMEOUT)
         except TransportError as exc:
             return 255, str(exc)
-        text_out = output.decode(errors="replace").strip()
-        body, _, status = text_out.rpartition("novastress-exit=")
+        body, _, status = output.decode(errors="replace").strip().rpartition("novastress-exit=")
         return (int(status) if status.strip().isdigit() else 255), body.strip()
     return run

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from .errors import UserError
 
 ACTIONS = ("restart", "kill", "stop", "start", "freeze")
+VERBS = ("start", "stop", "restart", "kill", "freeze", "thaw")       # what a preset's commands do
+KEYS = ("at", "after", "every", "action", "service", "host", "for")
 SERVICES = ("nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "placement", "neutron",
             "glance", "keystone", "rabbitmq", "database")
 NOVA_BINARIES = ("nova-conductor", "nova-scheduler", "nova-compute")    # each reports to os-services
@@ -37,17 +39,13 @@ class Preset:
 
 
 def _systemd(names: dict[str, str]) -> Preset:
-    return Preset({"start": "sudo systemctl start {name}", "stop": "sudo systemctl stop {name}",
-                   "restart": "sudo systemctl restart {name}",
-                   "kill": "sudo systemctl kill --signal=SIGKILL {name}",
-                   "freeze": "sudo systemctl kill --signal=SIGSTOP {name}",
-                   "thaw": "sudo systemctl kill --signal=SIGCONT {name}"}, names)
+    return Preset({verb: f"sudo systemctl {how} {{name}}" for verb, how in zip(VERBS, (
+        "start", "stop", "restart", "kill --signal=SIGKILL", "kill --signal=SIGSTOP", "kill --signal=SIGCONT"))}, names)
 
 
 def _containers(engine: str) -> Preset:
-    return Preset({verb: f"sudo {engine} {command} {{name}}" for verb, command in (
-        ("start", "start"), ("stop", "stop"), ("restart", "restart"), ("kill", "kill"),
-        ("freeze", "pause"), ("thaw", "unpause"))},
+    return Preset({verb: f"sudo {engine} {command} {{name}}"
+                   for verb, command in zip(VERBS, ("start", "stop", "restart", "kill", "pause", "unpause"))},
         {"nova-api": "nova_api", "nova-conductor": "nova_conductor", "nova-scheduler": "nova_scheduler",
          "nova-compute": "nova_compute", "placement": "placement_api", "neutron": "neutron_server",
          "glance": "glance_api", "keystone": "keystone", "rabbitmq": "rabbitmq", "database": "mariadb"})
@@ -66,11 +64,11 @@ PRESETS: dict[str, Preset] = {
     "kolla": _containers("docker"),
     "kolla-podman": _containers("podman"),
     "realnova": Preset({verb: f"{shlex.quote(sys.executable)} -m novastress_locust.realnova.cli service "
-                              f"{verb} {{name}}" for verb in ("start", "stop", "restart", "kill", "freeze", "thaw")},
+                              f"{verb} {{name}}" for verb in VERBS},
                        {**{service: service for service in SERVICES}, "nova-compute": "nova-compute-{host}",
                         "database": "mariadb"}, local=True),
     # the embedded cloud: POST /fakecloud/services (faultplan's runner), no command line
-    "embedded": Preset({verb: f"{verb} {{name}}" for verb in ("start", "stop", "restart", "kill", "freeze", "thaw")},
+    "embedded": Preset({verb: f"{verb} {{name}}" for verb in VERBS},
                        {service: service for service in SERVICES}, local=True),
 }
 
@@ -87,10 +85,6 @@ class Fault:
     text: str = ""
     after: int | None = None       # after=N: once N actions have ended (instead of at=)
 
-    @property
-    def label(self) -> str:
-        return f"{self.action} {self.service}{'@' + self.host if self.host else ''}"
-
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 
@@ -106,12 +100,8 @@ def parse(texts: list[str] | str | None) -> list[Fault]:
     """Every fault of the options (repeated --fault, `;` between faults); FaultError on a mistake."""
     if not texts:
         return []
-    faults = []
-    for text in [texts] if isinstance(texts, str) else texts:
-        for one in (part.strip() for part in str(text).split(";")):
-            if one:
-                faults.append(_parse_one(one))
-    return faults
+    return [_parse_one(one) for text in ([texts] if isinstance(texts, str) else texts)
+            for one in (part.strip() for part in str(text).split(";")) if one]
 
 
 def _parse_one(text: str) -> Fault:
@@ -121,9 +111,8 @@ def _parse_one(text: str) -> Fault:
         if not sep or not value:
             raise FaultError(f"--fault {text!r}: {word!r} is not key=value; e.g. "
                              f"'at=30s action=restart service=nova-compute host=compute-1'")
-        if key not in ("at", "after", "every", "action", "service", "host", "for"):
-            raise FaultError(f"--fault {text!r}: unknown key {key!r}; keys: at, after, every, action, service, "
-                             f"host, for")
+        if key not in KEYS:
+            raise FaultError(f"--fault {text!r}: unknown key {key!r}; keys: {', '.join(KEYS)}")
         words[key] = value
     action, service = words.get("action"), words.get("service")
     if action not in ACTIONS:
@@ -157,9 +146,6 @@ def preset(name: str | None) -> Preset:
     if name not in PRESETS:
         raise FaultError(f"--fault-preset {name}: unknown; use one of {', '.join(PRESETS)}")
     return PRESETS[name]
-
-
-VERBS = ("start", "stop", "restart", "kill", "freeze", "thaw")
 
 
 def customized(chosen: Preset, commands: list[str] | None, names: list[str] | None) -> Preset:

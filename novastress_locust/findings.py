@@ -14,11 +14,10 @@ Three kinds, each grouped by what makes two occurrences the same bug:
   exception type (else the normalised message);
 * **invariant** — a violated invariant, by its class.
 
-Each finding keeps its count, first and last time, the request ids (the first REQUEST_IDS_KEPT),
-the actions and users involved, the hosts, and its first occurrence's text and lines. Workers
-record their own 5xx and invariant occurrences and ship them with their reports (report.py); the
-master's log watch adds the log ones. The summary, `--summary-json` and the web UI's Findings tab
-show them.
+Each finding keeps its count, first and last time, the request ids (the first REQUEST_IDS_KEPT), the
+actions and users involved, the hosts, and its first occurrence's text and lines. Workers record
+their own 5xx and invariant occurrences and ship them with their reports (report.py); the master's
+log watch adds the log ones. The summary, `--summary-json` and the web UI's Findings tab show them.
 """
 from __future__ import annotations
 
@@ -43,7 +42,7 @@ SHIPPED_PER_REPORT = 500      # occurrences a worker ships per report; more are 
 _UUID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
 REQUEST_ID = re.compile(rf"\breq-{_UUID}\b")
 _NORMALISE = (
-    (re.compile(rf"\breq-{_UUID}\b"), "{request_id}"),
+    (REQUEST_ID, "{request_id}"),
     (re.compile(_UUID), "{id}"),
     (re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*"), "{path}"),
     (re.compile(r"\b[0-9a-f]{12,}\b"), "{id}"),
@@ -59,8 +58,6 @@ _EXCEPTION = re.compile(r"(?:^|[\s(])((?:[a-z_]\w*\.)+[A-Z]\w*|[A-Z]\w*(?:Error|
 # the head of a Nova log line: time, pid, level, logger and the request context brackets
 _LOG_HEAD = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.]+\s+\d+\s+[A-Z]+\s+\S+\s+(?:\[[^\]]*\]\s*)*")
 _LOGGER = re.compile(r"^\d{4}-\d\d-\d\d[ T][\d:.]+\s+\d+\s+(?:ERROR|CRITICAL|TRACE|WARNING)\s+(\S+)")
-
-
 _SERVICE = re.compile(r"^(nova-[a-z]+|neutron-[a-z]+|glance-[a-z]+|cinder-[a-z]+|placement-api|keystone)")
 
 
@@ -176,9 +173,8 @@ class Finding:
 
     def line(self) -> str:
         """One line of the summary."""
-        when = f"{time.strftime('%H:%M:%S', time.localtime(self.first))}"
-        if self.count > 1:
-            when += f"-{time.strftime('%H:%M:%S', time.localtime(self.last))}"
+        when = time.strftime("%H:%M:%S", time.localtime(self.first)) + \
+            (time.strftime("-%H:%M:%S", time.localtime(self.last)) if self.count > 1 else "")
         actions = ", ".join(f"{name} x{count}" for name, count in Counter(self.actions).most_common(3))
         text = f"FINDING {self.title}: {self.count} time{'s' if self.count != 1 else ''} ({when})"
         if actions:
@@ -230,11 +226,10 @@ class Findings:
             if timeline is not None and occurrence.request_ids and not occurrence.timeline:
                 occurrence.timeline = timeline(occurrence.request_ids)
         finding.add(occurrence)
-        if ship:
-            if len(self.unshipped) < SHIPPED_PER_REPORT:
-                self.unshipped.append(asdict(occurrence))
-            else:
-                self.dropped += 1
+        if ship and len(self.unshipped) < SHIPPED_PER_REPORT:
+            self.unshipped.append(asdict(occurrence))
+        elif ship:
+            self.dropped += 1
         return finding
 
     def fill_timelines(self, timeline: Callable[[list[str]], list[list]], within: float = 120.0,
@@ -252,9 +247,7 @@ class Findings:
             if not finding.timeline and finding.request_ids:
                 finding.timeline = timeline(finding.request_ids)
             elif self.first_ids.get(key) and now - finding.first <= again_within:
-                again = timeline(self.first_ids[key])
-                if len(again) > len(finding.timeline):
-                    finding.timeline = again
+                finding.timeline = max(finding.timeline, timeline(self.first_ids[key]), key=len)
 
     def shipped(self) -> dict:
         """What a worker's report carries (then forgotten here)."""
@@ -277,8 +270,7 @@ class Findings:
         ranked = self.ranked()
         if not ranked:
             return []
-        occurrences = sum(finding.count for finding in ranked)
-        lines = [f"Findings: {len(ranked)} ({occurrences} occurrences)"]
+        lines = [f"Findings: {len(ranked)} ({sum(finding.count for finding in ranked)} occurrences)"]
         lines += [finding.line() for finding in ranked[:most]]
         if len(ranked) > most:
             lines.append(f"... and {len(ranked) - most} more (--summary-json has them all)")
@@ -323,8 +315,7 @@ def occurrence_of(request_type: str, name: str, exception, context: dict | None,
     if isinstance(status, int) and status >= 500:
         ids = [i for i in (context.get("global_request_id"), context.get("request_id")) if i]
         return Occurrence("5xx", str(name), str(context.get("message") or exception), status=status,
-                          request_ids=ids, action=str(context.get("action") or ""),
-                          user=str(context.get("user") or ""))
+                          request_ids=ids, action=str(context.get("action") or ""), user=str(context.get("user") or ""))
     return None
 
 
@@ -374,10 +365,8 @@ def report_markdown(finding: Finding, run: dict) -> str:
         lines.append("* Not profiled (the run could not read the cloud's versions)")
     lines += ["", "## Expected", "", EXPECTED.get(finding.kind, "").format(service=service, name=service) + ".",
               "", "## What happened", "", "```", finding.example, "```", ""]
-    if finding.users:
-        lines.append(f"Users: {', '.join(finding.users)}.")
-    if finding.hosts:
-        lines.append(f"Hosts: {', '.join(finding.hosts)}.")
+    lines += [f"{label}: {', '.join(names)}." for label, names in (("Users", finding.users), ("Hosts", finding.hosts))
+              if names]
     if finding.faults:
         lines.append(f"During the injected fault(s) {', '.join(finding.faults)}: a consequence of the fault "
                      f"may be expected; say so in the report.")

@@ -5,23 +5,22 @@
     # then, anywhere with Python and keystoneauth1:
     #   OS_CLOUD=mycloud python3 repro.py --times 20 --jitter 0.02
 
-The plan keeps the finding's requests around the moment it happened (its 5xx, else the server
-DELETE the cloud accepted), from the run's own credential and the peer's, with their relative
-timing (not those the cloud refused with a 4xx: they changed nothing): server actions and deletes, volume attaches, floating-IP associations, and a boot when a
-DELETE followed it (a delete during the build). Each try makes what the steps need under
-`nsrepro-<tag>-<try>` — a volume per attach, a floating IP, a server booted to ACTIVE (and shelved,
-say, when the first step is an unshelve) unless the boot is a step, a server group of the policy
-for a burst's boots — fires the steps at their
-offsets (plus or minus the jitter) from one thread each, lets things settle, and says whether the
-symptom came back: an answer of 500 or more, the server in ERROR or stuck in a task state, a volume
-still attached to the deleted server, a floating IP bound to a port that is gone, a group's ACTIVE
-members on hosts its policy forbids, Placement
-allocations of the deleted server or of its resize's migration (read with the peer credential: an
-admin's; a migration's leaked allocation is deleted once reported). It deletes what it
-made after every try, and on Ctrl-C (a volume left attached is reset first, as the peer may). A
-log-only symptom is not visible over HTTP: with `--log-file` (the cloud's logs, readable where it
-runs) it is an ERROR written during the try that names one of its requests and the finding's
-exception; without, each try prints its request ids to look for in the logs.
+The plan keeps the finding's requests around the moment it happened (its 5xx, else the server DELETE the
+cloud accepted), from the run's own credential and the peer's, with their relative timing (not those the
+cloud refused with a 4xx: they changed nothing): server actions and deletes, volume attaches,
+floating-IP associations, and a boot when a DELETE followed it (a delete during the build). Each try
+makes what the steps need under `nsrepro-<tag>-<try>` — a volume per attach, a floating IP, a server
+booted to ACTIVE (and shelved, say, when the first step is an unshelve) unless the boot is a step, a
+server group of the policy for a burst's boots — fires the steps at their offsets (plus or minus the
+jitter) from one thread each, lets things settle, and says whether the symptom came back: an answer of
+500 or more, the server in ERROR or stuck in a task state, a volume still attached to the deleted
+server, a floating IP bound to a port that is gone, a group's ACTIVE members on hosts its policy
+forbids, Placement allocations of the deleted server or of its resize's migration (read with the peer
+credential: an admin's; a migration's leaked allocation is deleted once reported). It deletes what it
+made after every try, and on Ctrl-C (a volume left attached is reset first, as the peer may). A log-only
+symptom is not visible over HTTP: with `--log-file` (the cloud's logs, readable where it runs) it is an
+ERROR written during the try that names one of its requests and the finding's exception; without, each
+try prints its request ids to look for in the logs.
 """
 from __future__ import annotations
 
@@ -38,8 +37,7 @@ ACTION_BODIES = ("pause", "unpause", "suspend", "resume", "os-stop", "os-start",
 SET_UP_BY = {"unshelve": "shelve", "unpause": "pause", "resume": "suspend", "os-start": "os-stop",
              "confirmResize": "resize", "revertResize": "resize"}
 STEPS = {("POST", "/servers"): "boot", ("DELETE", "/servers/{id}"): "delete",
-         ("POST", "/servers/{id}/os-volume_attachments"): "attach",
-         ("PUT", "/v2.0/floatingips/{id}"): "associate"}
+         ("POST", "/servers/{id}/os-volume_attachments"): "attach", ("PUT", "/v2.0/floatingips/{id}"): "associate"}
 
 
 def replay_plan(finding, run: dict) -> dict | None:
@@ -158,9 +156,8 @@ def _boot_raced(steps: list[dict]) -> list[dict]:
     else the reproducer boots its server and waits until it is ACTIVE before the steps."""
     kept = []
     for number, step in enumerate(steps):
-        if step["action"] == "boot":
-            if kept or [s["action"] for s in steps[number + 1:number + 2]] != ["delete"]:
-                continue
+        if step["action"] == "boot" and (kept or [s["action"] for s in steps[number + 1:number + 2]] != ["delete"]):
+            continue
         kept.append(step)
     return kept
 
@@ -206,15 +203,8 @@ GONE = ("DELETED", "SOFT_DELETED")
 
 def body(action, boot, name):
     """The body of a server action as the run sent it, on this cloud's flavor and image."""
-    if action == "reboot":
-        return {"type": "SOFT"}
-    if action == "resize":
-        return {"flavorRef": boot["resizeTo"]}
-    if action == "rebuild":
-        return {"imageRef": boot["imageRef"]}
-    if action == "createImage":
-        return {"name": f"{name}-image"}
-    return None
+    return {"reboot": {"type": "SOFT"}, "resize": {"flavorRef": boot["resizeTo"]},
+            "rebuild": {"imageRef": boot["imageRef"]}, "createImage": {"name": f"{name}-image"}}.get(action)
 
 
 def fail(message):
@@ -238,14 +228,11 @@ def cloud_auth(name):
                     entry = clouds[name]
                     return dict(entry.get("auth") or {}), entry.get("region_name"), entry.get("interface", "public")
         fail(f"no cloud {name!r} in clouds.yaml")
-    keys = {"auth_url": "OS_AUTH_URL", "username": "OS_USERNAME", "password": "OS_PASSWORD",
-            "project_name": "OS_PROJECT_NAME", "user_domain_name": "OS_USER_DOMAIN_NAME",
-            "project_domain_name": "OS_PROJECT_DOMAIN_NAME"}
-    auth = {key: os.environ[var] for key, var in keys.items() if os.environ.get(var)}
+    keys = ("auth_url", "username", "password", "project_name", "user_domain_name", "project_domain_name")
+    auth = {"user_domain_name": "Default", "project_domain_name": "Default",   # each from OS_<KEY>
+            **{key: os.environ[f"OS_{key.upper()}"] for key in keys if os.environ.get(f"OS_{key.upper()}")}}
     if "auth_url" not in auth:
         fail("no cloud: give --os-cloud, set OS_CLOUD, or the OS_* variables")
-    auth.setdefault("user_domain_name", "Default")
-    auth.setdefault("project_domain_name", "Default")
     return auth, os.environ.get("OS_REGION_NAME"), os.environ.get("OS_INTERFACE", "public")
 
 
@@ -310,10 +297,8 @@ def settle(compute, server_id, timeout):
     seen = None
     while time.monotonic() < deadline:
         response = compute.call("GET", f"/servers/{server_id}")
-        if response.status_code == 404:
-            return None
-        seen = response.json()["server"]
-        if seen["status"] in GONE:
+        seen = response.json()["server"] if response.status_code != 404 else None
+        if seen is None or seen["status"] in GONE:
             return None
         if seen.get("OS-EXT-STS:task_state") is None and seen["status"] not in ("BUILD",):
             return seen
@@ -483,8 +468,7 @@ def migration_left(peer, migration, look):
 def log_sizes(patterns):
     """Each --log-file's size now: a try reads only what was written after."""
     import glob
-    return {path: os.path.getsize(path) for pattern in patterns for path in glob.glob(pattern)
-            if os.path.isfile(path)}
+    return {path: os.path.getsize(path) for pattern in patterns for path in glob.glob(pattern) if os.path.isfile(path)}
 
 
 def logged(patterns, sizes, request_ids):
@@ -510,24 +494,21 @@ def symptoms_of(clients, made, answers, after, timeout):
     could not be looked at."""
     member = clients["member"]
     symptoms = [f"{action} answered {status}{' ' + said if said else ''} ({request_id})"
-                for action, status, request_id, said in answers
-                if status >= 500 and (PLAN["status"] is None or status == PLAN["status"])
-                and said == (PLAN.get("cause") or said)]
+                for action, status, request_id, said in answers if status >= 500
+                and (PLAN["status"] is None or status == PLAN["status"]) and said == (PLAN.get("cause") or said)]
     deleted = any(action == "delete" and status == 204 for action, status, _, _ in answers)
     if after is not None and after["status"] == "ERROR":
         symptoms.append("the server went to ERROR" + (" instead of being deleted" if deleted else ""))
     elif after is not None and after.get("OS-EXT-STS:task_state"):
         symptoms.append(f"the server stuck in task state {after['OS-EXT-STS:task_state']}")
     unchecked = ""
-    for volume_id in made["volumes"]:
-        symptoms.append(volume_left(member, volume_id, after is None, timeout))
+    symptoms += [volume_left(member, volume_id, after is None, timeout) for volume_id in made["volumes"]]
     if made["floating_ip"]:
         symptoms.append(floating_ip_left(member, made, timeout))
     if after is None and made["server"]:
         unshelved = any(step["action"] == "unshelve" for step in PLAN["steps"])
-        left = allocations_left(clients["peer"], made["server"], 2.0 if unshelved else 0.0)
-        lefts = [left] + [migration_left(clients["peer"], migration, MIGRATION_LOOK)
-                          for migration in made.get("migrations", [])]
+        lefts = [allocations_left(clients["peer"], made["server"], 2.0 if unshelved else 0.0)] + [
+            migration_left(clients["peer"], migration, MIGRATION_LOOK) for migration in made.get("migrations", [])]
         if False in lefts:
             unchecked = "; allocations not read (Placement needs an admin --peer-cloud)"
         symptoms.extend(left or None for left in lefts)
@@ -535,6 +516,15 @@ def symptoms_of(clients, made, answers, after, timeout):
         ids = [answer[2] for answer in answers]   # the cloud may write the record a moment later
         symptoms.extend(watch(lambda: logged(made["log_files"], made["log_sizes"], ids), lambda found: not found, 2.0))
     return [symptom for symptom in symptoms if symptom], unchecked
+
+
+def in_threads(target, calls, timeout):
+    """target(*arguments) for each of `calls` at once, one thread each; back once they ended (or timed out)."""
+    threads = [threading.Thread(target=target, args=arguments) for arguments in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout)
 
 
 def boot_named(member, boot, name, made, answers, hints=None):
@@ -563,11 +553,7 @@ def burst_try(number, args, clients, boot, prefix, spacing):
         time.sleep(max(0.0, started + delay - time.monotonic()))
         boot_named(member, boot, f"{name}-{index}", made, answers, {"group": group})
     try:
-        threads = [threading.Thread(target=fire, args=(index, step)) for index, step in enumerate(PLAN["steps"])]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(args.timeout)
+        in_threads(fire, enumerate(PLAN["steps"]), args.timeout)
         members = [settle(member, server_id, args.timeout) for server_id in list(made)]
         hosts = [seen.get("hostId") for seen in members if seen and seen["status"] == "ACTIVE"]
         ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id in answers)
@@ -649,15 +635,9 @@ def quota_try(number, args, clients, boot, prefix, spacing, boots=3):
     if peer.call("PUT", f"/os-quota-sets/{project}", {"quota_set": {"instances": limit}}).status_code != 200:
         return None, "the quota could not be set (an admin --peer-cloud can); try not counted"
     made, answers = [], []
-
-    def boot_one(index):
-        boot_named(member, boot, f"{prefix}-{number}-{index}", made, answers)
     try:
-        threads = [threading.Thread(target=boot_one, args=(index,)) for index in range(boots)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(args.timeout)
+        in_threads(boot_named, [(member, boot, f"{prefix}-{number}-{index}", made, answers) for index in range(boots)],
+                   args.timeout)
         settled = [settle(member, server_id, args.timeout) for server_id in list(made)]
         usable = [seen for seen in settled if seen and seen["status"] != "ERROR"]
         ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id in answers)
@@ -672,14 +652,11 @@ def quota_try(number, args, clients, boot, prefix, spacing, boots=3):
 
 
 def one_try(number, args, clients, boot, prefix, spacing):
-    if PLAN.get("group"):
-        return burst_try(number, args, clients, boot, prefix, spacing)
-    whole = {"churn": churn_try, "quota": quota_try}.get(PLAN["steps"][0]["action"])
+    whole = burst_try if PLAN.get("group") else {"churn": churn_try, "quota": quota_try}.get(PLAN["steps"][0]["action"])
     if whole is not None:
         return whole(number, args, clients, boot, prefix, spacing)
     member = clients["member"]
-    made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None,
-            "peer": clients["peer"]}
+    made = {"name": f"{prefix}-{number}", "server": None, "volumes": [], "floating_ip": None, "peer": clients["peer"]}
     actions = [step["action"] for step in PLAN["steps"]]
     booted = threading.Event()
     try:
@@ -718,13 +695,8 @@ def one_try(number, args, clients, boot, prefix, spacing):
                 booted.set()
             cause = PLAN.get("cause")
             said = cause if cause and response.status_code >= 500 and cause in response.text else ""
-            answers.append((step["action"], response.status_code, response.headers.get("x-openstack-request-id"),
-                            said))
-        threads = [threading.Thread(target=fire, args=(step,)) for step in PLAN["steps"]]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(args.timeout)
+            answers.append((step["action"], response.status_code, response.headers.get("x-openstack-request-id"), said))
+        in_threads(fire, [(step,) for step in PLAN["steps"]], args.timeout)
         after = settle(member, made["server"], args.timeout) if made["server"] else None
         symptoms, unchecked = symptoms_of(clients, made, answers, after, args.timeout)
         ids = ", ".join(f"{action} {status} {request_id}" for action, status, request_id, _ in answers)
@@ -772,8 +744,7 @@ def delete_volume(clients, volume_id, timeout):
             return
     if member.call("DELETE", path, service="block-storage").status_code not in (202, 204, 404):
         print(f"repro: gave up on volume {volume_id}: it could not be deleted", file=sys.stderr)
-        return
-    if watch(lambda: show(member, "block-storage", path, "volume"), lambda seen: True, timeout) is not None:
+    elif watch(lambda: show(member, "block-storage", path, "volume"), lambda seen: True, timeout) is not None:
         print(f"repro: volume {volume_id} still there after {timeout:g} s: delete it by hand", file=sys.stderr)
 
 
@@ -781,29 +752,23 @@ def sweep(clients, prefix, timeout):
     """Everything this reproducer made (its prefix), e.g. after Ctrl-C: servers, then snapshots,
     server groups, volumes and floating IPs."""
     compute = clients["member"]
-    listed = compute.call("GET", "/servers/detail", expect=(200,)).json()["servers"]
-    for server in listed:
-        if server["name"].startswith(prefix + "-"):
-            delete(compute, server["id"], timeout)
+    actions = [step["action"] for step in PLAN["steps"]]
+
+    def named(path, key, service="compute", field="name"):
+        listed = compute.call("GET", path, service=service, expect=(200,)).json()[key]
+        return [item["id"] for item in listed if str(item.get(field) or "").startswith(prefix + "-")]
+    for server_id in named("/servers/detail", "servers"):
+        delete(compute, server_id, timeout)
     images = compute.call("GET", "/images/detail", headers={})
     for image in images.json().get("images", []) if images.status_code == 200 else []:
         if str(image.get("name", "")).startswith(prefix + "-"):
             compute.call("DELETE", f"/images/{image['id']}", headers={})
-    if any(step["action"] == "attach" for step in PLAN["steps"]):
-        volumes = compute.call("GET", "/volumes", service="block-storage", expect=(200,)).json()["volumes"]
-        for volume in volumes:
-            if str(volume.get("name") or "").startswith(prefix + "-"):
-                delete_volume(clients, volume["id"], timeout)
-    if PLAN.get("group"):
-        groups = compute.call("GET", "/os-server-groups", expect=(200,)).json()["server_groups"]
-        for group in groups:
-            if str(group.get("name") or "").startswith(prefix + "-"):
-                compute.call("DELETE", f"/os-server-groups/{group['id']}")
-    if any(step["action"] == "associate" for step in PLAN["steps"]):
-        fips = compute.call("GET", "/v2.0/floatingips", service="network", expect=(200,)).json()["floatingips"]
-        for fip in fips:
-            if str(fip.get("description") or "").startswith(prefix + "-"):
-                compute.call("DELETE", f"/v2.0/floatingips/{fip['id']}", service="network")
+    for volume_id in named("/volumes", "volumes", "block-storage") if "attach" in actions else []:
+        delete_volume(clients, volume_id, timeout)
+    for group_id in named("/os-server-groups", "server_groups") if PLAN.get("group") else []:
+        compute.call("DELETE", f"/os-server-groups/{group_id}")
+    for fip_id in named("/v2.0/floatingips", "floatingips", "network", "description") if "associate" in actions else []:
+        compute.call("DELETE", f"/v2.0/floatingips/{fip_id}", service="network")
 
 
 def interrupted(*_args):
@@ -830,9 +795,8 @@ def main():
                         help="a log file (glob) of the cloud's, readable here (repeatable): an ERROR it gets during a "
                              "try, naming one of the try's requests (and the finding's exception), is the symptom "
                              "of a logged-error finding")
-    parser.add_argument("--image", default=PLAN["image"])
-    parser.add_argument("--flavor", default=PLAN["flavor"])
-    parser.add_argument("--network", default=PLAN["network"])
+    for name in ("image", "flavor", "network"):
+        parser.add_argument(f"--{name}", default=PLAN[name])
     args = parser.parse_args()
     try:
         spacings = list(SPACINGS) if args.spacing == "auto" else [float(args.spacing)]

@@ -34,10 +34,10 @@ from __future__ import annotations
 import argparse
 import math
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
-PER_ACTION = ("failure_rate", "max_seconds_per_iteration", "max_avg_duration", "outliers",
-              "performance_degradation")
+PER_ACTION = ("failure_rate", "max_seconds_per_iteration", "max_avg_duration", "outliers", "performance_degradation")
 PER_RUN = ("max_log_errors", "max_invariant_violations")
 PER_ATOMIC = "max_avg_duration_per_atomic"
 COUNTS = ("outliers", "max_log_errors", "max_invariant_violations")   # whole numbers
@@ -134,7 +134,6 @@ def _number(key: str, raw: Any) -> float:
     return number
 
 
-
 @dataclass
 class Verdict:
     """One criterion judged on one action (or on the whole run / an atomic step)."""
@@ -159,20 +158,18 @@ def judge(sla: Sla, actions: dict[str, Any], successes: dict[tuple[str, str], An
     for action, entry in sorted(actions.items()):
         own = (per_action or {}).get(action) or sla
         ok = successes.get((action, "ACTION"))
-        for criterion in own.criteria:
-            if criterion.name in PER_ACTION:
-                verdicts.append(_judge_action(criterion, own, action, entry, ok))
+        verdicts += [_judge_action(criterion, own, action, entry, ok) for criterion in own.criteria
+                     if criterion.name in PER_ACTION]
     atomics = {c.atomic: c for one in [sla, *(per_action or {}).values()] for c in one.criteria
                if c.name == PER_ATOMIC}
     for name, criterion in sorted(atomics.items()):
         entry = successes.get((name, "ATOMIC"))
+        verdict = partial(Verdict, criterion.label, name, f"<= {criterion.limit:g} s")
         if entry is None or not entry.num_requests:
-            verdicts.append(Verdict(criterion.label, name, f"<= {criterion.limit:g} s", "no steps", True,
-                                    "no successful step of that name"))
+            verdicts.append(verdict("no steps", True, "no successful step of that name"))
             continue
         average = entry.avg_response_time / 1000
-        verdicts.append(Verdict(criterion.label, name, f"<= {criterion.limit:g} s", f"{average:.3f} s",
-                                average <= criterion.limit, f"{entry.num_requests} steps"))
+        verdicts.append(verdict(f"{average:.3f} s", average <= criterion.limit, f"{entry.num_requests} steps"))
     for criterion in sla.criteria:
         if criterion.name in PER_RUN:
             seen = log_errors if criterion.name == "max_log_errors" else violations
@@ -184,41 +181,33 @@ def judge(sla: Sla, actions: dict[str, Any], successes: dict[tuple[str, str], An
 def _judge_action(criterion: Criterion, sla: Sla, action: str, entry: Any, ok: Any) -> Verdict:
     runs, limit = entry.num_requests, criterion.limit
     successful = ok.num_requests if ok is not None else 0
+    unit = {"failure_rate": " %", "performance_degradation": " %", "max_avg_duration": " s",
+            "max_seconds_per_iteration": " s"}.get(criterion.name, "")
+    verdict = partial(Verdict, criterion.label, action, f"<= {limit:g}{unit}")
     if criterion.name == "failure_rate":
         rate = 100.0 * entry.num_failures / runs if runs else 0.0
-        return Verdict(criterion.label, action, f"<= {limit:g} %", f"{rate:.2f} %", rate <= limit,
-                       f"{entry.num_failures} of {runs} failed")
+        return verdict(f"{rate:.2f} %", rate <= limit, f"{entry.num_failures} of {runs} failed")
     if criterion.name == "max_seconds_per_iteration":
         longest = entry.max_response_time / 1000 if runs else 0.0
-        return Verdict(criterion.label, action, f"<= {limit:g} s", f"{longest:.3f} s", longest <= limit,
-                       f"the longest of {runs}")
+        return verdict(f"{longest:.3f} s", longest <= limit, f"the longest of {runs}")
     if not successful:
-        return Verdict(criterion.label, action, _limit_text(criterion), "no successful iterations", True)
+        return verdict("no successful iterations", True)
     if criterion.name == "max_avg_duration":
         average = ok.avg_response_time / 1000
-        return Verdict(criterion.label, action, f"<= {limit:g} s", f"{average:.3f} s", average <= limit,
-                       f"{successful} successful")
+        return verdict(f"{average:.3f} s", average <= limit, f"{successful} successful")
     if criterion.name == "performance_degradation":
         fastest, slowest = (ok.min_response_time or 0) / 1000, ok.max_response_time / 1000
         degradation = 100.0 * (slowest - fastest) / fastest if fastest > 0 else 0.0
-        return Verdict(criterion.label, action, f"<= {limit:g} %", f"{degradation:.1f} %", degradation <= limit,
-                       f"{fastest:.3f} s .. {slowest:.3f} s")
+        return verdict(f"{degradation:.1f} %", degradation <= limit, f"{fastest:.3f} s .. {slowest:.3f} s")
     # outliers
     if successful < sla.min_iterations:
-        return Verdict(criterion.label, action, f"<= {limit:g}", "not judged", True,
-                       f"{successful} successful iterations of the {sla.min_iterations} it needs")
+        return verdict("not judged", True, f"{successful} successful iterations of the {sla.min_iterations} it needs")
     mean = ok.total_response_time / successful
     variance = sum(count * (ms - mean) ** 2 for ms, count in ok.response_times.items()) / successful
     threshold = mean + sla.sigmas * math.sqrt(variance)
     outliers = sum(count for ms, count in ok.response_times.items() if ms > threshold)
-    return Verdict(criterion.label, action, f"<= {limit:g}", str(outliers), outliers <= limit,
+    return verdict(str(outliers), outliers <= limit,
                    f"slower than {threshold / 1000:.3f} s (mean + {sla.sigmas:g} sigmas)")
-
-
-def _limit_text(criterion: Criterion) -> str:
-    unit = {"failure_rate": " %", "performance_degradation": " %", "max_avg_duration": " s",
-            "max_seconds_per_iteration": " s"}.get(criterion.name, "")
-    return f"<= {criterion.limit:g}{unit}"
 
 
 def table(verdicts: list[Verdict]) -> str:
