@@ -18,7 +18,6 @@ import importlib
 import importlib.util
 import inspect
 import sys
-import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
@@ -66,13 +65,9 @@ def stresstest(function: Callable | None = None, *, class_setup_per: str = "proc
 
 def types_of(target: Any) -> set[str]:
     """Every type attribute of a test: our marks, testtools' `@attr(type=...)`, Locust tags."""
-    found: set[str] = set()
     mark = getattr(target, MARK, None)
-    if mark is not None:
-        found |= set(mark.types)
-    found |= set(getattr(target, "__testtools_attrs", ()) or ())
-    found |= set(getattr(target, "locust_tag_set", ()) or ())
-    return found
+    return {*(mark.types if mark is not None else ()), *(getattr(target, "__testtools_attrs", ()) or ()),
+            *(getattr(target, "locust_tag_set", ()) or ())}
 
 
 @dataclass
@@ -117,9 +112,7 @@ def _module_reference(module) -> str:
 
 def discover_tests(module, stress_type: str | None = None, call_inherited: bool = False) -> list[Discovered]:
     """Every @stresstest test function and test method of a module (not our actions)."""
-    found: list[Discovered] = []
-    reference = _module_reference(module)
-    file_style = reference.endswith(".py")
+    marked: list[tuple[tuple[str, ...], Any]] = []      # (attribute[, method name]), the test
     for attribute, value in sorted(vars(module).items()):
         if getattr(value, "__module__", None) != module.__name__:
             continue  # imported from elsewhere: discovered where it is defined
@@ -127,26 +120,21 @@ def discover_tests(module, stress_type: str | None = None, call_inherited: bool 
             for method_name in sorted(dir(value)):
                 method = getattr(value, method_name, None)
                 mark = getattr(method, MARK, None)
-                if mark is None or not callable(method):
-                    continue
-                if stress_type is not None and stress_type not in types_of(method):
-                    continue
                 # Tempest's rule: a method the class only inherits runs with -i or allow_inheritance
-                if method_name not in value.__dict__ and not (call_inherited or mark.allow_inheritance):
-                    continue
-                test_id = f"{reference}::{attribute}::{method_name}" if file_style else \
-                    f"{reference}.{attribute}.{method_name}"
-                found.append(Discovered(test_id, "unit_test", {"test_method": test_id,
-                                                                "class_setup_per": mark.class_setup_per},
-                                        tuple(sorted(types_of(method)))))
-        elif callable(value) and getattr(value, MARK, None) is not None and \
-                getattr(value, "spec", None) is None:
-            if stress_type is not None and stress_type not in types_of(value):
-                continue
-            test_id = f"{reference}::{attribute}" if file_style else f"{reference}.{attribute}"
+                if mark is not None and callable(method) and \
+                        (method_name in value.__dict__ or call_inherited or mark.allow_inheritance):
+                    marked.append(((attribute, method_name), method))
+        elif callable(value) and getattr(value, MARK, None) is not None and getattr(value, "spec", None) is None:
+            marked.append(((attribute,), value))
+    reference = _module_reference(module)
+    separator = "::" if reference.endswith(".py") else "."
+    found: list[Discovered] = []
+    for names, test in marked:
+        if stress_type is None or stress_type in types_of(test):
+            test_id = separator.join((reference, *names))
             found.append(Discovered(test_id, "unit_test", {"test_method": test_id,
-                                                            "class_setup_per": getattr(value, MARK).class_setup_per},
-                                    tuple(sorted(types_of(value)))))
+                                                            "class_setup_per": getattr(test, MARK).class_setup_per},
+                                    tuple(sorted(types_of(test)))))
     return found
 
 
@@ -154,24 +142,16 @@ def discover(modules: Iterable[str] = (), stress_type: str | None = None,
              call_inherited: bool = False, actions: Mapping[str, Any] | None = None) -> list[Discovered]:
     """The marked ones of `actions` (the action registry: name -> spec), then the marked tests of
     every named module."""
-    found: list[Discovered] = []
-    for name, spec in (actions if actions is not None else {}).items():
-        if getattr(spec.task, MARK, None) is None:
-            continue
-        if stress_type is not None and stress_type not in types_of(spec.task):
-            continue
-        found.append(Discovered(name, name, {}, tuple(sorted(types_of(spec.task)))))
+    def marked_actions(module=None) -> list[Discovered]:
+        return [Discovered(name, name, {}, tuple(sorted(types_of(spec.task))))
+                for name, spec in (actions or {}).items()
+                if getattr(spec.task, MARK, None) is not None and (module is None or spec.task.__module__ == module)
+                and (stress_type is None or stress_type in types_of(spec.task))]
+
+    found = marked_actions()
     for module_name in modules:
         module = load_module(module_name)
         found += discover_tests(module, stress_type, call_inherited)
         # a module may also define actions with the action decorators: they are in `actions` now
-        for name, spec in (actions if actions is not None else {}).items():
-            if spec.task.__module__ == module.__name__ and getattr(spec.task, MARK, None) is not None and \
-                    all(d.name != name for d in found) and \
-                    (stress_type is None or stress_type in types_of(spec.task)):
-                found.append(Discovered(name, name, {}, tuple(sorted(types_of(spec.task)))))
+        found += [action for action in marked_actions(module.__name__) if all(d.name != action.name for d in found)]
     return found
-
-
-def is_test_case(value: Any) -> bool:
-    return inspect.isclass(value) and issubclass(value, unittest.TestCase)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
+
+from . import faultspec, sla
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,17 @@ def _microversion(text: str) -> str:
     if text and (major != "2" or not minor.isdigit() or not 1 <= int(minor) <= NOVA_MAX_MINOR):
         raise argparse.ArgumentTypeError(f"give a compute microversion from 2.1 to 2.{NOVA_MAX_MINOR}, got {text}")
     return text
+
+
+def _checked(parse: Callable[[str], Any]):
+    """`--sla`, `--fault`: checked here by `parse` (one clear line, exit 2), kept as text (workers get it as it is)."""
+    def check(text: str) -> str:
+        try:
+            parse(text)
+        except faultspec.FaultError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--fault {text!r}: ")) from None
+        return text
+    return check
 
 
 CLOUD = "OpenStack cloud (precedence: these options > clouds.yaml > OS_* environment > --tempest-conf)"
@@ -111,20 +124,17 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--stop-on-error", False, "end the whole run at the first failed action or logged "
            "error (Tempest's -S)", switch=True),
     Option("--build-timeout", 300.0, "seconds a server may take to become ACTIVE", type=_positive(float)),
-    Option("--delete-timeout", 120.0, "seconds a server may take to disappear after DELETE",
-           type=_positive(float)),
+    Option("--delete-timeout", 120.0, "seconds a server may take to disappear after DELETE", type=_positive(float)),
     Option("--status-poll-interval", 1.0, "seconds between status polls", type=_positive(float)),
-    Option("--snapshot-timeout", 60.0, "seconds a server snapshot's image may stay queued or saving "
-           "before it is deleted as it is (some clouds, e.g. Nova's fake driver, never upload one)",
-           type=_positive(float)),
+    Option("--snapshot-timeout", 60.0, "seconds a server snapshot's image may stay queued or saving before it is "
+           "deleted as it is (some clouds, e.g. Nova's fake driver, never upload one)", type=_positive(float)),
     Option("--cleanup-timeout", 30.0, "once the run stops (end of -t, Ctrl-C, SIGTERM), every wait of a "
            "user's cleanup ends by this many seconds after the stop; what is still there then is left "
            "to the final sweep and named", type=_positive(float)),
     Option("--request-timeout", 60.0, "seconds one API call may take before it counts as failed "
            "(a hung cloud must not hang the users)", type=_positive(float)),
-    Option("--waiter", "batched", "batched: one changes-since list per interval serves every "
-           "waiting user of a credential; per-server: one GET per waiting server",
-           choices=("batched", "per-server")),
+    Option("--waiter", "batched", "batched: one changes-since list per interval serves every waiting user of a "
+           "credential; per-server: one GET per waiting server", choices=("batched", "per-server")),
     Option("--transport", "fast", "HTTP under keystoneauth: fast (geventhttpclient's pooled "
            "connections, about a third of requests' CPU per call) or requests (plain requests; "
            "also used whenever a proxy from the environment applies)", choices=("requests", "fast")),
@@ -137,10 +147,9 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--backoff-cap", 30.0, f"an action that failed the same way {BACKOFF_AFTER} times in a row waits "
            "1 s before its next run, twice as long after each further such failure, at most this many "
            "seconds; a success ends it (per user; 0 = never wait)", type=float),
-    Option("--server-timings", False, "after each server action, read Nova's own events of its request "
-           "(instance actions: scheduling, building, rebooting... to the microsecond) and report each as a NOVA "
-           "row '<event> on <host>': where the time went, per host; one more GET per server action",
-           switch=True),
+    Option("--server-timings", False, "after each server action, read Nova's own events of its request (instance "
+           "actions: scheduling, building, rebooting... to the microsecond) and report each as a NOVA row '<event> on "
+           "<host>': where the time went, per host; one more GET per server action", switch=True),
     Option("--summary-max-users", 50, "past this many per-user lines the end-of-run statistics are grouped per "
            "worker and user class (min / median / max runs, the users that failed); --summary-json keeps every "
            "user; 0: never group", type=int),
@@ -150,11 +159,9 @@ EMBEDDED = "Embedded cloud (used when no cloud is configured)"
 EMBEDDED_OPTIONS: tuple[Option, ...] = (
     Option("--embedded-log-dir", "novastress-logs", "directory of the embedded cloud's Nova-style logs"),
     Option("--embedded-delay-scale", float(os.environ.get("NOVASTRESS_DELAY_SCALE", "1.0")),
-           "multiply the embedded cloud's state-transition delays (env NOVASTRESS_DELAY_SCALE)",
-           type=float),
+           "multiply the embedded cloud's state-transition delays (env NOVASTRESS_DELAY_SCALE)", type=float),
     Option("--embedded-faults", os.environ.get("NOVASTRESS_FAULTS", "all"),
-           "planted race bugs of the embedded cloud: all, none or a comma list "
-           "(env NOVASTRESS_FAULTS)"),
+           "planted race bugs of the embedded cloud: all, none or a comma list (env NOVASTRESS_FAULTS)"),
     Option("--embedded-seed", None, "seed of the embedded cloud's dice", type=int),
     Option("--embedded-services", "all", "services in the embedded cloud's catalog besides identity: "
            "all or a comma list of compute, image, volume, network, placement (a cloud without "
@@ -180,8 +187,7 @@ EMBEDDED_OPTIONS: tuple[Option, ...] = (
 
 SCENARIO = "Scenarios, discovery and actions (Tempest's -t/-a/-T/-i/-s)"
 SCENARIO_OPTIONS: tuple[Option, ...] = (
-    Option("--scenario", None, "a scenario file: Tempest's JSON unchanged, or YAML "
-           "(locustfiles/scenario.py)"),
+    Option("--scenario", None, "a scenario file: Tempest's JSON unchanged, or YAML (locustfiles/scenario.py)"),
     Option("--serial", False, "run the scenario's entries one after another, the run time split "
            "evenly (Tempest's -s)", switch=True),
     Option("--stress-type", None, "with locustfiles/all.py: only tests that also carry this type "
@@ -202,10 +208,9 @@ SCENARIO_OPTIONS: tuple[Option, ...] = (
 STORM = "Contention storms and invariant checks (locustfiles/storm.py, the storm action)"
 STORM_OPTIONS: tuple[Option, ...] = (
     Option("--storm-pool-size", 6, "servers each process shares between its storm users", type=_positive(int)),
-    Option("--storm-actions", "all", "lifecycle actions fired at pool members: all or a comma list of "
-           "soft_reboot, hard_reboot, stop, start, pause, unpause, suspend, resume, lock (then unlock), shelve, "
-           "unshelve, rebuild, resize, confirm_resize, revert_resize, snapshot (createImage), attach_volume, "
-           "associate_floating_ip"),
+    Option("--storm-actions", "all", "lifecycle actions fired at pool members: all or a comma list of soft_reboot, "
+           "hard_reboot, stop, start, pause, unpause, suspend, resume, lock (then unlock), shelve, unshelve, rebuild, "
+           "resize, confirm_resize, revert_resize, snapshot (createImage), attach_volume, associate_floating_ip"),
     Option("--storm-delete-ratio", 0.25, "fraction of accepted actions raced by a DELETE of the same server",
            type=float),
     Option("--storm-delete-delay-min", 0.0, "least seconds between an accepted action and its racing DELETE",
@@ -216,9 +221,8 @@ STORM_OPTIONS: tuple[Option, ...] = (
            "the two delays), in-flight (while the action is still seen in progress — server task_state, volume "
            "attaching — polled every 0.1 s, each poll a coin toss; never past the max delay) or mixed (either, "
            "at random)", choices=("uniform", "in-flight", "mixed")),
-    Option("--storm-peer", "admin", "second credential acting on the same servers: admin (the admin "
-           "credentials), member (a second user of the project, made through Keystone) or none",
-           choices=("admin", "member", "none")),
+    Option("--storm-peer", "admin", "second credential acting on the same servers: admin (the admin credentials), "
+           "member (a second user of the project, made through Keystone) or none", choices=("admin", "member", "none")),
     Option("--storm-plan-ratio", 0.3, "fraction of storm rounds that run a race plan: the member is brought "
            "where the action is accepted (shelved, for an unshelve), the action fired and the member deleted "
            "while it is in flight — the races a random round seldom lines up (unshelve, attach_volume, "
@@ -226,64 +230,44 @@ STORM_OPTIONS: tuple[Option, ...] = (
     Option("--storm-group-ratio", 0.15, "fraction of storm rounds that are server-group bursts", type=float),
     Option("--storm-double-ratio", 0.2, "fraction of storm actions sent together with a second state change "
            "of the same server by the other credential (two clients changing its state at once)", type=float),
-    Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = for anti-affinity one "
-           "more than the compute hosts, so that two members must race for one host, for affinity as many; "
-           "at least 2, and 2 when the host count is unknown (it needs admin credentials); -1 = no bursts)",
-           type=int),
+    Option("--storm-group-size", 0, "simultaneous boots of one server-group burst (0 = for anti-affinity one more "
+           "than the compute hosts, so that two members must race for one host, for affinity as many; at least 2, and "
+           "2 when the host count is unknown (it needs admin credentials); -1 = no bursts)", type=int),
     Option("--storm-group-policy", "mixed", "policy of the server-group bursts: affinity, anti-affinity "
            "or mixed (either, at random per burst)", choices=("affinity", "anti-affinity", "mixed")),
     Option("--storm-conflict-fails", False, "count a 409 (the API refusing a racing action) as a failure; "
            "by default it is counted on its own CONFLICT row only", switch=True),
     Option("--invariant-delete-timeout", 60.0, "seconds a deleted server may take to answer 404",
            type=_positive(float)),
-    Option("--invariant-allocation-timeout", 90.0, "seconds after a server is gone that its Placement "
-           "allocations (admin) are read (a late PUT seen at any read is a leak, even if nova-compute's "
-           "60 s periodic task heals it), and that its attached volumes and floating-IP associations may "
-           "outlive it", type=_positive(float)),
+    Option("--invariant-allocation-timeout", 90.0, "seconds after a server is gone that its Placement allocations "
+           "(admin) are read (a late PUT seen at any read is a leak, even if nova-compute's 60 s periodic task heals "
+           "it), and that its attached volumes and floating-IP associations may outlive it", type=_positive(float)),
     Option("--invariant-task-state-timeout", 120.0, "seconds a server may stay in one transitional "
            "task_state", type=_positive(float)),
-    Option("--invariant-check-interval", 5.0, "seconds between scans of the run's servers",
-           type=_positive(float)),
+    Option("--invariant-check-interval", 5.0, "seconds between scans of the run's servers", type=_positive(float)),
     Option("--invariant-settle-timeout", 60.0, "seconds to wait after the load for every server to settle "
            "before the end checks", type=_positive(float)),
-    Option("--quota-step", 2, "after the load: set the project's instance quota to its usage + N (admin), "
-           "boot N + 2 servers at once, check usage never ends above the limit, restore it (0 = off)",
-           type=int),
+    Option("--quota-step", 2, "after the load: set the project's instance quota to its usage + N (admin), boot N + 2 "
+           "servers at once, check usage never ends above the limit, restore it (0 = off)", type=int),
 )
-
-def _sla(text: str) -> str:
-    """`--sla`: checked here (one clear line, exit 2), kept as text (workers get it as it is)."""
-    from . import sla
-    sla.parse(text)
-    return text
-
 
 SLA = "SLA: Rally's criteria, judged per action while the run goes and at its end (exit code 3 when only they fail)"
 SLA_OPTIONS: tuple[Option, ...] = (
     Option("--sla", None, "comma-separated criteria NAME=VALUE (seconds, %): failure_rate=1, "
            "max_seconds_per_iteration=60, max_avg_duration=20, max_avg_duration_per_atomic.boot_server=10, "
            "outliers=1 (outliers.sigmas=10, outliers.min_iterations=10), performance_degradation=50, "
-           "max_log_errors=0, max_invariant_violations=0", type=_sla),
+           "max_log_errors=0, max_invariant_violations=0", type=_checked(sla.parse)),
     Option("--sla-abort", False, "stop the run as soon as an SLA criterion fails (Rally's --abort-on-sla-failure)",
            switch=True),
 )
 
-def _faults(text: str) -> str:
-    """`--fault`: checked here (one clear line, exit 2), kept as text (workers get it as it is)."""
-    from . import faultspec
-    try:
-        faultspec.parse(text)
-    except faultspec.FaultError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix(f"--fault {text!r}: ")) from None
-    return text
-
-
 FAULTS = "Faults during the load: restart, kill, stop and freeze the cloud's services (master only)"
 FAULT_OPTIONS: tuple[Option, ...] = (
     Option("--fault", None, "a fault on a schedule, repeatable (or ';' between faults): 'at=30s action=restart "
-           "service=nova-compute host=compute-1'; at= / after= (a number of actions ended) / every=, action= restart|kill|stop|start|freeze, service= "
+           "service=nova-compute host=compute-1'; at= / after= (a number of actions ended) / every=, "
+           "action= restart|kill|stop|start|freeze, service= "
            "nova-api|nova-conductor|nova-scheduler|nova-compute|placement|neutron|glance|keystone|rabbitmq|database, "
-           "host= a host, random or all, for= how long a kill or freeze lasts", type=_faults,
+           "host= a host, random or all, for= how long a kill or freeze lasts", type=_checked(faultspec.parse),
            extra={"action": "append"}, web_ui=False),
     Option("--fault-preset", None, "how this cloud's services are acted on: devstack (systemd devstack@ units), "
            "systemd (distribution units), kolla / kolla-podman (containers), realnova (novastress-realnova's "
@@ -292,15 +276,13 @@ FAULT_OPTIONS: tuple[Option, ...] = (
     Option("--fault-command", None, "VERB=COMMAND over the preset's (repeatable): how this deployment "
            "starts, stops, restarts, kills, freezes or thaws a service, with {name}, {service} and {host}, e.g. "
            "'restart=sudo systemctl restart {name}'", extra={"action": "append"}, web_ui=False),
-    Option("--fault-name", None, "SERVICE=NAME over the preset's (repeatable): the unit, container or daemon "
-           "of a service, {host} allowed, e.g. 'nova-api=openstack-nova-api'", extra={"action": "append"},
-           web_ui=False),
+    Option("--fault-name", None, "SERVICE=NAME over the preset's (repeatable): the unit, container or daemon of a "
+           "service, {host} allowed, e.g. 'nova-api=openstack-nova-api'", extra={"action": "append"}, web_ui=False),
     Option("--fault-local", False, "run the fault commands on this machine instead of over SSH on the "
            "service's host", switch=True),
     Option("--fault-dry-run", False, "print the commands the schedule would run, and run none", switch=True),
-    Option("--fault-recovery-timeout", 120.0, "seconds to wait for a service to be back (a heartbeat in "
-           "os-services newer than the fault, its API answering) and for each action's next success",
-           type=_positive(float)),
+    Option("--fault-recovery-timeout", 120.0, "seconds to wait for a service to be back (a heartbeat in os-services "
+           "newer than the fault, its API answering) and for each action's next success", type=_positive(float)),
     Option("--fault-window", 60.0, "seconds after a service is back during which log errors are marked as "
            "during its fault (Nova's rpc_response_timeout, 60 s by default, is how late a call it lost fails)",
            type=_positive(float, zero=True)),
@@ -363,15 +345,11 @@ def add_arguments(parser, groups=GROUPS) -> None:
 
 def argument_kwargs(opt: Option) -> dict[str, Any]:
     """argparse keyword arguments of an option (also used by `novastress-cleanup`'s own parser)."""
-    kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "dest": opt.dest}
-    kwargs.update(opt.extra)
+    kwargs: dict[str, Any] = {"default": opt.default, "help": opt.help, "dest": opt.dest, **opt.extra}
     if opt.switch:
         kwargs["action"] = "store_true"
     else:
-        if opt.type is not None:
-            kwargs["type"] = opt.type
-        if opt.choices:
-            kwargs["choices"] = opt.choices
+        kwargs.update({key: value for key, value in (("type", opt.type), ("choices", opt.choices)) if value})
     return kwargs
 
 

@@ -95,8 +95,7 @@ def _on_init(environment, runner=None, **_kwargs) -> None:
         opts.num_users = opts.default_thread_number_per_action or \
             sum(getattr(cls, "threads", 0) for cls in environment.user_classes or []) or 1
     if opts.spawn_rate is None:
-        # Tempest started every worker at once
-        opts.spawn_rate = float(opts.num_users)
+        opts.spawn_rate = float(opts.num_users)      # Tempest started every worker at once
     if runner is not None:
         runner.register_message(MSG_STOP, lambda environment, msg, **kw: state.stop_run(msg.data["reason"]))
         runner.register_message(MSG_USER_DONE, lambda environment, msg, **kw: _worker_user_done(state))
@@ -181,8 +180,7 @@ def _start_embedded(state: RunState) -> CloudTarget:
     cloud = EmbeddedCloud(log_dir=opts.embedded_log_dir, faults=opts.embedded_faults,
                           delay_scale=opts.embedded_delay_scale, seed=opts.embedded_seed,
                           services=opts.embedded_services, compute_hosts=opts.embedded_compute_hosts,
-                          flavors=opts.embedded_flavors,
-                          external_network=not opts.embedded_no_external_network,
+                          flavors=opts.embedded_flavors, external_network=not opts.embedded_no_external_network,
                           tenant_network=not opts.embedded_no_tenant_network,
                           snapshots_finish=not opts.embedded_snapshots_never_finish,
                           max_microversion=opts.embedded_max_microversion or None, extra_args=extra)
@@ -192,8 +190,7 @@ def _start_embedded(state: RunState) -> CloudTarget:
         raise PreflightError(str(exc)) from None
     state.embedded = cloud
     if opts.embedded_keep:
-        LOG.info("novastress: the embedded cloud will keep running after Locust exits (pid %s)",
-                 cloud.process.pid)
+        LOG.info("novastress: the embedded cloud will keep running after Locust exits (pid %s)", cloud.process.pid)
     else:
         atexit.register(cloud.stop)
     print(f"novastress: no cloud configured, started the embedded cloud at {cloud.auth_url} "
@@ -311,7 +308,6 @@ def _report_to_master(environment, client_id: str, data: dict) -> None:
     data["novastress"] = {"tally": state.tally, "backoffs": state.backoffs,
                           "records": [r.as_dict() for r in records],
                           "leaks": [leak.__dict__ for leak in leaks], "interrupted": interrupted}
-
 
 
 # the invariant checks: after this module's own init (the embedded cloud is up) and test_stop

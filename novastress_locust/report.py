@@ -36,10 +36,11 @@ from typing import Any
 
 import gevent
 from locust.runners import WorkerRunner
-from locust.stats import RequestStats, StatsEntry
+from locust.stats import PERCENTILES_TO_REPORT, RequestStats, StatsCSV, StatsEntry
 
-from . import sla as sla_criteria
-from .findings import Findings, occurrence_of
+from . import options as registry, sla as sla_criteria, summary
+from .findings import Findings, occurrence_of, write_reports
+from .state import request_index, run_state
 
 LOG = logging.getLogger("novastress")
 TITLE = "novastress reports"
@@ -152,17 +153,9 @@ class RunReport:
 
     # -- tables ---------------------------------------------------------------------
     def action_rows(self) -> list[dict]:
-        rows = []
-        for (name, worker), entry in sorted(self.actions.entries.items()):
-            if not entry.num_requests:
-                continue
-            rows.append({"action": name, "worker": worker, "runs": entry.num_requests,
-                         "failures": entry.num_failures,
-                         "median_ms": entry.get_response_time_percentile(0.5),
-                         "p95_ms": entry.get_response_time_percentile(0.95),
-                         "average_ms": round(entry.avg_response_time),
-                         "max_ms": round(entry.max_response_time)})
-        return rows
+        return [{"action": name, "worker": worker, "runs": entry.num_requests, **_timings(entry),
+                 "average_ms": round(entry.avg_response_time), "max_ms": round(entry.max_response_time)}
+                for (name, worker), entry in sorted(self.actions.entries.items()) if entry.num_requests]
 
     def log_error_rows(self, index=None) -> list[dict]:
         """Newest first; rows not pinned on an action yet are looked up again in `index`."""
@@ -171,6 +164,11 @@ class RunReport:
                 if not row.action:
                     pin(row, index)
         return [asdict(row) for row in reversed(self.log_errors)]
+
+
+def _timings(entry: StatsEntry) -> dict:
+    return {"failures": entry.num_failures, "median_ms": entry.get_response_time_percentile(0.5),
+            "p95_ms": entry.get_response_time_percentile(0.95)}
 
 
 def pin(row: LogErrorRow, index) -> None:
@@ -195,7 +193,6 @@ def worker_label(client_id: str) -> str:
 
 def run_report(environment) -> RunReport:
     """The RunReport of this Environment, created on first use."""
-    from .state import run_state
     state = run_state(environment)
     if state.report is None:
         state.report = RunReport()
@@ -222,24 +219,22 @@ def log_errors_csv(environment) -> str:
 
 def log_error_rows(environment) -> list[dict]:
     """The Log errors table, pinned on actions with everything the workers reported so far."""
-    from .state import request_index
     return run_report(environment).log_error_rows(request_index(environment))
 
 
 # -- the SLA ---------------------------------------------------------------------------
+def run_sla(environment) -> sla_criteria.Sla:
+    """--sla's criteria (none without it)."""
+    return sla_criteria.parse(getattr(environment.parsed_options, "sla", None))
+
+
 def sla_given(environment) -> bool:
-    return bool(sla_criteria.parse(getattr(environment.parsed_options, "sla", None))) or \
-        bool(entry_slas(environment))
+    return bool(run_sla(environment)) or bool(entry_slas(environment))
 
 
 def entry_slas(environment) -> dict[str, sla_criteria.Sla]:
     """Action row -> the criteria its scenario entry gives (a user class's `entry_sla`)."""
-    found: dict[str, sla_criteria.Sla] = {}
-    for user_class in environment.user_classes or []:
-        own = getattr(user_class, "entry_sla", None)
-        if own:
-            found[own[0]] = own[1]
-    return found
+    return dict(own for own in (getattr(cls, "entry_sla", None) for cls in environment.user_classes or []) if own)
 
 
 def sla_verdicts(environment) -> list[sla_criteria.Verdict] | None:
@@ -247,15 +242,14 @@ def sla_verdicts(environment) -> list[sla_criteria.Verdict] | None:
     none are given."""
     if not sla_given(environment):
         return None
-    sla = sla_criteria.parse(getattr(environment.parsed_options, "sla", None))
-    return run_report(environment).judge(sla, violation_count(environment), entry_slas(environment))
+    return run_report(environment).judge(run_sla(environment), violation_count(environment), entry_slas(environment))
 
 
 def sla_tolerates(environment) -> frozenset[str]:
     """The criteria that replace the exit code's zero tolerance: the run's failure_rate,
     max_log_errors and max_invariant_violations; failure_rate also when every action that
     failed has an entry's own."""
-    sla = sla_criteria.parse(getattr(environment.parsed_options, "sla", None))
+    sla = run_sla(environment)
     tolerated = {name for name in ("failure_rate", "max_log_errors", "max_invariant_violations") if sla.limits(name)}
     entries = entry_slas(environment)
     failing = [name for name, entry in run_report(environment).per_action().items() if entry.num_failures]
@@ -265,15 +259,12 @@ def sla_tolerates(environment) -> frozenset[str]:
 
 
 def violation_count(environment) -> int:
-    runner = environment.runner
-    return sum(error.occurrences for error in (runner.stats.errors.values() if runner is not None else [])
-               if error.method == "INVARIANT")
+    return sum(error.occurrences for error in summary.errors_of(environment, "INVARIANT"))
 
 
 def _judge_live(environment) -> None:
     """Judge the criteria every SLA_INTERVAL seconds (the web UI's SLA tab shows the latest);
     with --sla-abort, the first failed one stops the run."""
-    from .state import run_state
     while True:
         gevent.sleep(SLA_INTERVAL)
         try:
@@ -292,20 +283,14 @@ def _judge_live(environment) -> None:
 # -- the summary files ------------------------------------------------------------------
 def summary_document(environment, exit_code: int | None) -> dict:
     """Everything the Tempest-style summary says, and the extra tables, as one JSON-able dict."""
-    from . import summary
-    from .state import run_state
     state = run_state(environment)
     tally = summary.collect(state)
     users = [{"user": user, "action": action, "runs": runs, "failed": failed}
              for user in sorted(tally) for action, (runs, failed) in sorted(tally[user].items())]
     runner = environment.runner
-    requests = []
-    if runner is not None:
-        for entry in sorted(runner.stats.entries.values(), key=lambda e: (e.method or "", e.name)):
-            requests.append({"type": entry.method, "name": entry.name, "requests": entry.num_requests,
-                             "failures": entry.num_failures,
-                             "median_ms": entry.get_response_time_percentile(0.5),
-                             "p95_ms": entry.get_response_time_percentile(0.95)})
+    requests = [{"type": entry.method, "name": entry.name, "requests": entry.num_requests, **_timings(entry)}
+                for entry in sorted(runner.stats.entries.values() if runner is not None else [],
+                                    key=lambda e: (e.method or "", e.name))]
     report = run_report(environment)
     return {
         "run_id": state.run_id, "prefix": state.prefix,
@@ -331,13 +316,17 @@ def summary_document(environment, exit_code: int | None) -> dict:
     }
 
 
+def final_verdicts(environment) -> list[sla_criteria.Verdict]:
+    """The verdicts of the end of the run: the last judgement, or one now."""
+    return run_report(environment).verdicts or sla_verdicts(environment) or []
+
+
 def sla_document(environment) -> dict | None:
     """--sla's criteria and the verdicts of the end of the run (None without --sla)."""
-    report = run_report(environment)
     if not sla_given(environment):
         return None
-    verdicts = report.verdicts if report.verdicts else sla_verdicts(environment) or []
-    return {"criteria": sla_criteria.parse(getattr(environment.parsed_options, "sla", None)).text(),
+    verdicts = final_verdicts(environment)
+    return {"criteria": run_sla(environment).text(),
             "entries": {name: own.text() for name, own in entry_slas(environment).items()},
             "passed": all(v.success for v in verdicts), "verdicts": [v.as_dict() for v in verdicts]}
 
@@ -345,11 +334,8 @@ def sla_document(environment) -> dict | None:
 def violation_rows(environment) -> list[dict]:
     """Every invariant violation of the run, any worker's (Locust's error table holds them all):
     its kind, the server / project / group it is about, what was wrong and the request ids."""
-    runner = environment.runner
     rows = []
-    for error in (runner.stats.errors.values() if runner is not None else []):
-        if error.method != "INVARIANT":
-            continue
+    for error in summary.errors_of(environment, "INVARIANT"):
         # the error as Locust keeps it: "InvariantViolation('<subject>: <detail> [requests ...]')"
         text = re.sub(r"^\w+\((['\"])(.*)\1\)$", r"\2", str(error.error))
         subject, _, detail = text.partition(": ")
@@ -360,25 +346,20 @@ def violation_rows(environment) -> list[dict]:
 
 def log_watch_coverage(environment) -> list[dict]:
     """Each watched host: state (watched, never reached, lost), files, seconds, error."""
-    from .state import run_state
     watch = run_state(environment).log_watch
     return [asdict(host) for host in getattr(watch, "coverage", [])]
 
 
+def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return f"<td><pre>{html.escape(chr(10).join(map(str, value)))}</pre></td>"
+    return f"<td>{html.escape(str(value))}</td>"
+
+
 def _table(title: str, rows: list[dict], columns: tuple[str, ...]) -> str:
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = []
-    for row in rows:
-        cells = []
-        for column in columns:
-            value = row.get(column, "")
-            if isinstance(value, list):
-                cells.append(f"<td><pre>{html.escape(chr(10).join(map(str, value)))}</pre></td>")
-            else:
-                cells.append(f"<td>{html.escape(str(value))}</td>")
-        body.append(f"<tr>{''.join(cells)}</tr>")
-    if not body:
-        body.append(f'<tr><td colspan="{len(columns)}">none</td></tr>')
+    body = [f"<tr>{''.join(_cell(row.get(column, '')) for column in columns)}</tr>" for row in rows] or \
+        [f'<tr><td colspan="{len(columns)}">none</td></tr>']
     return f"<h2>{html.escape(title)}</h2>\n<table><tr>{head}</tr>\n" + "\n".join(body) + "</table>\n"
 
 
@@ -433,7 +414,6 @@ def final_locust_csvs(environment, prefix: str) -> list[tuple[str, str]]:
     write: the final second — with a short run, most of it — would be missing, and with it
     our last ACTION and LOG rows. Written from the `quit` event, before Locust closes its files.
     """
-    from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
     if environment.runner is None:
         return []
     tables = StatsCSV(environment, PERCENTILES_TO_REPORT)
@@ -448,9 +428,6 @@ def final_locust_csvs(environment, prefix: str) -> list[tuple[str, str]]:
 
 def _findings_reports(environment, document: dict) -> list[str]:
     """--findings-dir: a report.md per finding, with no secret of the run's options in it."""
-    from . import options as registry
-    from .findings import write_reports
-    from .state import run_state
     report = run_report(environment)
     options = environment.parsed_options
     secrets = [str(getattr(options, dest, "") or "") for dest, option in registry.ALL.items() if option.secret]
@@ -470,29 +447,29 @@ def write_files(environment, exit_code: int | None) -> list[str]:
     written: list[str] = []
     targets: list[tuple[str, Any]] = []
     document = None
+    html_path = companion_html_path(options)
     report = run_report(environment)
     if report.index is not None:
         # the last worker reports may have brought the actions of a late finding: its timeline now,
         # before the summary and the reports are written from it
         report.findings.fill_timelines(report.index.timeline, within=float("inf"), again_within=float("inf"))
-    if getattr(options, "summary_json", None) or companion_html_path(options) or \
-            getattr(options, "findings_dir", None):
+    if getattr(options, "summary_json", None) or html_path or getattr(options, "findings_dir", None):
         document = summary_document(environment, exit_code)
     if getattr(options, "summary_json", None):
         targets.append((options.summary_json, json.dumps(document, indent=2) + "\n"))
-    if companion_html_path(options):
-        targets.append((companion_html_path(options), summary_html(document)))
-    if getattr(options, "csv_prefix", None):
-        targets += final_locust_csvs(environment, options.csv_prefix)
-        targets.append((f"{options.csv_prefix}_actions.csv", actions_csv(environment)))
-        targets.append((f"{options.csv_prefix}_log_errors.csv", log_errors_csv(environment)))
-        targets.append((f"{options.csv_prefix}_findings.csv",
-                        to_csv(run_report(environment).findings.rows(), FINDING_COLUMNS)))
+    if html_path:
+        targets.append((html_path, summary_html(document)))
+    prefix = getattr(options, "csv_prefix", None)
+    if prefix:
+        targets += final_locust_csvs(environment, prefix)
+        targets += [(f"{prefix}_actions.csv", actions_csv(environment)),
+                    (f"{prefix}_log_errors.csv", log_errors_csv(environment)),
+                    (f"{prefix}_findings.csv", to_csv(report.findings.rows(), FINDING_COLUMNS))]
         if sla_given(environment):
-            verdicts = run_report(environment).verdicts or sla_verdicts(environment) or []
-            targets.append((f"{options.csv_prefix}_sla.csv", to_csv([v.as_dict() for v in verdicts], SLA_COLUMNS)))
+            verdicts = [v.as_dict() for v in final_verdicts(environment)]
+            targets.append((f"{prefix}_sla.csv", to_csv(verdicts, SLA_COLUMNS)))
     if getattr(options, "findings_dir", None):
-        written += _findings_reports(environment, document or summary_document(environment, exit_code))
+        written += _findings_reports(environment, document)
     for path, text in targets:
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -534,7 +511,6 @@ def register(events) -> None:
 def _on_init(environment, runner=None, **_kwargs) -> None:
     if environment.parsed_options is None or not hasattr(environment.parsed_options, "prefix"):
         return
-    from .state import request_index
     report = run_report(environment)
     report.index = request_index(environment)
     worker = "local"

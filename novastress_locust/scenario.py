@@ -37,7 +37,7 @@ import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import yaml
 from locust import LoadTestShape
@@ -178,9 +178,7 @@ def _entry(path: Path, index: int, raw: Any) -> Entry:
     services = raw.get("required_services", [])
     if not isinstance(services, list) or not all(isinstance(s, str) for s in services):
         raise ScenarioError(f"{where}: 'required_services' must be a list of service names, not {services!r}")
-    kwargs = raw.get("kwargs", {})
-    if kwargs is None:
-        kwargs = {}
+    kwargs = {} if raw.get("kwargs") is None else raw["kwargs"]
     problem = spec.check(kwargs)
     if problem:
         raise ScenarioError(f"{where}: {problem}")
@@ -196,8 +194,6 @@ def _entry(path: Path, index: int, raw: Any) -> Entry:
 
 
 # -- users ------------------------------------------------------------------------------
-
-
 @dataclass
 class Tenant:
     """An isolated project and user made for one Locust user."""
@@ -248,7 +244,7 @@ class ScenarioUser(NovaUser):
                 entry.threads = entry.fixed_count = default_threads
             running.append(entry)
         if not running:
-            fail("every scenario entry was skipped: nothing to run")
+            exit_with("novastress", "every scenario entry was skipped: nothing to run")
         environment.user_classes[:] = running
         if state.users_from_threads:
             opts.num_users = sum(entry.fixed_count or entry.threads for entry in running)
@@ -256,7 +252,8 @@ class ScenarioUser(NovaUser):
             opts.spawn_rate = float(opts.num_users)
         if opts.serial:
             if not opts.run_time:
-                fail("--serial splits the run time between the entries: give -t/--run-time, e.g. -t 5m")
+                exit_with("novastress", "--serial splits the run time between the entries: give -t/--run-time, "
+                          "e.g. -t 5m")
             run_time = float(opts.run_time)
             steps = [(entry, entry.fixed_count or entry.threads) for entry in running]
             for entry in running:
@@ -390,22 +387,17 @@ def command_line(argv: list[str] | None = None) -> argparse.Namespace:
     return parsed
 
 
-def fail(message: str) -> NoReturn:
-    """One clear line and exit code 2, before anything is started."""
-    exit_with("novastress", message)
-
-
 def classes_from_command_line(module: str) -> list[type[ScenarioUser]]:
     """`--scenario FILE` -> User classes for the locustfile `module`; exit 2 on a bad file."""
     path = command_line().scenario
     if not path:
-        fail("no scenario given: add --scenario FILE (a Tempest JSON file or YAML), e.g. "
-             "--scenario locustfiles/etc/server-create-destroy-test.json")
+        exit_with("novastress", "no scenario given: add --scenario FILE (a Tempest JSON file or YAML), e.g. "
+                  "--scenario locustfiles/etc/server-create-destroy-test.json")
     try:
         classes = user_classes(load(path), module=module)
         faults = load_faults(path)
     except ScenarioError as exc:
-        fail(str(exc))
+        exit_with("novastress", str(exc))
     if faults:
         def scenario_faults(opts, faults=faults) -> None:
             """The file's faults after --fault's (the master's schedule runs them all)."""
@@ -447,25 +439,25 @@ def classes_from_discovery(module: str) -> list[type]:
     try:
         found = discover(parsed.stress_module, parsed.stress_type, parsed.call_inherited, actions=REGISTRY)
     except DiscoveryError as exc:
-        fail(str(exc))
+        exit_with("novastress", str(exc))
     if not found:
-        fail(f"no @stresstest action or test has type {parsed.stress_type!r}" if parsed.stress_type
-             else "no @stresstest action or test found")
+        exit_with("novastress", f"no @stresstest action or test has type {parsed.stress_type!r}"
+                  if parsed.stress_type else "no @stresstest action or test found")
     entries = []
     for index, item in enumerate(found, 1):
         spec = REGISTRY[item.action]
         problem = spec.check(item.kwargs)
         if problem:
-            fail(f"{item.name}: {problem}")
+            exit_with("novastress", f"{item.name}: {problem}")
         entries.append(Entry(index, spec, None, kwargs=item.kwargs))
     classes = user_classes(entries, module=module)
     for cls, item in zip(classes, found):
         if item.action == "unit_test":
             # name the class after the test, not "UnitTest2"
-            cls.__name__ = cls.__qualname__ = _class_name_for_test(item.name, {c.__name__ for c in classes})
+            cls.__name__ = cls.__qualname__ = _class_name_for_test(item.name)
     return classes
 
 
-def _class_name_for_test(test_id: str, taken: set[str]) -> str:
+def _class_name_for_test(test_id: str) -> str:
     parts = test_id.replace("::", ".").split(".")[-2:]
     return "".join(part[:1].upper() + part[1:] for part in "_".join(parts).split("_") if part)

@@ -33,6 +33,12 @@ def collect(state) -> dict[str, dict[str, list[int]]]:
     return tally
 
 
+def errors_of(environment, method: str) -> list:
+    """Locust's error rows of one request type (INVARIANT, LOG): any worker's, the stats hold them all."""
+    runner = environment.runner
+    return [error for error in (runner.stats.errors.values() if runner is not None else []) if error.method == method]
+
+
 def _user_order(name: str) -> tuple[str, int]:
     base, _, number = name.rpartition("-")
     return (base, int(number)) if number.isdigit() else (name, 0)
@@ -75,15 +81,11 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
             lines.append(f"NOT CHECKED {leak.kind} {leak.name}: {leak.error}; novastress-cleanup "
                          f"--run-id {state.run_id} looks again")
     # what the log watch covered: a run whose logs were never read is not a clean run
-    unwatched = False
-    watch = state.log_watch
-    if watch is not None:
-        watch_lines, unwatched = watch.summary_lines()
-        lines += watch_lines
-    if unwatched and getattr(state.environment.parsed_options, "log_require_all_hosts", False):
+    watch_lines, unwatched = state.log_watch.summary_lines() if state.log_watch is not None else ([], False)
+    lines += watch_lines
+    unwatched = unwatched and getattr(state.environment.parsed_options, "log_require_all_hosts", False)
+    if unwatched:
         lines.append("A watched host's logs were not checked (--log-require-all-hosts): the run fails")
-    else:
-        unwatched = False
     # the fault schedule (faultplan.py): each fault, its recovery, what the end could not restore
     schedule = state.faults
     faulted = False
@@ -92,9 +94,7 @@ def render(state, tolerated: frozenset[str] = frozenset(), verdicts: list[Verdic
         lines += [f"FAULT NOT RESTORED: {line}" for line in schedule.unrestored]
         faulted = any(record.failed for record in schedule.records) or bool(schedule.unrestored)
     # INVARIANT failures (invariants.py) may come from any worker: the stats hold them all
-    runner = state.environment.runner
-    violated = [error for error in (runner.stats.errors.values() if runner is not None else [])
-                if error.method == "INVARIANT"]
+    violated = errors_of(state.environment, "INVARIANT")
     if violated:
         # the findings below group them by class; each one, with its subject and requests, is in
         # the stats' error table and --summary-json
@@ -114,8 +114,7 @@ def _grouped(rows: list[tuple[str, str, int, int]], named: int = 10) -> list[str
     """One line per worker, user class and action: users, actions, runs per user, who failed."""
     groups: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
     for user, action, runs, failed in rows:
-        base, _, number = user.rpartition("-")
-        groups.setdefault((base if number.isdigit() else user, action), []).append((user, runs, failed))
+        groups.setdefault((_user_order(user)[0], action), []).append((user, runs, failed))
     lines = []
     for (base, action), members in sorted(groups.items()):
         runs = [member[1] for member in members]
@@ -140,8 +139,6 @@ def set_exit_code(environment: Any, state, failed: bool, tolerated: frozenset[st
     elif environment.process_exit_code is None:
         # errors found in the cloud's logs fail the run as Tempest's did; a failed status poll
         # inside an action that succeeded does not
-        runner = environment.runner
-        errors = runner.stats.errors.values() if runner is not None else []
-        logged = any(error.method == "LOG" for error in errors) and "max_log_errors" not in tolerated
+        logged = bool(errors_of(environment, "LOG")) and "max_log_errors" not in tolerated
         sla_failed = any(not verdict.success for verdict in verdicts or [])
         environment.process_exit_code = code_on_error if logged else SLA_FAILED if sla_failed else 0

@@ -26,7 +26,7 @@ import time
 from flask import Blueprint, jsonify, make_response, request
 from werkzeug.datastructures import ImmutableMultiDict
 
-from . import report as run_reports
+from . import options, report as run_reports
 from .state import class_hooks
 
 LOG_ERRORS = "novastress-log-errors"
@@ -38,27 +38,16 @@ MAX_ROWS = 500
 
 TABS = [{"title": "Findings", "key": FINDINGS}, {"title": "Log errors", "key": LOG_ERRORS},
         {"title": "Actions", "key": ACTIONS}, {"title": "SLA", "key": SLA}]
-TABLES = [
-    {"key": FINDINGS, "structure": [
-        {"key": "kind", "title": "Kind"}, {"key": "title", "title": "Finding"}, {"key": "count", "title": "Count"},
-        {"key": "first", "title": "First"}, {"key": "last", "title": "Last"}, {"key": "actions", "title": "Actions"},
-        {"key": "users", "title": "Users"}, {"key": "hosts", "title": "Hosts"},
-        {"key": "request_ids", "title": "Request ids"}]},
-    {"key": LOG_ERRORS, "structure": [
-        {"key": "time", "title": "Time"}, {"key": "host", "title": "Host"}, {"key": "file", "title": "File"},
-        {"key": "lines", "title": "Lines"}, {"key": "action", "title": "Action"},
-        {"key": "user", "title": "User"}, {"key": "request_id", "title": "Request id"},
-        {"key": "fault", "title": "During fault"}]},
-    {"key": ACTIONS, "structure": [
-        {"key": "action", "title": "Action"}, {"key": "worker", "title": "Worker"},
-        {"key": "runs", "title": "Runs"}, {"key": "failures", "title": "Failures"},
-        {"key": "median_ms", "title": "Median (ms)"}, {"key": "p95_ms", "title": "95%ile (ms)"},
-        {"key": "average_ms", "title": "Average (ms)"}]},
-    {"key": SLA, "structure": [
-        {"key": "criterion", "title": "Criterion"}, {"key": "subject", "title": "Action"},
-        {"key": "limit", "title": "Limit"}, {"key": "value", "title": "Value"},
-        {"key": "status", "title": "Status"}, {"key": "detail", "title": "Detail"}]},
-]
+# each tab's table: the row key and the column title of each column
+TABLES = [{"key": tab, "structure": [{"key": key, "title": title} for key, title in columns]} for tab, columns in (
+    (FINDINGS, (("kind", "Kind"), ("title", "Finding"), ("count", "Count"), ("first", "First"), ("last", "Last"),
+                ("actions", "Actions"), ("users", "Users"), ("hosts", "Hosts"), ("request_ids", "Request ids"))),
+    (LOG_ERRORS, (("time", "Time"), ("host", "Host"), ("file", "File"), ("lines", "Lines"), ("action", "Action"),
+                  ("user", "User"), ("request_id", "Request id"), ("fault", "During fault"))),
+    (ACTIONS, (("action", "Action"), ("worker", "Worker"), ("runs", "Runs"), ("failures", "Failures"),
+               ("median_ms", "Median (ms)"), ("p95_ms", "95%ile (ms)"), ("average_ms", "Average (ms)"))),
+    (SLA, (("criterion", "Criterion"), ("subject", "Action"), ("limit", "Limit"), ("value", "Value"),
+           ("status", "Status"), ("detail", "Detail"))))]
 CSV_FILES = [{"href": "./novastress/log-errors.csv", "title": "Download novastress log errors CSV"},
              {"href": "./novastress/actions.csv", "title": "Download novastress actions per worker CSV"}]
 
@@ -72,15 +61,12 @@ def register(events) -> None:
 
 
 def _on_init(environment, runner=None, web_ui=None, **_kwargs) -> None:
-    if web_ui is None or environment.parsed_options is None or \
-            not hasattr(environment.parsed_options, "prefix"):
-        return
-    install(environment, web_ui)
+    if web_ui is not None and hasattr(environment.parsed_options, "prefix"):
+        install(environment, web_ui)
 
 
 def our_options() -> dict[str, bool]:
     """dest -> is secret, for every novastress option shown in the form."""
-    from . import options
     return {dest: opt.secret for dest, opt in options.ALL.items() if opt.web_ui}
 
 
@@ -89,24 +75,19 @@ def install(environment, web_ui) -> None:
     web_ui.template_args.update(extended_tabs=TABS, extended_tables=TABLES, extended_csv_files=CSV_FILES)
     report = run_reports.run_report(environment)
     blueprint = Blueprint("novastress", __name__)
-
-    @blueprint.route("/novastress/log-errors.csv")
-    @web_ui.auth_required_if_enabled
-    def log_errors_csv():
-        return _csv_response(run_reports.log_errors_csv(environment), "novastress_log_errors")
-
-    @blueprint.route("/novastress/actions.csv")
-    @web_ui.auth_required_if_enabled
-    def actions_csv():
-        return _csv_response(run_reports.actions_csv(environment), "novastress_actions")
-
+    for name, table in (("log_errors", run_reports.log_errors_csv), ("actions", run_reports.actions_csv)):
+        def download(table=table, name=name):
+            return _csv_response(table(environment), f"novastress_{name}")
+        blueprint.add_url_rule(f"/novastress/{name.replace('_', '-')}.csv", f"{name}_csv",
+                               web_ui.auth_required_if_enabled(download))
     web_ui.app.register_blueprint(blueprint)
 
     @web_ui.app.after_request
     def add_tables(response):
         if request.path.rstrip("/").endswith("/stats/requests") and response.is_json:
             payload = response.get_json()
-            log_errors = [dict(row, lines="\n".join(row["lines"])) for row in run_reports.log_error_rows(environment)[:MAX_ROWS]]
+            log_errors = [dict(row, lines="\n".join(row["lines"]))
+                          for row in run_reports.log_error_rows(environment)[:MAX_ROWS]]
             verdicts = [dict(v.as_dict(), status="Passed" if v.success else "FAILED") for v in report.verdicts]
             payload["extended_stats"] = [{"key": FINDINGS, "data": report.findings.rows()[:MAX_ROWS]},
                                          {"key": LOG_ERRORS, "data": log_errors},
@@ -146,7 +127,6 @@ def form_problem(form, parsed_options, checks=()) -> str | None:
     import argparse
     from types import SimpleNamespace
 
-    from . import options
     if parsed_options is None:
         return None
     values = dict(vars(parsed_options))
