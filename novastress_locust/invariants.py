@@ -22,8 +22,10 @@ Without admin credentials the admin-only checks are skipped with one warning lin
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from itertools import chain
@@ -33,6 +35,11 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Group
 from locust.runners import WorkerRunner
+
+from .client import ApiError, OpenStackClient, microversion_at_least
+from .greenlets import joined, spawn_kept
+from .requestlog import ActionRecord
+from .state import Leak, request_index, run_state
 
 LOG = logging.getLogger("novastress")
 ADMIN_CHECKS = ("placement-allocations-leak", "resource-provider-usage", "quota-step",
@@ -103,7 +110,6 @@ class Invariants:
     # -- plumbing --------------------------------------------------------------------
     @property
     def state(self):
-        from .state import run_state
         return run_state(self.environment)
 
     @property
@@ -113,8 +119,7 @@ class Invariants:
     def member(self):
         """The run's own credentials (an OpenStackClient)."""
         if self._member is None:
-            from .client import OpenStackClient
-            self._member = OpenStackClient(self.state, self.state.ensure_target(), "invariants")
+                self._member = OpenStackClient(self.state, self.state.ensure_target(), "invariants")
         return self._member
 
     def admin(self):
@@ -129,8 +134,7 @@ class Invariants:
         ids = self._touches.get(server_id)
         if ids is None:
             ids = self._touches[server_id] = []
-            while len(self._touches) > TOUCHES_KEPT:
-                forgotten, _ = self._touches.popitem(last=False)
+            for forgotten in _trim(self._touches):
                 self._deleted_by.pop(forgotten, None)
                 self._refused.pop(forgotten, None)
         if global_request_id not in ids:
@@ -145,7 +149,6 @@ class Invariants:
         """Global request ids of every action that touched the server, the latest (the ones that
         raced) first, then their local request ids; the action whose DELETE was accepted comes
         first with its local ids too (a finding keeps its first ids: its DELETE's among them)."""
-        from .state import request_index
         index = request_index(self.environment)
         touches = self._touches.get(server_id, [])
         # the action whose DELETE was accepted first (in a storm round it is also the action the
@@ -202,8 +205,7 @@ class Invariants:
         deleting = getattr(client, "action", None)
         if deleting is not None:
             self._deleted_by.setdefault(server_id, deleting.global_request_id)
-            while len(self._deleted_by) > TOUCHES_KEPT:
-                self._deleted_by.pop(next(iter(self._deleted_by)))
+            _trim(self._deleted_by)
         self._watchers.spawn(self._watch_delete, server_id, self._own_client(client))
 
     def _own_client(self, client):
@@ -211,16 +213,14 @@ class Invariants:
             return self.member()
         own = self._clients.get(client.target.key)
         if own is None:
-            from .client import OpenStackClient
-            own = self._clients[client.target.key] = OpenStackClient(self.state, client.target, "invariants")
+                own = self._clients[client.target.key] = OpenStackClient(self.state, client.target, "invariants")
         return own
 
     def resized(self, server_id: str) -> None:
         """The storm's resize of this server was accepted: when it is deleted, its migrations'
         allocations are checked too."""
         self._resized[server_id] = None
-        while len(self._resized) > TOUCHES_KEPT:
-            self._resized.popitem(last=False)
+        _trim(self._resized)
 
     def _migrations_of(self, server_id: str) -> list[str]:
         """The uuids of a resized server's migrations (2.59+), read while it still exists: each is
@@ -230,14 +230,11 @@ class Invariants:
             return []
         del self._resized[server_id]
         uuids = _migration_uuids(admin, server_id)
-        for migration in uuids:
-            self._migration_of[migration] = server_id
-        while len(self._migration_of) > TOUCHES_KEPT:
-            self._migration_of.popitem(last=False)
+        self._migration_of.update(dict.fromkeys(uuids, server_id))
+        _trim(self._migration_of)
         return uuids
 
     def _watch_delete(self, server_id: str, client) -> None:
-        from .client import ApiError
         opts = self.options
         deadline = time.monotonic() + opts.invariant_delete_timeout
         last = "unknown"
@@ -245,8 +242,7 @@ class Invariants:
             for migration in self._migrations_of(server_id):
                 self._watchers.spawn(self.check_migration_allocations_gone, server_id, migration)
             while True:
-                response = client.compute.get(f"/servers/{server_id}", expect=(200, 404),
-                                              name="compute GET /servers/{id} (invariant)")
+                response = _show(client, server_id)
                 if response.status_code == 404:
                     break
                 server = response.json()["server"]
@@ -281,8 +277,7 @@ class Invariants:
         deadline = time.monotonic() + opts.invariant_delete_timeout
         while time.monotonic() < deadline:
             gevent.sleep(opts.status_poll_interval)
-            if client.compute.get(f"/servers/{server_id}", expect=(200, 404),
-                                  name="compute GET /servers/{id} (invariant)").status_code == 404:
+            if _show(client, server_id).status_code == 404:
                 return True
         return False
 
@@ -299,8 +294,7 @@ class Invariants:
         found = self._held.setdefault(server_id, [])
         if held not in found:
             found.append(held)
-        while len(self._held) > TOUCHES_KEPT:
-            self._held.pop(next(iter(self._held)))
+        _trim(self._held)
 
     def wait_checked(self, server_id: str, timeout: float) -> None:
         """Until the checks of what this deleted server held are done (bounded): a round releases
@@ -412,7 +406,6 @@ class Invariants:
         is still held at the end of the bound is reported: a server deleted mid-resize can leave
         it for good (nova-compute only logs "has allocations against this compute host but is
         not found in the database")."""
-        from .client import ApiError
         admin = self.admin()
         if admin is None:
             return
@@ -464,7 +457,6 @@ class Invariants:
 
     def run_servers(self, client) -> list[dict]:
         """The run's servers (`<prefix>-<run id>-*`) as the client sees them."""
-        import re
         state = self.state
         prefix = f"{state.prefix}-{state.run_id}-"
         servers = client.compute.get("/servers/detail", params={"name": f"^{re.escape(prefix)}"},
@@ -476,7 +468,6 @@ class Invariants:
             self._scanner = gevent.spawn(self._scan_loop)
 
     def _scan_loop(self) -> None:
-        from .client import ApiError
         while True:
             gevent.sleep(self.options.invariant_check_interval)
             try:
@@ -521,7 +512,6 @@ class Invariants:
 
     def end_checks(self) -> None:
         """Once settled: quota usage = live servers; provider usages = sum of live flavors; quota step."""
-        from .client import ApiError
         opts = self.options
         member = self.member()
         try:
@@ -538,9 +528,7 @@ class Invariants:
 
     def check_quota_usage(self, member, servers: list[dict]) -> None:
         project_id = member.session.get_project_id()
-        detail = member.compute.get(f"/os-quota-sets/{project_id}/detail",
-                                    name="compute GET /os-quota-sets/{id}/detail (invariant)").json()["quota_set"]
-        in_use = detail["instances"]["in_use"]
+        in_use = self._in_use(member, project_id)
         if in_use != len(servers):
             self.violation("quota-usage-mismatch", project_id,
                            f"quota usage counts {in_use} instances, the project has {len(servers)} servers",
@@ -548,7 +536,6 @@ class Invariants:
 
     def check_provider_usages(self, admin) -> None:
         """Every provider's usage equals the flavors of the live servers on its host."""
-        from .state import request_index
         flavors = {f["id"]: f for f in admin.compute.get(
             "/flavors/detail", params={"is_public": "None"},
             name="compute GET /flavors/detail (invariant)").json()["flavors"]}
@@ -556,8 +543,8 @@ class Invariants:
                                     name="compute GET /servers/detail?all_tenants (invariant)").json()["servers"]
         live = {s["id"] for s in servers}
         # a live server's resize: the source host's allocation is its migration's (Nova 2.59+ names it)
-        migrations = {uuid for s in servers if s.get("status") in MOVING
-                      for uuid in _migration_uuids(admin, s["id"])}
+        migrations = {migration for s in servers if s.get("status") in MOVING
+                      for migration in _migration_uuids(admin, s["id"])}
         expected: dict[str, dict[str, int]] = {}
         for server in servers:
             host = server.get("OS-EXT-SRV-ATTR:host")
@@ -617,10 +604,6 @@ class Invariants:
 
     def quota_step(self, member, admin, headroom: int) -> None:
         """Set the instance quota to usage + headroom, boot headroom + 2 at once, check, restore."""
-        import uuid
-        from .requestlog import ActionRecord
-        from .state import request_index
-        from .client import ApiError
         state, opts = self.state, self.options
         project_id = member.session.get_project_id()
         original = admin.compute.get(f"/os-quota-sets/{project_id}",
@@ -642,7 +625,6 @@ class Invariants:
                                                name="compute POST /servers (quota step)")
                 if response.status_code == 202:
                     accepted.append(response.json()["server"]["id"])
-            from .greenlets import joined, spawn_kept
             joined([spawn_kept(boot, n) for n in range(headroom + 2)], opts.request_timeout)
             for server_id in accepted:
                 self.touched(server_id, record.global_request_id)
@@ -694,12 +676,10 @@ class Invariants:
                                   ).json()["quota_set"]["instances"]["in_use"]
 
     def _wait_gone(self, client, server_ids: list[str], timeout: float) -> None:
-        from .state import Leak
         deadline = time.monotonic() + timeout
         pending = list(server_ids)
         while pending:
-            pending = [s for s in pending if client.compute.get(
-                f"/servers/{s}", expect=(200, 404), name="compute GET /servers/{id} (invariant)").status_code == 200]
+            pending = [s for s in pending if _show(client, s).status_code == 200]
             if not pending:
                 return
             if time.monotonic() >= deadline:
@@ -730,9 +710,17 @@ class Invariants:
                            f"expected {wanted}", request_ids)
 
 
+def _trim(kept: dict) -> list:
+    """Forget the oldest entries past TOUCHES_KEPT (a long run must not grow without bound); their keys."""
+    forgotten = []
+    while len(kept) > TOUCHES_KEPT:
+        forgotten.append(key := next(iter(kept)))
+        del kept[key]
+    return forgotten
+
+
 def invariants(environment: Any) -> Invariants:
     """The Invariants of this Environment, created on first use."""
-    from .state import run_state
     state = run_state(environment)
     if state.invariants is None:
         state.invariants = Invariants(environment)
@@ -740,12 +728,15 @@ def invariants(environment: Any) -> Invariants:
 
 
 def _boot_body(state, name: str) -> dict:
-    from .client import microversion_at_least
     boot = state.boot_args()
     body: dict[str, Any] = {"name": name, "imageRef": boot.image_id, "flavorRef": boot.flavor_id}
     if boot.networks != "none" or microversion_at_least(state.options.compute_microversion, 2, 37):
         body["networks"] = boot.networks
     return body
+
+
+def _show(client, server_id: str):
+    return client.compute.get(f"/servers/{server_id}", expect=(200, 404), name="compute GET /servers/{id} (invariant)")
 
 
 def _placement(client):
@@ -776,7 +767,6 @@ def resource_text(resources: dict) -> str:
 def _admin_client(state):
     """An OpenStackClient with admin credentials (--os-admin-*, else the run's own) whose token
     really has the admin role and whose catalog lists Placement; None otherwise (said once)."""
-    from .client import OpenStackClient
     checks = invariants(state.environment)
     try:
         target = state.admin_target()
@@ -808,7 +798,6 @@ def _ours(environment) -> bool:
 def _on_init(environment, runner=None, **_kwargs) -> None:
     if not _ours(environment):
         return
-    from .state import run_state
     state = run_state(environment)
     state.use_embedded_admin()      # the admin checks run against the embedded cloud too
     if not isinstance(runner, WorkerRunner) and state.target is not None:
@@ -825,7 +814,6 @@ def _on_test_start(environment, **_kwargs) -> None:
 
 
 def _on_test_stop(environment, **_kwargs) -> None:
-    from .state import run_state
     checks = run_state(environment).invariants
     if checks is None or not checks.active:
         return

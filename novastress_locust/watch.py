@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import options as registry
 from .cloud import CloudSession
-from .errors import UserError
+from .errors import UserError, first_line
 from .state import request_index, run_state
 
 logger = logging.getLogger("novastress.logwatch")
@@ -119,7 +119,7 @@ class LogWatch:
 
     def discover(self, controller: str | None, host_map: dict) -> list[str]:
         """Compute host names by the chosen discovery; trouble is one warning, never fatal."""
-        from logwatch import SSHTransport, TargetError, TransportError, parse_address, parse_service_list
+        from logwatch import SSHTransport, TargetError, parse_address, parse_service_list
         options = self.environment.parsed_options
         mode = _value(options, "log_discovery")
         cloud = _cloud_target(self.environment)
@@ -139,8 +139,7 @@ class LogWatch:
             if mode == "nova-manage":
                 if not controller:
                     raise TargetError("--log-discovery nova-manage needs --target-controller")
-                name = controller
-                address, port = host_map.get(name) or parse_address(name, "--target-controller")
+                address, port = host_map.get(controller) or parse_address(controller, "--target-controller")
                 transport = SSHTransport(ssh_settings(options), address, port)
                 try:
                     output = transport.run("nova-manage service list 2>/dev/null").decode("utf-8", "replace")
@@ -149,12 +148,9 @@ class LogWatch:
                 hosts = parse_service_list(output)
                 logger.info("log watch: nova-manage lists compute hosts %s", ", ".join(hosts) or "(none)")
                 return hosts
-        except (TargetError, TransportError) as error:
+        except Exception as error:   # TargetError, TransportError, keystoneauth trouble: never stops the load
             logger.warning("log watch: %s discovery failed: %s; watching only --target-controller and "
-                           "--log-hosts", mode, error)
-        except Exception as error:   # keystoneauth/credential trouble must not stop the load
-            logger.warning("log watch: %s discovery failed: %s; watching only --target-controller and "
-                           "--log-hosts", mode, str(error).splitlines()[0] if str(error) else type(error).__name__)
+                           "--log-hosts", mode, first_line(error))
         return []
 
     # -- run ------------------------------------------------------------------------------------
@@ -173,7 +169,7 @@ class LogWatch:
             self.environment.process_exit_code = 1
             return
         except Exception as error:
-            self.disabled = str(error).splitlines()[0] if str(error) else type(error).__name__
+            self.disabled = first_line(error)
             logger.error("log watch disabled: %s", self.disabled)
             return
         if watcher is None or self._stopping.is_set():
@@ -219,10 +215,7 @@ class LogWatch:
         return str(_value(self.environment.parsed_options, "target_logfiles") or "the embedded cloud's *.log")
 
     def status(self, status) -> None:
-        if status.ok:
-            logger.info("log watch: %s", status.message)
-        else:
-            logger.warning("log watch: %s", status.message)
+        logger.log(logging.INFO if status.ok else logging.WARNING, "log watch: %s", status.message)
 
     def report(self, finding) -> None:
         """Fire the LOG failure for one record, naming the action when an id leads to one."""
@@ -260,14 +253,8 @@ class LogWatch:
                 and not self._quit_requested:
             self._quit_requested = True
             self.environment.process_exit_code = 1
-            reason = f"a logged error in {finding.name} (--stop-on-error)"
-            state = getattr(self.environment, "novastress", None)
-            if state is not None and hasattr(state, "stop_run"):
-                state.stop_run(reason)    # the plugin's one way to end a run (spawns runner.quit)
-            else:
-                import gevent
-                logger.error("log watch: stopping the run at %s", reason)
-                gevent.spawn(runner.quit)   # not from here: quit() joins this watcher
+            # the one way to end a run: it spawns runner.quit (not from here: quit() joins this watcher)
+            run_state(self.environment).stop_run(f"a logged error in {finding.name} (--stop-on-error)")
 
     def action_for(self, record):
         index = request_index(self.environment)
