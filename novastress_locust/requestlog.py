@@ -114,10 +114,6 @@ class RequestIndex:
         with self._lock:
             return self._by_id.get(request_id)
 
-    def recent(self, since: float) -> list[ActionRecord]:
-        with self._lock:
-            return [r for r in self._records if (r.ended or r.started) >= since or r.ended is None]
-
     def __len__(self) -> int:
         return len(self._records)
 
@@ -158,7 +154,6 @@ class RequestIndex:
         for key in self._keys(record):
             if key:
                 self._by_id[key] = record
-
 
 
 class Step:
