@@ -57,25 +57,22 @@ def _resize(user: NovaUser, server: dict, flavor: str | None, finish: str) -> di
     return user.server_action(server, {"revertResize": None}, "ACTIVE", atomic="resize_revert")
 
 
+def _there_and_back(there: str, status: str | None, back: str, steps: str, done: str | None = "ACTIVE"):
+    """A bounce of two server actions, each waited for (None: not waited for); `steps` names its atomic steps."""
+    first, second = steps.split()
+    return lambda u, s, kw: u.server_action(u.server_action(s, {there: None}, status, atomic=first),
+                                            {back: None}, done, atomic=second)
+
+
 # name -> what it does to an ACTIVE server, leaving it ACTIVE
 BOUNCES: dict[str, Callable[[NovaUser, dict, dict], dict]] = {
     "soft_reboot": lambda u, s, kw: u.server_action(s, {"reboot": {"type": "SOFT"}}, "ACTIVE", atomic="soft_reboot"),
     "hard_reboot": lambda u, s, kw: u.server_action(s, {"reboot": {"type": "HARD"}}, "ACTIVE", atomic="hard_reboot"),
-    "stop_start": lambda u, s, kw: u.server_action(
-        u.server_action(s, {"os-stop": None}, "SHUTOFF", atomic="stop_server"),
-        {"os-start": None}, "ACTIVE", atomic="start_server"),
-    "pause_unpause": lambda u, s, kw: u.server_action(
-        u.server_action(s, {"pause": None}, "PAUSED", atomic="pause_server"),
-        {"unpause": None}, "ACTIVE", atomic="unpause_server"),
-    "suspend_resume": lambda u, s, kw: u.server_action(
-        u.server_action(s, {"suspend": None}, "SUSPENDED", atomic="suspend_server"),
-        {"resume": None}, "ACTIVE", atomic="resume_server"),
-    "lock_unlock": lambda u, s, kw: u.server_action(
-        u.server_action(s, {"lock": None}, None, atomic="lock_server"),
-        {"unlock": None}, None, atomic="unlock_server"),
-    "shelve_unshelve": lambda u, s, kw: u.server_action(
-        u.server_action(s, {"shelve": None}, "SHELVED_OFFLOADED", atomic="shelve_server"),
-        {"unshelve": None}, "ACTIVE", atomic="unshelve_server"),
+    "stop_start": _there_and_back("os-stop", "SHUTOFF", "os-start", "stop_server start_server"),
+    "pause_unpause": _there_and_back("pause", "PAUSED", "unpause", "pause_server unpause_server"),
+    "suspend_resume": _there_and_back("suspend", "SUSPENDED", "resume", "suspend_server resume_server"),
+    "lock_unlock": _there_and_back("lock", None, "unlock", "lock_server unlock_server", done=None),
+    "shelve_unshelve": _there_and_back("shelve", "SHELVED_OFFLOADED", "unshelve", "shelve_server unshelve_server"),
     "resize_confirm": lambda u, s, kw: _resize(u, s, kw.get("flavor"), "confirm"),
     "resize_revert": lambda u, s, kw: _resize(u, s, kw.get("flavor"), "revert"),
     "rebuild": lambda u, s, kw: u.server_action(
