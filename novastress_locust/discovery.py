@@ -80,6 +80,18 @@ class Discovered:
     types: tuple[str, ...] = ()
 
 
+def load_file(path: Path):
+    """A .py file as the module `novastress_discovered_<stem>`, loaded once (unit_test finds it again)."""
+    name = f"novastress_discovered_{path.stem}"
+    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def load_module(name: str):
     """A module by dotted name, or a .py file by path."""
     try:
@@ -87,14 +99,7 @@ def load_module(name: str):
             path = Path(name).resolve()
             if not path.is_file():
                 raise DiscoveryError(f"--stress-module {name}: no such file")
-            module_name = f"novastress_discovered_{path.stem}"
-            if module_name in sys.modules:
-                return sys.modules[module_name]
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[module_name] = module
-            spec.loader.exec_module(module)
-            return module
+            return load_file(path)
         return importlib.import_module(name)
     except DiscoveryError:
         raise

@@ -17,9 +17,7 @@ that take arguments (pytest fixtures) are refused: nothing here can provide them
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
-import sys
 import unittest
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +29,7 @@ from locust.exception import StopUser
 from gevent.lock import Semaphore
 
 from ..cloudprofile import CloudProfile, Needs, Skip
-from ..discovery import MARK
+from ..discovery import MARK, load_file
 from ..state import run_state
 from ..user import NovaUser
 from . import stress_action
@@ -74,14 +72,7 @@ def _load_path(path_text: str):
     path = Path(path_text).resolve()
     if not path.is_file():
         raise ValueError(f"no test file {path_text}")
-    name = f"novastress_discovered_{path.stem}"
-    if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_file(path)
 
 
 def resolve(test_method: str) -> TestTarget:
