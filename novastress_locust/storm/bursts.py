@@ -7,12 +7,10 @@ against the policy and (with admin credentials) the host count.
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 import gevent
 
-from ..client import ApiError
 from ..greenlets import joined, spawn_kept
 from ..invariants import invariants
 from ..kinds import KINDS
@@ -94,15 +92,10 @@ def burst_size(wanted: int, policy: str, hosts: int | None) -> int:
 
 def _settled(user: NovaUser, server: dict) -> dict:
     """Poll until the server is ACTIVE or ERROR (a burst's loser may rightly be ERROR)."""
-    deadline = time.monotonic() + user.options.build_timeout
-    while True:
-        seen = user.compute.get(f"/servers/{server['id']}", name="compute GET /servers/{id} (storm)").json()["server"]
-        if seen["status"] in ("ACTIVE", "ERROR") and seen.get("OS-EXT-STS:task_state") is None:
-            return seen
-        if time.monotonic() >= deadline:
-            raise ApiError(f"group member {server['id']} still {seen['status']} after "
-                           f"{user.options.build_timeout:g} s")
-        gevent.sleep(user.options.status_poll_interval)
+    return user.poll(f"group member {server['id']}", lambda: user.compute.get(
+        f"/servers/{server['id']}", name="compute GET /servers/{id} (storm)").json()["server"],
+        lambda seen: seen["status"] in ("ACTIVE", "ERROR") and seen.get("OS-EXT-STS:task_state") is None,
+        user.options.build_timeout)
 
 
 def host_count(user: NovaUser) -> int | None:
