@@ -78,11 +78,12 @@ def replay_plan(finding, run: dict) -> dict | None:
         # the run's credential ("Storm-1") or the second one ("Storm-1-peer", "...-admin")
         role = clients.setdefault(str(client), "peer" if re.search(r"-(peer|admin)$", str(client)) else "member")
         steps.append({"method": method, "route": route, "action": kind, "at": float(at), "client": role})
-    steps = _from_set_up(_boot_raced(_unlocked(steps, anchor)))
-    return _plan(finding, run, steps) if steps else None
+    steps, set_up_for = _from_set_up(_boot_raced(_unlocked(steps, anchor)))
+    return _plan(finding, run, steps, bring=set_up_for) if steps else None
 
 
-def _plan(finding, run: dict, steps: list[dict], group: str | None = None, judged: str | None = None) -> dict:
+def _plan(finding, run: dict, steps: list[dict], group: str | None = None, judged: str | None = None,
+          bring: str | None = None) -> dict:
     """The plan of these steps (offsets from the first), with what the script needs to know."""
     start = steps[0]["at"]
     for step in steps:
@@ -99,7 +100,7 @@ def _plan(finding, run: dict, steps: list[dict], group: str | None = None, judge
             "cause": cause.rsplit(".", 1)[-1] if cause else None,
             "run_id": run.get("run_id"), "steps": steps[-40:], "flavor": profile.get("flavor") or "",
             "image": profile.get("image") or "", "network": profile.get("network") or "none",
-            "request_ids": finding.request_ids[:10], "group": group, "judged": judged}
+            "request_ids": finding.request_ids[:10], "group": group, "judged": judged, "bring": bring}
 
 
 def _burst(finding, ours: list[list]) -> tuple[str, list[dict]] | None:
@@ -131,15 +132,18 @@ def _window(ours: list[list]) -> tuple[float, float]:
     return anchor, anchor + AFTER
 
 
-def _from_set_up(steps: list[dict]) -> list[dict]:
-    """The steps from the last one whose set-up the plan also holds (an unshelve after its shelve):
-    the run waited for the shelve to finish (a race plan waits until shelved), which a replay at the
-    run's offsets would not (the unshelve answers 409); the reproducer shelves and waits first."""
+def _from_set_up(steps: list[dict]) -> tuple[list[dict], str | None]:
+    """The steps after the last set-up the plan holds of a later step (a shelve before an unshelve),
+    and the step it sets up: the run waited for the shelve to finish (a race plan waits until
+    shelved), which a replay at the run's offsets would not (the unshelve answers 409); the
+    reproducer shelves and waits first. Every step sent after the set-up stays: the one the
+    unshelve raced may have gone out a moment before it (a double state change)."""
     for number in range(len(steps) - 1, 0, -1):
         needed = SET_UP_BY.get(steps[number]["action"])
-        if needed and any(step["action"] == needed for step in steps[:number]):
-            return steps[number:]
-    return steps
+        done = [index for index, step in enumerate(steps[:number]) if needed and step["action"] == needed]
+        if done:
+            return steps[done[-1] + 1:], steps[number]["action"]
+    return steps, None
 
 
 def _unlocked(steps: list[dict], anchor: float) -> list[dict]:
@@ -399,8 +403,9 @@ BRING = json.loads(r"""__SET_UP_BY__""")
 
 
 def bring(compute, server_id, boot, name, timeout):
-    """Send the action the plan's first step needs done first (a shelve before an unshelve)."""
-    first = PLAN["steps"][0]["action"]
+    """Send the action a step needs done first (a shelve before an unshelve): the plan's set-up, else
+    the first step's."""
+    first = PLAN.get("bring") or PLAN["steps"][0]["action"]
     if first in BRING:
         compute.call("POST", f"/servers/{server_id}/action", {BRING[first]: body(BRING[first], boot, name)},
                      expect=(202,))

@@ -134,6 +134,27 @@ def test_a_replay_plan_holds_the_state_changes_that_raced_and_no_lock():
     assert [step["action"] for step in replay_plan(finding, {})["steps"]] == ["lock", "shelve", "unlock"]
 
 
+def test_a_replay_plan_brings_the_set_up_first_and_keeps_what_raced_just_before_the_5xx():
+    # a stop that finished, then a double state change: the peer's rebuild, the start that lost
+    action = "compute POST /servers/{id}/action "
+    timeline = [[8.5, "POST", action + "os-stop", 202, "req-1", "Storm-1", "os-stop", "storm", "u", 5],
+                [10.0, "POST", action + "rebuild", 202, "req-2", "Storm-1-peer", "rebuild", "storm", "u", 8],
+                [10.002, "POST", action + "os-start", 500, "req-3", "Storm-1", "os-start", "storm", "u", 9]]
+    finding = Finding("5xx", ["5xx", "compute", "POST /servers/{id}/action", "500",
+                              "nova.exception.UnexpectedTaskStateError"], "500 from compute",
+                      request_ids=["req-1", "req-2", "req-3"], timeline=timeline)
+    plan = replay_plan(finding, {})
+    # the reproducer stops its server and waits (the run's stop had finished); both racers stay
+    assert plan["bring"] == "os-start"
+    assert [(step["action"], step["at"], step["client"]) for step in plan["steps"]] == \
+        [("rebuild", 0.0, "peer"), ("os-start", 0.002, "member")]
+    timeline[1][2:7] = [action + "os-start", 409, "req-2", "Storm-1-peer", "os-start"]   # refused: no racer
+    plan = replay_plan(finding, {})
+    assert (plan["bring"], [step["action"] for step in plan["steps"]]) == ("os-start", ["os-start"])
+    del timeline[0]                      # no stop in the plan: nothing to bring but the first step's
+    assert replay_plan(finding, {})["bring"] is None
+
+
 def test_a_run_groups_its_5xx_and_the_api_logs_they_left_into_findings(cloud_factory, tmp_path):
     cloud = cloud_factory(faults="none", delay_scale=0.1, seed=8)
     chaos(cloud, service="compute", method="POST", path=r"/servers$", kind="status", status=500, count=3)
