@@ -124,10 +124,8 @@ class CloudProfile:
         networks = ", ".join(name for name, external in self.networks if not external) or "none"
         networks += f"; external: {', '.join(self.external_networks)}" if self.external_networks else \
             "; no external network"
-        if self.compute_hosts is None:
-            hosts = "unknown (os-services needs admin credentials)"
-        else:
-            hosts = f"{self.compute_hosts} nova-compute up and enabled"
+        hosts = ("unknown (os-services needs admin credentials)" if self.compute_hosts is None
+                 else f"{self.compute_hosts} nova-compute up and enabled")
         quotas = "not readable" if self.quotas is None else \
             ", ".join(f"{key} {'unlimited' if value == -1 else value}{' MB' if key == 'ram' and value != -1 else ''}"
                       for key, value in self.quotas.items())
@@ -322,11 +320,9 @@ def _fit_class(cls, options, profile: CloudProfile, skips: list[Skip]) -> bool:
 
 def skip_lines(skips: list[Skip]) -> list[str]:
     """`skipping storm actions resize, confirm_resize: <reason>`: one line per kind and reason."""
-    grouped: dict[tuple[str, str], list[str]] = {}
+    grouped: dict[tuple[str, str], dict[str, None]] = {}     # (what, reason) -> names, once each in order
     for skip in skips:
-        names = grouped.setdefault((skip.what, skip.reason), [])
-        if skip.name not in names:
-            names.append(skip.name)
+        grouped.setdefault((skip.what, skip.reason), {})[skip.name] = None
     lines = []
     for (what, reason), names in grouped.items():
         kind = f"{what}{'s' if len(names) > 1 else ''} " if what else ""

@@ -86,7 +86,6 @@ class Invariants:
     def __init__(self, environment: Any) -> None:
         self.environment = environment
         self.violations: list[Violation] = []
-        self.skipped: tuple[str, ...] = ()
         self.active = False
         self._reported: set[tuple[str, str]] = set()
         # server id -> global request ids of the actions that touched it (oldest first)
@@ -190,7 +189,6 @@ class Invariants:
             self.state.stop_run(f"invariant {kind} violated by {subject} (--stop-on-error)")
 
     def skip_admin_checks(self, reason: str) -> None:
-        self.skipped = ADMIN_CHECKS
         print(f"novastress: {reason}: skipping the admin-only invariant checks "
               f"({', '.join(ADMIN_CHECKS)})", file=sys.stderr, flush=True)
 
@@ -319,12 +317,10 @@ class Invariants:
             if time.monotonic() >= deadline:
                 for kind, resource_id, problem in wrong:
                     detail = f"{problem} {opts.invariant_allocation_timeout:g} s after server {server_id} was gone"
-                    if kind == "volume":
-                        self.violation("volume-attached-to-deleted-server", server_id, detail,
-                                       self.request_ids(server_id))
-                    else:  # named after the floating IP: the server is gone, the floating IP is what is wrong
-                        self.violation("floating-ip-on-gone-port", resource_id, detail,
-                                       self.request_ids(server_id))
+                    # a floating IP's is named after it: the server is gone, the floating IP is what is wrong
+                    name, subject = (("volume-attached-to-deleted-server", server_id) if kind == "volume"
+                                     else ("floating-ip-on-gone-port", resource_id))
+                    self.violation(name, subject, detail, self.request_ids(server_id))
                 return
             held = [(kind, resource_id) for kind, resource_id, _ in wrong]
             gevent.sleep(opts.status_poll_interval)
@@ -568,16 +564,13 @@ class Invariants:
             # source allocation, or a leak reported here (counted once, not again as a usage error)
             explained = {"VCPU": 0, "MEMORY_MB": 0, "DISK_GB": 0}
             for consumer, held in allocations.items():
-                if consumer in migrations:
-                    leaked = False
-                else:
-                    # a consumer this run touched that is no server any more (or the migration of a
-                    # resized server the run deleted, should its own check not have ended): leaked
-                    server_id = self._migration_of.get(consumer)
-                    leaked = consumer not in live and bool(
-                        server_id or consumer in self._touches or index.lookup(consumer))
-                    if not leaked:
-                        continue
+                # a consumer this run touched that is no server any more (or the migration of a
+                # resized server the run deleted, should its own check not have ended): leaked
+                server_id = self._migration_of.get(consumer)
+                leaked = consumer not in migrations and consumer not in live and bool(
+                    server_id or consumer in self._touches or index.lookup(consumer))
+                if not leaked and consumer not in migrations:
+                    continue
                 for rc, amount in held.get("resources", {}).items():
                     explained[rc] = explained.get(rc, 0) + amount
                 if not leaked:
@@ -629,8 +622,7 @@ class Invariants:
             for server_id in accepted:
                 self.touched(server_id, record.global_request_id)
                 record.resource_ids.append(server_id)
-            index = request_index(self.environment)
-            index.touch(record)
+            request_index(self.environment).touch(record)
             servers = self.settle(member, opts.invariant_settle_timeout)
             ids = [record.global_request_id, *record.request_ids]
             # Nova accepts racing boots and its conductor's re-check puts the excess in ERROR:

@@ -54,10 +54,7 @@ class ActionRecord:
 
     def expects(self, text: str) -> str | None:
         """Why a logged error with this text is expected of this action; None when it is not."""
-        for pattern, why in self.expected_log.items():
-            if re.search(pattern, text):
-                return why
-        return None
+        return next((why for pattern, why in self.expected_log.items() if re.search(pattern, text)), None)
 
     @property
     def who(self) -> str:
@@ -69,8 +66,7 @@ class ActionRecord:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ActionRecord":
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        return cls(**known)
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__ if name in data})
 
 
 class RequestIndex:

@@ -234,13 +234,13 @@ def _timed_out(wait: _Wait) -> str:
     return f"server {wait.name} ({wait.server_id}) still {state} after {wait.timeout:g} s"
 
 
-class PerServerWaiter:
-    """The classic way: each waiting user polls `GET /servers/{id}` every interval."""
+class _Waiter:
+    """What both waiters share: a wait's record and count, the cloud's clock."""
 
     def __init__(self, compute: ComputeCalls, interval: float) -> None:
         self.compute = compute
         self.interval = interval
-        self.polls = 0
+        self.polls = 0            # what the cloud had to answer
         self.waits = 0            # waits that ended, however
         self.clock = CloudClock()
 
@@ -249,11 +249,18 @@ class PerServerWaiter:
         wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
                      since or time.time(), last=initial, step=step)
         try:
-            return self._poll_until(wait)
+            return self._until(wait)
         finally:
             self.waits += 1
 
-    def _poll_until(self, wait: _Wait) -> dict | None:
+    def stop(self) -> None:
+        pass
+
+
+class PerServerWaiter(_Waiter):
+    """The classic way: each waiting user polls `GET /servers/{id}` every interval."""
+
+    def _until(self, wait: _Wait) -> dict | None:
         while True:
             gevent.sleep(self.interval)
             self.polls += 1
@@ -268,33 +275,23 @@ class PerServerWaiter:
             if time.monotonic() >= wait.deadline:
                 raise WaitError(_timed_out(wait))
 
-    def stop(self) -> None:
-        pass
 
-
-class BatchedServerWaiter:
+class BatchedServerWaiter(_Waiter):
     """One changes-since list per interval for every server any user of a credential waits for."""
 
     def __init__(self, compute: ComputeCalls, interval: float, fallback_after: float | None = None) -> None:
-        self.compute = compute
-        self.interval = interval
+        super().__init__(compute, interval)     # its polls: list calls and fallback GETs
         self.fallback_after = fallback_after if fallback_after is not None else max(10 * interval, 30.0)
-        self.polls = 0            # list calls and fallback GETs: what the cloud had to answer
         self.fallback_gets = 0
-        self.waits = 0            # waits that ended, however
         self.listed = 0           # servers the lists returned (the same server once per list)
         self.list_seconds = 0.0   # wall time from a list's first request to its last page decoded
         self._waits: list[_Wait] = []
         self._watermark: float | None = None   # local time of the last poll's start
-        self.clock = CloudClock()
         self.phase_slip = PHASE_SLIP
         self.page_limit: int | None = None     # set once a list answered 5xx (PAGE_LIMITS)
         self._greenlet: gevent.Greenlet | None = None
 
-    def wait(self, server_id: str, name: str, target: str, timeout: float,
-             initial: dict | None = None, since: float | None = None, step: Any = None) -> dict | None:
-        wait = _Wait(server_id, name, target, time.monotonic() + timeout, timeout,
-                     since or time.time(), last=initial, step=step)
+    def _until(self, wait: _Wait) -> dict | None:
         self._waits.append(wait)
         if self._greenlet is None or self._greenlet.dead:
             self._greenlet = gevent.spawn(self._run)
@@ -303,7 +300,6 @@ class BatchedServerWaiter:
             wait.woke()
             return server
         finally:
-            self.waits += 1
             # a user killed while waiting must not leave its wait behind
             if wait in self._waits:
                 self._waits.remove(wait)
@@ -337,15 +333,9 @@ class BatchedServerWaiter:
         waits = list(self._waits)
         started = time.time()
         fresh = [w.since for w in waits if not w.covered]
-        if self._watermark is None:
-            since_local = min(fresh or [started])
-        else:
-            since_local = min([self._watermark, *fresh])
+        since_local = min(fresh or [started]) if self._watermark is None else min([self._watermark, *fresh])
         offset = self.clock_offset
-        if offset is None:
-            since = since_local - CLOCK_UNKNOWN_MARGIN
-        else:
-            since = since_local + offset - SINCE_MARGIN
+        since = since_local - CLOCK_UNKNOWN_MARGIN if offset is None else since_local + offset - SINCE_MARGIN
         servers = self._list_changed(since)
         received = time.time()
         self._watermark = started

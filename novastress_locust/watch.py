@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections import deque
 from pathlib import Path
 
@@ -57,7 +56,6 @@ class LogWatch:
         self._stopping = threading.Event()
         self._greenlet = None
         self._quit_requested = False
-        self.started_at: float | None = None
         self.coverage: list = []            # logwatch.HostCoverage of every host, after stop()
         self.disabled: str | None = None    # why watching that was asked for did not happen
 
@@ -67,9 +65,10 @@ class LogWatch:
         # paramiko is imported by logwatch only when connecting, after Locust's gevent patching
         from logwatch import LogWatcher, Target, TargetError, WatchConfig, parse_host_map, parse_hosts, resolve
         options = self.environment.parsed_options
+        interval = _value(options, "log_check_interval")     # None: not given (0 is refused by the parser)
         config_kwargs = dict(
             patterns=_value(options, "log_pattern") or None, ignore=_value(options, "log_ignore") or None,
-            interval=_interval(_value(options, "log_check_interval")),
+            interval=DEFAULT_INTERVAL if interval is None else float(interval),
             follow=bool(_value(options, "log_follow")), from_start=bool(_value(options, "log_from_start")))
         if config_kwargs["interval"] <= 0:
             raise SetupError("--log-check-interval must be greater than zero")
@@ -85,7 +84,7 @@ class LogWatch:
                     raise SetupError("--target-logfiles is not set: give the log files' glob, "
                                      "e.g. --target-logfiles '/opt/stack/logs/*.log'")
                 return None
-            if _value(options, "log_check_interval") is None:
+            if interval is None:
                 config_kwargs["interval"] = EMBEDDED_INTERVAL   # local reads cost a stat per file
             config = WatchConfig(logfiles=str(Path(log_dir) / "*.log"), **config_kwargs)
             logger.info("log watch: embedded cloud logs in %s", log_dir)
@@ -96,10 +95,8 @@ class LogWatch:
             return LogWatcher.build(config, [Target("localhost", "localhost")], local=True)
         try:
             host_map = parse_host_map(_value(options, "log_host_map"))
-            names: list[str] = []
             controller = _value(options, "target_controller")
-            if controller:
-                names.append(controller)
+            names = [controller] if controller else []
             names += [t.name for t in parse_hosts(_value(options, "log_hosts"))]
             names += self.discover(controller, host_map)
             targets = resolve(names, host_map)
@@ -163,19 +160,16 @@ class LogWatch:
         from logwatch import PatternError
         try:
             watcher = self.build()
-        except (SetupError, PatternError) as error:
-            logger.error("log watch disabled: %s", error)
-            self.disabled = str(error)
-            self.environment.process_exit_code = 1
-            return
         except Exception as error:
-            self.disabled = first_line(error)
+            fix = isinstance(error, (SetupError, PatternError))    # the user's to fix: the run fails
+            self.disabled = str(error) if fix else first_line(error)
             logger.error("log watch disabled: %s", self.disabled)
+            if fix:
+                self.environment.process_exit_code = 1
             return
         if watcher is None or self._stopping.is_set():
             return
         self.watcher = watcher
-        self.started_at = time.monotonic()
         watcher.start(on_finding=self.report, on_status=self.status)
 
     def stop(self) -> None:
@@ -260,11 +254,7 @@ class LogWatch:
         index = request_index(self.environment)
         if index is None:
             return None
-        for request_id in record.request_ids():
-            action = index.lookup(request_id)
-            if action is not None:
-                return action
-        return None
+        return next((action for action in map(index.lookup, record.request_ids()) if action is not None), None)
 
 
 def ssh_settings(options):
@@ -304,11 +294,6 @@ def embedded_log_dir(environment) -> str | None:
     if getattr(options, "embedded_log_dir", None):
         return str(Path(options.embedded_log_dir).resolve())
     return None
-
-
-def _interval(value) -> float:
-    """--log-check-interval, or the default when it is not given (0 is refused by the parser)."""
-    return DEFAULT_INTERVAL if value is None else float(value)
 
 
 def _value(options, name: str):

@@ -20,7 +20,7 @@ import gevent
 
 from ..user import NovaUser
 from . import Needs, stress_action
-from .servers import boot_args, forget, kept
+from .servers import boot_args, kept
 
 LOG = logging.getLogger("novastress")
 CHECKS = ("check_port_ssh", "check_icmp_echo")
@@ -32,13 +32,14 @@ class GuestError(Exception):
 
 def guest_port(user: NovaUser) -> int:
     """--guest-ssh-port, else the embedded cloud's guest port when this run started it, else 22."""
-    port = getattr(user.options, "guest_ssh_port", None)
-    if port:
-        return int(port)
     embedded = user.state.embedded
-    if embedded is not None and embedded.info.get("guest_ssh_port"):
-        return int(embedded.info["guest_ssh_port"])
-    return 22
+    return int(getattr(user.options, "guest_ssh_port", None)
+               or (embedded is not None and embedded.info.get("guest_ssh_port")) or 22)
+
+
+def guest_ports(user: NovaUser) -> tuple[int, ...]:
+    """The ports a guest's security group opens: 22 and the guest SSH port."""
+    return tuple(sorted({22, guest_port(user)}))
 
 
 def tcp_open(address: str, port: int, timeout: float) -> bool:
@@ -59,9 +60,8 @@ def icmp_echo(address: str, timeout: float) -> bool | None:
     with probe:
         probe.settimeout(timeout)
         ident = os.getpid() & 0xFFFF
-        header = struct.pack("!BBHHH", 8, 0, 0, ident, 1)
         payload = b"novastress"
-        checksum = _checksum(header + payload)
+        checksum = _checksum(struct.pack("!BBHHH", 8, 0, 0, ident, 1) + payload)
         try:
             probe.sendto(struct.pack("!BBHHH", 8, 0, checksum, ident, 1) + payload, (address, 0))
             reply, _ = probe.recvfrom(1024)
@@ -82,9 +82,7 @@ def _checksum(data: bytes) -> int:
 def until(what: str, check, timeout: float, interval: float) -> None:
     """Call `check()` every interval until it is true; GuestError after timeout (Tempest's call_until_true)."""
     deadline = time.monotonic() + timeout
-    while True:
-        if check():
-            return
+    while not check():
         if time.monotonic() >= deadline:
             raise GuestError(f"{what} after {timeout:g} s")
         gevent.sleep(interval)
@@ -142,9 +140,7 @@ def _check_floating(user: NovaUser, check: str, address: str, timeout: float, in
 
 def _validate(kwargs: dict) -> str | None:
     unknown = [check for check in kwargs.get("verify", ()) if check not in CHECKS]
-    if unknown:
-        return f"kwarg 'verify' has unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})"
-    return None
+    return f"kwarg 'verify' has unknown check {unknown[0]!r} (known: {', '.join(CHECKS)})" if unknown else None
 
 
 @stress_action(tempest=("tempest.stress.actions.ssh_floating.FloatingStress",), services=("compute", "network"),
@@ -155,17 +151,15 @@ def ssh_floating(user: NovaUser, *, vm_extra_args: dict = {}, new_vm: bool = Fal
                  check_interval: float = 1, wait_after_vm_create: bool = True,
                  wait_for_disassociate: bool = True) -> None:
     """Associate a floating IP to a server, check the guest answers on it, disassociate."""
-    ports = tuple(sorted({22, guest_port(user)}))
+    ports = guest_ports(user)
     group = user.create_security_group(ports) if new_sec_group else \
         kept(user, "ssh_floating.secgroup", lambda: user.create_security_group(ports))
     fip = user.allocate_floating_ip(floating_pool) if new_floating else \
         kept(user, "ssh_floating.fip", lambda: user.allocate_floating_ip(floating_pool), name_key="description")
     # the server must be ACTIVE with a port before a floating IP can point at it, so it is
     # always waited for; wait_after_vm_create is accepted for Tempest's files
-    if new_vm:
-        server = user.boot_server(**boot_args(vm_extra_args, group))
-    else:
-        server = kept(user, "ssh_floating.server", lambda: user.boot_server(**boot_args(vm_extra_args, group)))
+    server = user.boot_server(**boot_args(vm_extra_args, group)) if new_vm else \
+        kept(user, "ssh_floating.server", lambda: user.boot_server(**boot_args(vm_extra_args, group)))
     if reboot:
         user.server_action(server, {"reboot": {"type": "HARD"}}, "ACTIVE", atomic="hard_reboot")
     user.associate_floating_ip(fip, server)
@@ -187,4 +181,4 @@ def ssh_shell(user: NovaUser, address: str, keypair: dict | None) -> GuestShell:
                           private_key=(keypair or {}).get("private_key"))
 
 
-__all__ = ["ssh_floating", "GuestShell", "GuestError", "guest_port", "tcp_open", "icmp_echo", "forget"]
+__all__ = ["ssh_floating", "GuestShell", "GuestError", "guest_port", "tcp_open", "icmp_echo"]

@@ -31,7 +31,7 @@ def _other_flavor(user: NovaUser, wanted: str | None) -> str:
         if not found:
             raise ApiError(f"kwarg flavor {wanted!r} matches no flavor")
         return found[0]["id"]
-    current = next((f for f in flavors if f["id"] == user.state.boot_args().flavor_id), None)
+    current = next((f for f in flavors if f["id"] == state.boot_args().flavor_id), None)
     size = (lambda f: (f.get("vcpus", 0), f.get("ram", 0), f.get("disk", 0)))
     bigger = sorted((f for f in flavors if current is None or
                      (f["id"] != current["id"] and size(f) >= size(current) and f.get("disk", 0) >= current.get("disk", 0))),
@@ -82,16 +82,9 @@ BOUNCES: dict[str, Callable[[NovaUser, dict, dict], dict]] = {
 BOUNCE_NEEDS = {"resize_confirm": RESIZE, "resize_revert": RESIZE}
 
 
-def _server(user: NovaUser, new_server: bool) -> dict:
-    if new_server:
-        return user.boot_server()
-    return kept(user, "lifecycle.server", user.boot_server)
-
-
 def _define(bounce: str) -> None:
-    def run(user: NovaUser, *, new_server: bool = False, flavor: str | None = None,
-            image: str | None = None) -> None:
-        server = _server(user, new_server)
+    def run(user: NovaUser, *, new_server: bool = False, flavor: str | None = None, image: str | None = None) -> None:
+        server = user.boot_server() if new_server else kept(user, "lifecycle.server", user.boot_server)
         server = BOUNCES[bounce](user, server, {"flavor": flavor, "image": image})
         if new_server:
             user.delete_server(server)

@@ -26,13 +26,8 @@ def kept(user: NovaUser, key: str, create: Callable[[], dict], name_key: str = "
     resource = store.get(key)
     if resource is not None and resource.get(name_key) in user.tracked:
         return resource
-    resource = create()
-    store[key] = resource
-    return resource
-
-
-def forget(user: NovaUser, key: str) -> None:
-    user.kept.setdefault("resources", {}).pop(key, None)
+    store[key] = create()
+    return store[key]
 
 
 def boot_args(extra: dict[str, Any] | None, security_group: dict | None = None,

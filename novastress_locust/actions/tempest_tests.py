@@ -10,7 +10,7 @@ import unittest
 
 from ..cloudprofile import Needs
 from ..discovery import stresstest
-from .floating import guest_port, tcp_open, until
+from .floating import guest_port, guest_ports, tcp_open, until
 from .unit_test import current_user
 
 
@@ -28,7 +28,7 @@ class TestNetworkAdvancedServerOps(unittest.TestCase):
                 needs=Needs(services=("compute", "network"), floating_ip=True))
     def test_server_connectivity_stop_start(self) -> None:
         user = current_user()
-        group = user.create_security_group(tuple(sorted({22, guest_port(user)})))
+        group = user.create_security_group(guest_ports(user))
         keypair = user.create_keypair()
         server = user.boot_server(security_groups=[{"name": group["name"]}], key_name=keypair["name"])
         fip = user.allocate_floating_ip()

@@ -68,20 +68,15 @@ class TestTarget:
         return f"{self.owner.__name__}.{self.attribute}" if self.owner else self.attribute
 
 
-def _load_path(path_text: str):
-    path = Path(path_text).resolve()
-    if not path.is_file():
-        raise ValueError(f"no test file {path_text}")
-    return load_file(path)
-
-
 def resolve(test_method: str) -> TestTarget:
     """The test a `test_method` names; ValueError with one line when it cannot be found."""
     test_method = TEMPEST_TESTS.get(test_method, test_method)
     try:
         if "::" in test_method:
-            path, *parts = test_method.split("::")
-            module = _load_path(path)
+            path_text, *parts = test_method.split("::")
+            if not Path(path_text).resolve().is_file():
+                raise ValueError(f"no test file {path_text}")
+            module = load_file(Path(path_text).resolve())
         else:
             pieces = test_method.split(".")
             module, parts = None, []
@@ -103,14 +98,10 @@ def resolve(test_method: str) -> TestTarget:
                          f"{str(exc).splitlines()[0] if str(exc) else ''}") from None
     if len(parts) not in (1, 2):
         raise ValueError(f"{test_method!r} must name a test function or Class.method")
-    owner = None
-    if len(parts) == 2:
-        owner = getattr(module, parts[0], None)
-        if not inspect.isclass(owner):
-            raise ValueError(f"{test_method!r}: no class {parts[0]} in {module.__name__}")
-        target = getattr(owner, parts[1], None)
-    else:
-        target = getattr(module, parts[0], None)
+    owner = getattr(module, parts[0], None) if len(parts) == 2 else None
+    if len(parts) == 2 and not inspect.isclass(owner):
+        raise ValueError(f"{test_method!r}: no class {parts[0]} in {module.__name__}")
+    target = getattr(owner or module, parts[-1], None)
     if not callable(target):
         raise ValueError(f"{test_method!r}: no test {parts[-1]}")
     if owner is None:
@@ -183,15 +174,6 @@ def _owner_for(user: NovaUser, target: TestTarget, per: str) -> type:
     return owned[target.test_id]
 
 
-def _ensure_setup(user: NovaUser, owner: type, key: Any) -> None:
-    registry = _registry(user.environment)
-    setup = registry.setdefault(key, _ClassSetup(owner))
-    with setup.lock:
-        if not setup.done:
-            _setup_class(owner)
-            setup.done = True
-
-
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1].strip() if lines else "failed"
@@ -259,13 +241,10 @@ def _adapt(kwargs: dict, _options, profile: CloudProfile) -> tuple[dict | None, 
         target = resolve(kwargs["test_method"])
     except (KeyError, ValueError):
         return kwargs, []               # _validate says what is wrong with it
-    function = getattr(target.owner, target.attribute, None) if target.owner else \
-        getattr(target.module, target.attribute, None)
+    function = getattr(target.owner or target.module, target.attribute, None)
     needs = getattr(getattr(function, MARK, None), "needs", None)
     reason = profile.lacks(needs, target.short) if isinstance(needs, Needs) else None
-    if reason:
-        return None, [Skip("test", target.short, reason)]
-    return kwargs, []
+    return (None, [Skip("test", target.short, reason)]) if reason else (kwargs, [])
 
 
 @stress_action(tempest=("tempest.stress.actions.unit_test.UnitTest",), services=(), discoverable=False,
@@ -291,7 +270,11 @@ def unit_test(user: NovaUser, *, test_method: str = inspect.Parameter.empty,  # 
                 if not user.options.leave_dirty_stack:
                     _teardown_class(owner)
             return
-        _ensure_setup(user, owner, owner)
+        setup = _registry(user.environment).setdefault(owner, _ClassSetup(owner))
+        with setup.lock:
+            if not setup.done:
+                _setup_class(owner)
+                setup.done = True
         _run_once(owner, target)
     finally:
         _running.user = None

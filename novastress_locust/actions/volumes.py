@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import re
+from contextlib import closing, nullcontext
 
 from ..user import NovaUser
 from . import Needs, stress_action
-from .floating import GuestError, GuestShell, guest_port, ssh_shell, until
+from .floating import GuestError, GuestShell, guest_ports, ssh_shell, until
 from .servers import boot_args, kept
 
 VOLUME = ("compute", "block-storage")
@@ -72,7 +73,7 @@ def volume_attach_verify(user: NovaUser, *, vm_extra_args: dict = {},  # noqa: B
                          attach_match_count: int = 2, part_name: str = "/dev/vdc") -> None:
     """Attach a volume, see it appear in the guest's /proc/partitions over SSH, detach, see it go."""
     pattern = re.compile(part_line_re)
-    ports = tuple(sorted({22, guest_port(user)}))
+    ports = guest_ports(user)
     fip = kept(user, "attach_verify.fip", lambda: user.allocate_floating_ip(floating_pool), name_key="description")
     group = kept(user, "attach_verify.secgroup", lambda: user.create_security_group(ports))
     keypair = kept(user, "attach_verify.keypair", user.create_keypair)
@@ -81,26 +82,19 @@ def volume_attach_verify(user: NovaUser, *, vm_extra_args: dict = {},  # noqa: B
         server = user.boot_server(**boot_args(vm_extra_args, group, keypair))
         user.associate_floating_ip(fip, server)
         if ssh_test_before_attach and enable_ssh_verify:
-            shell = ssh_shell(user, fip["floating_ip_address"], keypair)
-            try:
+            with closing(ssh_shell(user, fip["floating_ip_address"], keypair)) as shell:
                 _part_wait(user, shell, pattern, detach_match_count, "before_attach")
-            finally:
-                shell.close()
         return server
 
     server = new_server_ops() if new_server else kept(user, "attach_verify.server", new_server_ops)
     volume = user.create_volume() if new_volume else kept(user, "attach_verify.volume", user.create_volume)
-    shell = ssh_shell(user, fip["floating_ip_address"], keypair) if enable_ssh_verify else None
-    try:
+    with closing(ssh_shell(user, fip["floating_ip_address"], keypair)) if enable_ssh_verify else nullcontext() as shell:
         user.attach_volume(server, volume, part_name or None)
         if shell is not None:
             _part_wait(user, shell, pattern, attach_match_count, "attach")
         user.detach_volume(server, volume)
         if shell is not None:
             _part_wait(user, shell, pattern, detach_match_count, "detach")
-    finally:
-        if shell is not None:
-            shell.close()
     if new_volume:
         user.delete_volume(volume)
     if new_server:
